@@ -1,0 +1,30 @@
+//! The domain model of sluice, shared by every other crate.
+//!
+//! This crate owns the vocabulary of the pipeline — where a change came from
+//! ([`Position`], GTID sets for MySQL and MariaDB), what it is (values, row
+//! changes, table schemas, batches) and how failures are classified
+//! ([`ErrorClass`]). It deliberately depends on no driver, no etcd and no async
+//! runtime: everything here is plain data with exact, lossless representations,
+//! so that the stages can be tested without servers and so that a position or a
+//! value never changes meaning when it crosses a crate boundary.
+//!
+//! Dependencies in the workspace point down toward this crate; it points nowhere.
+
+pub mod change;
+pub mod error;
+pub mod gtid;
+pub mod position;
+pub mod redact;
+pub mod schema;
+pub mod value;
+
+pub use change::{ChangeKind, Row, RowChange};
+pub use error::{Classify, ErrorClass};
+pub use gtid::{
+    GnoInterval, GtidParseError, GtidParseErrorKind, GtidRangeError, GtidSet, GtidTag, MariadbGtid,
+    MariadbGtidSet, MysqlGtidSet, Uuid, MAX_GNO,
+};
+pub use position::{cmp_binlog_file_names, Position, PositionParseError};
+pub use redact::redact_url;
+pub use schema::{Column, TableSchema};
+pub use value::{DateTime, Time, Value};
