@@ -1,0 +1,191 @@
+//! A real single-node `etcd` for tests.
+//!
+//! It can be stopped and started again on the same ports and data dir, so
+//! tests can take coordination away for a while and give it back.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::process::{find_binary, ServerProcess};
+use crate::{io_err, ports, KitError, Result};
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const PORT_ATTEMPTS: usize = 6;
+
+/// A running single-member etcd cluster in its own temp dir.
+#[derive(Debug)]
+pub struct Etcd {
+    binary: std::path::PathBuf,
+    // The process must die before its dir is removed.
+    process: Option<ServerProcess>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    pub async fn start() -> Result<Self> {
+        let binary = find_binary("etcd", "etcd-server")?;
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-etcd-")
+            .tempdir()
+            .map_err(io_err("creating a temp dir for etcd"))?;
+        let mut etcd = Etcd {
+            binary,
+            process: None,
+            dir,
+            client_port: 0,
+            peer_port: 0,
+        };
+        let mut last_err = None;
+        for _ in 0..PORT_ATTEMPTS {
+            etcd.client_port = ports::free_port();
+            etcd.peer_port = ports::free_port();
+            match etcd.launch().await {
+                Ok(()) => return Ok(etcd),
+                Err(e @ KitError::Exited { .. })
+                    if e.to_string().contains("address already in use") =>
+                {
+                    // etcd writes its member dir before binding: start clean.
+                    let _ = std::fs::remove_dir_all(etcd.dir.path().join("data"));
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| KitError::Command {
+            what: "etcd".into(),
+            message: "no free port".into(),
+        }))
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    pub async fn client(&self) -> Result<etcd_client::Client> {
+        let opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5));
+        Ok(etcd_client::Client::connect([self.endpoint()], Some(opts)).await?)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ServerProcess::pid)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(ServerProcess::is_running)
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub async fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            let _ = tokio::task::spawn_blocking(move || p.terminate(Duration::from_secs(15))).await;
+        }
+    }
+
+    /// Start again on the same ports with the same data.
+    pub async fn restart(&mut self) -> Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        self.launch().await
+    }
+
+    pub fn pause(&self) {
+        if let Some(p) = &self.process {
+            p.pause();
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            p.resume();
+        }
+    }
+
+    fn command(&self) -> Result<Command> {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let client = self.endpoint();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(io_err("opening etcd.log"))?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--name=sluice-test")
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=sluice-test={peer}"))
+            .arg("--logger=zap")
+            .arg("--log-outputs=stderr")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io_err("cloning log handle"))?)
+            .stderr(log);
+        Ok(cmd)
+    }
+
+    async fn launch(&mut self) -> Result<()> {
+        let name = format!("etcd on 127.0.0.1:{}", self.client_port);
+        self.process = Some(ServerProcess::spawn(
+            name,
+            self.command()?,
+            self.log_path(),
+        )?);
+        let start = Instant::now();
+        loop {
+            let process = self.process.as_mut().ok_or_else(|| KitError::Command {
+                what: "etcd".into(),
+                message: "process vanished".into(),
+            })?;
+            if let Some(status) = process.try_exited() {
+                let err = process.exited_error(status);
+                self.process = None;
+                return Err(err);
+            }
+            if let Ok(Ok(mut client)) =
+                tokio::time::timeout(Duration::from_secs(2), self.client()).await
+            {
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(2), client.status()).await
+                {
+                    tracing::debug!(port = self.client_port, elapsed = ?start.elapsed(), "etcd ready");
+                    return Ok(());
+                }
+            }
+            let process = self.process.as_mut().ok_or_else(|| KitError::Command {
+                what: "etcd".into(),
+                message: "process vanished".into(),
+            })?;
+            if start.elapsed() > STARTUP_TIMEOUT {
+                let err = process.not_ready_error(start.elapsed());
+                self.kill();
+                return Err(err);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
