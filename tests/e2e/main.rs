@@ -1,0 +1,7 @@
+//! End-to-end tests against real servers started by `sluice-testkit`.
+//!
+//! One test binary for the whole system (as ripgrep does): each module is an
+//! area, each test starts the servers it needs on its own ports, so tests run
+//! in parallel and alongside other test binaries.
+
+mod kit;
