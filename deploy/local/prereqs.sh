@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what sluice needs to build, run locally and test on Debian 12:
+#   mariadb-server mariadb-client  — source/target servers and mariadb-binlog
+#   etcd-server                    — coordination
+#   protobuf-compiler              — protoc, needed to build the etcd client
+#   sysbench                       — the reference OLTP load for benchmarks
+# As root it installs the missing ones with apt-get; otherwise it prints the
+# command to run. A Rust toolchain (cargo >= 1.85) must already be present.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+have mariadbd || need+=(mariadb-server)
+have mariadb || need+=(mariadb-client)
+have mariadb-binlog || need+=(mariadb-client)
+have etcd || need+=(etcd-server)
+have protoc || need+=(protobuf-compiler)
+have sysbench || need+=(sysbench)
+have cc || need+=(gcc)
+have pkg-config || need+=(pkg-config)
+
+if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "prereqs: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "prereqs: missing packages; run as root:" >&2
+    echo "  apt-get update && apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "prereqs: cargo not found: install a Rust toolchain >= 1.85 (https://rustup.rs)" >&2
+  exit 1
+fi
+echo "prereqs: ok" >&2
