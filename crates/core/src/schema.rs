@@ -61,7 +61,21 @@ pub struct Column {
     /// The binlog type code (see [`type_code`]). For ENUM/SET columns logged
     /// as STRING this is the *real* type (ENUM or SET), taken from metadata.
     pub type_code: u8,
-    /// The table map's per-column metadata, decoded to 16 bits.
+    /// The table map's per-column metadata as a 16-bit number, read the way
+    /// the server's own `table_def` reads it:
+    /// * 1 byte (`meta = b0`): FLOAT, DOUBLE, *BLOB, GEOMETRY, JSON, VECTOR,
+    ///   MariaDB BLOB_COMPRESSED; TIME2/DATETIME2/TIMESTAMP2 (fsp); MariaDB's
+    ///   legacy "hires" TIME/DATETIME/TIMESTAMP (fsp) when present;
+    /// * 2 bytes big-endian (`meta = b0 << 8 | b1`): NEWDECIMAL (precision,
+    ///   scale), STRING/ENUM/SET (`real_type`, length byte);
+    /// * 2 bytes little-endian (`meta = b0 | b1 << 8`): VARCHAR and
+    ///   VARCHAR_COMPRESSED (max byte length), BIT (`b0` = bits % 8,
+    ///   `b1` = whole bytes);
+    /// * none (`0`) for the other types.
+    ///
+    /// A STRING column whose `real_type` is ENUM or SET has `type_code` ENUM
+    /// or SET (the real type) and keeps this raw metadata, whose low byte is
+    /// then the storage size in bytes.
     pub meta: u16,
     pub nullable: bool,
     /// From the SIGNEDNESS metadata; false when unknown.

@@ -72,6 +72,12 @@ pub enum Value {
     Json(String),
     /// GEOMETRY: 4-byte SRID followed by WKB, as stored.
     Geometry(Vec<u8>),
+    /// A MySQL partial JSON update (PARTIAL_UPDATE_ROWS) whose before image
+    /// did not carry the document (`binlog_row_image` not FULL): the diff as
+    /// the server logged it, rendered as a JSON array of
+    /// `{"op","path"[,"value"]}`. It is not a document and cannot be applied
+    /// to a target; the pipeline refuses it.
+    JsonDiff(String),
 }
 
 /// A DATETIME value.
@@ -107,7 +113,7 @@ impl Value {
     pub fn size_hint(&self) -> usize {
         std::mem::size_of::<Value>()
             + match self {
-                Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.len(),
+                Value::Decimal(s) | Value::Text(s) | Value::Json(s) | Value::JsonDiff(s) => s.len(),
                 Value::Bytes(b) | Value::Geometry(b) => b.len(),
                 Value::Set {
                     labels: Some(l), ..
