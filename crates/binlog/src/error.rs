@@ -1,0 +1,124 @@
+//! Errors of the binlog source, classified where they are created.
+
+use sluice_core::{Classify, ErrorClass};
+
+/// Where in a binlog something went wrong: `file:offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    pub file: String,
+    pub offset: u64,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: offset {}", self.file, self.offset)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BinlogError {
+    /// The binlog bytes are not what they claim: bad magic, truncated or
+    /// oversized event, checksum mismatch, an event that does not parse.
+    #[error("{at}: {reason}")]
+    Corrupt { at: At, reason: String },
+    /// A rows event names a table id no TABLE_MAP defined (a start offset in
+    /// the middle of a transaction, or a corrupt stream).
+    #[error("{at}: rows event for unknown table id {table_id} (no TABLE_MAP before it; start at a transaction boundary)")]
+    UnknownTable { at: At, table_id: u64 },
+    /// A row image does not decode against its table map.
+    #[error("{at}: {source}")]
+    Row {
+        at: At,
+        #[source]
+        source: crate::rows::RowError,
+    },
+    /// Something the binlog contains that sluice refuses to handle
+    /// (statement-based events for a table, encrypted binlogs, ...).
+    #[error("{at}: {reason}")]
+    Unsupported { at: At, reason: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source server: connection lost, refused, timed out.
+    #[error("source {what}: {source}")]
+    Source {
+        what: String,
+        class: ErrorClass,
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// A preflight check failed: the source cannot serve a fake replica as
+    /// configured. The message says what to change.
+    #[error("source not ready: {0}")]
+    Preflight(String),
+    /// The requested start position or GTID set is no longer on the source.
+    #[error("start position purged: {0}")]
+    Purged(String),
+}
+
+impl Classify for BinlogError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            BinlogError::Source { class, .. } => *class,
+            BinlogError::Io { .. } => ErrorClass::Transient,
+            _ => ErrorClass::Definite,
+        }
+    }
+}
+
+/// Server error codes that retrying cannot fix.
+const DEFINITE_SERVER_CODES: &[u16] = &[
+    1045, // access denied
+    1227, // missing privilege
+    1236, // fatal error reading binlog (purged position, bad file name)
+    1044, // access denied to database
+    4052, // a replica with the same server_id is connected (MariaDB)
+];
+
+/// Classifies a driver error: server errors that need a human are definite,
+/// everything about the connection is transient.
+pub fn classify_mysql(err: &mysql_async::Error) -> ErrorClass {
+    match err {
+        mysql_async::Error::Server(e) if DEFINITE_SERVER_CODES.contains(&e.code) => {
+            ErrorClass::Definite
+        }
+        mysql_async::Error::Url(_) => ErrorClass::Definite,
+        _ => ErrorClass::Transient,
+    }
+}
+
+impl BinlogError {
+    /// Where in a binlog the error is, if it is about binlog content.
+    pub fn at(&self) -> Option<&At> {
+        match self {
+            BinlogError::Corrupt { at, .. }
+            | BinlogError::UnknownTable { at, .. }
+            | BinlogError::Row { at, .. }
+            | BinlogError::Unsupported { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// The message without its `file: offset N: ` prefix.
+    pub fn detail(&self) -> String {
+        let full = self.to_string();
+        match self.at() {
+            Some(at) => full
+                .strip_prefix(&format!("{at}: "))
+                .map(str::to_string)
+                .unwrap_or(full),
+            None => full,
+        }
+    }
+
+    pub fn source(what: impl Into<String>, source: mysql_async::Error) -> Self {
+        BinlogError::Source {
+            what: what.into(),
+            class: classify_mysql(&source),
+            source,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! JSON Lines for `sluice binlog decode` / `tail`, and the semantic value
+//! encoding tests compare with.
+//!
+//! One object per row change, DDL and transaction boundary:
+//! `{"kind":"insert"|"update"|"delete","schema":S,"table":T,"before":{..},"after":{..},"pos":"file:offset","gtid":G,"ts":unix_seconds}`.
+//! Values: integers exact (full u64), DECIMAL as a string with the column's
+//! scale, FLOAT/DOUBLE as numbers, DATE `YYYY-MM-DD`, DATETIME/TIMESTAMP
+//! `YYYY-MM-DD HH:MM:SS[.f]` with exactly the column's fractional digits
+//! (TIMESTAMP in UTC, zero dates kept), TIME `[-]HHH:MM:SS[.f]`, YEAR integer,
+//! text as a string, binary and GEOMETRY as `{"base64":"..."}`, ENUM label,
+//! SET labels joined by `,` (the index / bitmask when the table map had no
+//! labels), BIT integer, JSON embedded, NULL null. Columns absent from an
+//! image (MINIMAL/NOBLOB row images) are omitted. A partial JSON update
+//! without its before document is `{"json_diff":[{"op","path","value"}]}`.
+//!
+//! Written by hand into a reused `String`: decoding benchmarks print every
+//! row, and a generic serializer would dominate them.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use sluice_core::value::format_timestamp;
+use sluice_core::{Row, RowChange, TableSchema, Value};
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends one value in the encoding above.
+pub fn push_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Null | Value::Absent => out.push_str("null"),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        // `{:?}` is the shortest text that round-trips, with an exponent
+        // for very large/small magnitudes (a 309-digit integer is not a
+        // number most JSON readers accept).
+        Value::Float(f) => push_float(out, f.is_finite(), || format!("{f:?}")),
+        Value::Double(d) => push_float(out, d.is_finite(), || format!("{d:?}")),
+        Value::Decimal(s) => push_json_str(out, s),
+        Value::Date { year, month, day } => {
+            let _ = write!(out, "\"{year:04}-{month:02}-{day:02}\"");
+        }
+        Value::DateTime(dt) => {
+            let _ = write!(out, "\"{dt}\"");
+        }
+        Value::Timestamp { secs, micros, fsp } => {
+            out.push('"');
+            out.push_str(&format_timestamp(*secs, *micros, *fsp));
+            out.push('"');
+        }
+        Value::Time(t) => {
+            let _ = write!(out, "\"{t}\"");
+        }
+        Value::Year(y) => {
+            let _ = write!(out, "{y}");
+        }
+        Value::Text(s) => push_json_str(out, s),
+        Value::Bytes(b) | Value::Geometry(b) => {
+            out.push_str("{\"base64\":\"");
+            base64::engine::general_purpose::STANDARD.encode_string(b, out);
+            out.push_str("\"}");
+        }
+        Value::Enum { label: Some(l), .. } => push_json_str(out, l),
+        Value::Enum { index, label: None } => {
+            let _ = write!(out, "{index}");
+        }
+        Value::Set {
+            labels: Some(l), ..
+        } => push_json_str(out, l),
+        Value::Set { bits, labels: None } => {
+            let _ = write!(out, "{bits}");
+        }
+        Value::Bit { bits, .. } => {
+            let _ = write!(out, "{bits}");
+        }
+        Value::Json(text) => out.push_str(text),
+        Value::JsonDiff(diff) => {
+            out.push_str("{\"json_diff\":");
+            out.push_str(diff);
+            out.push('}');
+        }
+    }
+}
+
+/// Finite floats as JSON numbers; MySQL never stores NaN/inf, but a corrupt
+/// value must not produce invalid JSON.
+fn push_float(out: &mut String, finite: bool, text: impl FnOnce() -> String) {
+    if finite {
+        out.push_str(&text());
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// Appends a row image as a JSON object keyed by column name.
+pub fn push_row(out: &mut String, table: &TableSchema, row: &Row) {
+    out.push('{');
+    let mut first = true;
+    for (col, v) in table.columns.iter().zip(row) {
+        if matches!(v, Value::Absent) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_json_str(out, &col.name);
+        out.push(':');
+        push_value(out, v);
+    }
+    out.push('}');
+}
+
+/// Where an output line came from.
+pub struct LineMeta<'a> {
+    pub file: &'a str,
+    pub offset: u64,
+    pub gtid: Option<&'a str>,
+    pub ts: u32,
+}
+
+fn push_meta(out: &mut String, meta: &LineMeta<'_>) {
+    out.push_str(",\"pos\":\"");
+    // File names are plain ASCII on every server; escape anyway.
+    let mut file = String::new();
+    push_json_str(&mut file, meta.file);
+    out.push_str(&file[1..file.len() - 1]);
+    let _ = write!(out, ":{}\"", meta.offset);
+    out.push_str(",\"gtid\":");
+    match meta.gtid {
+        Some(g) => push_json_str(out, g),
+        None => out.push_str("null"),
+    }
+    let _ = write!(out, ",\"ts\":{}}}", meta.ts);
+}
+
+/// One row change line (without the trailing newline).
+pub fn push_change(out: &mut String, change: &RowChange, meta: &LineMeta<'_>) {
+    out.push_str("{\"kind\":\"");
+    out.push_str(change.kind.as_str());
+    out.push_str("\",\"schema\":");
+    push_json_str(out, &change.table.schema);
+    out.push_str(",\"table\":");
+    push_json_str(out, &change.table.table);
+    if let Some(before) = &change.before {
+        out.push_str(",\"before\":");
+        push_row(out, &change.table, before);
+    }
+    if let Some(after) = &change.after {
+        out.push_str(",\"after\":");
+        push_row(out, &change.table, after);
+    }
+    push_meta(out, meta);
+}
+
+/// A `ddl` or `statement` line.
+pub fn push_statement(out: &mut String, kind: &str, schema: &str, sql: &str, meta: &LineMeta<'_>) {
+    out.push_str("{\"kind\":");
+    push_json_str(out, kind);
+    out.push_str(",\"schema\":");
+    push_json_str(out, schema);
+    out.push_str(",\"sql\":");
+    push_json_str(out, sql);
+    push_meta(out, meta);
+}
+
+/// A `begin` or `commit` line.
+pub fn push_boundary(out: &mut String, kind: &str, meta: &LineMeta<'_>) {
+    out.push_str("{\"kind\":");
+    push_json_str(out, kind);
+    push_meta(out, meta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::{DateTime, Time};
+
+    fn enc(v: &Value) -> String {
+        let mut s = String::new();
+        push_value(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn encodes_each_family() {
+        assert_eq!(enc(&Value::UInt(u64::MAX)), "18446744073709551615");
+        assert_eq!(enc(&Value::Int(i64::MIN)), "-9223372036854775808");
+        assert_eq!(enc(&Value::Decimal("-0.12345".into())), "\"-0.12345\"");
+        assert_eq!(enc(&Value::Float(42.42)), "42.42");
+        assert_eq!(enc(&Value::Double(-8.9)), "-8.9");
+        assert_eq!(enc(&Value::Double(f64::NAN)), "null");
+        assert_eq!(enc(&Value::Double(f64::MAX)), "1.7976931348623157e308");
+        assert_eq!(enc(&Value::Double(2.0)), "2.0");
+        assert_eq!(enc(&Value::Float(3.4e38)), "3.4e38");
+        assert_eq!(
+            enc(&Value::Date {
+                year: 0,
+                month: 0,
+                day: 0
+            }),
+            "\"0000-00-00\""
+        );
+        let dt = DateTime {
+            year: 2024,
+            month: 6,
+            day: 15,
+            hour: 1,
+            minute: 2,
+            second: 3,
+            micros: 120_000,
+            fsp: 2,
+        };
+        assert_eq!(enc(&Value::DateTime(dt)), "\"2024-06-15 01:02:03.12\"");
+        let t = Time {
+            negative: true,
+            hours: 1,
+            minutes: 2,
+            seconds: 3,
+            micros: 500_000,
+            fsp: 3,
+        };
+        assert_eq!(enc(&Value::Time(t)), "\"-01:02:03.500\"");
+        assert_eq!(
+            enc(&Value::Timestamp {
+                secs: 1_718_454_896,
+                micros: 0,
+                fsp: 0
+            }),
+            "\"2024-06-15 12:34:56\""
+        );
+        assert_eq!(
+            enc(&Value::Text("a\"b\\c\n\u{1}é".into())),
+            "\"a\\\"b\\\\c\\n\\u0001é\""
+        );
+        assert_eq!(
+            enc(&Value::Bytes(vec![0xca, 0xfe])),
+            "{\"base64\":\"yv4=\"}"
+        );
+        assert_eq!(
+            enc(&Value::Set {
+                bits: 5,
+                labels: Some("a,c".into())
+            }),
+            "\"a,c\""
+        );
+        assert_eq!(
+            enc(&Value::Bit {
+                bits: 513,
+                width: 10
+            }),
+            "513"
+        );
+        assert_eq!(enc(&Value::Json("{\"a\": 1}".into())), "{\"a\": 1}");
+        assert_eq!(enc(&Value::Year(2155)), "2155");
+    }
+}

@@ -1,0 +1,388 @@
+//! The fake replica: a live binlog stream from a MySQL or MariaDB source.
+//!
+//! Connecting runs the preflight checks, registers with the source under a
+//! unique `server_id` (COM_REGISTER_SLAVE), negotiates checksums and a
+//! heartbeat, and requests the dump from a file+offset, from a GTID set
+//! (MariaDB: `@mariadb_slave_capability=4` + `@slave_connect_state` in strict
+//! mode; MySQL: COM_BINLOG_DUMP_GTID) or from the source's current end.
+//! Events then go through the same [`EventDecoder`] as offline files, so CRC32
+//! is verified on every event and positions advance only at transaction ends.
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
+use sluice_core::{GtidSet, Position};
+
+use crate::error::BinlogError;
+use crate::events::{Event, EventDecoder, EventKind};
+use crate::preflight::{self, Flavor};
+
+/// Where a replica stream starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartAt {
+    /// The source's current end (`SHOW MASTER STATUS`).
+    Latest,
+    /// A binlog file and the offset of the next event to read.
+    File { file: String, pos: u64 },
+    /// After every transaction in this GTID set.
+    Gtid(GtidSet),
+}
+
+/// How to connect as a replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// `mysql://user:password@host:port`.
+    pub url: String,
+    /// This replica's server_id: unique among the source's replicas.
+    pub server_id: u32,
+    pub start: StartAt,
+    /// Heartbeat period the source sends when idle; a silent stream for
+    /// three periods is treated as a lost connection.
+    pub heartbeat: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl ReplicaConfig {
+    pub fn new(url: impl Into<String>, server_id: u32, start: StartAt) -> Self {
+        Self {
+            url: url.into(),
+            server_id,
+            start,
+            heartbeat: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A live, decoded binlog stream.
+pub struct ReplicaStream {
+    stream: BinlogStream,
+    decoder: StreamDecoder,
+    flavor: Flavor,
+    heartbeat: Duration,
+    start: Position,
+}
+
+/// Positions for events as a source sends them during a dump, where each
+/// real event's header carries its end offset and artificial events (the
+/// fake ROTATE, an FDE resent for a mid-file start, heartbeats) and the
+/// inner events of a compressed payload do not advance it.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    decoder: EventDecoder,
+    /// End offset of the last real event: start of the next one.
+    next: u64,
+}
+
+impl StreamDecoder {
+    pub fn new(decoder: EventDecoder, start_pos: u64) -> Self {
+        Self {
+            decoder,
+            next: start_pos,
+        }
+    }
+
+    pub fn decoder(&self) -> &EventDecoder {
+        &self.decoder
+    }
+
+    pub fn decode(
+        &mut self,
+        raw: &mysql_common::binlog::events::Event,
+    ) -> Result<Option<Event>, BinlogError> {
+        let header = raw.header();
+        let size = u64::from(header.event_size());
+        let log_pos = u64::from(header.log_pos());
+        let (offset, next) = if log_pos > self.next && log_pos >= size {
+            (log_pos - size, log_pos)
+        } else {
+            (self.next, self.next)
+        };
+        self.next = next;
+        let event = self.decoder.decode(raw, offset, next)?;
+        if let Some(Event {
+            kind:
+                EventKind::Rotate {
+                    next_file,
+                    next_pos,
+                },
+            ..
+        }) = &event
+        {
+            self.decoder.set_file(next_file);
+            self.next = *next_pos;
+        }
+        Ok(event)
+    }
+}
+
+/// Replays a captured dump: one packet per item as the source sent it
+/// (`0x00` then one event). The same path as a live stream, for tests and
+/// for diagnosing captures.
+pub fn replay_capture(
+    packets: impl IntoIterator<Item = Vec<u8>>,
+) -> impl Iterator<Item = Result<Event, BinlogError>> {
+    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::events::TransactionPayloadEvent;
+    use mysql_common::binlog::EventStreamReader;
+
+    let mut esr = EventStreamReader::new(BinlogVersion::Version4);
+    let mut dec = StreamDecoder::new(EventDecoder::new(""), 4);
+    let mut out = Vec::new();
+    for (i, packet) in packets.into_iter().enumerate() {
+        let corrupt = |reason: String| BinlogError::Corrupt {
+            at: crate::error::At {
+                file: format!("packet {}", i + 1),
+                offset: 0,
+            },
+            reason,
+        };
+        let Some((&0, body)) = packet.split_first() else {
+            out.push(Err(corrupt("packet does not start with 0x00 (OK)".into())));
+            break;
+        };
+        let raw = match esr.read(body) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(e) => {
+                out.push(Err(corrupt(e.to_string())));
+                break;
+            }
+        };
+        let mut inner = Vec::new();
+        if raw.header().event_type_raw() == crate::events::code::TRANSACTION_PAYLOAD {
+            let mut payload = Vec::new();
+            let read = raw
+                .read_event::<TransactionPayloadEvent<'_>>()
+                .and_then(|tpe| {
+                    use std::io::Read as _;
+                    tpe.decompressed()?.take(1 << 30).read_to_end(&mut payload)
+                });
+            if let Err(e) = read {
+                out.push(Err(corrupt(format!("transaction payload: {e}"))));
+                break;
+            }
+            let mut cursor = std::io::Cursor::new(payload);
+            while let Ok(Some(ev)) = esr.read_decompressed(&mut cursor) {
+                inner.push(ev);
+            }
+        }
+        match dec.decode(&raw) {
+            Ok(Some(ev)) => out.push(Ok(ev)),
+            Ok(None) => {}
+            Err(e) => {
+                out.push(Err(e));
+                break;
+            }
+        }
+        for ev in inner {
+            match dec.decode(&ev) {
+                Ok(Some(ev)) => out.push(Ok(ev)),
+                Ok(None) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+    }
+    out.into_iter()
+}
+
+impl ReplicaStream {
+    /// Preflight, register, dump.
+    pub async fn connect(cfg: &ReplicaConfig) -> Result<Self, BinlogError> {
+        let opts = Opts::from_url(&cfg.url).map_err(|e| {
+            BinlogError::Preflight(format!(
+                "invalid source URL: {}",
+                sluice_core::redact_url(&e.to_string())
+            ))
+        })?;
+        let mut conn = tokio::time::timeout(cfg.connect_timeout, Conn::new(opts))
+            .await
+            .map_err(|_| BinlogError::Io {
+                what: "connecting to the source".into(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+            })?
+            .map_err(|e| BinlogError::source("connect", e))?;
+
+        let flavor = preflight::flavor(&mut conn).await?;
+        preflight::ensure_binlog_enabled(&mut conn).await?;
+        preflight::ensure_row_format(&mut conn).await?;
+        preflight::ensure_full_row_image(&mut conn).await?;
+        preflight::check_row_metadata(&mut conn).await?;
+        preflight::ensure_replication_privileges(&mut conn).await?;
+        preflight::ensure_server_id_unused(&mut conn, cfg.server_id).await?;
+
+        let (file, pos, gtid) = match &cfg.start {
+            StartAt::Latest => {
+                let row: Option<mysql_async::Row> = conn
+                    .query_first("SHOW MASTER STATUS")
+                    .await
+                    .map_err(|e| BinlogError::source("SHOW MASTER STATUS", e))?;
+                let row = row.ok_or_else(|| {
+                    BinlogError::Preflight("SHOW MASTER STATUS is empty: is log_bin on?".into())
+                })?;
+                let file: String = row.get(0).unwrap_or_default();
+                let pos: u64 = row.get(1).unwrap_or(4);
+                let gtid = current_gtid(&mut conn, flavor).await?;
+                (file, pos, gtid)
+            }
+            StartAt::File { file, pos } => {
+                preflight::ensure_file_position_available(&mut conn, file, *pos).await?;
+                let gtid = match flavor {
+                    // MariaDB can say which GTID state a file position is at.
+                    Flavor::Mariadb => {
+                        let g: Option<Option<String>> = conn
+                            .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file.as_str(), *pos))
+                            .await
+                            .map_err(|e| BinlogError::source("BINLOG_GTID_POS", e))?;
+                        match g.flatten().filter(|s| !s.is_empty()) {
+                            Some(s) => Some(s.parse::<GtidSet>().map_err(|e| {
+                                BinlogError::Preflight(format!("source GTID position `{s}`: {e}"))
+                            })?),
+                            None => None,
+                        }
+                    }
+                    Flavor::Mysql => None,
+                };
+                (file.clone(), *pos, gtid)
+            }
+            StartAt::Gtid(set) => {
+                preflight::ensure_gtid_available(&mut conn, flavor, set).await?;
+                (String::new(), 4, Some(set.clone()))
+            }
+        };
+
+        let period_ns = cfg.heartbeat.as_nanos().min(u128::from(u32::MAX)) as u64;
+        let mut setup = vec![
+            format!("SET @master_heartbeat_period = {period_ns}"),
+            "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
+        ];
+        if flavor == Flavor::Mariadb {
+            // 4 = MARIA_SLAVE_CAPABILITY_GTID: GTID events, GTID_LIST, and
+            // annotate/checkpoint events as the server writes them.
+            setup.push("SET @mariadb_slave_capability = 4".into());
+            if let StartAt::Gtid(set) = &cfg.start {
+                setup.push(format!("SET @slave_connect_state = '{set}'"));
+                setup.push("SET @slave_gtid_strict_mode = 1".into());
+                setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+            }
+        }
+        for sql in &setup {
+            conn.query_drop(sql)
+                .await
+                .map_err(|e| BinlogError::source(sql.clone(), e))?;
+        }
+
+        let mut request = BinlogStreamRequest::new(cfg.server_id)
+            .with_hostname(b"sluice")
+            .with_filename(file.as_bytes())
+            .with_pos(pos);
+        if let (Flavor::Mysql, StartAt::Gtid(GtidSet::Mysql(set))) = (flavor, &cfg.start) {
+            request = request.with_gtid().with_gtid_set(mysql_sids(set));
+        }
+        let stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|e| BinlogError::source("requesting the binlog dump", e))?;
+        tracing::info!(server_id = cfg.server_id, %file, pos, gtid = ?gtid.as_ref().map(ToString::to_string), "binlog dump started");
+        let mut start = Position::new(file.clone(), pos);
+        start.gtid = gtid.clone();
+        Ok(Self {
+            stream,
+            decoder: StreamDecoder::new(EventDecoder::new(&file).with_gtid_set(gtid), pos),
+            flavor,
+            heartbeat: cfg.heartbeat,
+            start,
+        })
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// Where the stream started.
+    pub fn start_position(&self) -> &Position {
+        &self.start
+    }
+
+    /// The position after the last completed transaction: safe to resume
+    /// from (file + offset of the next event, and the executed GTID set).
+    pub fn position_after(&self, event: &Event) -> Position {
+        let mut p = Position::new(event.file.to_string(), event.next);
+        p.gtid = self.decoder.decoder().gtid_set().cloned();
+        p.server_id = Some(event.server_id);
+        p.timestamp = Some(event.timestamp);
+        p
+    }
+
+    /// The next decoded event. `None` when the source closed the stream.
+    /// Silence for three heartbeat periods is a (transient) error.
+    pub async fn next(&mut self) -> Option<Result<Event, BinlogError>> {
+        loop {
+            let silence = self.heartbeat * 3 + Duration::from_secs(1);
+            let raw = match tokio::time::timeout(silence, self.stream.next()).await {
+                Err(_) => {
+                    return Some(Err(BinlogError::Io {
+                        what: "reading the binlog stream".into(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no event or heartbeat for {silence:?}"),
+                        ),
+                    }))
+                }
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some(Err(BinlogError::source("binlog stream", e))),
+                Ok(Some(Ok(raw))) => raw,
+            };
+            match self.decoder.decode(&raw) {
+                Ok(None) => continue,
+                Ok(Some(event)) => return Some(Ok(event)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Closes the dump connection.
+    pub async fn close(self) {
+        let _ = self.stream.close().await;
+    }
+}
+
+async fn current_gtid(conn: &mut Conn, flavor: Flavor) -> Result<Option<GtidSet>, BinlogError> {
+    let sql = match flavor {
+        Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
+        Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
+    };
+    let text: Option<String> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| BinlogError::source(sql, e))?;
+    match text.filter(|t| !t.trim().is_empty()) {
+        None => Ok(None),
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|e| BinlogError::Preflight(format!("source GTID state `{t}`: {e}"))),
+    }
+}
+
+/// A MySQL GTID set in mysql_async's form for COM_BINLOG_DUMP_GTID.
+fn mysql_sids(set: &sluice_core::MysqlGtidSet) -> Vec<mysql_async::Sid<'static>> {
+    let mut sids: Vec<mysql_async::Sid<'static>> = Vec::new();
+    for (uuid, tag, intervals) in set.iter() {
+        let ivs: Vec<mysql_async::GnoInterval> = intervals
+            .iter()
+            // The wire form is half-open [start, end).
+            .map(|iv| mysql_async::GnoInterval::new(iv.start(), iv.end() + 1))
+            .collect();
+        let mut sid = mysql_async::Sid::new(*uuid.as_bytes()).with_intervals(ivs);
+        if let Some(tag) = tag {
+            if let Ok(t) = mysql_common::packets::Tag::new(tag.as_str().to_string()) {
+                sid = sid.with_tag(t);
+            }
+        }
+        sids.push(sid);
+    }
+    sids
+}
