@@ -4,4 +4,7 @@
 //! area, each test starts the servers it needs on its own ports, so tests run
 //! in parallel and alongside other test binaries.
 
+mod binlog_fixtures;
+mod binlog_live;
+mod fixtures;
 mod kit;

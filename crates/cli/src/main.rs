@@ -4,6 +4,7 @@
 //! the library crates. It is the only place `anyhow` is used; every library
 //! returns typed, classified errors.
 
+mod binlog_cmd;
 mod check;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ struct Cli {
 enum Command {
     /// Connect to a source, a target and etcd and report their state.
     Check(check::CheckArgs),
+    /// Read binlogs: decode files offline, or tail a live source.
+    #[command(subcommand)]
+    Binlog(binlog_cmd::BinlogCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +38,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -48,6 +53,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args).await,
+            Command::Binlog(cmd) => binlog_cmd::run(cmd).await,
         }
     });
     match result {
