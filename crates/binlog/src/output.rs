@@ -19,12 +19,19 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use sluice_core::value::format_timestamp;
+use sluice_core::value::{push_fraction, push_timestamp};
 use sluice_core::{Row, RowChange, TableSchema, Value};
 
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Most strings (and every column name) need no escaping: one scan, one
+    // copy.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let esc = match b {
@@ -54,12 +61,8 @@ pub fn push_json_str(out: &mut String, s: &str) {
 pub fn push_value(out: &mut String, v: &Value) {
     match v {
         Value::Null | Value::Absent => out.push_str("null"),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::UInt(u) => out.push_str(itoa::Buffer::new().format(*u)),
         // `{:?}` is the shortest text that round-trips, with an exponent
         // for very large/small magnitudes (a 309-digit integer is not a
         // number most JSON readers accept).
@@ -67,22 +70,31 @@ pub fn push_value(out: &mut String, v: &Value) {
         Value::Double(d) => push_float(out, d.is_finite(), || format!("{d:?}")),
         Value::Decimal(s) => push_json_str(out, s),
         Value::Date { year, month, day } => {
-            let _ = write!(out, "\"{year:04}-{month:02}-{day:02}\"");
+            out.push('"');
+            push_date(out, *year, *month, *day);
+            out.push('"');
         }
         Value::DateTime(dt) => {
-            let _ = write!(out, "\"{dt}\"");
+            out.push('"');
+            push_date(out, dt.year, dt.month, dt.day);
+            out.push(' ');
+            push_2(out, u32::from(dt.hour));
+            out.push(':');
+            push_2(out, u32::from(dt.minute));
+            out.push(':');
+            push_2(out, u32::from(dt.second));
+            push_fraction(out, dt.micros, dt.fsp);
+            out.push('"');
         }
         Value::Timestamp { secs, micros, fsp } => {
             out.push('"');
-            out.push_str(&format_timestamp(*secs, *micros, *fsp));
+            push_timestamp(out, *secs, *micros, *fsp);
             out.push('"');
         }
         Value::Time(t) => {
             let _ = write!(out, "\"{t}\"");
         }
-        Value::Year(y) => {
-            let _ = write!(out, "{y}");
-        }
+        Value::Year(y) => out.push_str(itoa::Buffer::new().format(*y)),
         Value::Text(s) => push_json_str(out, s),
         Value::Bytes(b) | Value::Geometry(b) => {
             out.push_str("{\"base64\":\"");
@@ -90,18 +102,12 @@ pub fn push_value(out: &mut String, v: &Value) {
             out.push_str("\"}");
         }
         Value::Enum { label: Some(l), .. } => push_json_str(out, l),
-        Value::Enum { index, label: None } => {
-            let _ = write!(out, "{index}");
-        }
+        Value::Enum { index, label: None } => out.push_str(itoa::Buffer::new().format(*index)),
         Value::Set {
             labels: Some(l), ..
         } => push_json_str(out, l),
-        Value::Set { bits, labels: None } => {
-            let _ = write!(out, "{bits}");
-        }
-        Value::Bit { bits, .. } => {
-            let _ = write!(out, "{bits}");
-        }
+        Value::Set { bits, labels: None } => out.push_str(itoa::Buffer::new().format(*bits)),
+        Value::Bit { bits, .. } => out.push_str(itoa::Buffer::new().format(*bits)),
         Value::Json(text) => out.push_str(text),
         Value::JsonDiff(diff) => {
             out.push_str("{\"json_diff\":");
@@ -109,6 +115,23 @@ pub fn push_value(out: &mut String, v: &Value) {
             out.push('}');
         }
     }
+}
+
+/// Two decimal digits, zero-padded.
+fn push_2(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// `YYYY-MM-DD` without going through `core::fmt` (hot in decoding).
+fn push_date(out: &mut String, year: u16, month: u8, day: u8) {
+    let y = u32::from(year);
+    push_2(out, y / 100);
+    push_2(out, y % 100);
+    out.push('-');
+    push_2(out, u32::from(month));
+    out.push('-');
+    push_2(out, u32::from(day));
 }
 
 /// Finite floats as JSON numbers; MySQL never stores NaN/inf, but a corrupt
@@ -149,18 +172,21 @@ pub struct LineMeta<'a> {
 }
 
 fn push_meta(out: &mut String, meta: &LineMeta<'_>) {
-    out.push_str(",\"pos\":\"");
-    // File names are plain ASCII on every server; escape anyway.
-    let mut file = String::new();
-    push_json_str(&mut file, meta.file);
-    out.push_str(&file[1..file.len() - 1]);
-    let _ = write!(out, ":{}\"", meta.offset);
+    out.push_str(",\"pos\":");
+    // "file:offset" as one JSON string.
+    push_json_str(out, meta.file);
+    out.pop();
+    out.push(':');
+    out.push_str(itoa::Buffer::new().format(meta.offset));
+    out.push('"');
     out.push_str(",\"gtid\":");
     match meta.gtid {
         Some(g) => push_json_str(out, g),
         None => out.push_str("null"),
     }
-    let _ = write!(out, ",\"ts\":{}}}", meta.ts);
+    out.push_str(",\"ts\":");
+    out.push_str(itoa::Buffer::new().format(meta.ts));
+    out.push('}');
 }
 
 /// One row change line (without the trailing newline).

@@ -129,10 +129,12 @@ pub fn push_fraction(out: &mut String, micros: u32, fsp: u8) {
     if fsp == 0 {
         return;
     }
-    let fsp = fsp.min(6) as usize;
-    let digits = format!("{micros:06}");
     out.push('.');
-    out.push_str(&digits[..fsp]);
+    let mut div = 100_000;
+    for _ in 0..fsp.min(6) {
+        out.push(char::from(b'0' + (micros / div % 10) as u8));
+        div /= 10;
+    }
 }
 
 impl std::fmt::Display for DateTime {
@@ -170,6 +172,12 @@ impl std::fmt::Display for Time {
 /// zero timestamp.
 pub fn format_timestamp(secs: u32, micros: u32, fsp: u8) -> String {
     let mut s = String::with_capacity(26);
+    push_timestamp(&mut s, secs, micros, fsp);
+    s
+}
+
+/// Appends [`format_timestamp`]'s text to `s` without allocating.
+pub fn push_timestamp(s: &mut String, secs: u32, micros: u32, fsp: u8) {
     if secs == 0 && micros == 0 {
         s.push_str("0000-00-00 00:00:00");
     } else {
@@ -184,8 +192,7 @@ pub fn format_timestamp(secs: u32, micros: u32, fsp: u8) -> String {
             rem % 60
         );
     }
-    push_fraction(&mut s, micros, fsp);
-    s
+    push_fraction(s, micros, fsp);
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day)
