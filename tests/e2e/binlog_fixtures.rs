@@ -285,3 +285,98 @@ fn mariadb118_capture_values() {
     let begin = lines.iter().find(|l| l["kind"] == "begin").expect("begin");
     assert!(begin["gtid"].as_str().unwrap_or_default().starts_with("0-"));
 }
+
+/// TYPE_CASES values held by individual fixture files: B10–B12, B17, D19,
+/// D24, E17, E27, H7 and the tagged GTID of MySQL 9.
+#[test]
+fn type_cases_in_fixture_files() {
+    let rc = "blackbeam__rust_mysql_common/test-data/binlogs/";
+    let first = |rel: &str| -> serde_json::Value {
+        rows(&file(rel))
+            .first()
+            .map(|v| (*v).clone())
+            .expect("a row")
+    };
+
+    let dec = rows(&file(
+        "go-mysql-org__go-mysql/replication/t/tcb-eval002c-bin.003320",
+    ))
+    .into_iter()
+    .map(|l| l["after"].clone())
+    .collect::<Vec<_>>();
+    assert_eq!(
+        dec[0]["@3"], "-11",
+        "B10: DECIMAL(5,0) stores the rounded value"
+    );
+    assert_eq!(
+        dec[0]["@8"], "-9.99999999999999",
+        "B11: clipped DECIMAL(15,14)"
+    );
+    assert_eq!(
+        dec[1]["@12"], "0.0123456789012345678912345",
+        "B12: DECIMAL(30,25)"
+    );
+
+    let easy = first("EasyPost__rust-mysql-binlog/test_data/bin-log.000001");
+    assert_eq!(
+        easy["after"]["@2"], "0.10000",
+        "B17: DECIMAL(10,5) keeps its scale"
+    );
+
+    let t = first(&format!("{rc}time_issue.000001"));
+    assert_eq!(
+        t["after"]["@1"], "-507:48:27",
+        "D19: TIME beyond 24 hours, negative"
+    );
+
+    let es = rows(&file(&format!("{rc}mysql-enum-string-set.000001")))
+        .into_iter()
+        .map(|l| l["after"].clone())
+        .collect::<Vec<_>>();
+    assert_eq!(es[0]["f3"], "var1");
+    assert_eq!(es[0]["f4"], "one,three");
+    assert_eq!(es[0]["f5"], "0123456789");
+    assert_eq!(es[1]["f1"], "field1");
+    assert_eq!(es[1]["f4"], "two,four");
+
+    let bit = first(&format!("{rc}mysql_type_bit.000001"));
+    assert_eq!(
+        bit["after"],
+        serde_json::json!({"a": 4, "b": "foo", "c": 32}),
+        "E27"
+    );
+
+    let vec = first(&format!("{rc}vector.binlog"));
+    assert_eq!(
+        vec["after"]["vector_column"]["base64"], "zcyMP83MDEAzM1NA",
+        "H7: [1.1,2.2,3.3] as f32 LE"
+    );
+
+    let tagged = file(&format!("{rc}binlog_transaction_with_GTID_TAG.000001"));
+    let row = rows(&tagged)[0].clone();
+    assert_eq!(row["gtid"], "55778904-0299-11f1-b1b8-4ef0c4956feb:mytag:3");
+    assert_eq!(row["after"]["@3"], "250.00");
+
+    // D24: MySQL 5.5 legacy DATETIME (8-byte packed) and TIMESTAMP (epoch).
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(fixtures::binlog(
+            "osheroff__mysql-binlog-connector-java/src/test/resources/mysql-bin.sakila.gz",
+        ))
+        .expect("gz"),
+    )
+    .read_to_end(&mut raw)
+    .expect("gunzip");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("sakila.000001");
+    std::fs::write(&path, raw).expect("write");
+    let events: Vec<sluice_binlog::Event> = sluice_binlog::file::BinlogFile::open(&path, None)
+        .expect("open")
+        .map(|e| e.expect("event"))
+        .collect();
+    let lines = fixtures::to_lines(events);
+    let rental = find(&lines, "rental");
+    assert_eq!(rental[0]["after"]["@2"], "2005-05-24 22:53:30");
+    assert_eq!(rental[0]["after"]["@7"], "2006-02-15 20:30:53");
+    assert!(rows(&lines).len() > 40_000, "every sakila row decodes");
+}
