@@ -51,7 +51,7 @@ CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY '${src_password//\'/\'\'}';
 ALTER USER 'repl'@'127.0.0.1' IDENTIFIED BY '${src_password//\'/\'\'}';
-GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'repl'@'127.0.0.1';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT, REPLICATION MASTER ADMIN, SELECT ON *.* TO 'repl'@'127.0.0.1';
 SQL
   chmod 600 "$dir/init.sql"
   local args=(--no-defaults --user="$(id -un)" --datadir="$dir/data" --port="$port"

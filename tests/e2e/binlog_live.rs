@@ -649,3 +649,33 @@ async fn tail_streams_json_lines() -> TestResult {
     assert!(status.success(), "tail exits 0 on SIGTERM: {status}");
     Ok(())
 }
+
+/// A second replica with a server_id already in use is refused before it
+/// can cut the first one off.
+#[tokio::test]
+async fn server_id_in_use_is_refused() -> TestResult {
+    let source = MariaDb::source().await?;
+    let id = server_id();
+    let cfg = ReplicaConfig::new(source.repl_url(), id, StartAt::Latest);
+    let mut first = ReplicaStream::connect(&cfg).await?;
+    // The dump registers once the stream is being read.
+    source.exec("CREATE DATABASE registered").await?;
+    read_until(&mut first, Duration::from_secs(20), |e| {
+        matches!(e.kind, EventKind::Ddl { .. })
+    })
+    .await?;
+    let err = sluice_testkit::wait_until_async(
+        "the second replica to be refused",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { ReplicaStream::connect(&cfg).await.err() },
+    )
+    .await?;
+    assert!(
+        err.to_string()
+            .contains(&format!("server_id {id} is already used")),
+        "{err}"
+    );
+    first.close().await;
+    Ok(())
+}

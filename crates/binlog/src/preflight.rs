@@ -132,9 +132,14 @@ pub async fn ensure_server_id_unused(conn: &mut Conn, server_id: u32) -> Result<
             "server_id {server_id} is the source's own server_id: give sluice a unique one"
         )));
     }
-    // Needs REPLICATION MASTER ADMIN on MariaDB; without it we cannot tell.
-    let Ok(rows) = conn.query::<mysql_async::Row, _>("SHOW SLAVE HOSTS").await else {
-        return Ok(());
+    // Needs REPLICATION MASTER ADMIN on MariaDB 10.5+; without it we cannot
+    // tell, and the source will cut one of two same-id dumps instead.
+    let rows = match conn.query::<mysql_async::Row, _>("SHOW SLAVE HOSTS").await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the source's replicas (MariaDB needs REPLICATION MASTER ADMIN): server_id {server_id} not checked for clashes");
+            return Ok(());
+        }
     };
     for row in rows {
         let id: Option<u32> = row.get(0);

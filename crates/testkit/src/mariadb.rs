@@ -3,7 +3,8 @@
 //! Sources run as a production source must for sluice: `log_bin`, ROW format,
 //! FULL row image, FULL row metadata, GTID strict mode, CRC32 checksums, utf8mb4,
 //! and a replication user [`REPL_USER`] with REPLICATION SLAVE/CLIENT (+SELECT,
-//! which schema lookups need). Targets run with the binlog off unless asked.
+//! which schema lookups need, and REPLICATION MASTER ADMIN, which MariaDB
+//! requires for `SHOW SLAVE HOSTS`, the server_id-in-use check). Targets run with the binlog off unless asked.
 //! Both use UTC as the session time zone so TIMESTAMP values compare exactly.
 //!
 //! Durability is relaxed only where it cannot change what a test observes:
@@ -387,7 +388,7 @@ fn init_sql() -> String {
          CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';\n\
          GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n\
          CREATE USER IF NOT EXISTS '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY '{REPL_PASSWORD}';\n\
-         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{REPL_USER}'@'127.0.0.1';\n"
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, REPLICATION MASTER ADMIN, SELECT ON *.* TO '{REPL_USER}'@'127.0.0.1';\n"
     )
 }
 
