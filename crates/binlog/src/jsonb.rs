@@ -530,109 +530,22 @@ fn opaque_text(field_type: u8, data: &[u8]) -> Result<String, String> {
     }
 }
 
-/// Bytes per group of 0..=9 decimal digits in `decimal2bin`.
-const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
-const POW10: [u32; 10] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
-
 /// A JSON DECIMAL (precision byte, scale byte, `decimal2bin` bytes) as
 /// `decimal2string` prints it: no leading zeros, exactly `scale` fractional
-/// digits.
+/// digits. The digits are decoded by [`crate::decimal`], as for columns.
 fn decimal_text(data: &[u8]) -> Result<String, String> {
     let [precision, scale, bin @ ..] = data else {
         return Err("DECIMAL without its precision and scale bytes".into());
     };
-    let (precision, scale) = (usize::from(*precision), usize::from(*scale));
-    if precision == 0 || precision > 65 || scale > 30 || scale > precision {
-        return Err(format!("DECIMAL({precision},{scale}) is not a valid type"));
-    }
-    let intg = precision - scale;
-    let (intg0, intg0x, frac0, frac0x) = (intg / 9, intg % 9, scale / 9, scale % 9);
-    let size = DIG2BYTES[intg0x] + intg0 * 4 + frac0 * 4 + DIG2BYTES[frac0x];
-    if bin.len() != size {
+    let (text, used) =
+        crate::decimal::decode(bin, *precision, *scale).map_err(|e| e.to_string())?;
+    if used != bin.len() {
         return Err(format!(
-            "DECIMAL({precision},{scale}) needs {size} bytes, found {}",
+            "DECIMAL({precision},{scale}) needs {used} bytes, found {}",
             bin.len()
         ));
     }
-    let mut bytes = bin.to_vec();
-    let Some(first) = bytes.first_mut() else {
-        return Err("DECIMAL without digits".into());
-    };
-    let negative = *first & 0x80 == 0;
-    *first ^= 0x80;
-    if negative {
-        bytes.iter_mut().for_each(|b| *b ^= 0xff);
-    }
-    let mut groups = Groups {
-        bytes: &bytes,
-        pos: 0,
-    };
-    let mut int_part = String::with_capacity(intg + 1);
-    if intg0x > 0 {
-        let _ = write!(int_part, "{}", groups.next(intg0x)?);
-    }
-    for _ in 0..intg0 {
-        let _ = write!(int_part, "{:09}", groups.next(9)?);
-    }
-    let mut frac_part = String::with_capacity(scale);
-    for _ in 0..frac0 {
-        let _ = write!(frac_part, "{:09}", groups.next(9)?);
-    }
-    if frac0x > 0 {
-        let _ = write!(
-            frac_part,
-            "{:0width$}",
-            groups.next(frac0x)?,
-            width = frac0x
-        );
-    }
-    let int_part = int_part.trim_start_matches('0');
-    let is_zero = int_part.is_empty() && frac_part.bytes().all(|b| b == b'0');
-    let mut out = String::with_capacity(precision + 3);
-    if negative && !is_zero {
-        out.push('-');
-    }
-    out.push_str(if int_part.is_empty() { "0" } else { int_part });
-    if scale > 0 {
-        out.push('.');
-        out.push_str(&frac_part);
-    }
-    Ok(out)
-}
-
-/// Reads the big-endian digit groups of a `decimal2bin` value.
-struct Groups<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Groups<'_> {
-    fn next(&mut self, digits: usize) -> Result<u32, String> {
-        let len = DIG2BYTES[digits];
-        let group = self
-            .bytes
-            .get(self.pos..self.pos + len)
-            .ok_or("DECIMAL is truncated")?;
-        self.pos += len;
-        let value = group.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
-        if value >= POW10[digits] {
-            return Err(format!(
-                "DECIMAL digit group {value} does not fit in {digits} digits"
-            ));
-        }
-        Ok(value)
-    }
+    Ok(text)
 }
 
 /// A packed temporal (`TIME_to_longlong_*_packed`, 8 bytes little-endian) as
@@ -1451,6 +1364,9 @@ impl Diff {
 
 #[cfg(test)]
 mod tests {
+    /// Bytes per group of 0..=9 decimal digits in `decimal2bin`.
+    const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
+
     use super::*;
 
     // -- helpers ------------------------------------------------------------

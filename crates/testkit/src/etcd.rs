@@ -4,9 +4,9 @@
 //! tests can take coordination away for a while and give it back.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::process::{find_binary, ServerProcess};
+use crate::process::{await_ready, find_binary, ServerProcess};
 use crate::{io_err, ports, KitError, Result};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,10 +73,7 @@ impl Etcd {
     }
 
     pub async fn client(&self) -> Result<etcd_client::Client> {
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
-        Ok(etcd_client::Client::connect([self.endpoint()], Some(opts)).await?)
+        connect(&self.endpoint()).await
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -155,37 +152,25 @@ impl Etcd {
             self.command()?,
             self.log_path(),
         )?);
-        let start = Instant::now();
-        loop {
-            let process = self.process.as_mut().ok_or_else(|| KitError::Command {
-                what: "etcd".into(),
-                message: "process vanished".into(),
-            })?;
-            if let Some(status) = process.try_exited() {
-                let err = process.exited_error(status);
-                self.process = None;
-                return Err(err);
-            }
-            if let Ok(Ok(mut client)) =
-                tokio::time::timeout(Duration::from_secs(2), self.client()).await
-            {
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(2), client.status()).await
-                {
-                    tracing::debug!(port = self.client_port, elapsed = ?start.elapsed(), "etcd ready");
-                    return Ok(());
-                }
-            }
-            let process = self.process.as_mut().ok_or_else(|| KitError::Command {
-                what: "etcd".into(),
-                message: "process vanished".into(),
-            })?;
-            if start.elapsed() > STARTUP_TIMEOUT {
-                let err = process.not_ready_error(start.elapsed());
-                self.kill();
-                return Err(err);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let endpoint = self.endpoint();
+        await_ready(&mut self.process, STARTUP_TIMEOUT, || async {
+            let Ok(Ok(mut client)) =
+                tokio::time::timeout(Duration::from_secs(2), connect(&endpoint)).await
+            else {
+                return false;
+            };
+            matches!(
+                tokio::time::timeout(Duration::from_secs(2), client.status()).await,
+                Ok(Ok(_))
+            )
+        })
+        .await
     }
+}
+
+async fn connect(endpoint: &str) -> Result<etcd_client::Client> {
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5));
+    Ok(etcd_client::Client::connect([endpoint], Some(opts)).await?)
 }

@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use crate::process::{find_binary, log_tail, ServerProcess};
+use crate::process::{await_ready, find_binary, log_tail, ServerProcess};
 use crate::{io_err, ports, KitError, Result};
 
 /// Replication account created on every server (sources need it; targets
@@ -310,35 +310,18 @@ impl MariaDb {
     async fn launch(&mut self) -> Result<()> {
         let process = ServerProcess::spawn(self.name(), self.command(), self.error_log())?;
         self.process = Some(process);
-        let start = Instant::now();
         let url = self.url();
-        loop {
-            let process = self.process.as_mut().ok_or_else(|| KitError::Command {
-                what: "mariadbd".into(),
-                message: "process vanished".into(),
-            })?;
-            if let Some(status) = process.try_exited() {
-                let err = process.exited_error(status);
-                self.process = None;
-                return Err(err);
-            }
-            if let Ok(Ok(mut conn)) =
+        await_ready(&mut self.process, STARTUP_TIMEOUT, || async {
+            let Ok(Ok(mut conn)) =
                 tokio::time::timeout(Duration::from_secs(2), connect(&url)).await
-            {
-                let ok = conn.query_drop("SELECT 1").await.is_ok();
-                let _ = conn.disconnect().await;
-                if ok {
-                    tracing::debug!(port = self.port, elapsed = ?start.elapsed(), "mariadbd ready");
-                    return Ok(());
-                }
-            }
-            if start.elapsed() > STARTUP_TIMEOUT {
-                let err = process.not_ready_error(start.elapsed());
-                self.kill();
-                return Err(err);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            else {
+                return false;
+            };
+            let ok = conn.query_drop("SELECT 1").await.is_ok();
+            let _ = conn.disconnect().await;
+            ok
+        })
+        .await
     }
 }
 

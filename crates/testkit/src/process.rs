@@ -189,6 +189,42 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Polls `ready` until it holds. Fails with the server's log tail if the
+/// process exits first, or kills it and fails once `timeout` has passed.
+pub async fn await_ready<F, Fut>(
+    slot: &mut Option<ServerProcess>,
+    timeout: Duration,
+    mut ready: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        let process = slot.as_mut().ok_or_else(|| KitError::Command {
+            what: "server".into(),
+            message: "process vanished".into(),
+        })?;
+        if let Some(status) = process.try_exited() {
+            let err = process.exited_error(status);
+            *slot = None;
+            return Err(err);
+        }
+        if ready().await {
+            tracing::debug!(elapsed = ?start.elapsed(), "server ready");
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            let err = process.not_ready_error(start.elapsed());
+            process.kill();
+            *slot = None;
+            return Err(err);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// The last `n` lines of a log file (best effort: diagnostics only).
 pub fn log_tail(path: &Path, n: usize) -> String {
     let Ok(mut file) = std::fs::File::open(path) else {
