@@ -512,6 +512,18 @@ impl EventDecoder {
             // non-transactional tables) did happen.
             "ROLLBACK" if !sql.to_ascii_uppercase().contains(" TO ") => Some(self.commit(None)),
             "SAVEPOINT" | "ROLLBACK" => None,
+            // XA: the rows of a prepared transaction may still be rolled
+            // back later, which a row replicator cannot express. Reported,
+            // never mistaken for DDL.
+            "XA" => {
+                self.in_trx = !sql.to_ascii_uppercase().contains("XA END");
+                Some(EventKind::Unreplicable {
+                    reason: format!(
+                        "XA transaction statement `{}` (XA is not supported)",
+                        sql.trim()
+                    ),
+                })
+            }
             "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" if self.in_trx => {
                 Some(EventKind::Statement { schema, sql })
             }
@@ -726,6 +738,41 @@ pub fn mariadb_uncompress(src: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_events_are_classified() {
+        let mut d = EventDecoder::new("f");
+        let kind = |d: &mut EventDecoder, sql: &str| d.on_query("db".into(), sql.into());
+        assert!(matches!(
+            kind(&mut d, "BEGIN"),
+            Some(EventKind::Begin { .. })
+        ));
+        assert!(d.in_transaction());
+        assert!(matches!(
+            kind(&mut d, "INSERT INTO t VALUES (1)"),
+            Some(EventKind::Statement { .. })
+        ));
+        assert!(kind(&mut d, "SAVEPOINT a").is_none());
+        assert!(kind(&mut d, "ROLLBACK TO a").is_none());
+        assert!(d.in_transaction());
+        assert!(matches!(
+            kind(&mut d, "ROLLBACK"),
+            Some(EventKind::Commit { .. })
+        ));
+        assert!(!d.in_transaction());
+        assert!(matches!(
+            kind(&mut d, "/* c */ ALTER TABLE t ADD x INT"),
+            Some(EventKind::Ddl { .. })
+        ));
+        assert!(matches!(
+            kind(&mut d, "XA START X'01'"),
+            Some(EventKind::Unreplicable { .. })
+        ));
+        assert!(matches!(
+            kind(&mut d, "COMMIT"),
+            Some(EventKind::Commit { .. })
+        ));
+    }
 
     #[test]
     fn first_words() {
