@@ -6,5 +6,6 @@
 
 mod binlog_fixtures;
 mod binlog_live;
+mod config;
 mod fixtures;
 mod kit;

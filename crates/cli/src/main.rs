@@ -6,6 +6,7 @@
 
 mod binlog_cmd;
 mod check;
+mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Connect to a source, a target and etcd and report their state.
     Check(check::CheckArgs),
+    /// Check a pipeline file: prints every problem as FILE:LINE:COL (exit 1),
+    /// or OK.
+    Validate(validate::ValidateArgs),
     /// Read binlogs: decode files offline, or tail a live source.
     #[command(subcommand)]
     Binlog(binlog_cmd::BinlogCommand),
@@ -54,6 +58,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Check(args) => check::run(args).await,
             Command::Binlog(cmd) => binlog_cmd::run(cmd).await,
+            Command::Validate(args) => validate::run(&args),
         }
     });
     match result {
