@@ -2,8 +2,9 @@
 # Quick start, command 1: install prerequisites, start a local source, target
 # and etcd (deploy/local/servers.sh), build sluice and run it against them.
 #
-# Until the replication pipeline lands this runs `sluice check`, which reports
-# each server's state; stop the servers with `deploy/local/servers.sh stop`.
+# Until the replication pipeline lands this validates pipeline.yaml and runs
+# `sluice check`, which reports each server's state; stop the servers with
+# `deploy/local/servers.sh stop`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -13,6 +14,7 @@ cd "$repo"
 "$here/servers.sh" start
 cargo build --release --locked -p sluice
 export SRC_PASSWORD="${SRC_PASSWORD:-repl_pw}"
+./target/release/sluice validate --config pipeline.yaml
 exec ./target/release/sluice check \
   --source "mysql://repl:${SRC_PASSWORD}@127.0.0.1:${SLUICE_SOURCE_PORT:-13306}" \
   --target "mysql://root@127.0.0.1:${SLUICE_TARGET_PORT:-13307}" \
