@@ -1,8 +1,46 @@
-//! Coordination: etcd leases, leader election, fenced positions, stage tasks.
+//! Coordination: where a pipeline's acknowledged position lives, and who may
+//! write it.
 //!
-//! The only crate that knows etcd key paths (they are spelled in one module,
-//! `keys`). Every position write is an etcd transaction guarded by the writer's
-//! leader key, so a node that lost its lease can never move a position. A local
-//! single-node store serves runs without etcd.
+//! * [`keys`] — the etcd key layout; the only place key paths are spelled.
+//! * [`PositionStore`] — load / fenced store / operator override of a
+//!   pipeline's [`StoredPosition`], implemented by [`EtcdPositionStore`] (one
+//!   key per pipeline, writes are etcd transactions guarded by the writer's
+//!   leader key) and [`LocalPositionStore`] (a locked directory, atomic
+//!   rename + fsync) for runs without etcd.
+//! * [`PositionCache`] — the pipeline's acknowledgement point: in-order acks
+//!   in memory, flushed every second and on shutdown.
 //!
-//! Status: lands with the pipeline and HA issues.
+//! # Invariants (DESIGN.md 1 and 2)
+//!
+//! * **No loss.** Positions are stored only from in-order, gap-free
+//!   acknowledgements of committed batches, and a stored position never
+//!   moves backwards (its `batch_id` never decreases), checked atomically
+//!   with each write.
+//! * **One writer.** Under [`Fence::Leader`] a write commits only while the
+//!   writer's leader key still has the create revision it was elected with,
+//!   checked by etcd in the same transaction as the write; a failed check is
+//!   the definite [`CoordError::FencedOut`], after which a [`PositionCache`]
+//!   never writes again. [`Fence::None`] gives no such protection and is for
+//!   local / single-node runs only.
+//!
+//! Election, node registration and the stage task queue (issues 5 and 6)
+//! build on the same [`keys`] layout and [`etcd::connect`].
+
+pub mod cache;
+pub mod error;
+pub mod etcd;
+pub mod keys;
+pub mod local;
+pub mod record;
+pub mod store;
+
+pub use cache::{
+    AckError, Acked, CacheConfig, FlushFailure, FlushOutcome, FlushStatus, PositionCache,
+    DEFAULT_FLUSH_INTERVAL,
+};
+pub use error::CoordError;
+pub use etcd::{EtcdOptions, EtcdPositionStore};
+pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
+pub use local::LocalPositionStore;
+pub use record::{Fence, HistoryEntry, StoredPosition, FIRST_BATCH_ID};
+pub use store::{AnyPositionStore, PositionStore};
