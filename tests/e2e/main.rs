@@ -9,3 +9,4 @@ mod binlog_live;
 mod config;
 mod fixtures;
 mod kit;
+mod load_target;

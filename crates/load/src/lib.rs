@@ -1,8 +1,36 @@
 //! The Load stage: applying batches to the target database.
 //!
-//! Owns the target side — merging a batch's changes by key, building
-//! multi-row statements, applying them over parallel connections partitioned
-//! by key hash (per-key order kept), idempotently, so that replaying any batch
-//! converges to the same target state, and the target's metadata migrations.
+//! Owns the target side — merging a batch's changes by key ([`merge`]),
+//! building multi-row statements with bound parameters ([`sql`]), applying
+//! them over parallel connections partitioned by key hash with per-key order
+//! kept, idempotently, so that replaying any batch converges to the same
+//! target state ([`apply`]), and the target's metadata migrations and
+//! checkpoint ([`meta`]).
 //!
-//! Status: lands with the pipeline issue.
+//! Invariants this crate upholds (DESIGN.md):
+//! * **Convergence** (3): keyed tables are written only as full-image upserts
+//!   and deletes by key, so a replayed batch converges.
+//! * **Order** (4): all operations on one key go to one connection, in the
+//!   order of the key's changes.
+//! * **Typed fidelity** (6): every value is a bound parameter encoded so the
+//!   server stores the source's exact value; values that cannot be written
+//!   (`Absent`, `JsonDiff`) are refused before anything is sent.
+//!
+//! Routing (target schema/table names) is the Transform stage's job: the
+//! loader writes to the schema and table named by each change's
+//! [`TableSchema`](sluice_core::TableSchema).
+
+pub mod apply;
+pub mod error;
+pub mod key;
+pub mod merge;
+pub mod meta;
+pub mod sql;
+
+pub use apply::{
+    connect_options, ApplyStats, Loader, LoaderOptions, RetryPolicy, UniqueConflict,
+    SESSION_SQL_MODE,
+};
+pub use error::{LoadError, ServerError};
+pub use meta::{migrate, read_checkpoint, record_checkpoint, Checkpoint, META_SCHEMA, MIGRATOR};
+pub use sql::Limits;

@@ -1,0 +1,923 @@
+//! Applying merged batches to the target over parallel connections.
+//!
+//! # How a batch is applied
+//!
+//! 1. Tables without a primary key in their table map get a replication key
+//!    from the *target*: its PRIMARY KEY, else its smallest unique index
+//!    whose columns are all NOT NULL, whole (no prefix) and present in the
+//!    source rows — the index InnoDB itself would cluster on. Lookups are
+//!    cached per table; [`Loader::forget_table`] drops an entry after DDL.
+//! 2. [`merge`] reduces the batch to per-table deletes and upserts (or, for
+//!    tables without any key, their changes in source order).
+//! 3. Operations are split over `workers` connections by a hash of
+//!    (table, key): one key always lands on one worker, so per-key order
+//!    holds (invariant 4). Tables whose key compares by collation, tables
+//!    without a key and tables with a schema change inside the batch go
+//!    whole to one worker (see [`crate::key`]).
+//! 4. Each worker applies its share in **one transaction** with multi-row
+//!    statements ([`crate::sql`]), then commits. A transient failure
+//!    (connection lost, deadlock 1213, lock wait timeout 1205, server gone,
+//!    too many connections, …) rolls the worker's transaction back and
+//!    retries it from the start with exponential backoff, up to
+//!    [`RetryPolicy::max_attempts`]; then the batch fails with a transient
+//!    error and the pipeline retries the whole batch later.
+//!
+//! # Why a failed or repeated batch is safe to apply again
+//!
+//! Workers commit independently, so a failed batch can leave some workers'
+//! shares committed and others not, and a crash after the commit but before
+//! the acknowledgement replays the batch. Both are safe because every keyed
+//! operation is *absolute*: an upsert writes the full after image whatever
+//! the row held before, and a delete removes the key whatever it held. So
+//! applying a batch's operations to any mix of "before the batch" and
+//! "after the batch" rows yields exactly the "after the batch" rows, and
+//! replays converge (invariant 3). (Tables without a key are the exception;
+//! see [`crate::merge`].)
+//!
+//! # Unique keys other than the replication key
+//!
+//! Merging keeps only each key's final image and workers run in parallel,
+//! so the target can see states the source never had: two rows swapping a
+//! unique value within one batch collide. A plain `ON DUPLICATE KEY UPDATE`
+//! would then silently rewrite the *other* row; the upsert's guard
+//! ([`crate::sql`]) turns that into an error instead, and so does a 1062.
+//! When every failure of a batch is such a collision, the loader applies the
+//! batch again **serially in source order**, one row per statement, in one
+//! transaction — the order in which the source itself satisfied the
+//! constraint (rows of keyless tables whose worker already committed are
+//! not applied twice). What happens if that collides too depends on
+//! [`UniqueConflict`]: `Fail` (the default) stops with a definite error
+//! naming the row and the server's 1062 — right when the target has a
+//! unique key the source lacks, wrong when a replay meets a target that is
+//! already *ahead* (it holds later values of the unique column); `Replace`
+//! deletes the colliding rows, which converges in both cases because every
+//! row it deletes is rewritten by its own later change. The pipeline should
+//! use `Replace` after a restart for the batches the target may already
+//! hold — up to and including the first batch past the target's checkpoint
+//! ([`crate::meta`]) — and `Fail` otherwise.
+//!
+//! # Session settings
+//!
+//! Every target connection runs with
+//! `sql_mode='STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'`:
+//! strict, so a value the column cannot hold is an error (1406, 1264, …)
+//! instead of silently truncated data; no `NO_ZERO_DATE`/`NO_ZERO_IN_DATE`,
+//! so zero dates are stored as the source stored them; `ALLOW_INVALID_DATES`
+//! for days the source accepted under that mode; `NO_AUTO_VALUE_ON_ZERO` so
+//! an AUTO_INCREMENT key 0 stays 0 instead of taking a new number.
+//! `time_zone='+00:00'` (TIMESTAMP text is UTC), `NAMES utf8mb4`,
+//! `foreign_key_checks=0` (merging and parallel workers reorder changes
+//! across tables; the source already enforced its foreign keys), and READ
+//! COMMITTED, which takes no gap locks for deletes of absent keys and so
+//! keeps workers from deadlocking on each other's ranges. (A target whose
+//! binlog is STATEMENT-based cannot log READ COMMITTED writes; use ROW or
+//! MIXED there.) One value a non-strict source can store is refused by the
+//! strict session: ENUM's invalid empty value (index 0), a definite 1265.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use sluice_core::{ChangeKind, Classify, ErrorClass, Row, RowChange, TableSchema};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::Executor as _;
+
+use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
+use crate::key::{describe_key, describe_row, key_bytes};
+use crate::merge::{merge, qualified, MergeError, PlanBody, SerialOp, TablePlan};
+use crate::sql::{self, Kind, Limits};
+
+/// Target-side replication keys of tables whose table map has no primary
+/// key: (schema, table) → key column names, or `None` for no usable key.
+type TargetKeys = HashMap<(String, String), Option<Vec<String>>>;
+
+/// The session `sql_mode` of every target connection (see the module docs).
+pub const SESSION_SQL_MODE: &str =
+    "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES";
+
+/// How transient failures are retried inside one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per worker transaction, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based): doubling from
+    /// `initial_backoff`, capped at `max_backoff`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(20);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Settings of a [`Loader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoaderOptions {
+    /// Parallel target connections (≥ 1).
+    pub workers: usize,
+    pub limits: Limits,
+    pub retry: RetryPolicy,
+    /// Session `innodb_lock_wait_timeout`; `None` keeps the server's.
+    pub lock_wait_timeout: Option<Duration>,
+    /// How long to wait for a connection (e.g. while the target restarts)
+    /// before an attempt fails as transient.
+    pub acquire_timeout: Duration,
+    /// Prepared statements cached per connection.
+    pub statement_cache: usize,
+    /// What to do when a row collides on a unique key other than its
+    /// replication key even in source order.
+    pub unique_conflict: UniqueConflict,
+}
+
+/// Handling of a row that collides with *another* row on a unique key that
+/// is not the replication key (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UniqueConflict {
+    /// Stop with a definite error naming the row (after the batch was tried
+    /// again serially in source order).
+    #[default]
+    Fail,
+    /// Delete the colliding rows (`REPLACE`), as MySQL's own replica does
+    /// in `slave_exec_mode=IDEMPOTENT`. Needed to replay batches onto a
+    /// target that is already *ahead* of them (after a crash, the target
+    /// may hold later values of unique columns than the replayed batch);
+    /// on a target with unique keys the source does not have, it deletes
+    /// rows instead of stopping.
+    Replace,
+}
+
+impl Default for LoaderOptions {
+    fn default() -> Self {
+        LoaderOptions {
+            workers: 4,
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            lock_wait_timeout: None,
+            acquire_timeout: Duration::from_secs(10),
+            statement_cache: 256,
+            unique_conflict: UniqueConflict::Fail,
+        }
+    }
+}
+
+/// What applying one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Row changes in the batch.
+    pub changes: usize,
+    /// Table segments touched.
+    pub tables: usize,
+    /// Merged upserts and deletes of keyed tables.
+    pub upserts: usize,
+    pub deletes: usize,
+    /// Inserts and delete-ones of tables without a key.
+    pub serial_ops: usize,
+    /// Statements executed by the attempts that committed.
+    pub statements: usize,
+    /// Worker transactions (connections used in parallel).
+    pub workers: usize,
+    /// Transient failures retried.
+    pub retries: u32,
+    /// The batch was applied again in source order after a duplicate-key
+    /// collision (see the module docs).
+    pub serial_fallback: bool,
+    pub elapsed: Duration,
+}
+
+/// Applies batches to one target database.
+pub struct Loader {
+    pool: MySqlPool,
+    opts: LoaderOptions,
+    /// Target-side keys of tables whose table map has no primary key:
+    /// (schema, table) → key column names, or `None` for no usable key.
+    keys: Mutex<TargetKeys>,
+    retries: AtomicU64,
+}
+
+/// Parses a target URL into connect options with the loader's session
+/// settings (charset utf8mb4; the rest is set after connecting).
+pub fn connect_options(url: &str) -> Result<MySqlConnectOptions, LoadError> {
+    let opts: MySqlConnectOptions = url.parse().map_err(|e: sqlx::Error| LoadError::Config {
+        url: sluice_core::redact_url(url),
+        message: e.to_string(),
+    })?;
+    Ok(opts
+        .charset("utf8mb4")
+        .pipes_as_concat(false)
+        .no_engine_substitution(false)
+        .timezone(None))
+}
+
+impl Loader {
+    /// A loader for the target at `url` (`mysql://user:pass@host:port`).
+    /// Connections open lazily: a target that is down now makes the first
+    /// batch fail as transient, not this call. Use [`check`](Self::check)
+    /// to fail fast on a wrong address or credentials.
+    pub async fn connect(url: &str, opts: LoaderOptions) -> Result<Self, LoadError> {
+        let connect = connect_options(url)?.statement_cache_capacity(opts.statement_cache);
+        Ok(Self::with_options(connect, opts))
+    }
+
+    /// Like [`connect`](Self::connect), from parsed options.
+    pub fn with_options(connect: MySqlConnectOptions, mut opts: LoaderOptions) -> Self {
+        opts.workers = opts.workers.max(1);
+        let session = session_statements(&opts);
+        let pool = MySqlPoolOptions::new()
+            // One more than the workers: checkpoints and key lookups must not
+            // wait behind a worker.
+            .max_connections(opts.workers as u32 + 1)
+            .min_connections(0)
+            .acquire_timeout(opts.acquire_timeout)
+            .test_before_acquire(true)
+            .after_connect(move |conn, _meta| {
+                let session = session.clone();
+                Box::pin(async move {
+                    for stmt in &session {
+                        conn.execute(stmt.as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(connect);
+        Loader {
+            pool,
+            opts,
+            keys: Mutex::new(HashMap::new()),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    pub fn options(&self) -> &LoaderOptions {
+        &self.opts
+    }
+
+    /// Transient failures retried since the loader was created.
+    pub fn retries_total(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Connects once and runs `SELECT 1`.
+    pub async fn check(&self) -> Result<(), LoadError> {
+        self.pool
+            .execute("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| LoadError::target(None, "connecting to the target", e))
+    }
+
+    /// Forget the cached target key of a table (after DDL on it).
+    pub fn forget_table(&self, schema: &str, table: &str) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(schema.to_string(), table.to_string()));
+    }
+
+    /// Forget every cached target key.
+    pub fn forget_all_tables(&self) {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Merges and applies one batch (see the module docs). On `Ok`, every
+    /// change of the batch is committed on the target. On `Err`, some
+    /// workers may have committed; applying the same changes again is safe.
+    pub async fn apply_batch(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+    ) -> Result<ApplyStats, LoadError> {
+        self.apply_batch_with(batch_id, changes, self.opts.unique_conflict)
+            .await
+    }
+
+    /// [`apply_batch`](Self::apply_batch) with an explicit unique-conflict
+    /// policy for this batch (e.g. [`UniqueConflict::Replace`] while
+    /// replaying batches the target may already hold).
+    pub async fn apply_batch_with(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+        conflicts: UniqueConflict,
+    ) -> Result<ApplyStats, LoadError> {
+        let started = Instant::now();
+        let mut stats = ApplyStats {
+            changes: changes.len(),
+            ..ApplyStats::default()
+        };
+        if changes.is_empty() {
+            return Ok(stats);
+        }
+        let keys = self.resolve_keys(batch_id, changes).await?;
+        let key_of = |t: &TableSchema| replication_key(t, &keys);
+        let plans = merge(changes, key_of).map_err(|e| refused(batch_id, e))?;
+        stats.tables = plans.len();
+        for plan in &plans {
+            match &plan.body {
+                PlanBody::Keyed {
+                    deletes, upserts, ..
+                } => {
+                    stats.deletes += deletes.len();
+                    stats.upserts += upserts.len();
+                }
+                PlanBody::Unkeyed(ops) => stats.serial_ops += ops.len(),
+            }
+        }
+
+        let shares = partition(&plans, self.opts.workers, conflicts);
+        stats.workers = shares.len();
+        let outcomes = join_all(
+            shares
+                .iter()
+                .enumerate()
+                .map(|(w, share)| self.run_share(batch_id, w, share)),
+        )
+        .await;
+
+        let mut errors = Vec::new();
+        // Tables without a key whose share committed: the fallback must not
+        // insert their rows a second time.
+        let mut committed_unkeyed: HashSet<(&str, &str)> = HashSet::new();
+        for (outcome, share) in outcomes.into_iter().zip(&shares) {
+            stats.retries += outcome.retries;
+            match outcome.result {
+                Ok(n) => {
+                    stats.statements += n;
+                    for p in share.iter().filter(|p| p.key.is_none()) {
+                        committed_unkeyed.insert((&p.table.schema, &p.table.table));
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            let only_conflicts = errors.iter().all(LoadError::is_unique_conflict);
+            if !only_conflicts {
+                // A definite error stops the pipeline; report it over a
+                // transient one.
+                let pick = errors
+                    .iter()
+                    .position(|e| e.class() == ErrorClass::Definite && !e.is_unique_conflict())
+                    .or_else(|| {
+                        errors
+                            .iter()
+                            .position(|e| e.class() == ErrorClass::Transient)
+                    })
+                    .unwrap_or(0);
+                return Err(errors.swap_remove(pick));
+            }
+            tracing::info!(
+                batch_id,
+                error = %errors[0],
+                "collision on a unique key other than the replication key; applying the batch again in source order"
+            );
+            let share = serial_share(changes, &keys, conflicts, |t| {
+                committed_unkeyed.contains(&(t.schema.as_str(), t.table.as_str()))
+            });
+            let outcome = self.run_share(batch_id, 0, &share).await;
+            stats.retries += outcome.retries;
+            stats.statements += outcome.result?;
+            stats.serial_fallback = true;
+        }
+        stats.elapsed = started.elapsed();
+        tracing::debug!(batch_id, ?stats, "batch applied");
+        Ok(stats)
+    }
+
+    /// One worker's share, retried on transient errors.
+    async fn run_share(&self, batch_id: u64, worker: usize, share: &[Piece<'_>]) -> ShareOutcome {
+        let what = format!("batch {batch_id}, worker {worker}");
+        let (result, retries) = self
+            .retrying(&what, || self.try_share(batch_id, share))
+            .await;
+        ShareOutcome { result, retries }
+    }
+
+    /// Applies a share in one transaction; returns the statement count.
+    async fn try_share(&self, batch_id: u64, share: &[Piece<'_>]) -> Result<usize, LoadError> {
+        let mut tx = self.pool.begin().await.map_err(|e| {
+            LoadError::target(Some(batch_id), "starting a transaction on the target", e)
+        })?;
+        let mut statements = 0;
+        for piece in share {
+            let kind = piece.kind();
+            for chunk in sql::chunks(kind, piece.table, &piece.rows, self.opts.limits) {
+                let stmt = sql::build(kind, piece.table, &piece.rows, chunk).map_err(|e| {
+                    LoadError::Refused {
+                        batch_id,
+                        table: qualified(piece.table),
+                        key: piece.describe(chunk.start),
+                        reason: format!("column `{}` {}", e.column, e.reason),
+                    }
+                })?;
+                sqlx::query_with(&stmt.sql, stmt.args)
+                    .persistent(chunk.persistent)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| statement_error(batch_id, piece, chunk, e))?;
+                statements += 1;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| LoadError::target(Some(batch_id), "committing on the target", e))?;
+        Ok(statements)
+    }
+
+    /// Target-side keys of the batch's tables that have no primary key in
+    /// their table map.
+    async fn resolve_keys(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+    ) -> Result<TargetKeys, LoadError> {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for c in changes {
+            let t = &c.table;
+            if t.primary_key.is_empty()
+                && !wanted.iter().any(|(s, n)| *s == t.schema && *n == t.table)
+            {
+                wanted.push((t.schema.clone(), t.table.clone()));
+            }
+        }
+        let mut out = HashMap::new();
+        for name in wanted {
+            let cached = self
+                .keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .cloned();
+            let key = match cached {
+                Some(k) => k,
+                None => {
+                    let k = self.lookup_target_key(batch_id, &name.0, &name.1).await?;
+                    self.keys
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), k.clone());
+                    k
+                }
+            };
+            out.insert(name, key);
+        }
+        Ok(out)
+    }
+
+    async fn lookup_target_key(
+        &self,
+        batch_id: u64,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, LoadError> {
+        let what = format!(
+            "reading the unique keys of {}.{} on the target",
+            sql::quote_ident(schema),
+            sql::quote_ident(table)
+        );
+        self.retrying(&what, || async {
+            sqlx::query_as::<_, (String, String, String, String)>(
+                "SELECT INDEX_NAME, COLUMN_NAME, NULLABLE, IF(SUB_PART IS NULL, 'whole', 'prefix') \
+                 FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .map(|rows| choose_unique_key(&rows))
+            .map_err(|e| LoadError::target(Some(batch_id), what.as_str(), e))
+        })
+        .await
+        .0
+    }
+
+    /// Runs `op` until it succeeds, fails definitely, or runs out of
+    /// attempts; returns the result and how many retries it took.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> (Result<T, LoadError>, u32)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, LoadError>>,
+    {
+        let policy = self.opts.retry;
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Ok(v) => return (Ok(v), attempt - 1),
+                Err(e) if e.class().is_transient() && attempt < policy.max_attempts.max(1) => {
+                    let wait = policy.backoff(attempt);
+                    tracing::warn!(what, attempt, ?wait, error = %e, "transient target error; retrying");
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return (Err(e.with_attempts(attempt)), attempt - 1),
+            }
+        }
+    }
+
+    /// Creates or upgrades sluice's metadata tables on the target
+    /// ([`crate::meta::migrate`]), retrying transient errors.
+    pub async fn migrate(&self) -> Result<(), LoadError> {
+        self.retrying("migrations", || crate::meta::migrate(&self.pool))
+            .await
+            .0
+    }
+
+    /// Records that `batch_id` (ending at `position`) is fully applied. Call
+    /// it after [`apply_batch`](Self::apply_batch) returned `Ok` for that
+    /// batch (see [`crate::meta`] for why it is not part of the workers'
+    /// transactions).
+    pub async fn record_checkpoint(
+        &self,
+        pipeline: &str,
+        batch_id: u64,
+        position: &str,
+    ) -> Result<(), LoadError> {
+        self.retrying("recording the checkpoint", || async {
+            crate::meta::record_checkpoint(&self.pool, pipeline, batch_id, position)
+                .await
+                .map_err(|e| {
+                    LoadError::target(
+                        Some(batch_id),
+                        format!("recording the checkpoint of pipeline {pipeline:?}"),
+                        e,
+                    )
+                })
+        })
+        .await
+        .0
+    }
+
+    /// The checkpoint last recorded for `pipeline`.
+    pub async fn read_checkpoint(
+        &self,
+        pipeline: &str,
+    ) -> Result<Option<crate::meta::Checkpoint>, LoadError> {
+        self.retrying("reading the checkpoint", || async {
+            crate::meta::read_checkpoint(&self.pool, pipeline)
+                .await
+                .map_err(|e| {
+                    LoadError::target(
+                        None,
+                        format!("reading the checkpoint of pipeline {pipeline:?}"),
+                        e,
+                    )
+                })
+        })
+        .await
+        .0
+    }
+}
+
+/// The SET statements run on every new target connection.
+fn session_statements(opts: &LoaderOptions) -> Vec<String> {
+    let mut v = vec![
+        format!("SET SESSION sql_mode = '{SESSION_SQL_MODE}'"),
+        "SET SESSION time_zone = '+00:00'".to_string(),
+        "SET SESSION foreign_key_checks = 0".to_string(),
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
+    ];
+    if let Some(t) = opts.lock_wait_timeout {
+        v.push(format!(
+            "SET SESSION innodb_lock_wait_timeout = {}",
+            t.as_secs().max(1)
+        ));
+    }
+    v
+}
+
+/// From `(index, column, nullable, whole|prefix)` rows ordered by index and
+/// position: PRIMARY if present, else the smallest unique index whose
+/// columns are all NOT NULL and whole (ties by name).
+fn choose_unique_key(rows: &[(String, String, String, String)]) -> Option<Vec<String>> {
+    let mut indexes: Vec<(&str, Vec<String>, bool)> = Vec::new();
+    for (index, column, nullable, part) in rows {
+        let usable = nullable != "YES" && part == "whole";
+        match indexes.last_mut() {
+            Some((name, cols, ok)) if *name == index.as_str() => {
+                cols.push(column.clone());
+                *ok &= usable;
+            }
+            _ => indexes.push((index.as_str(), vec![column.clone()], usable)),
+        }
+    }
+    if let Some((_, cols, _)) = indexes.iter().find(|(n, _, _)| *n == "PRIMARY") {
+        return Some(cols.clone());
+    }
+    indexes
+        .into_iter()
+        .filter(|(_, _, ok)| *ok)
+        .min_by(|a, b| a.1.len().cmp(&b.1.len()).then(a.0.cmp(b.0)))
+        .map(|(_, cols, _)| cols)
+}
+
+/// The replication key of a table: its primary key, else the target's
+/// unique key mapped onto this table map's columns.
+fn replication_key(t: &TableSchema, keys: &TargetKeys) -> Option<Vec<usize>> {
+    if !t.primary_key.is_empty() {
+        return Some(t.primary_key.clone());
+    }
+    let names = keys.get(&(t.schema.clone(), t.table.clone()))?.as_ref()?;
+    names.iter().map(|n| t.column_index(n)).collect()
+}
+
+fn refused(batch_id: u64, e: MergeError) -> LoadError {
+    LoadError::Refused {
+        batch_id,
+        table: e.table,
+        key: e.key,
+        reason: e.reason,
+    }
+}
+
+/// What one worker applies, in order.
+struct Piece<'a> {
+    table: &'a TableSchema,
+    op: PieceOp,
+    /// Key columns (keyed tables).
+    key: Option<Arc<[usize]>>,
+    rows: Vec<&'a Row>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PieceOp {
+    Upsert,
+    Replace,
+    Delete,
+    Insert,
+    DeleteOne,
+}
+
+impl Piece<'_> {
+    fn kind(&self) -> Kind<'_> {
+        match self.op {
+            PieceOp::Upsert => Kind::Upsert(self.key.as_deref().unwrap_or(&[])),
+            PieceOp::Replace => Kind::Replace,
+            PieceOp::Delete => Kind::Delete(self.key.as_deref().unwrap_or(&[])),
+            PieceOp::Insert => Kind::Insert,
+            PieceOp::DeleteOne => Kind::DeleteOne,
+        }
+    }
+
+    /// The key (or row) of row `i`, for messages.
+    fn describe(&self, i: usize) -> String {
+        let row = self.rows[i.min(self.rows.len() - 1)];
+        match &self.key {
+            Some(key) => describe_key(self.table, row, key),
+            None => describe_row(self.table, row),
+        }
+    }
+}
+
+struct ShareOutcome {
+    result: Result<usize, LoadError>,
+    retries: u32,
+}
+
+/// Splits plans over at most `workers` shares, keeping plan order within
+/// each share. Empty shares are dropped.
+fn partition<'a>(
+    plans: &'a [TablePlan<'a>],
+    workers: usize,
+    conflicts: UniqueConflict,
+) -> Vec<Vec<Piece<'a>>> {
+    let n = workers.max(1);
+    let upsert = match conflicts {
+        UniqueConflict::Fail => PieceOp::Upsert,
+        UniqueConflict::Replace => PieceOp::Replace,
+    };
+    let mut shares: Vec<Vec<Piece<'a>>> = (0..n).map(|_| Vec::new()).collect();
+    for plan in plans {
+        let table: &TableSchema = plan.table;
+        match &plan.body {
+            PlanBody::Keyed {
+                key,
+                deletes,
+                upserts,
+            } => {
+                let key: Arc<[usize]> = Arc::from(&key.columns[..]);
+                for (op, list) in [(PieceOp::Delete, deletes), (upsert, upserts)] {
+                    let mut per: Vec<Vec<&'a Row>> = vec![Vec::new(); n];
+                    for r in list {
+                        per[(r.hash % n as u64) as usize].push(r.row);
+                    }
+                    for (w, rows) in per.into_iter().enumerate() {
+                        if !rows.is_empty() {
+                            shares[w].push(Piece {
+                                table,
+                                op,
+                                key: Some(key.clone()),
+                                rows,
+                            });
+                        }
+                    }
+                }
+            }
+            PlanBody::Unkeyed(ops) => {
+                let w = (crate::key::partition_hash(table, None) % n as u64) as usize;
+                for op in ops {
+                    let (pop, row) = match op {
+                        SerialOp::Insert(r) => (PieceOp::Insert, *r),
+                        SerialOp::DeleteOne(r) => (PieceOp::DeleteOne, *r),
+                    };
+                    match shares[w].last_mut() {
+                        Some(p) if p.op == pop && std::ptr::eq(p.table, table) => p.rows.push(row),
+                        _ => shares[w].push(Piece {
+                            table,
+                            op: pop,
+                            key: None,
+                            rows: vec![row],
+                        }),
+                    }
+                }
+            }
+        }
+    }
+    shares.retain(|s| !s.is_empty());
+    shares
+}
+
+/// The batch in source order, one row per statement (the unique-conflict
+/// fallback), without the changes of keyless tables for which `skip_unkeyed`
+/// says they are already committed. Under [`UniqueConflict::Fail`] a row is
+/// written as delete-by-key + plain insert, so a collision with another row
+/// is the server's own 1062 naming the value and the unique key.
+fn serial_share<'a>(
+    changes: &'a [RowChange],
+    keys: &TargetKeys,
+    conflicts: UniqueConflict,
+    skip_unkeyed: impl Fn(&TableSchema) -> bool,
+) -> Vec<Piece<'a>> {
+    let mut out = Vec::new();
+    let mut key_cache: Vec<(&'a TableSchema, Option<Arc<[usize]>>)> = Vec::new();
+    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    for c in changes {
+        let table: &'a TableSchema = &c.table;
+        let key = match key_cache.iter().find(|(t, _)| std::ptr::eq(*t, table)) {
+            Some((_, k)) => k.clone(),
+            None => {
+                let k: Option<Arc<[usize]>> = replication_key(table, keys).map(Arc::from);
+                key_cache.push((table, k.clone()));
+                k
+            }
+        };
+        if key.is_none() && skip_unkeyed(table) {
+            continue;
+        }
+        let piece = |op, row: &'a Row| Piece {
+            table,
+            op,
+            key: key.clone(),
+            rows: vec![row],
+        };
+        let write = |out: &mut Vec<Piece<'a>>, row: &'a Row| match conflicts {
+            UniqueConflict::Fail => {
+                out.push(piece(PieceOp::Delete, row));
+                out.push(piece(PieceOp::Insert, row));
+            }
+            UniqueConflict::Replace => out.push(piece(PieceOp::Replace, row)),
+        };
+        // Images were validated by `merge` before the first attempt.
+        match (c.kind, key.as_deref(), &c.before, &c.after) {
+            (ChangeKind::Insert, Some(_), _, Some(a)) => write(&mut out, a),
+            (ChangeKind::Delete, Some(_), Some(b), _) => out.push(piece(PieceOp::Delete, b)),
+            (ChangeKind::Update, Some(k), Some(b), Some(a)) => {
+                if key_bytes(&mut buf_a, b, k) != key_bytes(&mut buf_b, a, k) {
+                    out.push(piece(PieceOp::Delete, b));
+                }
+                write(&mut out, a);
+            }
+            (ChangeKind::Insert, None, _, Some(a)) => out.push(piece(PieceOp::Insert, a)),
+            (ChangeKind::Delete, None, Some(b), _) => out.push(piece(PieceOp::DeleteOne, b)),
+            (ChangeKind::Update, None, Some(b), Some(a)) => {
+                out.push(piece(PieceOp::DeleteOne, b));
+                out.push(piece(PieceOp::Insert, a));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Turns a failed statement into an error naming the row the server blamed
+/// (`at row N`) or the statement's first row.
+fn statement_error(
+    batch_id: u64,
+    piece: &Piece<'_>,
+    chunk: sql::Chunk,
+    e: sqlx::Error,
+) -> LoadError {
+    let Some(server) = ServerError::from_sqlx(&e) else {
+        return LoadError::target(
+            Some(batch_id),
+            format!(
+                "{} of {} row(s) into {}",
+                sql::describe_kind(piece.kind()),
+                chunk.len,
+                qualified(piece.table)
+            ),
+            e,
+        );
+    };
+    let key = match server.row_number() {
+        Some(n) if n >= 1 => piece.describe(chunk.start + (n - 1).min(chunk.len - 1)),
+        _ if chunk.len == 1 => piece.describe(chunk.start),
+        _ => format!(
+            "{} (first of {} rows in the statement)",
+            piece.describe(chunk.start),
+            chunk.len
+        ),
+    };
+    let class = crate::error::classify_sqlx(&e);
+    // The upsert's guard (see `crate::sql`): the first key column set to
+    // NULL means the row collided with another row on another unique key.
+    let guard = piece.op == PieceOp::Upsert
+        && server.code == ER_BAD_NULL
+        && piece
+            .key
+            .as_deref()
+            .and_then(|k| k.first())
+            .is_some_and(|&k0| {
+                server.message
+                    == format!("Column '{}' cannot be null", piece.table.columns[k0].name)
+            });
+    let unique_conflict = guard || server.code == ER_DUP_ENTRY;
+    LoadError::Rejected {
+        batch_id,
+        table: qualified(piece.table),
+        key,
+        server,
+        class,
+        attempts: 1,
+        unique_conflict,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
+        assert_eq!(p.backoff(1), Duration::from_millis(100));
+        assert_eq!(p.backoff(2), Duration::from_millis(200));
+        assert_eq!(p.backoff(4), Duration::from_millis(800));
+        assert_eq!(p.backoff(5), Duration::from_secs(1));
+        assert_eq!(p.backoff(60), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unique_key_choice() {
+        let row = |i: &str, c: &str, n: &str, p: &str| {
+            (i.to_string(), c.to_string(), n.to_string(), p.to_string())
+        };
+        // Nullable and prefix indexes are skipped; the smallest wins.
+        let rows = vec![
+            row("a_nullable", "x", "YES", "whole"),
+            row("b_pair", "y", "", "whole"),
+            row("b_pair", "z", "", "whole"),
+            row("c_prefix", "t", "", "prefix"),
+            row("d_single", "w", "", "whole"),
+        ];
+        assert_eq!(choose_unique_key(&rows), Some(vec!["w".to_string()]));
+        let rows = vec![
+            row("PRIMARY", "id", "", "whole"),
+            row("d", "w", "", "whole"),
+        ];
+        assert_eq!(choose_unique_key(&rows), Some(vec!["id".to_string()]));
+        assert_eq!(choose_unique_key(&[row("u", "x", "YES", "whole")]), None);
+        assert_eq!(choose_unique_key(&[]), None);
+    }
+}

@@ -1,0 +1,329 @@
+//! Load errors, classified where they are created.
+//!
+//! The rule the pipeline relies on: a [`Transient`](ErrorClass::Transient)
+//! error means "the same batch may succeed if applied again later" (the
+//! connection dropped, a deadlock or lock wait timeout rolled a transaction
+//! back, the server is restarting or out of connections); a
+//! [`Definite`](ErrorClass::Definite) error means the target will keep
+//! refusing this batch until a human changes something (a value does not fit
+//! the column, a column or table is missing, a unique key other than the
+//! replication key collides even in source order).
+//!
+//! Every error that concerns data names the batch, the table and the key of a
+//! row involved, and carries the server's own error number, SQLSTATE and text.
+
+use std::fmt;
+
+use sluice_core::{Classify, ErrorClass};
+
+/// A MySQL/MariaDB server error as the server reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    /// The server's error number, e.g. 1406.
+    pub code: u16,
+    /// The SQLSTATE, e.g. `22001`, when the server sent one.
+    pub sqlstate: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sqlstate {
+            Some(state) => write!(f, "error {} ({state}): {}", self.code, self.message),
+            None => write!(f, "error {}: {}", self.code, self.message),
+        }
+    }
+}
+
+impl ServerError {
+    /// The server error inside a sqlx error, if it is one.
+    pub fn from_sqlx(err: &sqlx::Error) -> Option<Self> {
+        let sqlx::Error::Database(db) = err else {
+            return None;
+        };
+        let mysql = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()?;
+        Some(ServerError {
+            code: mysql.number(),
+            sqlstate: mysql.code().map(str::to_string),
+            message: mysql.message().to_string(),
+        })
+    }
+
+    /// `at row N` in a multi-row statement's error (1-based), as MySQL and
+    /// MariaDB append to data errors (1406, 1264, 1366, 1292, 1048, ...).
+    pub fn row_number(&self) -> Option<usize> {
+        let at = self.message.rfind(" at row ")?;
+        let digits: String = self.message[at + 8..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    }
+}
+
+/// Server error numbers after which the same statements can succeed later.
+///
+/// Everything else the server says is definite: retrying a data error, a
+/// missing table or column, a privilege error or a constraint violation
+/// produces the same error again.
+pub fn is_transient_code(code: u16) -> bool {
+    matches!(
+        code,
+        1040 // ER_CON_COUNT_ERROR: too many connections
+            | 1053 // ER_SERVER_SHUTDOWN
+            | 1158
+            ..=1161 // net read/write errors and timeouts
+            | 1180 // ER_ERROR_DURING_COMMIT
+            | 1184 // ER_NEW_ABORTING_CONNECTION
+            | 1203 // ER_TOO_MANY_USER_CONNECTIONS
+            | 1205 // ER_LOCK_WAIT_TIMEOUT
+            | 1213 // ER_LOCK_DEADLOCK
+            | 1290 // ER_OPTION_PREVENTS_STATEMENT: --read-only, e.g. mid-failover
+            | 1317 // ER_QUERY_INTERRUPTED: KILL QUERY
+            | 1637 // ER_TOO_MANY_CONCURRENT_TRXS
+            | 1927 // ER_CONNECTION_KILLED (MariaDB): KILL CONNECTION
+            | 1969 // ER_STATEMENT_TIMEOUT (MariaDB max_statement_time)
+            | 2006 // CR_SERVER_GONE_ERROR
+            | 2013 // CR_SERVER_LOST
+            | 3024 // ER_QUERY_TIMEOUT (MySQL max_execution_time)
+            | 4031 // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+)
+    )
+}
+
+/// MySQL's error for a duplicate entry on a unique key.
+pub const ER_DUP_ENTRY: u16 = 1062;
+/// "Column 'x' cannot be null".
+pub const ER_BAD_NULL: u16 = 1048;
+
+/// Classifies a sqlx error: server errors by number, and the driver's own
+/// errors by what they mean for a retry.
+pub fn classify_sqlx(err: &sqlx::Error) -> ErrorClass {
+    use sqlx::Error as E;
+    match err {
+        E::Database(_) => match ServerError::from_sqlx(err) {
+            Some(s) if is_transient_code(s.code) => ErrorClass::Transient,
+            _ => ErrorClass::Definite,
+        },
+        // The connection broke (reset, refused while the server restarts,
+        // EOF after KILL) or the pool could not get one in time: a new
+        // connection later may work.
+        E::Io(_) | E::PoolTimedOut | E::WorkerCrashed => ErrorClass::Transient,
+        // A packet out of sequence is what a connection cut mid-result looks
+        // like; a fresh connection resolves it.
+        E::Protocol(_) => ErrorClass::Transient,
+        _ => ErrorClass::Definite,
+    }
+}
+
+/// What can go wrong in the load stage.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A change the loader refuses before sending anything to the target:
+    /// a missing row image, a column absent from the image (the source does
+    /// not log FULL images), a partial JSON update, a NULL key, a table map
+    /// without column names.
+    #[error("batch {batch_id}: table {table}, key {key}: {reason}")]
+    Refused {
+        batch_id: u64,
+        table: String,
+        key: String,
+        reason: String,
+    },
+    /// The target refused a statement that writes rows of one table.
+    #[error(
+        "batch {batch_id}: table {table}, key {key}: the target refused the change: {server}{}",
+        attempts_note(*attempts, *class)
+    )]
+    Rejected {
+        batch_id: u64,
+        table: String,
+        /// The row the server named (`at row N`), or the first row of the
+        /// statement and how many others it carried.
+        key: String,
+        server: ServerError,
+        class: ErrorClass,
+        attempts: u32,
+        /// The row collided with another row on a unique key other than
+        /// its replication key (1062, or the upsert guard's 1048).
+        unique_conflict: bool,
+    },
+    /// The connection, transaction or driver failed (no server error to
+    /// blame on a row).
+    #[error("{}{what}: {source}{}", batch_prefix(*batch_id), attempts_note(*attempts, *class))]
+    Target {
+        batch_id: Option<u64>,
+        what: String,
+        #[source]
+        source: sqlx::Error,
+        class: ErrorClass,
+        attempts: u32,
+    },
+    /// The target's metadata migrations failed.
+    #[error("migrating the target's metadata schema `{schema}`: {source}")]
+    Migrate {
+        schema: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The target URL cannot be used.
+    #[error("target URL {url}: {message}")]
+    Config { url: String, message: String },
+}
+
+fn batch_prefix(batch_id: Option<u64>) -> String {
+    batch_id.map_or_else(String::new, |b| format!("batch {b}: "))
+}
+
+fn attempts_note(attempts: u32, class: ErrorClass) -> String {
+    if attempts > 1 {
+        format!(" ({class}; gave up after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl LoadError {
+    /// A connection/transaction-level error from sqlx.
+    pub(crate) fn target(
+        batch_id: Option<u64>,
+        what: impl Into<String>,
+        source: sqlx::Error,
+    ) -> Self {
+        let class = classify_sqlx(&source);
+        LoadError::Target {
+            batch_id,
+            what: what.into(),
+            source,
+            class,
+            attempts: 1,
+        }
+    }
+
+    /// The server error behind this error, if any.
+    pub fn server_error(&self) -> Option<ServerError> {
+        match self {
+            LoadError::Rejected { server, .. } => Some(server.clone()),
+            LoadError::Target { source, .. } => ServerError::from_sqlx(source),
+            _ => None,
+        }
+    }
+
+    /// Records how many attempts were made before this error was surfaced.
+    pub(crate) fn with_attempts(mut self, n: u32) -> Self {
+        match &mut self {
+            LoadError::Rejected { attempts, .. } | LoadError::Target { attempts, .. } => {
+                *attempts = n;
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// A collision with another row on a unique key other than the
+    /// replication key (which upserts absorb).
+    pub fn is_unique_conflict(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Rejected {
+                unique_conflict: true,
+                ..
+            }
+        )
+    }
+}
+
+impl Classify for LoadError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            LoadError::Rejected { class, .. } | LoadError::Target { class, .. } => *class,
+            LoadError::Migrate { source, .. } => match source {
+                sqlx::migrate::MigrateError::Execute(e) => classify_sqlx(e),
+                _ => ErrorClass::Definite,
+            },
+            LoadError::Refused { .. } | LoadError::Config { .. } => ErrorClass::Definite,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        for code in [1040, 1053, 1205, 1213, 1927, 2006, 2013, 1317, 1290] {
+            assert!(is_transient_code(code), "{code} should be transient");
+        }
+        for code in [1406, 1054, 1146, 1062, 1264, 1366, 1292, 1048, 1045, 1142] {
+            assert!(!is_transient_code(code), "{code} should be definite");
+        }
+    }
+
+    #[test]
+    fn driver_errors_are_classified() {
+        let io = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        ));
+        assert_eq!(classify_sqlx(&io), ErrorClass::Transient);
+        assert_eq!(
+            classify_sqlx(&sqlx::Error::PoolTimedOut),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify_sqlx(&sqlx::Error::PoolClosed),
+            ErrorClass::Definite
+        );
+        assert_eq!(
+            classify_sqlx(&sqlx::Error::Configuration("bad".into())),
+            ErrorClass::Definite
+        );
+    }
+
+    #[test]
+    fn row_number_is_parsed() {
+        let e = ServerError {
+            code: 1406,
+            sqlstate: Some("22001".into()),
+            message: "Data too long for column 'v' at row 17".into(),
+        };
+        assert_eq!(e.row_number(), Some(17));
+        assert_eq!(
+            e.to_string(),
+            "error 1406 (22001): Data too long for column 'v' at row 17"
+        );
+        let e = ServerError {
+            code: 1062,
+            sqlstate: None,
+            message: "Duplicate entry 'x' for key 'u'".into(),
+        };
+        assert_eq!(e.row_number(), None);
+    }
+
+    #[test]
+    fn messages_name_batch_table_key_and_server_error() {
+        let e = LoadError::Rejected {
+            batch_id: 7,
+            table: "`shop`.`users`".into(),
+            key: "(id=5)".into(),
+            server: ServerError {
+                code: 1406,
+                sqlstate: Some("22001".into()),
+                message: "Data too long for column 'name' at row 1".into(),
+            },
+            class: ErrorClass::Definite,
+            attempts: 1,
+            unique_conflict: false,
+        };
+        assert_eq!(
+            e.to_string(),
+            "batch 7: table `shop`.`users`, key (id=5): the target refused the change: \
+             error 1406 (22001): Data too long for column 'name' at row 1"
+        );
+        assert_eq!(e.class(), ErrorClass::Definite);
+        let t = e.with_attempts(3);
+        assert!(t
+            .to_string()
+            .ends_with("(definite; gave up after 3 attempts)"));
+    }
+}

@@ -1,0 +1,122 @@
+//! sluice's metadata tables on the target, and the checkpoint.
+//!
+//! The migrations live in the repository's top-level `migrations/` (sqlx
+//! format, embedded at compile time) and run in the `sluice_meta` database,
+//! which [`migrate`] creates first; sqlx records what ran in
+//! `sluice_meta._sqlx_migrations` and serialises concurrent runs with a
+//! named lock, so two nodes starting at once are safe.
+//!
+//! # The checkpoint
+//!
+//! `sluice_meta.checkpoint` holds, per pipeline, the last batch the loader
+//! fully applied and that batch's end position. With parallel workers a
+//! batch commits in several transactions, so there is no transaction that
+//! could carry the checkpoint "with" the rows; it is therefore written
+//! **after every worker of the batch committed** ([`Loader::apply_batch`]
+//! returned `Ok`), in its own statement. Consequences:
+//!
+//! * it never names a batch that is not fully on the target (a crash between
+//!   the commits and the checkpoint leaves it one batch behind, which a
+//!   replay repairs, because apply is idempotent);
+//! * it is informational for operators and `sluice status`; resuming uses
+//!   the position in the coordination store, which the pipeline advances
+//!   only in `batch_id` order after the loader's `Ok`.
+//!
+//! [`Loader::apply_batch`]: crate::Loader::apply_batch
+
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlExecutor, MySqlPool};
+use sqlx::{Acquire as _, Connection as _, Executor as _};
+
+use crate::error::LoadError;
+
+/// The database sluice keeps its metadata in on the target.
+pub const META_SCHEMA: &str = "sluice_meta";
+
+/// The embedded migrations of `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// Creates `sluice_meta` if needed and applies pending migrations.
+pub async fn migrate(pool: &MySqlPool) -> Result<(), LoadError> {
+    let target = |what: &str, e| LoadError::target(None, format!("{what} on the target"), e);
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| target("connecting for migrations", e))?;
+    conn.execute(format!("CREATE DATABASE IF NOT EXISTS `{META_SCHEMA}`").as_str())
+        .await
+        .map_err(|e| target("creating the metadata database", e))?;
+    conn.execute(format!("USE `{META_SCHEMA}`").as_str())
+        .await
+        .map_err(|e| target("selecting the metadata database", e))?;
+    let result = MIGRATOR
+        .run(
+            conn.acquire()
+                .await
+                .map_err(|e| target("connecting for migrations", e))?,
+        )
+        .await;
+    // The connection's default database is now `sluice_meta`; do not hand it
+    // back to the pool.
+    let _ = conn.detach().close().await;
+    result.map_err(|source| LoadError::Migrate {
+        schema: META_SCHEMA,
+        source,
+    })
+}
+
+/// One pipeline's checkpoint row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub pipeline: String,
+    pub batch_id: u64,
+    /// The batch's end position, as the pipeline wrote it.
+    pub position: String,
+    /// `YYYY-MM-DD HH:MM:SS.ffffff` UTC.
+    pub updated_at: String,
+}
+
+/// Upserts a pipeline's checkpoint. Generic over the executor so the caller
+/// may run it in a transaction of its own; [`crate::Loader::record_checkpoint`]
+/// runs it on the loader's pool with retries.
+pub async fn record_checkpoint<'e>(
+    executor: impl MySqlExecutor<'e>,
+    pipeline: &str,
+    batch_id: u64,
+    position: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO `sluice_meta`.`checkpoint` (pipeline, batch_id, position, updated_at) \
+         VALUES (?, ?, ?, CURRENT_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), position = VALUES(position), \
+         updated_at = VALUES(updated_at)",
+    )
+    .bind(pipeline)
+    .bind(batch_id)
+    .bind(position)
+    .execute(executor)
+    .await
+    .map(|_| ())
+}
+
+/// Reads a pipeline's checkpoint, if one was recorded.
+pub async fn read_checkpoint<'e>(
+    executor: impl MySqlExecutor<'e>,
+    pipeline: &str,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row: Option<(String, u64, String, String)> = sqlx::query_as(
+        "SELECT pipeline, batch_id, position, CAST(updated_at AS CHAR) \
+         FROM `sluice_meta`.`checkpoint` WHERE pipeline = ?",
+    )
+    .bind(pipeline)
+    .fetch_optional(executor)
+    .await?;
+    Ok(
+        row.map(|(pipeline, batch_id, position, updated_at)| Checkpoint {
+            pipeline,
+            batch_id,
+            position,
+            updated_at,
+        }),
+    )
+}

@@ -1,0 +1,475 @@
+//! SQL statements for the target, with every value a bound parameter.
+//!
+//! # Shapes
+//!
+//! * upsert (keyed tables):
+//!   ``INSERT INTO `s`.`t` (`c1`,…) VALUES (?,…),(?,…) ON DUPLICATE KEY UPDATE
+//!   `k`=IF(`k` <=> VALUES(`k`), VALUES(`k`), NULL), `c1`=VALUES(`c1`),…`` —
+//!   the full after image, every column. The first assignment is a guard:
+//!   when the insert collides not on its own key but on another unique key
+//!   (another row holds one of its unique values), plain `ON DUPLICATE KEY
+//!   UPDATE` would silently turn that other row into this one; the guard
+//!   sets the NOT NULL key column to NULL instead, which strict mode refuses
+//!   (error 1048), and the loader handles the collision (see
+//!   [`crate::apply`]). `VALUES()` is MariaDB's form and still accepted by
+//!   MySQL 8.
+//! * replace (keyed tables, [`crate::apply::UniqueConflict::Replace`]):
+//!   `REPLACE INTO` with the same rows: rows colliding on any unique key are
+//!   deleted first (MySQL's own idempotent replica semantics).
+//! * delete by key: ``DELETE FROM `s`.`t` WHERE `id` IN (?,…)``, or
+//!   ``WHERE (`a`,`b`) IN ((?,?),…)`` for a composite key (both use the
+//!   key's index as ranges).
+//! * insert (tables without a key): plain multi-row `INSERT`.
+//! * delete one (tables without a key): ``DELETE FROM `s`.`t` WHERE `c1` <=> ?
+//!   AND … LIMIT 1`` — `<=>` so NULLs match.
+//!
+//! # Size
+//!
+//! Rows go into one statement while it stays under a byte budget (statement
+//! text plus encoded parameters; a single larger row goes alone) and under
+//! `max_rows` and MySQL's 65,535 placeholders. Statements are prepared once
+//! per connection and cached by text, so the number of distinct texts
+//! matters: a multi-row upsert or delete whose row count is not a power of
+//! two is padded up to the next one by repeating its last row when the
+//! budget allows (an upsert of the same full image twice, or the same key
+//! twice in an `IN` list, changes nothing), so a table has at most about
+//! log2(max_rows) shapes. Other odd-sized statements are prepared, run and
+//! closed without entering the cache. Inserts into tables without a key are
+//! never padded: there a repeated row would be a real second row.
+//!
+//! # Values
+//!
+//! Each value is sent so the server stores exactly the source's value:
+//! integers as 64-bit (unsigned stays unsigned), FLOAT/DOUBLE as binary
+//! floats, DECIMAL as its exact text, DATE/DATETIME/TIMESTAMP/TIME as text in
+//! the column's format with exactly its fractional digits (zero dates kept;
+//! TIMESTAMP rendered in UTC, which the session's `time_zone='+00:00'` reads
+//! back to the same epoch; TIME with sign and hours > 24), YEAR as a number
+//! (`0` stays the zero year, where the string `'0'` would be 2000), ENUM by
+//! label (by index when the table map had no labels; a number is an index
+//! to the server), SET by labels (or by bitmask), BIT as an unsigned
+//! integer, JSON as text, GEOMETRY as its stored bytes (SRID + WKB), text as
+//! UTF-8 (the connection charset is utf8mb4 and the server converts to the
+//! column's charset), and binary strings as bytes. `Absent` (a column missing
+//! from a MINIMAL image) and `JsonDiff` (a partial JSON update) cannot be
+//! written and are refused.
+
+use sluice_core::value::format_timestamp;
+use sluice_core::{Row, TableSchema, Value};
+use sqlx::mysql::MySqlArguments;
+use sqlx::Arguments as _;
+
+/// MySQL's limit on placeholders in one prepared statement.
+pub const MAX_PLACEHOLDERS: usize = 65_535;
+
+/// How big one statement may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Statement text plus encoded parameters, in bytes. Keep it well below
+    /// the target's `max_allowed_packet`.
+    pub max_bytes: usize,
+    /// Rows per multi-row statement.
+    pub max_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 4 << 20,
+            max_rows: 1024,
+        }
+    }
+}
+
+/// What a statement does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind<'k> {
+    /// Upsert full images (keyed tables) on this key, guarded against
+    /// collisions on other unique keys.
+    Upsert(&'k [usize]),
+    /// `REPLACE` full images (keyed tables).
+    Replace,
+    /// Delete by these key columns.
+    Delete(&'k [usize]),
+    /// Plain insert (tables without a key).
+    Insert,
+    /// Delete one row matching every column (tables without a key).
+    DeleteOne,
+}
+
+impl Kind<'_> {
+    fn pads(self) -> bool {
+        matches!(self, Kind::Upsert(_) | Kind::Replace | Kind::Delete(_))
+    }
+}
+
+/// Rows `start..start + len` of the input, sent as `padded` rows (the last
+/// one repeated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub start: usize,
+    pub len: usize,
+    pub padded: usize,
+    /// Whether the statement text is worth caching as a prepared statement.
+    pub persistent: bool,
+}
+
+/// A statement ready to execute.
+#[derive(Debug)]
+pub struct Statement {
+    pub sql: String,
+    pub args: MySqlArguments,
+    pub chunk: Chunk,
+}
+
+/// A value that cannot be sent to the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError {
+    pub column: String,
+    pub reason: String,
+}
+
+/// `` `name` `` with backticks doubled.
+pub fn quote_ident(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 2);
+    push_ident(&mut s, name);
+    s
+}
+
+pub fn push_ident(out: &mut String, name: &str) {
+    out.push('`');
+    for c in name.chars() {
+        if c == '`' {
+            out.push('`');
+        }
+        out.push(c);
+    }
+    out.push('`');
+}
+
+/// `` `schema`.`table` ``
+pub fn qualified_name(table: &TableSchema) -> String {
+    let mut s = String::with_capacity(table.schema.len() + table.table.len() + 5);
+    push_ident(&mut s, &table.schema);
+    s.push('.');
+    push_ident(&mut s, &table.table);
+    s
+}
+
+/// Splits `rows` into statements of kind `kind`.
+pub fn chunks(kind: Kind<'_>, table: &TableSchema, rows: &[&Row], limits: Limits) -> Vec<Chunk> {
+    let cols: Vec<usize> = match kind {
+        Kind::Delete(key) => key.to_vec(),
+        _ => (0..table.columns.len()).collect(),
+    };
+    let params_per_row = cols.len().max(1);
+    // "(?,?,…)," per row; "?," for a one-column key.
+    let text_per_row = if matches!(kind, Kind::Delete(_)) && cols.len() == 1 {
+        2
+    } else {
+        2 * params_per_row + 2
+    };
+    let sizes: Vec<usize> = rows
+        .iter()
+        .map(|r| cols.iter().map(|&i| wire_size(&r[i])).sum::<usize>() + text_per_row)
+        .collect();
+    let header = header_size(kind, table);
+    let max_rows = match kind {
+        Kind::DeleteOne => 1,
+        _ => limits
+            .max_rows
+            .min(MAX_PLACEHOLDERS / params_per_row)
+            .max(1),
+    };
+    plan(&sizes, header, max_rows, limits.max_bytes, kind.pads())
+}
+
+fn plan(
+    sizes: &[usize],
+    header: usize,
+    max_rows: usize,
+    max_bytes: usize,
+    pad: bool,
+) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sizes.len() {
+        let mut bytes = header;
+        let mut len = 0;
+        while i + len < sizes.len() && len < max_rows {
+            let rb = sizes[i + len];
+            if len > 0 && bytes + rb > max_bytes {
+                break;
+            }
+            bytes += rb;
+            len += 1;
+        }
+        let mut padded = len;
+        if pad && len < max_rows && !len.is_power_of_two() {
+            let p = len.next_power_of_two().min(max_rows);
+            let last = sizes[i + len - 1];
+            if bytes + (p - len) * last <= max_bytes {
+                padded = p;
+            }
+        }
+        out.push(Chunk {
+            start: i,
+            len,
+            padded,
+            persistent: padded == max_rows || padded.is_power_of_two(),
+        });
+        i += len;
+    }
+    out
+}
+
+fn header_size(kind: Kind<'_>, table: &TableSchema) -> usize {
+    let names: usize = table.columns.iter().map(|c| c.name.len() + 3).sum();
+    let base = table.schema.len() + table.table.len() + 32;
+    match kind {
+        Kind::Upsert(key) => base + 3 * names + 32 + key.len() * 64,
+        Kind::Insert | Kind::Replace => base + names,
+        Kind::Delete(key) => base + key.len() * 32,
+        Kind::DeleteOne => base + 2 * names,
+    }
+}
+
+/// Bytes a value takes in COM_STMT_EXECUTE (type + value), roughly.
+pub fn wire_size(v: &Value) -> usize {
+    2 + match v {
+        Value::Null | Value::Absent => 0,
+        Value::Int(_) | Value::UInt(_) | Value::Double(_) | Value::Bit { .. } => 8,
+        Value::Float(_) => 4,
+        Value::Year(_) => 2,
+        Value::Enum { label: Some(l), .. } => l.len() + 1,
+        Value::Enum { label: None, .. } => 2,
+        Value::Set {
+            labels: Some(l), ..
+        } => l.len() + 9,
+        Value::Set { labels: None, .. } => 8,
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) | Value::JsonDiff(s) => s.len() + 9,
+        Value::Bytes(b) | Value::Geometry(b) => b.len() + 9,
+        Value::Date { .. } => 11,
+        Value::DateTime(_) | Value::Timestamp { .. } => 28,
+        Value::Time(_) => 18,
+    }
+}
+
+/// Builds the statement for one chunk of `rows`.
+pub fn build(
+    kind: Kind<'_>,
+    table: &TableSchema,
+    rows: &[&Row],
+    chunk: Chunk,
+) -> Result<Statement, EncodeError> {
+    let real = &rows[chunk.start..chunk.start + chunk.len];
+    let last = real[real.len() - 1];
+    let row_at = |n: usize| if n < real.len() { real[n] } else { last };
+    let ncols = table.columns.len();
+    let mut sql = String::with_capacity(header_size(kind, table) + chunk.padded * (2 * ncols + 2));
+    let mut args = MySqlArguments::default();
+    let target = qualified_name(table);
+    match kind {
+        Kind::Upsert(_) | Kind::Insert | Kind::Replace => {
+            sql.push_str(if kind == Kind::Replace {
+                "REPLACE INTO "
+            } else {
+                "INSERT INTO "
+            });
+            sql.push_str(&target);
+            sql.push_str(" (");
+            push_column_list(&mut sql, table);
+            sql.push_str(") VALUES ");
+            let tuple = placeholders_tuple(ncols);
+            for n in 0..chunk.padded {
+                if n > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&tuple);
+                encode_row(&mut args, table, row_at(n), 0..ncols)?;
+            }
+            if let Kind::Upsert(key) = kind {
+                push_upsert_assignments(&mut sql, table, key);
+            }
+        }
+        Kind::Delete(key) => {
+            sql.push_str("DELETE FROM ");
+            sql.push_str(&target);
+            sql.push_str(" WHERE ");
+            let tuple = if key.len() == 1 {
+                push_ident(&mut sql, &table.columns[key[0]].name);
+                "?".to_string()
+            } else {
+                sql.push('(');
+                for (n, &i) in key.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(',');
+                    }
+                    push_ident(&mut sql, &table.columns[i].name);
+                }
+                sql.push(')');
+                placeholders_tuple(key.len())
+            };
+            sql.push_str(" IN (");
+            for n in 0..chunk.padded {
+                if n > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&tuple);
+                encode_row(&mut args, table, row_at(n), key.iter().copied())?;
+            }
+            sql.push(')');
+        }
+        Kind::DeleteOne => {
+            sql.push_str("DELETE FROM ");
+            sql.push_str(&target);
+            sql.push_str(" WHERE ");
+            for (i, c) in table.columns.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" AND ");
+                }
+                push_ident(&mut sql, &c.name);
+                sql.push_str(" <=> ?");
+            }
+            sql.push_str(" LIMIT 1");
+            encode_row(&mut args, table, last, 0..ncols)?;
+        }
+    }
+    Ok(Statement { sql, args, chunk })
+}
+
+/// ` ON DUPLICATE KEY UPDATE <guard>, <every other column>` (see the
+/// module docs). The guard comes first: assignments are evaluated left to
+/// right, so it still sees the colliding row's own key.
+fn push_upsert_assignments(sql: &mut String, table: &TableSchema, key: &[usize]) {
+    sql.push_str(" ON DUPLICATE KEY UPDATE ");
+    let first = key.first().copied();
+    if let Some(k0) = first {
+        let name = &table.columns[k0].name;
+        push_ident(sql, name);
+        sql.push_str("=IF(");
+        for (n, &k) in key.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(" AND ");
+            }
+            let c = &table.columns[k].name;
+            push_ident(sql, c);
+            sql.push_str(" <=> VALUES(");
+            push_ident(sql, c);
+            sql.push(')');
+        }
+        sql.push_str(", VALUES(");
+        push_ident(sql, name);
+        sql.push_str("), NULL)");
+    }
+    for (i, c) in table.columns.iter().enumerate() {
+        if Some(i) == first {
+            continue;
+        }
+        if first.is_some() || i > 0 {
+            sql.push(',');
+        }
+        push_ident(sql, &c.name);
+        sql.push_str("=VALUES(");
+        push_ident(sql, &c.name);
+        sql.push(')');
+    }
+}
+
+fn push_column_list(sql: &mut String, table: &TableSchema) {
+    for (i, c) in table.columns.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        push_ident(sql, &c.name);
+    }
+}
+
+fn placeholders_tuple(n: usize) -> String {
+    let mut s = String::with_capacity(2 * n + 1);
+    s.push('(');
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s.push(')');
+    s
+}
+
+fn encode_row(
+    args: &mut MySqlArguments,
+    table: &TableSchema,
+    row: &Row,
+    cols: impl Iterator<Item = usize>,
+) -> Result<(), EncodeError> {
+    for i in cols {
+        encode_value(args, &row[i]).map_err(|reason| EncodeError {
+            column: table.columns[i].name.clone(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// Adds one value as a bound parameter (see the module docs for the
+/// encoding of each family).
+pub fn encode_value(args: &mut MySqlArguments, v: &Value) -> Result<(), String> {
+    let res = match v {
+        Value::Null => args.add(None::<&str>),
+        Value::Int(i) => args.add(*i),
+        Value::UInt(u) => args.add(*u),
+        Value::Float(f) => args.add(*f),
+        Value::Double(d) => args.add(*d),
+        Value::Year(y) => args.add(*y),
+        Value::Bit { bits, .. } => args.add(*bits),
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => args.add(s.as_str()),
+        Value::Enum { label: Some(l), .. } => args.add(&**l),
+        Value::Enum { index, label: None } => args.add(u64::from(*index)),
+        Value::Set {
+            labels: Some(l), ..
+        } => args.add(l.as_str()),
+        Value::Set { bits, labels: None } => args.add(*bits),
+        Value::Bytes(b) | Value::Geometry(b) => args.add(b.as_slice()),
+        Value::Date { .. } | Value::DateTime(_) | Value::Timestamp { .. } | Value::Time(_) => {
+            let text = temporal_text(v).unwrap_or_default();
+            args.add(text)
+        }
+        Value::Absent => {
+            return Err(
+                "is not in the row image (the source must log binlog_row_image=FULL)".into(),
+            )
+        }
+        Value::JsonDiff(_) => {
+            return Err("is a partial JSON update without its document".into());
+        }
+    };
+    res.map_err(|e| format!("cannot be encoded: {e}"))
+}
+
+/// The text form the server parses back to the same temporal value, with
+/// exactly the column's fractional digits.
+pub fn temporal_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Date { year, month, day } => Some(format!("{year:04}-{month:02}-{day:02}")),
+        Value::DateTime(dt) => Some(dt.to_string()),
+        Value::Timestamp { secs, micros, fsp } => Some(format_timestamp(*secs, *micros, *fsp)),
+        Value::Time(t) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
+/// A readable form of a statement kind, for logs.
+pub fn describe_kind(kind: Kind<'_>) -> &'static str {
+    match kind {
+        Kind::Upsert(_) => "upsert",
+        Kind::Replace => "replace",
+        Kind::Delete(_) => "delete",
+        Kind::Insert => "insert",
+        Kind::DeleteOne => "delete-one",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+use sluice_core::schema::type_code as tc;
+use sluice_core::{Column, DateTime, Time};
+use sqlx::Arguments as _;
+
+use super::*;
+
+fn table(cols: &[&str], key: Vec<usize>) -> TableSchema {
+    TableSchema {
+        schema: "sh`op".into(),
+        table: "us`ers".into(),
+        columns: cols
+            .iter()
+            .map(|n| Column {
+                name: (*n).into(),
+                type_code: tc::LONG,
+                meta: 0,
+                nullable: true,
+                unsigned: false,
+                collation: None,
+                labels: None,
+            })
+            .collect(),
+        primary_key: key,
+        has_names: true,
+    }
+}
+
+fn rows(n: usize, width: usize) -> Vec<Row> {
+    (0..n)
+        .map(|i| {
+            (0..width)
+                .map(|c| Value::Int((i * 10 + c) as i64))
+                .collect()
+        })
+        .collect()
+}
+
+fn refs(rows: &[Row]) -> Vec<&Row> {
+    rows.iter().collect()
+}
+
+#[test]
+fn identifiers_are_quoted_with_backticks_doubled() {
+    assert_eq!(quote_ident("a`b"), "`a``b`");
+    assert_eq!(quote_ident("plain"), "`plain`");
+    assert_eq!(
+        qualified_name(&table(&["id"], vec![0])),
+        "`sh``op`.`us``ers`"
+    );
+}
+
+#[test]
+fn statement_shapes() {
+    let t = table(&["id", "na`me"], vec![0]);
+    let data = rows(2, 2);
+    let r = refs(&data);
+    let limits = Limits::default();
+
+    let c = chunks(Kind::Upsert(&[0]), &t, &r, limits);
+    assert_eq!(c.len(), 1);
+    let s = build(Kind::Upsert(&[0]), &t, &r, c[0]).unwrap();
+    assert_eq!(
+        s.sql,
+        "INSERT INTO `sh``op`.`us``ers` (`id`,`na``me`) VALUES (?,?),(?,?) \
+         ON DUPLICATE KEY UPDATE `id`=IF(`id` <=> VALUES(`id`), VALUES(`id`), NULL),\
+         `na``me`=VALUES(`na``me`)"
+    );
+    assert_eq!(s.args.len(), 4);
+
+    // Composite key, guard on the first key column, which need not come
+    // first in the table.
+    let s = build(Kind::Upsert(&[1, 0]), &t, &r, c[0]).unwrap();
+    assert_eq!(
+        s.sql,
+        "INSERT INTO `sh``op`.`us``ers` (`id`,`na``me`) VALUES (?,?),(?,?) \
+         ON DUPLICATE KEY UPDATE `na``me`=IF(`na``me` <=> VALUES(`na``me`) AND `id` <=> VALUES(`id`), \
+         VALUES(`na``me`), NULL),`id`=VALUES(`id`)"
+    );
+
+    let s = build(
+        Kind::Replace,
+        &t,
+        &r,
+        chunks(Kind::Replace, &t, &r, limits)[0],
+    )
+    .unwrap();
+    assert_eq!(
+        s.sql,
+        "REPLACE INTO `sh``op`.`us``ers` (`id`,`na``me`) VALUES (?,?),(?,?)"
+    );
+
+    let s = build(
+        Kind::Delete(&[0]),
+        &t,
+        &r,
+        chunks(Kind::Delete(&[0]), &t, &r, limits)[0],
+    )
+    .unwrap();
+    assert_eq!(s.sql, "DELETE FROM `sh``op`.`us``ers` WHERE `id` IN (?,?)");
+    assert_eq!(s.args.len(), 2);
+
+    let s = build(
+        Kind::Delete(&[1, 0]),
+        &t,
+        &r,
+        chunks(Kind::Delete(&[1, 0]), &t, &r, limits)[0],
+    )
+    .unwrap();
+    assert_eq!(
+        s.sql,
+        "DELETE FROM `sh``op`.`us``ers` WHERE (`na``me`,`id`) IN ((?,?),(?,?))"
+    );
+
+    let s = build(
+        Kind::Insert,
+        &t,
+        &r,
+        chunks(Kind::Insert, &t, &r, limits)[0],
+    )
+    .unwrap();
+    assert_eq!(
+        s.sql,
+        "INSERT INTO `sh``op`.`us``ers` (`id`,`na``me`) VALUES (?,?),(?,?)"
+    );
+
+    let c = chunks(Kind::DeleteOne, &t, &r, limits);
+    assert_eq!(c.len(), 2, "one row per delete-one");
+    let s = build(Kind::DeleteOne, &t, &r, c[1]).unwrap();
+    assert_eq!(
+        s.sql,
+        "DELETE FROM `sh``op`.`us``ers` WHERE `id` <=> ? AND `na``me` <=> ? LIMIT 1"
+    );
+    assert_eq!(s.args.len(), 2);
+}
+
+#[test]
+fn chunks_respect_rows_placeholders_and_bytes() {
+    let t = table(&["a", "b", "c"], vec![0]);
+    let data = rows(3000, 3);
+    let r = refs(&data);
+
+    let c = chunks(
+        Kind::Upsert(&[0]),
+        &t,
+        &r,
+        Limits {
+            max_bytes: usize::MAX,
+            max_rows: 1000,
+        },
+    );
+    assert_eq!(
+        c.iter().map(|c| c.len).collect::<Vec<_>>(),
+        vec![1000, 1000, 1000]
+    );
+    assert!(c.iter().all(|c| c.padded == 1000 && c.persistent));
+
+    // 65535 placeholders / 3 columns = 21845 rows at most.
+    let data = rows(50_000, 3);
+    let r = refs(&data);
+    let c = chunks(
+        Kind::Upsert(&[0]),
+        &t,
+        &r,
+        Limits {
+            max_bytes: usize::MAX,
+            max_rows: usize::MAX,
+        },
+    );
+    assert!(c.iter().all(|c| c.padded * 3 <= MAX_PLACEHOLDERS));
+    assert_eq!(c.iter().map(|c| c.len).sum::<usize>(), 50_000);
+    assert_eq!(c[0].len, 21_845);
+
+    // Byte budget: ~10 KiB values, 64 KiB statements.
+    let big: Vec<Row> = (0..40)
+        .map(|i| vec![Value::Int(i), Value::Text("x".repeat(10_000)), Value::Null])
+        .collect();
+    let r = refs(&big);
+    let limits = Limits {
+        max_bytes: 64 << 10,
+        max_rows: 1000,
+    };
+    let c = chunks(Kind::Upsert(&[0]), &t, &r, limits);
+    assert_eq!(c.iter().map(|c| c.len).sum::<usize>(), 40);
+    for ch in &c {
+        let s = build(Kind::Upsert(&[0]), &t, &r, *ch).unwrap();
+        let bytes = s.sql.len() + (ch.start..ch.start + ch.padded.min(ch.len)).count() * 10_020;
+        assert!(bytes <= limits.max_bytes, "{ch:?} {bytes}");
+        assert!(ch.len >= 1);
+    }
+    // A single row over the budget still goes, alone.
+    let huge = vec![vec![
+        Value::Int(1),
+        Value::Text("y".repeat(100_000)),
+        Value::Null,
+    ]];
+    let r = refs(&huge);
+    let c = chunks(Kind::Upsert(&[0]), &t, &r, limits);
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].len, c[0].padded), (1, 1));
+}
+
+#[test]
+fn odd_sizes_are_padded_to_powers_of_two_except_plain_inserts() {
+    let t = table(&["a", "b"], vec![0]);
+    let data = rows(1500, 2);
+    let r = refs(&data);
+    let limits = Limits {
+        max_bytes: usize::MAX,
+        max_rows: 1024,
+    };
+    let c = chunks(Kind::Upsert(&[0]), &t, &r, limits);
+    assert_eq!(
+        c.iter().map(|c| (c.len, c.padded)).collect::<Vec<_>>(),
+        vec![(1024, 1024), (476, 512)]
+    );
+    let s = build(Kind::Upsert(&[0]), &t, &r, c[1]).unwrap();
+    assert_eq!(s.args.len(), 512 * 2);
+    assert_eq!(s.sql.matches("(?,?)").count(), 512);
+
+    let c = chunks(Kind::Delete(&[0]), &t, &r[..3], limits);
+    assert_eq!((c[0].len, c[0].padded), (3, 4));
+    let s = build(Kind::Delete(&[0]), &t, &r[..3], c[0]).unwrap();
+    assert_eq!(s.sql.matches('?').count(), 4);
+
+    let c = chunks(Kind::Insert, &t, &r[..3], limits);
+    assert_eq!((c[0].len, c[0].padded, c[0].persistent), (3, 3, false));
+
+    // No padding past the byte budget.
+    let c = chunks(
+        Kind::Upsert(&[0]),
+        &t,
+        &r[..5],
+        Limits {
+            max_bytes: 400,
+            max_rows: 1024,
+        },
+    );
+    assert!(c
+        .iter()
+        .all(|c| c.padded == c.len || c.padded.is_power_of_two()));
+}
+
+#[test]
+fn temporal_texts_keep_zero_dates_fractions_and_signs() {
+    assert_eq!(
+        temporal_text(&Value::Date {
+            year: 0,
+            month: 0,
+            day: 0
+        })
+        .unwrap(),
+        "0000-00-00"
+    );
+    assert_eq!(
+        temporal_text(&Value::Date {
+            year: 2015,
+            month: 0,
+            day: 21
+        })
+        .unwrap(),
+        "2015-00-21"
+    );
+    assert_eq!(
+        temporal_text(&Value::DateTime(DateTime {
+            year: 9999,
+            month: 12,
+            day: 31,
+            hour: 23,
+            minute: 59,
+            second: 59,
+            micros: 500_000,
+            fsp: 1,
+        }))
+        .unwrap(),
+        "9999-12-31 23:59:59.5"
+    );
+    assert_eq!(
+        temporal_text(&Value::Timestamp {
+            secs: 0,
+            micros: 0,
+            fsp: 2
+        })
+        .unwrap(),
+        "0000-00-00 00:00:00.00"
+    );
+    assert_eq!(
+        temporal_text(&Value::Time(Time {
+            negative: true,
+            hours: 838,
+            minutes: 59,
+            seconds: 59,
+            micros: 0,
+            fsp: 0,
+        }))
+        .unwrap(),
+        "-838:59:59"
+    );
+}
+
+#[test]
+fn absent_and_json_diff_are_refused() {
+    let t = table(&["id", "doc"], vec![0]);
+    let data = vec![vec![Value::Int(1), Value::JsonDiff("[]".into())]];
+    let r = refs(&data);
+    let c = chunks(Kind::Upsert(&[0]), &t, &r, Limits::default());
+    let e = build(Kind::Upsert(&[0]), &t, &r, c[0]).unwrap_err();
+    assert_eq!(e.column, "doc");
+    assert!(e.reason.contains("partial JSON update"));
+    let mut args = MySqlArguments::default();
+    assert!(encode_value(&mut args, &Value::Absent).is_err());
+    assert!(encode_value(&mut args, &Value::UInt(u64::MAX)).is_ok());
+}
