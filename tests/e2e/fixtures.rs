@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use sluice_binlog::events::EventKind;
-use sluice_binlog::output::{push_boundary, push_change, push_statement, LineMeta};
+use sluice_binlog::output::LinePrinter;
 use sluice_binlog::Event;
 
 /// `<repo>/../shared/fixtures`; a missing directory is a failure, not a skip.
@@ -68,58 +68,28 @@ pub fn to_lines(events: impl IntoIterator<Item = Event>) -> Vec<serde_json::Valu
 }
 
 /// As [`to_lines`], leaving out the rows of one table (whose decoding a test
-/// checks separately).
+/// checks separately). Uses the CLI's own printer.
 pub fn to_lines_except(
     events: impl IntoIterator<Item = Event>,
     skip_table: Option<&str>,
 ) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    let mut gtid: Option<String> = None;
+    let mut printer = LinePrinter::default();
+    let mut out = Vec::new();
     for event in events {
-        let mut s = String::new();
-        let meta = |g: Option<String>| (event.file.to_string(), event.offset, g, event.timestamp);
-        let (file, offset, g, ts) = meta(gtid.clone());
-        let m = LineMeta {
-            file: &file,
-            offset,
-            gtid: g.as_deref(),
-            ts,
-        };
-        match &event.kind {
-            EventKind::Begin { gtid: g } => {
-                gtid = g.clone();
-                let m = LineMeta {
-                    gtid: gtid.as_deref(),
-                    ..m
-                };
-                push_boundary(&mut s, "begin", &m);
+        if let EventKind::Rows(rows) = &event.kind {
+            if Some(rows.table.table.as_str()) == skip_table {
+                continue;
             }
-            EventKind::Commit { .. } => {
-                push_boundary(&mut s, "commit", &m);
-                gtid = None;
-            }
-            EventKind::Ddl { schema, sql, .. } => push_statement(&mut s, "ddl", schema, sql, &m),
-            EventKind::Statement { schema, sql } => {
-                push_statement(&mut s, "statement", schema, sql, &m)
-            }
-            EventKind::Rows(rows) if Some(rows.table.table.as_str()) == skip_table => {}
-            EventKind::Rows(rows) => {
-                let mut changes = Vec::new();
-                rows.decode(&mut changes)
-                    .unwrap_or_else(|e| panic!("{file}:{offset}: {e}"));
-                for c in &changes {
-                    let mut one = String::new();
-                    push_change(&mut one, c, &m);
-                    lines.push(serde_json::from_str(&one).expect("valid JSON line"));
-                }
-            }
-            _ => {}
         }
-        if !s.is_empty() {
-            lines.push(serde_json::from_str(&s).expect("valid JSON line"));
-        }
+        printer
+            .print(&event, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    lines
+    String::from_utf8(out)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
 }
 
 /// Decodes a `.packets.hex` capture through the replica-stream path.

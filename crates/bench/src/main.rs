@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use mysql_async::prelude::Queryable;
-use sluice_binlog::events::EventKind;
 use sluice_testkit::{find_binary, MariaDb};
 
 #[derive(Debug, Parser)]
@@ -209,31 +208,11 @@ async fn decode_scenario(
 }
 
 fn sluice_decode(path: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
-    use std::io::Write;
     let start = Instant::now();
     let mut sink = std::io::sink();
-    let mut line = String::with_capacity(1 << 16);
-    let mut changes = Vec::new();
-    let mut n = 0u64;
+    let mut printer = sluice_binlog::output::LinePrinter::default();
     for event in sluice_binlog::file::BinlogFile::open(path, None)? {
-        let event = event?;
-        if let EventKind::Rows(rows) = &event.kind {
-            changes.clear();
-            rows.decode(&mut changes)?;
-            let meta = sluice_binlog::output::LineMeta {
-                file: &event.file,
-                offset: event.offset,
-                gtid: None,
-                ts: event.timestamp,
-            };
-            line.clear();
-            for c in &changes {
-                sluice_binlog::output::push_change(&mut line, c, &meta);
-                line.push('\n');
-            }
-            sink.write_all(line.as_bytes())?;
-            n += changes.len() as u64;
-        }
+        printer.print(&event?, &mut sink)?;
     }
-    Ok((start.elapsed(), n))
+    Ok((start.elapsed(), printer.rows()))
 }

@@ -22,6 +22,10 @@ use base64::Engine as _;
 use sluice_core::value::{push_fraction, push_timestamp};
 use sluice_core::{Row, RowChange, TableSchema, Value};
 
+use crate::error::BinlogError;
+use crate::events::{Event, EventKind};
+use std::io::Write;
+
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
@@ -66,8 +70,15 @@ pub fn push_value(out: &mut String, v: &Value) {
         // `{:?}` is the shortest text that round-trips, with an exponent
         // for very large/small magnitudes (a 309-digit integer is not a
         // number most JSON readers accept).
-        Value::Float(f) => push_float(out, f.is_finite(), || format!("{f:?}")),
-        Value::Double(d) => push_float(out, d.is_finite(), || format!("{d:?}")),
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Double(d) if d.is_finite() => {
+            let _ = write!(out, "{d:?}");
+        }
+        // MySQL never stores NaN/inf, but a corrupt value must not produce
+        // invalid JSON.
+        Value::Float(_) | Value::Double(_) => out.push_str("null"),
         Value::Decimal(s) => push_json_str(out, s),
         Value::Date { year, month, day } => {
             out.push('"');
@@ -132,16 +143,6 @@ fn push_date(out: &mut String, year: u16, month: u8, day: u8) {
     push_2(out, u32::from(month));
     out.push('-');
     push_2(out, u32::from(day));
-}
-
-/// Finite floats as JSON numbers; MySQL never stores NaN/inf, but a corrupt
-/// value must not produce invalid JSON.
-fn push_float(out: &mut String, finite: bool, text: impl FnOnce() -> String) {
-    if finite {
-        out.push_str(&text());
-    } else {
-        out.push_str("null");
-    }
 }
 
 /// Appends a row image as a JSON object keyed by column name.
@@ -224,6 +225,102 @@ pub fn push_boundary(out: &mut String, kind: &str, meta: &LineMeta<'_>) {
     out.push_str("{\"kind\":");
     push_json_str(out, kind);
     push_meta(out, meta);
+}
+
+/// Turns events into JSON Lines, remembering the current transaction's GTID:
+/// the one rendering shared by `sluice binlog decode|tail`, the tests and
+/// the decode benchmark.
+#[derive(Default)]
+pub struct LinePrinter {
+    line: String,
+    gtid: Option<String>,
+    changes: Vec<sluice_core::RowChange>,
+    rows: u64,
+}
+
+impl LinePrinter {
+    /// Row changes printed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Prints the lines of one event (none for rotations, heartbeats, and
+    /// incidents or unreplicable events, which are logged as warnings).
+    pub fn print(&mut self, event: &Event, out: &mut impl Write) -> Result<(), BinlogError> {
+        let io = |source| BinlogError::Io {
+            what: "writing output".into(),
+            source,
+        };
+        self.line.clear();
+        fn meta<'a>(event: &'a Event, gtid: Option<&'a str>) -> LineMeta<'a> {
+            LineMeta {
+                file: &event.file,
+                offset: event.offset,
+                gtid,
+                ts: event.timestamp,
+            }
+        }
+        match &event.kind {
+            EventKind::Begin { gtid } => {
+                self.gtid = gtid.clone();
+                push_boundary(&mut self.line, "begin", &meta(event, self.gtid.as_deref()));
+            }
+            EventKind::Commit { .. } => {
+                push_boundary(&mut self.line, "commit", &meta(event, self.gtid.as_deref()));
+                self.gtid = None;
+            }
+            EventKind::Ddl { gtid, schema, sql } => {
+                push_statement(
+                    &mut self.line,
+                    "ddl",
+                    schema,
+                    sql,
+                    &meta(event, gtid.as_deref()),
+                );
+            }
+            EventKind::Statement { schema, sql } => {
+                push_statement(
+                    &mut self.line,
+                    "statement",
+                    schema,
+                    sql,
+                    &meta(event, self.gtid.as_deref()),
+                );
+            }
+            EventKind::Rows(rows) => {
+                self.changes.clear();
+                rows.decode(&mut self.changes)
+                    .map_err(|source| BinlogError::Row {
+                        at: crate::error::At {
+                            file: event.file.to_string(),
+                            offset: event.offset,
+                        },
+                        source,
+                    })?;
+                let m = meta(event, self.gtid.as_deref());
+                self.rows += self.changes.len() as u64;
+                for change in &self.changes {
+                    push_change(&mut self.line, change, &m);
+                    self.line.push('\n');
+                }
+                self.line.pop();
+            }
+            EventKind::Incident { message } => {
+                tracing::warn!(file = %event.file, offset = event.offset, %message, "incident event: the source may have lost events here");
+                return Ok(());
+            }
+            EventKind::Unreplicable { reason } => {
+                tracing::warn!(file = %event.file, offset = event.offset, %reason, "skipped");
+                return Ok(());
+            }
+            EventKind::Rotate { .. } | EventKind::Heartbeat => return Ok(()),
+        }
+        if !self.line.is_empty() {
+            self.line.push('\n');
+            out.write_all(self.line.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

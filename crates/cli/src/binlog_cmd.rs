@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sluice_binlog::events::{Event, EventKind};
-use sluice_binlog::output::{push_boundary, push_change, push_statement, LineMeta};
+use sluice_binlog::events::EventKind;
+use sluice_binlog::output::LinePrinter;
 use sluice_binlog::BinlogError;
 
 #[derive(Debug, clap::Subcommand)]
@@ -77,7 +77,7 @@ async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
         },
         _ => StartAt::Latest,
     };
-    let mut printer = Printer::default();
+    let mut printer = LinePrinter::default();
     let mut backoff = std::time::Duration::from_millis(200);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -153,7 +153,7 @@ async fn shutdown_signal() {
 fn decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut printer = Printer::default();
+    let mut printer = LinePrinter::default();
     for (i, path) in args.files.iter().enumerate() {
         let start = if i == 0 { args.start_offset } else { None };
         let result = sluice_binlog::file::BinlogFile::open(path, start).and_then(|file| {
@@ -177,90 +177,5 @@ fn error_line(path: &std::path::Path, e: &BinlogError) -> String {
     match e.at() {
         Some(at) => format!("{}: offset {}: {}", path.display(), at.offset, e.detail()),
         None => format!("{}: {e}", path.display()),
-    }
-}
-
-/// Turns events into lines, remembering the current transaction's GTID.
-#[derive(Default)]
-pub struct Printer {
-    line: String,
-    gtid: Option<String>,
-    changes: Vec<sluice_core::RowChange>,
-}
-
-impl Printer {
-    pub fn print(&mut self, event: &Event, out: &mut impl Write) -> Result<(), BinlogError> {
-        let io = |source| BinlogError::Io {
-            what: "writing output".into(),
-            source,
-        };
-        self.line.clear();
-        fn meta<'a>(event: &'a Event, gtid: Option<&'a str>) -> LineMeta<'a> {
-            LineMeta {
-                file: &event.file,
-                offset: event.offset,
-                gtid,
-                ts: event.timestamp,
-            }
-        }
-        match &event.kind {
-            EventKind::Begin { gtid } => {
-                self.gtid = gtid.clone();
-                push_boundary(&mut self.line, "begin", &meta(event, self.gtid.as_deref()));
-            }
-            EventKind::Commit { .. } => {
-                push_boundary(&mut self.line, "commit", &meta(event, self.gtid.as_deref()));
-                self.gtid = None;
-            }
-            EventKind::Ddl { gtid, schema, sql } => {
-                push_statement(
-                    &mut self.line,
-                    "ddl",
-                    schema,
-                    sql,
-                    &meta(event, gtid.as_deref()),
-                );
-            }
-            EventKind::Statement { schema, sql } => {
-                push_statement(
-                    &mut self.line,
-                    "statement",
-                    schema,
-                    sql,
-                    &meta(event, self.gtid.as_deref()),
-                );
-            }
-            EventKind::Rows(rows) => {
-                self.changes.clear();
-                rows.decode(&mut self.changes)
-                    .map_err(|source| BinlogError::Row {
-                        at: sluice_binlog::error::At {
-                            file: event.file.to_string(),
-                            offset: event.offset,
-                        },
-                        source,
-                    })?;
-                let m = meta(event, self.gtid.as_deref());
-                for change in &self.changes {
-                    push_change(&mut self.line, change, &m);
-                    self.line.push('\n');
-                }
-                self.line.pop();
-            }
-            EventKind::Incident { message } => {
-                tracing::warn!(file = %event.file, offset = event.offset, %message, "incident event: the source may have lost events here");
-                return Ok(());
-            }
-            EventKind::Unreplicable { reason } => {
-                tracing::warn!(file = %event.file, offset = event.offset, %reason, "skipped");
-                return Ok(());
-            }
-            EventKind::Rotate { .. } | EventKind::Heartbeat => return Ok(()),
-        }
-        if !self.line.is_empty() {
-            self.line.push('\n');
-            out.write_all(self.line.as_bytes()).map_err(io)?;
-        }
-        Ok(())
     }
 }
