@@ -31,6 +31,8 @@ pub struct BinlogFile {
     /// Inner events of a compressed transaction payload, and the payload
     /// event's own offsets.
     payload: Option<(std::io::Cursor<Vec<u8>>, u64, u64)>,
+    /// The current event's bytes, reused from event to event.
+    buf: Vec<u8>,
     done: bool,
 }
 
@@ -72,6 +74,7 @@ impl BinlogFile {
             esr: EventStreamReader::new(BinlogVersion::Version4),
             decoder,
             payload: None,
+            buf: Vec::new(),
             done: false,
         };
         if let Some(start) = start.filter(|&s| s > 4) {
@@ -122,8 +125,9 @@ impl BinlogFile {
             }
         }
         let offset = self.offset;
-        let mut buf = vec![0u8; HEADER_LEN];
-        let got = read_full(&mut self.reader, &mut buf).map_err(|source| BinlogError::Io {
+        self.buf.clear();
+        self.buf.resize(HEADER_LEN, 0);
+        let got = read_full(&mut self.reader, &mut self.buf).map_err(|source| BinlogError::Io {
             what: format!("reading {}", self.name),
             source,
         })?;
@@ -136,12 +140,13 @@ impl BinlogFile {
                 format!("truncated event header: {got} of {HEADER_LEN} bytes before end of file"),
             ));
         }
-        let size = u32::from_le_bytes([buf[9], buf[10], buf[11], buf[12]]) as usize;
+        let size =
+            u32::from_le_bytes([self.buf[9], self.buf[10], self.buf[11], self.buf[12]]) as usize;
         if !(HEADER_LEN..=MAX_EVENT).contains(&size) {
             return Err(self.corrupt(offset, format!("implausible event size {size}")));
         }
-        buf.resize(size, 0);
-        let got = read_full(&mut self.reader, &mut buf[HEADER_LEN..]).map_err(|source| {
+        self.buf.resize(size, 0);
+        let got = read_full(&mut self.reader, &mut self.buf[HEADER_LEN..]).map_err(|source| {
             BinlogError::Io {
                 what: format!("reading {}", self.name),
                 source,
@@ -152,17 +157,17 @@ impl BinlogFile {
                 offset,
                 format!(
                     "truncated event (type {}): header says {size} bytes, file ends after {}",
-                    buf[4],
+                    self.buf[4],
                     HEADER_LEN + got
                 ),
             ));
         }
         let next = offset + size as u64;
         self.offset = next;
-        let ev = match self.esr.read(&buf[..]) {
+        let ev = match self.esr.read(&self.buf[..]) {
             Ok(Some(ev)) => ev,
             Ok(None) => return Ok(None),
-            Err(e) => return Err(self.corrupt(offset, format!("event type {}: {e}", buf[4]))),
+            Err(e) => return Err(self.corrupt(offset, format!("event type {}: {e}", self.buf[4]))),
         };
         if ev.header().event_type_raw() == code::TRANSACTION_PAYLOAD {
             self.decoder.verify_checksum(&ev, offset)?;

@@ -339,7 +339,6 @@ impl<S: PositionStore> PositionCache<S> {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::Instant;
 
     use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
     use sluice_testkit::Etcd;
@@ -388,15 +387,10 @@ mod tests {
         }
     }
 
-    async fn poll<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    async fn poll<T, F: Future<Output = Option<T>>>(what: &str, check: impl FnMut() -> F) -> T {
+        sluice_testkit::wait_until_async(what, DEADLINE, Duration::from_millis(10), check)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn counting(dir: &std::path::Path) -> Arc<Counting> {
