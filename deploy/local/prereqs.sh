@@ -3,6 +3,8 @@
 #   mariadb-server mariadb-client  — source/target servers and mariadb-binlog
 #   etcd-server                    — coordination
 #   protobuf-compiler              — protoc, needed to build the etcd client
+#   libprotobuf-dev                — google/protobuf/*.proto that protoc imports
+#                                    (only a Recommends of protobuf-compiler)
 #   sysbench                       — the reference OLTP load for benchmarks
 # As root it installs the missing ones with apt-get; otherwise it prints the
 # command to run. A Rust toolchain (cargo >= 1.85) must already be present.
@@ -15,6 +17,7 @@ have mariadb || need+=(mariadb-client)
 have mariadb-binlog || need+=(mariadb-client)
 have etcd || need+=(etcd-server)
 have protoc || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 have sysbench || need+=(sysbench)
 have cc || need+=(gcc)
 have pkg-config || need+=(pkg-config)

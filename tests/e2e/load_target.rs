@@ -980,14 +980,37 @@ async fn migrations_and_checkpoint() {
         (6, "mysql-bin.000001:5678 gtid=0-1-9")
     );
     assert_eq!(cp.updated_at.len(), 26, "{cp:?}");
+    assert_eq!(cp.applying, None);
+    // The batch in flight is recorded before it is applied and cleared by
+    // its checkpoint.
+    l.record_intent("shop", 7, "mysql-bin.000001:9000")
+        .await
+        .unwrap();
+    let cp = l.read_checkpoint("shop").await.unwrap().unwrap();
+    assert_eq!(cp.batch_id, 6);
+    assert_eq!(cp.applying, Some((7, "mysql-bin.000001:9000".to_string())));
+    l.record_checkpoint("shop", 7, "mysql-bin.000001:9000")
+        .await
+        .unwrap();
+    let cp = l.read_checkpoint("shop").await.unwrap().unwrap();
+    assert_eq!((cp.batch_id, cp.applying), (7, None));
+    // A pipeline's first intent creates its row with no position yet.
+    l.record_intent("fresh", 1, "mysql-bin.000001:4")
+        .await
+        .unwrap();
+    let cp = l.read_checkpoint("fresh").await.unwrap().unwrap();
+    assert_eq!((cp.batch_id, cp.position.as_str()), (0, ""));
     let versions = text_rows(
         &db,
-        "SELECT version, success FROM sluice_meta._sqlx_migrations",
+        "SELECT version, success FROM sluice_meta._sqlx_migrations ORDER BY version",
     )
     .await;
     assert_eq!(
         versions,
-        vec![vec![Some("1".to_string()), Some("1".to_string())]]
+        vec![
+            vec![Some("1".to_string()), Some("1".to_string())],
+            vec![Some("2".to_string()), Some("1".to_string())]
+        ]
     );
     // The migration connection's default database did not leak into the
     // pool.

@@ -10,3 +10,4 @@ mod config;
 mod fixtures;
 mod kit;
 mod load_target;
+mod pipeline;

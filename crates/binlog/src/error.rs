@@ -54,6 +54,13 @@ pub enum BinlogError {
     /// configured. The message says what to change.
     #[error("source not ready: {0}")]
     Preflight(String),
+    /// Another replica registered with our `server_id` is connected. Definite
+    /// for a misconfiguration, but right after a crash it is usually this
+    /// node's own previous dump thread, which the source drops once its next
+    /// heartbeat write fails: callers restarting after a crash may retry for
+    /// a few heartbeat periods.
+    #[error("source not ready: server_id {server_id} is already used by a replica connected to the source ({peer}): each sluice node needs a unique server_id")]
+    ServerIdInUse { server_id: u32, peer: String },
     /// The requested start position or GTID set is no longer on the source.
     #[error("start position purged: {0}")]
     Purged(String),

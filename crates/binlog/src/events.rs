@@ -455,7 +455,15 @@ impl EventDecoder {
                         "table map has no column names (binlog_row_metadata is not FULL); columns are named @1..@n"
                     );
                 }
-                self.tables.insert(tm.table_id, tm.schema);
+                // A source logs a TABLE_MAP per table per transaction; keep
+                // the same `Arc` while the table is unchanged, so consumers
+                // can cache per-table work by pointer.
+                match self.tables.get(&tm.table_id) {
+                    Some(known) if **known == *tm.schema => {}
+                    _ => {
+                        self.tables.insert(tm.table_id, tm.schema);
+                    }
+                }
                 Ok(None)
             }
             code::WRITE_ROWS_V1..=code::DELETE_ROWS_V1

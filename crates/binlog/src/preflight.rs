@@ -149,9 +149,10 @@ pub async fn ensure_server_id_unused(conn: &mut Conn, server_id: u32) -> Result<
                 .get::<mysql_async::Value, _>(2)
                 .map(|v| v.as_sql(true))
                 .unwrap_or_default();
-            return Err(BinlogError::Preflight(format!(
-                "server_id {server_id} is already used by a replica connected to the source (host {host}, port {port}): each sluice node needs a unique server_id"
-            )));
+            return Err(BinlogError::ServerIdInUse {
+                server_id,
+                peer: format!("host {host}, port {port}"),
+            });
         }
     }
     Ok(())

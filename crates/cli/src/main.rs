@@ -6,6 +6,7 @@
 
 mod binlog_cmd;
 mod check;
+mod run;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Replicate the source into the target as the pipeline file says,
+    /// until SIGTERM/SIGINT (exit 0) or a definite error (exit 1).
+    Run(run::RunArgs),
+    /// Create or upgrade sluice's metadata tables on the target (`run` does
+    /// this too).
+    Migrate(run::MigrateArgs),
     /// Connect to a source, a target and etcd and report their state.
     Check(check::CheckArgs),
     /// Check a pipeline file: prints every problem as FILE:LINE:COL (exit 1),
@@ -56,6 +63,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Migrate(args) => run::migrate(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Binlog(cmd) => binlog_cmd::run(cmd).await,
             Command::Validate(args) => validate::run(&args),

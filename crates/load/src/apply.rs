@@ -575,6 +575,29 @@ impl Loader {
         .0
     }
 
+    /// Records that `batch_id` is about to be applied
+    /// ([`crate::meta::record_intent`]), retrying transient errors.
+    pub async fn record_intent(
+        &self,
+        pipeline: &str,
+        batch_id: u64,
+        through: &str,
+    ) -> Result<(), LoadError> {
+        self.retrying("recording the batch in flight", || async {
+            crate::meta::record_intent(&self.pool, pipeline, batch_id, through)
+                .await
+                .map_err(|e| {
+                    LoadError::target(
+                        Some(batch_id),
+                        format!("recording the batch in flight of pipeline {pipeline:?}"),
+                        e,
+                    )
+                })
+        })
+        .await
+        .0
+    }
+
     /// The checkpoint last recorded for `pipeline`.
     pub async fn read_checkpoint(
         &self,

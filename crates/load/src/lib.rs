@@ -32,5 +32,7 @@ pub use apply::{
     SESSION_SQL_MODE,
 };
 pub use error::{LoadError, ServerError};
-pub use meta::{migrate, read_checkpoint, record_checkpoint, Checkpoint, META_SCHEMA, MIGRATOR};
+pub use meta::{
+    migrate, read_checkpoint, record_checkpoint, record_intent, Checkpoint, META_SCHEMA, MIGRATOR,
+};
 pub use sql::Limits;

@@ -74,6 +74,10 @@ pub struct Checkpoint {
     pub position: String,
     /// `YYYY-MM-DD HH:MM:SS.ffffff` UTC.
     pub updated_at: String,
+    /// The batch that was being applied when the row was last written, and
+    /// the position after its last event ([`record_intent`]); `None` when
+    /// the last batch started also finished.
+    pub applying: Option<(u64, String)>,
 }
 
 /// Upserts a pipeline's checkpoint. Generic over the executor so the caller
@@ -89,11 +93,35 @@ pub async fn record_checkpoint<'e>(
         "INSERT INTO `sluice_meta`.`checkpoint` (pipeline, batch_id, position, updated_at) \
          VALUES (?, ?, ?, CURRENT_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), position = VALUES(position), \
-         updated_at = VALUES(updated_at)",
+         updated_at = VALUES(updated_at), applying_batch_id = NULL, applying_through = NULL",
     )
     .bind(pipeline)
     .bind(batch_id)
     .bind(position)
+    .execute(executor)
+    .await
+    .map(|_| ())
+}
+
+/// Records that `batch_id`, whose last event ends at `through`, is about to
+/// be applied (see `migrations/0002_checkpoint_intent.sql`). Creates the row
+/// with batch 0 and an empty position if the pipeline has none yet.
+pub async fn record_intent<'e>(
+    executor: impl MySqlExecutor<'e>,
+    pipeline: &str,
+    batch_id: u64,
+    through: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO `sluice_meta`.`checkpoint` \
+         (pipeline, batch_id, position, updated_at, applying_batch_id, applying_through) \
+         VALUES (?, 0, '', CURRENT_TIMESTAMP(6), ?, ?) \
+         ON DUPLICATE KEY UPDATE applying_batch_id = VALUES(applying_batch_id), \
+         applying_through = VALUES(applying_through)",
+    )
+    .bind(pipeline)
+    .bind(batch_id)
+    .bind(through)
     .execute(executor)
     .await
     .map(|_| ())
@@ -104,19 +132,22 @@ pub async fn read_checkpoint<'e>(
     executor: impl MySqlExecutor<'e>,
     pipeline: &str,
 ) -> Result<Option<Checkpoint>, sqlx::Error> {
-    let row: Option<(String, u64, String, String)> = sqlx::query_as(
-        "SELECT pipeline, batch_id, position, CAST(updated_at AS CHAR) \
+    type CheckpointRow = (String, u64, String, String, Option<u64>, Option<String>);
+    let row: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT pipeline, batch_id, position, CAST(updated_at AS CHAR), \
+         applying_batch_id, applying_through \
          FROM `sluice_meta`.`checkpoint` WHERE pipeline = ?",
     )
     .bind(pipeline)
     .fetch_optional(executor)
     .await?;
-    Ok(
-        row.map(|(pipeline, batch_id, position, updated_at)| Checkpoint {
+    Ok(row.map(
+        |(pipeline, batch_id, position, updated_at, applying_id, applying_through)| Checkpoint {
             pipeline,
             batch_id,
             position,
             updated_at,
-        }),
-    )
+            applying: applying_id.zip(applying_through),
+        },
+    ))
 }

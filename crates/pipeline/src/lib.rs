@@ -1,8 +1,39 @@
-//! The Select → Extract → Transform → Load runtime and its scheduler.
+//! The Select → Extract → Transform → Load runtime.
 //!
-//! Generic over the stage traits in `sluice-core`: stages are tokio tasks joined
-//! by channels bounded in rows and bytes; batches are cut at transaction ends
-//! and acknowledged strictly in `batch_id` order, so a stored position never
-//! passes a change the target has not committed.
+//! ```text
+//! source ─dump─► select ─txns─► extract ─batches─► transform ─► load ─► target
+//!                                                               └─ack─► position store
+//! ```
 //!
-//! Status: lands with the pipeline issue.
+//! * [`select`] owns the replica connection and sends whole transactions
+//!   (slices of large ones) as raw rows events;
+//! * [`extract`] decodes rows (schemas come from the binlog's own table
+//!   maps), applies the table filter and cuts batches at transaction ends,
+//!   numbering them;
+//! * [`transform`] routes tables, applies column rules and decides DDL
+//!   ([`ddl`]);
+//! * [`load`] applies batches strictly in `batch_id` order and acknowledges
+//!   each one after the target committed it.
+//!
+//! The stages are tokio tasks joined by [`channel`]s bounded in messages
+//! and bytes, so memory stays bounded however large a transaction is
+//! (DESIGN.md invariant 5). The key decision is that **only Load
+//! acknowledges, in order, after commit** — positions therefore never pass a
+//! change the target does not hold (invariant 1), and any failure anywhere
+//! else is handled by simply not acknowledging and replaying (invariant 3:
+//! Load is idempotent). [`runtime`] wires the stages, picks the resume
+//! point and implements graceful shutdown.
+
+pub mod ddl;
+
+pub mod batch;
+pub mod channel;
+pub mod error;
+pub mod extract;
+pub mod load;
+pub mod runtime;
+pub mod select;
+pub mod transform;
+
+pub use error::PipelineError;
+pub use runtime::{loader, open_store, run, RunOptions, RunSummary};

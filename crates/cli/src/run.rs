@@ -1,0 +1,134 @@
+//! `sluice run` and `sluice migrate`.
+//!
+//! `run` validates the pipeline file (all errors at once, nothing
+//! connects before that), then replicates until SIGTERM/SIGINT — exit 0
+//! after the batches in flight are applied and the position is flushed —
+//! or until a definite error, which is printed as one line naming what and
+//! where (exit 1). Transient trouble (source or target down, etcd
+//! unreachable) is logged and waited out, never an exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Node id recorded with every position write. Default: `node.id` from
+    /// the file, else the host name.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+    /// After SIGTERM/SIGINT, how long batches already read may still be
+    /// applied before they are abandoned (and replayed by the next run).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    drain_timeout: u64,
+    /// Seconds between progress log lines.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    progress_every: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The pipeline file (its `target` is migrated).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<Option<sluice_config::Pipeline>> {
+    match sluice_config::load(path) {
+        Ok(p) => Ok(Some(p)),
+        Err(errors) => {
+            eprintln!("{errors}");
+            Ok(None)
+        }
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let Some(pipeline) = load_config(&args.config)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let node_id = args
+        .node_id
+        .or_else(|| pipeline.node.id.clone())
+        .unwrap_or_else(host_name);
+    let opts = sluice_pipeline::RunOptions {
+        node_id,
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        progress_interval: Duration::from_secs(args.progress_every.max(1)),
+    };
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        crate::binlog_cmd::shutdown_signal().await;
+        signal.cancel();
+    });
+    match sluice_pipeline::run(&pipeline, opts, shutdown).await {
+        Ok(summary) => {
+            tracing::info!(
+                batches = summary.batches,
+                rows = summary.rows,
+                ddl = summary.ddl,
+                position = %summary.acknowledged.as_ref().map_or_else(String::new, |(_, p)| p.to_string()),
+                "stopped"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("sluice: pipeline `{}` stopped: {error}", pipeline.name);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let Some(pipeline) = load_config(&args.config)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let loader = sluice_pipeline::loader(&pipeline).await.context("target")?;
+    loader
+        .migrate()
+        .await
+        .with_context(|| format!("migrating {}", pipeline.target.url))?;
+    loader.close().await;
+    println!(
+        "OK: target {} migrated (schema {})",
+        pipeline.target.url,
+        sluice_load::META_SCHEMA
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The host name, or `sluice` if it cannot be read.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it when the name fits.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "sluice".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    // Node ids are [A-Za-z0-9_.-]+.
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "sluice".into()
+    } else {
+        clean
+    }
+}

@@ -1,0 +1,296 @@
+//! Extract: decode rows, apply the table filter, cut batches.
+//!
+//! Table schemas come from the binlog itself: with
+//! `binlog_row_metadata=FULL` every TABLE_MAP carries column names, the
+//! primary key, signedness, charsets and ENUM/SET labels *as of that
+//! event*, so a schema is never read from `information_schema` (which
+//! describes the table as it is now, not as it was when a lagging event was
+//! written — the problem Canal's table-meta history exists for). A table map
+//! without names is refused rather than guessed.
+//!
+//! # Batches
+//!
+//! Batch ids are assigned here, next to Select (they always run on the same
+//! node), because only decoded rows give the exact row and byte counts that
+//! bound a batch. A batch is cut
+//! * at a transaction end once it holds `max_rows` rows or `max_bytes`
+//!   bytes, or its first change waited `max_delay`;
+//! * inside a transaction once it holds `max_rows` or `max_bytes` (a large
+//!   transaction is split; such a batch acknowledges only the position
+//!   before the transaction, so a restart replays the whole transaction —
+//!   safe, because Load is idempotent);
+//! * before and after every DDL statement, which is a batch of its own, so
+//!   Load applies it after every earlier change and before any later one.
+//!
+//! After [`SelectMsg::Restart`] the rows of the unfinished transaction are
+//! dropped: Select sends that transaction again from its start.
+
+use std::time::Duration;
+
+use sluice_binlog::error::At;
+use sluice_binlog::BinlogError;
+use sluice_config::Filter;
+use sluice_core::{Position, RowChange};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{Batch, BatchBody, SelectMsg, Selected, TxnChunk};
+use crate::channel::{Receiver, Sender};
+use crate::error::PipelineError;
+
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    pub filter: Filter,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_delay: Duration,
+    /// Id of the first batch cut.
+    pub first_batch_id: u64,
+    /// Where the stream starts (the first batch's `start`).
+    pub start: Position,
+}
+
+struct Pending {
+    start: Position,
+    /// End of the last whole transaction seen.
+    end: Position,
+    through: Position,
+    changes: Vec<RowChange>,
+    /// `changes.len()` at the last transaction end.
+    committed_len: usize,
+    bytes: usize,
+    committed_bytes: usize,
+    timestamp: u32,
+    /// When the oldest uncut content arrived.
+    since: Option<Instant>,
+    /// Inside a transaction (a slice without an end was added last).
+    open: bool,
+}
+
+impl Pending {
+    fn new(start: Position) -> Self {
+        Pending {
+            end: start.clone(),
+            through: start.clone(),
+            start,
+            changes: Vec::new(),
+            committed_len: 0,
+            bytes: 0,
+            committed_bytes: 0,
+            timestamp: 0,
+            since: None,
+            open: false,
+        }
+    }
+
+    /// Something to cut: rows, or a position that moved.
+    fn has_content(&self) -> bool {
+        self.since.is_some()
+    }
+}
+
+pub async fn run(
+    cfg: ExtractConfig,
+    mut rx: Receiver<SelectMsg>,
+    tx: Sender<Batch>,
+    stop: CancellationToken,
+) -> Result<(), PipelineError> {
+    let mut next_id = cfg.first_batch_id;
+    let mut pending = Pending::new(cfg.start.clone());
+    loop {
+        // At a transaction end with something pending, wait only for what is
+        // left of `max_delay`.
+        let deadline = match (&pending.since, pending.open) {
+            (Some(since), false) => Some(*since + cfg.max_delay),
+            _ => None,
+        };
+        let msg = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = sleep_until(deadline) => {
+                cut(&mut pending, &mut next_id, &tx, &stop).await?;
+                continue;
+            }
+            msg = rx.recv() => msg,
+        };
+        let Some(msg) = msg else {
+            // Select ended (shutdown): pass on what is whole.
+            pending.changes.truncate(pending.committed_len);
+            pending.open = false;
+            if pending.has_content() {
+                cut(&mut pending, &mut next_id, &tx, &stop).await?;
+            }
+            return Ok(());
+        };
+        match msg.into_inner() {
+            SelectMsg::Restart => {
+                pending.changes.truncate(pending.committed_len);
+                pending.bytes = pending.committed_bytes;
+                pending.through = pending.end.clone();
+                pending.open = false;
+                if pending.changes.is_empty() && pending.end == pending.start {
+                    pending.since = None;
+                }
+            }
+            SelectMsg::Chunk(chunk) => {
+                add_chunk(&cfg, chunk, &mut pending, &mut next_id, &tx, &stop).await?;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn add_chunk(
+    cfg: &ExtractConfig,
+    chunk: TxnChunk,
+    pending: &mut Pending,
+    next_id: &mut u64,
+    tx: &Sender<Batch>,
+    stop: &CancellationToken,
+) -> Result<(), PipelineError> {
+    let TxnChunk {
+        items,
+        through,
+        end,
+        timestamp,
+        urgent,
+        ..
+    } = chunk;
+    pending.since.get_or_insert_with(Instant::now);
+    for item in items {
+        match item {
+            Selected::Rows {
+                event,
+                file,
+                offset,
+            } => {
+                let table = &event.table;
+                if !cfg.filter.includes(&table.schema, &table.table) {
+                    continue;
+                }
+                if !table.has_names {
+                    return Err(PipelineError::Refused {
+                        at: format!("{file}: offset {offset}"),
+                        reason: format!(
+                            "the table map of `{}` has no column names: set binlog_row_metadata=FULL on the source (sluice takes schemas from the binlog, never guesses them)",
+                            table.qualified_name()
+                        ),
+                    });
+                }
+                let before = pending.changes.len();
+                event.decode(&mut pending.changes).map_err(|source| {
+                    PipelineError::Source(BinlogError::Row {
+                        at: At {
+                            file: file.to_string(),
+                            offset,
+                        },
+                        source,
+                    })
+                })?;
+                pending.bytes += pending.changes[before..]
+                    .iter()
+                    .map(RowChange::size_hint)
+                    .sum::<usize>();
+                pending.open = true;
+                if pending.changes.len() >= cfg.max_rows || pending.bytes >= cfg.max_bytes {
+                    // Split inside the transaction: this batch acknowledges
+                    // only the end of the last whole transaction.
+                    if let Some(t) = &through {
+                        pending.through = t.clone();
+                    }
+                    pending.timestamp = timestamp;
+                    cut(pending, next_id, tx, stop).await?;
+                    pending.since = Some(Instant::now());
+                    pending.open = true;
+                }
+            }
+            Selected::Ddl(ddl) => {
+                // DDL is a transaction of its own: cut what came before it,
+                // then send it alone.
+                pending.changes.truncate(pending.committed_len);
+                if !pending.changes.is_empty() || pending.end != pending.start {
+                    cut(pending, next_id, tx, stop).await?;
+                }
+                let (Some(end), Some(through)) = (end.clone(), through.clone()) else {
+                    return Err(PipelineError::Stage {
+                        stage: "extract",
+                        message: format!("DDL at {} without an end position", ddl.at),
+                    });
+                };
+                let batch = Batch {
+                    id: *next_id,
+                    start: pending.start.clone(),
+                    end: end.clone(),
+                    through,
+                    timestamp,
+                    body: BatchBody::Ddl(ddl),
+                };
+                *next_id += 1;
+                send(tx, batch, 0, stop).await?;
+                *pending = Pending::new(end);
+                return Ok(());
+            }
+        }
+    }
+    if let Some(t) = through {
+        pending.through = t;
+    }
+    pending.timestamp = timestamp;
+    if let Some(end) = end {
+        pending.end = end;
+        pending.committed_len = pending.changes.len();
+        pending.committed_bytes = pending.bytes;
+        pending.open = false;
+        let due = urgent
+            || pending.changes.len() >= cfg.max_rows
+            || pending.bytes >= cfg.max_bytes
+            || pending.since.is_some_and(|s| s.elapsed() >= cfg.max_delay);
+        if due {
+            cut(pending, next_id, tx, stop).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the pending batch and starts the next one where it ended.
+async fn cut(
+    pending: &mut Pending,
+    next_id: &mut u64,
+    tx: &Sender<Batch>,
+    stop: &CancellationToken,
+) -> Result<(), PipelineError> {
+    let next = Pending::new(pending.end.clone());
+    let done = std::mem::replace(pending, next);
+    let bytes = done.bytes;
+    let batch = Batch {
+        id: *next_id,
+        start: done.start,
+        end: done.end,
+        through: done.through,
+        timestamp: done.timestamp,
+        body: BatchBody::Rows(done.changes),
+    };
+    *next_id += 1;
+    send(tx, batch, bytes, stop).await
+}
+
+async fn send(
+    tx: &Sender<Batch>,
+    batch: Batch,
+    bytes: usize,
+    stop: &CancellationToken,
+) -> Result<(), PipelineError> {
+    tokio::select! {
+        // Shutdown while Load is busy: the batch is dropped unacknowledged.
+        () = stop.cancelled() => Ok(()),
+        r = tx.send(batch, bytes) => {
+            let _ = r;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Load: apply batches in `batch_id` order, then acknowledge them.
+//!
+//! For each batch, in order:
+//! 1. record the batch as *in flight* on the target (`applying_*` columns
+//!    of `sluice_meta.checkpoint`);
+//! 2. apply it ([`Loader::apply_batch_with`]: merged by key, parallel by
+//!    key hash, idempotent) — or, for DDL, run the routed statement after
+//!    every earlier batch is committed (Load is sequential, so "earlier" is
+//!    everything already acknowledged);
+//! 3. record the checkpoint (batch id and end position) on the target;
+//! 4. acknowledge it to the position cache, which flushes to the store.
+//!
+//! **Transient** failures (target down, deadlock, lock wait timeout) retry
+//! the same batch with backoff for as long as it takes, never acknowledging
+//! it: the pipeline waits for the target. **Definite** failures stop the
+//! pipeline with the loader's message (batch, table, key, server error);
+//! nothing at or after the failing batch is acknowledged.
+//!
+//! # Replay after a crash
+//!
+//! The runtime resumes from the target's checkpoint when it is ahead of the
+//! stored position, so a crash replays at most the batch that was in
+//! flight. That batch may be partly on the target already, i.e. the target
+//! is *ahead* of the replayed changes; until the replay passes the in-flight
+//! batch's last event (the *horizon*), unique-key collisions are resolved
+//! with `REPLACE` ([`UniqueConflict::Replace`]) and DDL failing because it
+//! was already applied (table exists, duplicate column, ...) is skipped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::DdlPolicy;
+use sluice_coord::{AnyPositionStore, PositionCache};
+use sluice_core::{Classify, Position};
+use sluice_load::{LoadError, Loader, UniqueConflict};
+use sqlx::Executor as _;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{is_before, Batch, BatchBody};
+use crate::channel::Receiver;
+use crate::ddl::DdlDecision;
+use crate::error::PipelineError;
+
+/// Counters shared with the runtime's progress log (and later `/status`).
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    pub batches: AtomicU64,
+    pub rows: AtomicU64,
+    pub ddl: AtomicU64,
+    pub retries: AtomicU64,
+    /// Source time of the last applied event (Unix seconds).
+    pub last_event_time: AtomicU64,
+}
+
+pub struct LoadStage {
+    pub pipeline: String,
+    pub loader: Arc<Loader>,
+    pub cache: PositionCache<AnyPositionStore>,
+    pub ddl: DdlPolicy,
+    /// Replay horizon: see the module docs.
+    pub horizon: Option<Position>,
+    pub stats: Arc<LoadStats>,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+/// MySQL errors of DDL that was already applied: tolerated while replaying.
+const ALREADY_APPLIED: &[u16] = &[
+    1050, // table already exists
+    1051, // unknown table (DROP)
+    1054, // unknown column
+    1060, // duplicate column name
+    1061, // duplicate key name
+    1068, // multiple primary key defined
+    1091, // can't DROP; check that column/key exists
+    1146, // table doesn't exist
+];
+
+impl LoadStage {
+    /// Applies batches until the channel closes, or `abandon` fires (then
+    /// the batch in progress is left unacknowledged).
+    pub async fn run(
+        mut self,
+        mut rx: Receiver<Batch>,
+        abandon: CancellationToken,
+    ) -> Result<(), PipelineError> {
+        loop {
+            let msg = tokio::select! {
+                () = abandon.cancelled() => return Ok(()),
+                msg = rx.recv() => msg,
+            };
+            let Some(msg) = msg else { return Ok(()) };
+            let batch = msg.into_inner();
+            if !self.apply(&batch, &abandon).await? {
+                return Ok(());
+            }
+            self.cache.ack(batch.id, batch.end.clone())?;
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .last_event_time
+                .store(u64::from(batch.timestamp), Ordering::Relaxed);
+            if let Some(h) = &self.horizon {
+                if !is_before(&batch.through, h) {
+                    tracing::info!(
+                        batch_id = batch.id,
+                        "replay passed the batch that was in flight at the last stop"
+                    );
+                    self.horizon = None;
+                }
+            }
+        }
+    }
+
+    fn replaying(&self, batch: &Batch) -> bool {
+        self.horizon
+            .as_ref()
+            .is_some_and(|h| is_before(&batch.start, h))
+    }
+
+    /// `Ok(false)` when abandoned.
+    async fn apply(
+        &self,
+        batch: &Batch,
+        abandon: &CancellationToken,
+    ) -> Result<bool, PipelineError> {
+        let rows = match &batch.body {
+            BatchBody::Rows(rows) if rows.is_empty() => return Ok(true),
+            BatchBody::Rows(rows) => Some(rows),
+            BatchBody::Ddl(ddl) => match ddl.decision.as_ref() {
+                Some(DdlDecision::Apply(_)) if self.ddl == DdlPolicy::Skip => {
+                    tracing::info!(batch_id = batch.id, at = %ddl.at, sql = %ddl.sql, "DDL skipped (load.ddl is skip)");
+                    return Ok(true);
+                }
+                Some(DdlDecision::Apply(_)) if self.ddl == DdlPolicy::Fail => {
+                    return Err(PipelineError::DdlRefused {
+                        batch_id: batch.id,
+                        at: ddl.at.clone(),
+                        sql: ddl.sql.clone(),
+                    });
+                }
+                Some(DdlDecision::Apply(_)) => None,
+                Some(DdlDecision::Ignore { reason }) => {
+                    tracing::debug!(batch_id = batch.id, at = %ddl.at, %reason, "DDL not replicated");
+                    return Ok(true);
+                }
+                None => return Ok(true),
+            },
+        };
+        let through = batch.through.to_string();
+        let Some(()) = self
+            .retrying(batch.id, abandon, || {
+                self.loader
+                    .record_intent(&self.pipeline, batch.id, &through)
+            })
+            .await?
+        else {
+            return Ok(false);
+        };
+        let replaying = self.replaying(batch);
+        let applied = match (rows, &batch.body) {
+            (Some(rows), _) => {
+                let conflicts = if replaying {
+                    UniqueConflict::Replace
+                } else {
+                    self.loader.options().unique_conflict
+                };
+                let started = Instant::now();
+                let stats = self
+                    .retrying(batch.id, abandon, || {
+                        self.loader.apply_batch_with(batch.id, rows, conflicts)
+                    })
+                    .await?;
+                if let Some(stats) = &stats {
+                    self.stats
+                        .rows
+                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    tracing::debug!(
+                        batch_id = batch.id,
+                        rows = rows.len(),
+                        upserts = stats.upserts,
+                        deletes = stats.deletes,
+                        statements = stats.statements,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        replaying,
+                        "batch applied"
+                    );
+                }
+                stats.is_some()
+            }
+            (None, BatchBody::Ddl(ddl)) => {
+                let Some(DdlDecision::Apply(routed)) = &ddl.decision else {
+                    return Ok(true);
+                };
+                let done = self
+                    .apply_ddl(batch.id, &ddl.at, routed, replaying, abandon)
+                    .await?;
+                if done {
+                    self.stats.ddl.fetch_add(1, Ordering::Relaxed);
+                }
+                done
+            }
+            (None, BatchBody::Rows(_)) => true,
+        };
+        if !applied {
+            return Ok(false);
+        }
+        let end = batch.end.to_string();
+        let recorded = self
+            .retrying(batch.id, abandon, || {
+                self.loader
+                    .record_checkpoint(&self.pipeline, batch.id, &end)
+            })
+            .await?;
+        Ok(recorded.is_some())
+    }
+
+    async fn apply_ddl(
+        &self,
+        batch_id: u64,
+        at: &str,
+        routed: &crate::ddl::RoutedDdl,
+        replaying: bool,
+        abandon: &CancellationToken,
+    ) -> Result<bool, PipelineError> {
+        let mut statements: Vec<String> = routed
+            .create_schemas
+            .iter()
+            .map(|s| format!("CREATE DATABASE IF NOT EXISTS `{}`", s.replace('`', "``")))
+            .collect();
+        statements.push(routed.sql.clone());
+        let mut attempt = 0u32;
+        let mut next = 0;
+        while next < statements.len() {
+            let sql = &statements[next];
+            let result = tokio::select! {
+                () = abandon.cancelled() => return Ok(false),
+                r = self.loader.pool().execute(sql.as_str()) => r,
+            };
+            match result {
+                Ok(_) => {
+                    next += 1;
+                    attempt = 0;
+                }
+                Err(e) => {
+                    let code = sluice_load::ServerError::from_sqlx(&e).map(|s| s.code);
+                    if replaying && code.is_some_and(|c| ALREADY_APPLIED.contains(&c)) {
+                        tracing::warn!(batch_id, %at, %sql, error = %e, "DDL already applied before the last stop; skipped");
+                        next += 1;
+                        continue;
+                    }
+                    if sluice_load::error::classify_sqlx(&e).is_transient() {
+                        attempt += 1;
+                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        let wait = self.backoff(attempt);
+                        tracing::warn!(batch_id, %at, error = %e, attempt, "DDL failed on the target; retrying");
+                        tokio::select! {
+                            () = abandon.cancelled() => return Ok(false),
+                            () = tokio::time::sleep(wait) => continue,
+                        }
+                    }
+                    return Err(PipelineError::Ddl {
+                        batch_id,
+                        at: at.to_string(),
+                        sql: sql.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        // Keys the loader looked up on the target may have changed.
+        self.loader.forget_all_tables();
+        tracing::info!(batch_id, %at, kind = ?routed.kind, sql = %routed.sql, "DDL applied");
+        Ok(true)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.retry_initial
+            .saturating_mul(factor)
+            .min(self.retry_max)
+    }
+
+    /// Runs `op` until it succeeds, retrying transient errors with backoff
+    /// (the loader already retried a few times inside); `Ok(None)` when
+    /// abandoned.
+    async fn retrying<T, F, Fut>(
+        &self,
+        batch_id: u64,
+        abandon: &CancellationToken,
+        mut op: F,
+    ) -> Result<Option<T>, PipelineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, LoadError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let result = tokio::select! {
+                () = abandon.cancelled() => return Ok(None),
+                r = op() => r,
+            };
+            match result {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if e.class().is_transient() => {
+                    attempt += 1;
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = self.backoff(attempt);
+                    tracing::warn!(batch_id, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "target unavailable; the batch will be applied again");
+                    tokio::select! {
+                        () = abandon.cancelled() => return Ok(None),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

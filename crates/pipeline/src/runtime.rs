@@ -1,0 +1,522 @@
+//! One pipeline in one process: where to resume, the four stage tasks, and
+//! how they stop.
+//!
+//! # Where replication resumes
+//!
+//! Two records say how far replication got: the position in the
+//! coordination store (acknowledged batches, flushed every second) and the
+//! checkpoint on the target (written right after each batch commits). The
+//! checkpoint is never behind what the target holds, and after a crash it is
+//! usually ahead of the stored position by up to a second of batches. The
+//! runtime resumes from whichever is further, so a crash replays at most
+//! the batch that was in flight, whose replay [`crate::load`] makes safe.
+//! When only the target has a checkpoint (a new etcd, or the local state
+//! directory lost) it is used, with a warning; when neither exists,
+//! `source.start` applies.
+//!
+//! # Stopping
+//!
+//! * Shutdown (SIGTERM/SIGINT, via the `shutdown` token): Select stops
+//!   reading at once; batches already cut are still applied and
+//!   acknowledged for up to `drain_timeout`, then abandoned; the position
+//!   is flushed; `run` returns `Ok`.
+//! * A definite error in any stage: every stage stops, batches in flight
+//!   are abandoned unacknowledged, the position (which is before the failed
+//!   batch) is flushed, and `run` returns the error.
+
+use std::future::Future as _;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sluice_binlog::stream::StartAt;
+use sluice_config::{Coordination, Pipeline};
+use sluice_coord::{
+    AnyPositionStore, CacheConfig, EtcdOptions, EtcdPositionStore, Fence, KeyLayout,
+    LocalPositionStore, PositionCache, PositionStore as _, StoredPosition,
+};
+use sluice_core::{Classify, Position};
+use sluice_load::{Checkpoint, Loader, LoaderOptions};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::is_before;
+use crate::channel;
+use crate::error::PipelineError;
+use crate::extract::{self, ExtractConfig};
+use crate::load::{LoadStage, LoadStats};
+use crate::select::{self, SelectConfig};
+use crate::transform::{self, TransformConfig, Transformer};
+
+/// Settings of a run that are not in the pipeline file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// This node's id, recorded with every position it writes.
+    pub node_id: String,
+    /// How long batches already cut may still be applied after shutdown.
+    pub drain_timeout: Duration,
+    /// How often progress is logged.
+    pub progress_interval: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            node_id: "sluice".into(),
+            drain_timeout: Duration::from_secs(10),
+            progress_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a run did, for the caller's last log line.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub batches: u64,
+    pub rows: u64,
+    pub ddl: u64,
+    /// The last acknowledged batch and position.
+    pub acknowledged: Option<(u64, Position)>,
+}
+
+/// Opens the position store `coordination` names for `pipeline`.
+pub async fn open_store(pipeline: &Pipeline) -> Result<AnyPositionStore, PipelineError> {
+    Ok(match &pipeline.coordination {
+        Coordination::Etcd { endpoints, prefix } => {
+            let keys = KeyLayout::new(prefix)?.pipeline(&pipeline.name)?;
+            EtcdPositionStore::connect(&EtcdOptions::new(endpoints.clone()), keys)
+                .await?
+                .into()
+        }
+        Coordination::Local { dir } => {
+            let dir: PathBuf = dir.join(&pipeline.name);
+            LocalPositionStore::open(dir)?.into()
+        }
+    })
+}
+
+/// The loader `pipeline` describes.
+pub async fn loader(pipeline: &Pipeline) -> Result<Loader, PipelineError> {
+    let opts = LoaderOptions {
+        workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
+        ..LoaderOptions::default()
+    };
+    Ok(Loader::connect(pipeline.target.url.expose(), opts).await?)
+}
+
+/// Runs `pipeline` until `shutdown` fires or a definite error.
+pub async fn run(
+    pipeline: &Pipeline,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, PipelineError> {
+    let store = tokio::select! {
+        () = shutdown.cancelled() => return Ok(RunSummary::default()),
+        s = retry_transient("opening the position store", &shutdown, || open_store(pipeline)) => s?,
+    };
+    let Some(store) = store else {
+        return Ok(RunSummary::default());
+    };
+    let loader = Arc::new(loader(pipeline).await?);
+    let Some(()) = retry_transient("migrating the target", &shutdown, || async {
+        loader.migrate().await.map_err(PipelineError::from)
+    })
+    .await?
+    else {
+        return Ok(RunSummary::default());
+    };
+    let Some(stored) = retry_transient("loading the stored position", &shutdown, || async {
+        store.load().await.map_err(PipelineError::from)
+    })
+    .await?
+    else {
+        return Ok(RunSummary::default());
+    };
+    let Some(checkpoint) = retry_transient("reading the target checkpoint", &shutdown, || async {
+        loader
+            .read_checkpoint(&pipeline.name)
+            .await
+            .map_err(PipelineError::from)
+    })
+    .await?
+    else {
+        return Ok(RunSummary::default());
+    };
+    let resume = resume_point(stored.as_ref(), checkpoint.as_ref(), &opts.node_id);
+
+    let (start, fresh) = match &resume.record {
+        Some(r) => (
+            StartAt::File {
+                file: r.position.file.clone(),
+                pos: r.position.offset,
+            },
+            false,
+        ),
+        None => (config_start(&pipeline.source.start), true),
+    };
+    tracing::info!(
+        pipeline = %pipeline.name,
+        store = %store.location(),
+        target = %pipeline.target.url,
+        resume = %resume.record.as_ref().map_or_else(|| format!("{:?} (nothing stored)", pipeline.source.start), |r| r.position.to_string()),
+        from = resume.from,
+        horizon = ?resume.horizon.as_ref().map(ToString::to_string),
+        "pipeline starting"
+    );
+
+    let cache = PositionCache::new(
+        store,
+        resume.record.as_ref(),
+        CacheConfig::new(opts.node_id.clone(), Fence::None),
+    );
+    let first_batch_id = cache.next_batch_id();
+    // Stops Select and, through closing channels, the stages after it.
+    let stop = CancellationToken::new();
+    // Abandons batches in flight.
+    let abandon = CancellationToken::new();
+    let flusher_stop = CancellationToken::new();
+    let flusher = cache.spawn_flusher(flusher_stop.clone().cancelled_owned());
+
+    let window = usize::try_from(pipeline.batch.window).unwrap_or(8);
+    let max_bytes = usize::try_from(pipeline.batch.max_bytes).unwrap_or(4 << 20);
+    let budget = max_bytes.saturating_mul(window);
+    let (sel_tx, sel_rx) = channel::bounded(4096, budget);
+    let (ext_tx, ext_rx) = channel::bounded(window, budget);
+    let (tr_tx, tr_rx) = channel::bounded(window, budget);
+
+    let mut select_cfg = SelectConfig::new(
+        pipeline.source.url().expose().to_string(),
+        pipeline.source.server_id,
+        start,
+    );
+    select_cfg.fresh = fresh;
+    select_cfg.max_chunk_bytes = max_bytes;
+    let start_position = resume
+        .record
+        .as_ref()
+        .map_or_else(|| Position::new(String::new(), 4), |r| r.position.clone());
+    let extract_cfg = ExtractConfig {
+        filter: pipeline.filter.clone(),
+        max_rows: usize::try_from(pipeline.batch.max_rows).unwrap_or(2000),
+        max_bytes,
+        max_delay: pipeline.batch.max_delay,
+        first_batch_id,
+        start: start_position,
+    };
+    let transformer = Transformer::new(TransformConfig {
+        filter: pipeline.filter.clone(),
+        routes: pipeline.routes.clone(),
+        columns: pipeline.columns.clone(),
+    });
+    let stats = Arc::new(LoadStats::default());
+    let load = LoadStage {
+        pipeline: pipeline.name.clone(),
+        loader: Arc::clone(&loader),
+        cache: cache.clone(),
+        ddl: pipeline.load.ddl,
+        horizon: resume.horizon,
+        stats: Arc::clone(&stats),
+        retry_initial: Duration::from_millis(250),
+        retry_max: Duration::from_secs(5),
+    };
+
+    let mut tasks: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)> = vec![
+        (
+            "select",
+            tokio::spawn(select::run(select_cfg, sel_tx, stop.clone())),
+        ),
+        (
+            "extract",
+            tokio::spawn(extract::run(extract_cfg, sel_rx, ext_tx, abandon.clone())),
+        ),
+        (
+            "transform",
+            tokio::spawn(transform::run(transformer, ext_rx, tr_tx, abandon.clone())),
+        ),
+        ("load", tokio::spawn(load.run(tr_rx, abandon.clone()))),
+    ];
+    let progress = tokio::spawn(log_progress(
+        cache.clone(),
+        Arc::clone(&stats),
+        opts.progress_interval,
+        abandon.clone(),
+    ));
+
+    // Wait for every stage; the first definite error stops the others.
+    let mut failure: Option<PipelineError> = None;
+    let mut shutting_down = false;
+    let drain = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain);
+    while !tasks.is_empty() {
+        let (done, index, _) = tokio::select! {
+            () = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");
+                stop.cancel();
+                drain.as_mut().reset(tokio::time::Instant::now() + opts.drain_timeout);
+                continue;
+            }
+            () = &mut drain, if shutting_down && !abandon.is_cancelled() => {
+                tracing::warn!("drain timeout: abandoning batches in flight (they will be replayed)");
+                abandon.cancel();
+                continue;
+            }
+            r = futures_select(&mut tasks) => r,
+        };
+        let (stage, _) = tasks.swap_remove(index);
+        let outcome = match done {
+            Ok(r) => r,
+            Err(join) => Err(PipelineError::Stage {
+                stage,
+                message: join.to_string(),
+            }),
+        };
+        if let Err(error) = outcome {
+            tracing::error!(stage, %error, "stage failed; stopping the pipeline");
+            stop.cancel();
+            abandon.cancel();
+            if failure.is_none() {
+                failure = Some(error);
+            }
+        }
+    }
+    abandon.cancel();
+    let _ = progress.await;
+    flusher_stop.cancel();
+    let flushed = match flusher.await {
+        Ok(r) => r,
+        Err(join) => {
+            tracing::error!(error = %join, "position flusher ended abnormally");
+            Ok(())
+        }
+    };
+    loader.close().await;
+    let summary = RunSummary {
+        batches: stats.batches.load(Ordering::Relaxed),
+        rows: stats.rows.load(Ordering::Relaxed),
+        ddl: stats.ddl.load(Ordering::Relaxed),
+        acknowledged: cache.acknowledged().map(|a| (a.batch_id, a.position)),
+    };
+    if let Some(error) = failure {
+        if let Err(flush) = flushed {
+            tracing::error!(error = %flush, "final position flush failed; the next run replays from the last stored position");
+        }
+        return Err(error);
+    }
+    flushed?;
+    Ok(summary)
+}
+
+/// Polls the stage handles; returns the first finished, with its index.
+async fn futures_select(
+    tasks: &mut [(&'static str, JoinHandle<Result<(), PipelineError>>)],
+) -> (
+    Result<Result<(), PipelineError>, tokio::task::JoinError>,
+    usize,
+    (),
+) {
+    std::future::poll_fn(|cx| {
+        for (i, (_, handle)) in tasks.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(r) = std::pin::Pin::new(handle).poll(cx) {
+                return std::task::Poll::Ready((r, i, ()));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+struct Resume {
+    record: Option<StoredPosition>,
+    /// Which record won, for the log.
+    from: &'static str,
+    horizon: Option<Position>,
+}
+
+/// See the module docs.
+fn resume_point(
+    stored: Option<&StoredPosition>,
+    checkpoint: Option<&Checkpoint>,
+    node_id: &str,
+) -> Resume {
+    let parse = |text: &str, what: &str| -> Option<Position> {
+        if text.is_empty() {
+            return None;
+        }
+        match text.parse::<Position>() {
+            Ok(p) => Some(p),
+            Err(error) => {
+                tracing::warn!(%error, text, "ignoring the target checkpoint's {what}: it does not parse");
+                None
+            }
+        }
+    };
+    let checkpoint_position = checkpoint.and_then(|c| parse(&c.position, "position"));
+    let in_flight = checkpoint
+        .and_then(|c| c.applying.as_ref())
+        .and_then(|(_, through)| parse(through, "batch in flight"));
+    let (record, from) = match (stored, checkpoint_position, checkpoint) {
+        (Some(s), Some(cp), Some(c)) if is_before(&s.position, &cp) => {
+            let mut r = StoredPosition::new(cp, c.batch_id.max(s.batch_id), node_id, &Fence::None);
+            r.written_at_unix_ms = unix_ms();
+            (Some(r), "target checkpoint (ahead of the stored position)")
+        }
+        (Some(s), _, _) => (Some(s.clone()), "stored position"),
+        (None, Some(cp), Some(c)) => {
+            tracing::warn!(
+                "no stored position, but the target has a checkpoint for this pipeline: resuming from it"
+            );
+            (
+                Some(StoredPosition::new(cp, c.batch_id, node_id, &Fence::None)),
+                "target checkpoint (nothing stored)",
+            )
+        }
+        (None, _, _) => (None, "source.start"),
+    };
+    let horizon = match (&record, in_flight) {
+        (Some(r), Some(h)) if is_before(&r.position, &h) => Some(h),
+        (None, Some(h)) => Some(h),
+        _ => None,
+    };
+    Resume {
+        record,
+        from,
+        horizon,
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn config_start(start: &sluice_config::StartAt) -> StartAt {
+    match start {
+        sluice_config::StartAt::Latest => StartAt::Latest,
+        sluice_config::StartAt::File { file, pos } => StartAt::File {
+            file: file.clone(),
+            pos: *pos,
+        },
+        sluice_config::StartAt::Gtid(set) => StartAt::Gtid(set.clone()),
+    }
+}
+
+/// Runs `op` until it succeeds or fails definitely; `None` on shutdown.
+async fn retry_transient<T, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut op: F,
+) -> Result<Option<T>, PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PipelineError>>,
+{
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            r = op() => r,
+        };
+        match result {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.class().is_transient() => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn log_progress(
+    cache: PositionCache<AnyPositionStore>,
+    stats: Arc<LoadStats>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    let mut last_rows = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let rows = stats.rows.load(Ordering::Relaxed);
+        let event_time = stats.last_event_time.load(Ordering::Relaxed);
+        let lag = (event_time > 0).then(|| (unix_ms() / 1000).saturating_sub(event_time));
+        let status = cache.status();
+        tracing::info!(
+            batches = stats.batches.load(Ordering::Relaxed),
+            rows,
+            rows_per_s = (rows - last_rows) as f64 / every.as_secs_f64(),
+            lag_s = ?lag,
+            acknowledged = ?status.acknowledged,
+            flushed = ?status.flushed,
+            position = %cache.acknowledged().map_or_else(String::new, |a| a.position.to_string()),
+            "progress"
+        );
+        last_rows = rows;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::cmp_positions;
+
+    fn pos(file: &str, offset: u64) -> Position {
+        Position::new(file.to_string(), offset)
+    }
+
+    fn stored(p: Position, batch_id: u64) -> StoredPosition {
+        StoredPosition::new(p, batch_id, "n", &Fence::None)
+    }
+
+    fn checkpoint(p: &str, batch_id: u64, applying: Option<&str>) -> Checkpoint {
+        Checkpoint {
+            pipeline: "p".into(),
+            batch_id,
+            position: p.into(),
+            updated_at: String::new(),
+            applying: applying.map(|a| (batch_id + 1, a.to_string())),
+        }
+    }
+
+    #[test]
+    fn resumes_from_the_further_record() {
+        let s = stored(pos("b.000001", 100), 5);
+        let ahead = checkpoint("b.000001:900", 9, Some("b.000001:1500"));
+        let r = resume_point(Some(&s), Some(&ahead), "n");
+        assert_eq!(r.record.as_ref().unwrap().position, pos("b.000001", 900));
+        assert_eq!(r.record.as_ref().unwrap().batch_id, 9);
+        assert_eq!(r.horizon, Some(pos("b.000001", 1500)));
+
+        let behind = checkpoint("b.000001:50", 3, None);
+        let r = resume_point(Some(&s), Some(&behind), "n");
+        assert_eq!(r.record.as_ref().unwrap().position, pos("b.000001", 100));
+        assert_eq!(r.horizon, None);
+
+        let r = resume_point(None, Some(&ahead), "n");
+        assert_eq!(r.record.unwrap().batch_id, 9);
+
+        let r = resume_point(None, None, "n");
+        assert!(r.record.is_none());
+        // An intent recorded before any checkpoint (first batch) still
+        // bounds the replay.
+        let first = checkpoint("", 0, Some("b.000001:700"));
+        let r = resume_point(None, Some(&first), "n");
+        assert!(r.record.is_none());
+        assert_eq!(r.horizon, Some(pos("b.000001", 700)));
+        assert_eq!(
+            cmp_positions(&pos("b.000001", 1), &pos("b.000001", 1)),
+            Some(std::cmp::Ordering::Equal)
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! Select: the binlog dump, cut into transactions.
+//!
+//! Select owns the replica connection. It verifies and frames events (the
+//! binlog crate checks CRC32 and tracks positions) and sends each source
+//! transaction to Extract as one [`TxnChunk`], still as raw rows events, so
+//! decoding runs on another task. A transaction larger than
+//! `batch.max_bytes` is sent in slices; only its last slice carries an
+//! `end` position, so nothing downstream can resume in its middle.
+//!
+//! Transient failures (connection lost, source restarting, a silent
+//! stream) reconnect with backoff from the end of the last whole
+//! transaction sent, announced by [`SelectMsg::Restart`] so Extract can drop
+//! the unfinished transaction's rows it still holds. Definite failures
+//! (purged position, missing privileges, a corrupt event, events sluice
+//! must not replicate) stop the pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_binlog::stream::{ReplicaConfig, ReplicaStream, StartAt};
+use sluice_binlog::{BinlogError, EventKind};
+use sluice_core::{Classify, Position};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{DdlStatement, SelectMsg, Selected, TxnChunk};
+use crate::channel::Sender;
+use crate::error::PipelineError;
+
+/// How Select connects and where it starts.
+#[derive(Debug, Clone)]
+pub struct SelectConfig {
+    /// Source URL with its password (never logged).
+    pub url: String,
+    pub server_id: u32,
+    pub start: StartAt,
+    /// Nothing was stored: send the start position as a batch of its own,
+    /// so that a restart resumes there even if no change arrives first.
+    pub fresh: bool,
+    /// Largest slice of a transaction, in raw rows-event bytes.
+    pub max_chunk_bytes: usize,
+    pub heartbeat: Duration,
+    /// Backoff between reconnects: doubling from `initial`, capped at `max`.
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    /// How long a clash with our own `server_id` is retried at startup (the
+    /// previous process's dump thread, see [`BinlogError::ServerIdInUse`]).
+    pub server_id_grace: Duration,
+}
+
+impl SelectConfig {
+    pub fn new(url: String, server_id: u32, start: StartAt) -> Self {
+        SelectConfig {
+            url,
+            server_id,
+            start,
+            fresh: false,
+            max_chunk_bytes: 4 << 20,
+            heartbeat: Duration::from_secs(1),
+            reconnect_initial: Duration::from_millis(250),
+            reconnect_max: Duration::from_secs(5),
+            server_id_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+pub async fn run(
+    cfg: SelectConfig,
+    tx: Sender<SelectMsg>,
+    stop: CancellationToken,
+) -> Result<(), PipelineError> {
+    let mut start = cfg.start.clone();
+    let mut attempt: u32 = 0;
+    let mut connected_before = false;
+    let began = Instant::now();
+    loop {
+        let mut replica = ReplicaConfig::new(cfg.url.clone(), cfg.server_id, start.clone());
+        replica.heartbeat = cfg.heartbeat;
+        let connected = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            r = ReplicaStream::connect(&replica) => r,
+        };
+        let mut stream = match connected {
+            Ok(stream) => stream,
+            Err(error) => {
+                let own_ghost = matches!(error, BinlogError::ServerIdInUse { .. })
+                    && began.elapsed() < cfg.server_id_grace;
+                if !error.class().is_transient() && !own_ghost {
+                    return Err(error.into());
+                }
+                attempt += 1;
+                let wait = backoff(&cfg, attempt);
+                tracing::warn!(%error, attempt, retry_in_ms = wait.as_millis() as u64, "cannot start the binlog dump; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        if connected_before {
+            if tx.send(SelectMsg::Restart, 0).await.is_err() {
+                return Ok(());
+            }
+        } else if cfg.fresh && !stream.start_position().file.is_empty() {
+            let marker = TxnChunk {
+                end: Some(stream.start_position().clone()),
+                through: Some(stream.start_position().clone()),
+                urgent: true,
+                ..TxnChunk::default()
+            };
+            if tx.send(SelectMsg::Chunk(marker), 0).await.is_err() {
+                return Ok(());
+            }
+        }
+        connected_before = true;
+        // Until a transaction completes, a reconnect starts where this
+        // connection did (never again at "latest", which would skip changes).
+        let began_at = stream.start_position();
+        if !began_at.file.is_empty() {
+            start = StartAt::File {
+                file: began_at.file.clone(),
+                pos: began_at.offset,
+            };
+        }
+
+        let outcome = pump(&cfg, &mut stream, &tx, &stop, &mut attempt).await;
+        stream.close().await;
+        match outcome {
+            Pump::Stopped => return Ok(()),
+            Pump::Failed(error) => return Err(error),
+            Pump::Lost { error, resume } => {
+                if let Some(resume) = resume {
+                    start = StartAt::File {
+                        file: resume.file,
+                        pos: resume.offset,
+                    };
+                }
+                attempt += 1;
+                let wait = backoff(&cfg, attempt);
+                tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "binlog dump interrupted; reconnecting after the last whole transaction");
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+fn backoff(cfg: &SelectConfig, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    cfg.reconnect_initial
+        .saturating_mul(factor)
+        .min(cfg.reconnect_max)
+}
+
+enum Pump {
+    /// Shutdown requested, or the receiver is gone.
+    Stopped,
+    Failed(PipelineError),
+    /// Transient: reconnect from `resume` (the end of the last whole
+    /// transaction sent; `None` if none was sent on this connection).
+    Lost {
+        error: String,
+        resume: Option<Position>,
+    },
+}
+
+async fn pump(
+    cfg: &SelectConfig,
+    stream: &mut ReplicaStream,
+    tx: &Sender<SelectMsg>,
+    stop: &CancellationToken,
+    attempt: &mut u32,
+) -> Pump {
+    let mut chunk = TxnChunk::default();
+    let mut resume: Option<Position> = None;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return Pump::Stopped,
+            next = stream.next() => next,
+        };
+        let event = match next {
+            None => {
+                return Pump::Lost {
+                    error: "the source closed the binlog stream".into(),
+                    resume,
+                }
+            }
+            Some(Err(error)) if error.class().is_transient() => {
+                return Pump::Lost {
+                    error: error.to_string(),
+                    resume,
+                }
+            }
+            Some(Err(error)) => return Pump::Failed(error.into()),
+            Some(Ok(event)) => event,
+        };
+        let end = matches!(event.kind, EventKind::Commit { .. } | EventKind::Ddl { .. })
+            .then(|| stream.position_after(&event));
+        let at = || format!("{}: offset {}", event.file, event.offset);
+        let through = || Position::new(event.file.to_string(), event.next);
+        match event.kind {
+            EventKind::Begin { .. } => {}
+            EventKind::Rows(rows) => {
+                chunk.bytes += rows.data.len();
+                chunk.timestamp = event.timestamp;
+                chunk.items.push(Selected::Rows {
+                    event: rows,
+                    file: Arc::clone(&event.file),
+                    offset: event.offset,
+                });
+                if chunk.bytes >= cfg.max_chunk_bytes {
+                    chunk.through = Some(through());
+                    if send(tx, std::mem::take(&mut chunk), stop).await.is_err() {
+                        return Pump::Stopped;
+                    }
+                }
+            }
+            EventKind::Commit { .. } | EventKind::Ddl { .. } => {
+                let end = end.unwrap_or_else(through);
+                if let EventKind::Ddl { schema, sql, .. } = event.kind {
+                    chunk.items.push(Selected::Ddl(DdlStatement {
+                        schema,
+                        sql,
+                        at: at(),
+                        decision: None,
+                    }));
+                }
+                chunk.timestamp = event.timestamp;
+                chunk.through = Some(end.clone());
+                chunk.end = Some(end.clone());
+                if send(tx, std::mem::take(&mut chunk), stop).await.is_err() {
+                    return Pump::Stopped;
+                }
+                resume = Some(end);
+                // A whole transaction arrived: the connection is healthy.
+                *attempt = 0;
+            }
+            EventKind::Statement { schema, sql } => {
+                return Pump::Failed(PipelineError::Refused {
+                    at: at(),
+                    reason: format!(
+                        "statement-based DML in schema `{schema}` (`{}`): sluice replicates rows only; set binlog_format=ROW on the source (also for every session)",
+                        truncate(&sql, 120)
+                    ),
+                })
+            }
+            EventKind::Unreplicable { reason } => {
+                return Pump::Failed(PipelineError::Refused { at: at(), reason })
+            }
+            EventKind::Incident { message } => {
+                return Pump::Failed(PipelineError::Refused {
+                    at: at(),
+                    reason: format!(
+                        "incident event: the source may have lost changes ({message}); check the source and restart from a verified position"
+                    ),
+                })
+            }
+            EventKind::Rotate { .. } | EventKind::Heartbeat => {}
+        }
+    }
+}
+
+async fn send(tx: &Sender<SelectMsg>, chunk: TxnChunk, stop: &CancellationToken) -> Result<(), ()> {
+    let size = chunk.bytes;
+    tokio::select! {
+        () = stop.cancelled() => Err(()),
+        r = tx.send(SelectMsg::Chunk(chunk), size) => r.map_err(|_| ()),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
