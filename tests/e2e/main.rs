@@ -11,3 +11,5 @@ mod fixtures;
 mod kit;
 mod load_target;
 mod pipeline;
+mod pipeline_workload;
+mod workload;
