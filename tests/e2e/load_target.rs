@@ -8,7 +8,9 @@ use sluice_core::schema::type_code as tc;
 use sluice_core::{
     ChangeKind, Classify, Column, DateTime, ErrorClass, Row, RowChange, TableSchema, Time, Value,
 };
-use sluice_load::{Limits, LoadError, Loader, LoaderOptions, RetryPolicy, UniqueConflict};
+use sluice_load::{
+    CheckpointMark, Limits, LoadError, Loader, LoaderOptions, RetryPolicy, UniqueConflict,
+};
 use sluice_testkit::{wait_until_async, MariaDb};
 
 const UTF8MB4: u16 = 45; // utf8mb4_general_ci
@@ -965,15 +967,20 @@ async fn migrations_and_checkpoint() {
     l.migrate().await.unwrap();
     l.migrate().await.unwrap(); // idempotent
     assert_eq!(l.read_checkpoint("shop").await.unwrap(), None);
-    l.record_checkpoint("shop", 5, "mysql-bin.000001:1234")
+    l.record_checkpoint("shop", 5, "mysql-bin.000001:1234", "mysql-bin.000001:1234")
         .await
         .unwrap();
-    l.record_checkpoint("other", 1, "mysql-bin.000002:4")
+    l.record_checkpoint("other", 1, "mysql-bin.000002:4", "mysql-bin.000002:4")
         .await
         .unwrap();
-    l.record_checkpoint("shop", 6, "mysql-bin.000001:5678 gtid=0-1-9")
-        .await
-        .unwrap();
+    l.record_checkpoint(
+        "shop",
+        6,
+        "mysql-bin.000001:5678 gtid=0-1-9",
+        "mysql-bin.000001:7000",
+    )
+    .await
+    .unwrap();
     let cp = l.read_checkpoint("shop").await.unwrap().unwrap();
     assert_eq!(
         (cp.batch_id, cp.position.as_str()),
@@ -981,6 +988,7 @@ async fn migrations_and_checkpoint() {
     );
     assert_eq!(cp.updated_at.len(), 26, "{cp:?}");
     assert_eq!(cp.applying, None);
+    assert_eq!(cp.through.as_deref(), Some("mysql-bin.000001:7000"));
     // The batch in flight is recorded before it is applied and cleared by
     // its checkpoint.
     l.record_intent("shop", 7, "mysql-bin.000001:9000")
@@ -989,7 +997,7 @@ async fn migrations_and_checkpoint() {
     let cp = l.read_checkpoint("shop").await.unwrap().unwrap();
     assert_eq!(cp.batch_id, 6);
     assert_eq!(cp.applying, Some((7, "mysql-bin.000001:9000".to_string())));
-    l.record_checkpoint("shop", 7, "mysql-bin.000001:9000")
+    l.record_checkpoint("shop", 7, "mysql-bin.000001:9000", "mysql-bin.000001:9000")
         .await
         .unwrap();
     let cp = l.read_checkpoint("shop").await.unwrap().unwrap();
@@ -1072,5 +1080,87 @@ async fn throughput_of_a_100k_row_insert_batch() {
     assert_eq!(
         count[0][1].as_deref(),
         Some(&*(3 * N * (N - 1) / 2).to_string())
+    );
+}
+
+/// Rows of a table without a key commit in one transaction with the batch's
+/// checkpoint, after every keyed share: a batch that fails leaves neither
+/// (so its replay inserts them once), a batch that succeeds leaves both.
+#[tokio::test]
+async fn keyless_rows_commit_with_the_checkpoint() {
+    let db = MariaDb::target().await.unwrap();
+    db.exec(
+        "CREATE DATABASE s;
+         CREATE TABLE s.keyed (id INT PRIMARY KEY, v VARCHAR(3));
+         CREATE TABLE s.log (id INT, v VARCHAR(40));",
+    )
+    .await
+    .unwrap();
+    let l = loader(&db, opts(2)).await;
+    l.migrate().await.unwrap();
+    let keyed = kv("s", "keyed");
+    let log = schema(
+        "s",
+        "log",
+        vec![
+            col("id", tc::LONG, None),
+            col("v", tc::VARCHAR, Some(UTF8MB4)),
+        ],
+        vec![],
+    );
+    let mark = CheckpointMark {
+        pipeline: "p",
+        position: "mysql-bin.000001:500",
+        through: "mysql-bin.000001:500",
+    };
+    // The keyed row is too long for VARCHAR(3): a definite error.
+    let failing = vec![ins(&log, r(1, "once")), ins(&keyed, r(1, "too long"))];
+    let err = l
+        .apply_batch_checkpointed(7, &failing, UniqueConflict::Fail, &mark)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1406"), "{err}");
+    assert_eq!(
+        text_rows(&db, "SELECT COUNT(*) FROM s.log").await,
+        vec![vec![Some("0".into())]]
+    );
+    assert_eq!(l.read_checkpoint("p").await.unwrap(), None);
+
+    let fixed = vec![ins(&log, r(1, "once")), ins(&keyed, r(1, "ok"))];
+    let stats = l
+        .apply_batch_checkpointed(7, &fixed, UniqueConflict::Fail, &mark)
+        .await
+        .unwrap();
+    assert!(stats.checkpointed, "{stats:?}");
+    assert_eq!(
+        text_rows(&db, "SELECT COUNT(*) FROM s.log").await,
+        vec![vec![Some("1".into())]]
+    );
+    let cp = l.read_checkpoint("p").await.unwrap().unwrap();
+    assert_eq!(
+        (cp.batch_id, cp.position.as_str()),
+        (7, "mysql-bin.000001:500")
+    );
+
+    // Without keyless rows the checkpoint is written after the batch.
+    let mark8 = CheckpointMark {
+        position: "mysql-bin.000001:900",
+        through: "mysql-bin.000001:950",
+        ..mark
+    };
+    let stats = l
+        .apply_batch_checkpointed(
+            8,
+            &[upd(&keyed, r(1, "ok"), r(1, "new"))],
+            UniqueConflict::Fail,
+            &mark8,
+        )
+        .await
+        .unwrap();
+    assert!(!stats.checkpointed);
+    let cp = l.read_checkpoint("p").await.unwrap().unwrap();
+    assert_eq!(
+        (cp.batch_id, cp.through.as_deref()),
+        (8, Some("mysql-bin.000001:950"))
     );
 }

@@ -362,7 +362,10 @@ async fn filters_routes_and_column_rules() -> TestResult {
             assert!(record["batch_id"].as_u64() > Some(0), "{record}");
             break;
         }
-        assert!(wait.elapsed() < Duration::from_secs(10), "no position in etcd at {key}");
+        assert!(
+            wait.elapsed() < Duration::from_secs(10),
+            "no position in etcd at {key}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = sluice.terminate(Duration::from_secs(30)).await;
@@ -392,7 +395,9 @@ async fn waits_out_a_target_outage() -> TestResult {
     );
     let mut sluice = Sluice::start(&config);
     let all = "SELECT id, v FROM shop.events ORDER BY id";
-    source.exec("INSERT INTO shop.events VALUES (0, 'before')").await?;
+    source
+        .exec("INSERT INTO shop.events VALUES (0, 'before')")
+        .await?;
     wait_same(&source, &target, all, all, Duration::from_secs(60), &sluice).await;
 
     target.stop().await;
@@ -401,19 +406,23 @@ async fn waits_out_a_target_outage() -> TestResult {
     let mut id = 1;
     // A paced, bounded write load for the outage.
     while outage.elapsed() < Duration::from_secs(10) && id <= 200 {
-        conn.exec_drop(
-            "INSERT INTO shop.events VALUES (?, 'during')",
-            (id,),
-        )
-        .await?;
+        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'during')", (id,))
+            .await?;
         if id % 3 == 0 {
-            conn.exec_drop("UPDATE shop.events SET v = 'updated' WHERE id = ?", (id - 1,))
-                .await?;
+            conn.exec_drop(
+                "UPDATE shop.events SET v = 'updated' WHERE id = ?",
+                (id - 1,),
+            )
+            .await?;
         }
         id += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(sluice.is_running(), "sluice exited during the outage:\n{}", sluice.log_tail());
+    assert!(
+        sluice.is_running(),
+        "sluice exited during the outage:\n{}",
+        sluice.log_tail()
+    );
     target.start().await?;
     wait_same(&source, &target, all, all, Duration::from_secs(60), &sluice).await;
     assert!(
@@ -470,7 +479,13 @@ async fn definite_target_error_stops_before_the_failing_batch() -> TestResult {
         .lines()
         .find(|l| l.starts_with("sluice: pipeline `definite` stopped:"))
         .unwrap_or_else(|| panic!("no stop message in:\n{log}"));
-    for part in ["batch ", "`shop`.`notes`", "key (id=2)", "1406", "Data too long"] {
+    for part in [
+        "batch ",
+        "`shop`.`notes`",
+        "key (id=2)",
+        "1406",
+        "Data too long",
+    ] {
         assert!(line.contains(part), "`{part}` missing from: {line}");
     }
     let failed_batch: u64 = line
@@ -487,7 +502,11 @@ async fn definite_target_error_stops_before_the_failing_batch() -> TestResult {
         "stored {stored} vs failed batch {failed_batch}"
     );
     let (file, offset) = (&before[0].0, before[0].1);
-    assert_eq!(stored["position"]["file"].as_str(), Some(file.as_str()), "{stored}");
+    assert_eq!(
+        stored["position"]["file"].as_str(),
+        Some(file.as_str()),
+        "{stored}"
+    );
     assert!(
         stored["position"]["offset"].as_u64() <= Some(offset),
         "stored {stored} passes the failing insert at {file}:{offset}"

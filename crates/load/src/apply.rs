@@ -34,6 +34,16 @@
 //! replays converge (invariant 3). (Tables without a key are the exception;
 //! see [`crate::merge`].)
 //!
+//! # Exactly once for tables without a key
+//!
+//! Rows of a table without any usable key are plain inserts and
+//! `DELETE … LIMIT 1`s: applying them twice duplicates or over-deletes. So
+//! [`Loader::apply_batch_checkpointed`] applies a batch's keyed shares first
+//! (in parallel, idempotent) and then every keyless operation in **one
+//! transaction that also writes the checkpoint row**: either the keyless
+//! rows and the checkpoint are both committed, and a restart resumes after
+//! the batch, or neither is, and the replayed batch applies them once.
+//!
 //! # Unique keys other than the replication key
 //!
 //! Merging keeps only each key's final image and workers run in parallel,
@@ -198,7 +208,21 @@ pub struct ApplyStats {
     /// The batch was applied again in source order after a duplicate-key
     /// collision (see the module docs).
     pub serial_fallback: bool,
+    /// The checkpoint was committed with the batch's last transaction.
+    pub checkpointed: bool,
     pub elapsed: Duration,
+}
+
+/// The checkpoint row written with a batch
+/// ([`Loader::apply_batch_checkpointed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointMark<'a> {
+    pub pipeline: &'a str,
+    /// Where replication resumes after the batch.
+    pub position: &'a str,
+    /// Position after the batch's last event (past `position` when the
+    /// batch ends inside a transaction).
+    pub through: &'a str,
 }
 
 /// Applies batches to one target database.
@@ -325,6 +349,42 @@ impl Loader {
         changes: &[RowChange],
         conflicts: UniqueConflict,
     ) -> Result<ApplyStats, LoadError> {
+        self.apply(batch_id, changes, conflicts, None).await
+    }
+
+    /// Applies a batch and records `checkpoint` for it **atomically with the
+    /// batch's rows of tables without a key** (see "Exactly once for tables
+    /// without a key" in the module docs). On `Ok` the batch and its
+    /// checkpoint are committed.
+    pub async fn apply_batch_checkpointed(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+        conflicts: UniqueConflict,
+        checkpoint: &CheckpointMark<'_>,
+    ) -> Result<ApplyStats, LoadError> {
+        let stats = self
+            .apply(batch_id, changes, conflicts, Some(checkpoint))
+            .await?;
+        if !stats.checkpointed {
+            self.record_checkpoint(
+                checkpoint.pipeline,
+                batch_id,
+                checkpoint.position,
+                checkpoint.through,
+            )
+            .await?;
+        }
+        Ok(stats)
+    }
+
+    async fn apply(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+        conflicts: UniqueConflict,
+        mark: Option<&CheckpointMark<'_>>,
+    ) -> Result<ApplyStats, LoadError> {
         let started = Instant::now();
         let mut stats = ApplyStats {
             changes: changes.len(),
@@ -349,13 +409,30 @@ impl Loader {
             }
         }
 
-        let shares = partition(&plans, self.opts.workers, conflicts);
-        stats.workers = shares.len();
+        let mut shares = partition(&plans, self.opts.workers, conflicts);
+        // Rows of tables without a key are not idempotent: they run last,
+        // in one transaction that also records the checkpoint (when asked).
+        let unkeyed: Vec<Piece<'_>> = if mark.is_some() {
+            shares
+                .iter_mut()
+                .flat_map(|share| {
+                    let (keyless, keyed): (Vec<_>, Vec<_>) = std::mem::take(share)
+                        .into_iter()
+                        .partition(|p| p.key.is_none());
+                    *share = keyed;
+                    keyless
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        shares.retain(|s| !s.is_empty());
+        stats.workers = shares.len() + usize::from(!unkeyed.is_empty());
         let outcomes = join_all(
             shares
                 .iter()
                 .enumerate()
-                .map(|(w, share)| self.run_share(batch_id, w, share)),
+                .map(|(w, share)| self.run_share(batch_id, w, share, None)),
         )
         .await;
 
@@ -399,10 +476,18 @@ impl Loader {
             let share = serial_share(changes, &keys, conflicts, |t| {
                 committed_unkeyed.contains(&(t.schema.as_str(), t.table.as_str()))
             });
-            let outcome = self.run_share(batch_id, 0, &share).await;
+            let outcome = self.run_share(batch_id, 0, &share, mark).await;
             stats.retries += outcome.retries;
             stats.statements += outcome.result?;
             stats.serial_fallback = true;
+            stats.checkpointed = mark.is_some();
+        } else if !unkeyed.is_empty() {
+            let outcome = self
+                .run_share(batch_id, stats.workers - 1, &unkeyed, mark)
+                .await;
+            stats.retries += outcome.retries;
+            stats.statements += outcome.result?;
+            stats.checkpointed = mark.is_some();
         }
         stats.elapsed = started.elapsed();
         tracing::debug!(batch_id, ?stats, "batch applied");
@@ -410,16 +495,28 @@ impl Loader {
     }
 
     /// One worker's share, retried on transient errors.
-    async fn run_share(&self, batch_id: u64, worker: usize, share: &[Piece<'_>]) -> ShareOutcome {
+    async fn run_share(
+        &self,
+        batch_id: u64,
+        worker: usize,
+        share: &[Piece<'_>],
+        mark: Option<&CheckpointMark<'_>>,
+    ) -> ShareOutcome {
         let what = format!("batch {batch_id}, worker {worker}");
         let (result, retries) = self
-            .retrying(&what, || self.try_share(batch_id, share))
+            .retrying(&what, || self.try_share(batch_id, share, mark))
             .await;
         ShareOutcome { result, retries }
     }
 
-    /// Applies a share in one transaction; returns the statement count.
-    async fn try_share(&self, batch_id: u64, share: &[Piece<'_>]) -> Result<usize, LoadError> {
+    /// Applies a share in one transaction, recording `mark` in it when
+    /// given; returns the statement count.
+    async fn try_share(
+        &self,
+        batch_id: u64,
+        share: &[Piece<'_>],
+        mark: Option<&CheckpointMark<'_>>,
+    ) -> Result<usize, LoadError> {
         let mut tx = self.pool.begin().await.map_err(|e| {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
@@ -442,6 +539,12 @@ impl Loader {
                     .map_err(|e| statement_error(batch_id, piece, chunk, e))?;
                 statements += 1;
             }
+        }
+        if let Some(m) = mark {
+            crate::meta::record_checkpoint(&mut *tx, m.pipeline, batch_id, m.position, m.through)
+                .await
+                .map_err(|e| LoadError::target(Some(batch_id), "recording the checkpoint", e))?;
+            statements += 1;
         }
         tx.commit()
             .await
@@ -559,9 +662,10 @@ impl Loader {
         pipeline: &str,
         batch_id: u64,
         position: &str,
+        through: &str,
     ) -> Result<(), LoadError> {
         self.retrying("recording the checkpoint", || async {
-            crate::meta::record_checkpoint(&self.pool, pipeline, batch_id, position)
+            crate::meta::record_checkpoint(&self.pool, pipeline, batch_id, position, through)
                 .await
                 .map_err(|e| {
                     LoadError::target(

@@ -28,8 +28,8 @@ pub mod meta;
 pub mod sql;
 
 pub use apply::{
-    connect_options, ApplyStats, Loader, LoaderOptions, RetryPolicy, UniqueConflict,
-    SESSION_SQL_MODE,
+    connect_options, ApplyStats, CheckpointMark, Loader, LoaderOptions, RetryPolicy,
+    UniqueConflict, SESSION_SQL_MODE,
 };
 pub use error::{LoadError, ServerError};
 pub use meta::{

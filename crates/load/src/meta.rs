@@ -78,6 +78,10 @@ pub struct Checkpoint {
     /// the position after its last event ([`record_intent`]); `None` when
     /// the last batch started also finished.
     pub applying: Option<(u64, String)>,
+    /// Position after the last event of the checkpointed batch: past
+    /// `position` when that batch ended inside a transaction, whose
+    /// already-applied events a resume must then skip.
+    pub through: Option<String>,
 }
 
 /// Upserts a pipeline's checkpoint. Generic over the executor so the caller
@@ -88,16 +92,20 @@ pub async fn record_checkpoint<'e>(
     pipeline: &str,
     batch_id: u64,
     position: &str,
+    through: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO `sluice_meta`.`checkpoint` (pipeline, batch_id, position, updated_at) \
-         VALUES (?, ?, ?, CURRENT_TIMESTAMP(6)) \
+        "INSERT INTO `sluice_meta`.`checkpoint` \
+         (pipeline, batch_id, position, applied_through, updated_at) \
+         VALUES (?, ?, ?, ?, CURRENT_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), position = VALUES(position), \
-         updated_at = VALUES(updated_at), applying_batch_id = NULL, applying_through = NULL",
+         applied_through = VALUES(applied_through), updated_at = VALUES(updated_at), \
+         applying_batch_id = NULL, applying_through = NULL",
     )
     .bind(pipeline)
     .bind(batch_id)
     .bind(position)
+    .bind(through)
     .execute(executor)
     .await
     .map(|_| ())
@@ -132,22 +140,33 @@ pub async fn read_checkpoint<'e>(
     executor: impl MySqlExecutor<'e>,
     pipeline: &str,
 ) -> Result<Option<Checkpoint>, sqlx::Error> {
-    type CheckpointRow = (String, u64, String, String, Option<u64>, Option<String>);
+    type CheckpointRow = (
+        String,
+        u64,
+        String,
+        String,
+        Option<u64>,
+        Option<String>,
+        Option<String>,
+    );
     let row: Option<CheckpointRow> = sqlx::query_as(
         "SELECT pipeline, batch_id, position, CAST(updated_at AS CHAR), \
-         applying_batch_id, applying_through \
+         applying_batch_id, applying_through, applied_through \
          FROM `sluice_meta`.`checkpoint` WHERE pipeline = ?",
     )
     .bind(pipeline)
     .fetch_optional(executor)
     .await?;
     Ok(row.map(
-        |(pipeline, batch_id, position, updated_at, applying_id, applying_through)| Checkpoint {
-            pipeline,
-            batch_id,
-            position,
-            updated_at,
-            applying: applying_id.zip(applying_through),
+        |(pipeline, batch_id, position, updated_at, applying_id, applying_through, through)| {
+            Checkpoint {
+                pipeline,
+                batch_id,
+                position,
+                updated_at,
+                applying: applying_id.zip(applying_through),
+                through,
+            }
         },
     ))
 }

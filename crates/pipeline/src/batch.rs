@@ -46,6 +46,8 @@ pub enum Selected {
         event: RowsEvent,
         file: Arc<str>,
         offset: u64,
+        /// Offset of the next event (where this one ends).
+        next: u64,
     },
     Ddl(DdlStatement),
 }

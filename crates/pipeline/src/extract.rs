@@ -24,6 +24,12 @@
 //!
 //! After [`SelectMsg::Restart`] the rows of the unfinished transaction are
 //! dropped: Select sends that transaction again from its start.
+//!
+//! Batches split a transaction only *between* rows events, and each records
+//! the position after its last event (`through`). When the last checkpointed
+//! batch ended inside a transaction, a restart resumes at that
+//! transaction's start and skips its rows events up to `through`, so rows
+//! of tables without a key are not applied twice.
 
 use std::time::Duration;
 
@@ -34,7 +40,7 @@ use sluice_core::{Position, RowChange};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Batch, BatchBody, SelectMsg, Selected, TxnChunk};
+use crate::batch::{is_before, Batch, BatchBody, SelectMsg, Selected, TxnChunk};
 use crate::channel::{Receiver, Sender};
 use crate::error::PipelineError;
 
@@ -48,6 +54,10 @@ pub struct ExtractConfig {
     pub first_batch_id: u64,
     /// Where the stream starts (the first batch's `start`).
     pub start: Position,
+    /// Rows events ending at or before this position are already applied
+    /// (the last checkpointed batch ended inside the transaction the stream
+    /// resumes at): they are skipped.
+    pub skip_through: Option<Position>,
 }
 
 struct Pending {
@@ -97,6 +107,7 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     let mut next_id = cfg.first_batch_id;
     let mut pending = Pending::new(cfg.start.clone());
+    let mut skip = cfg.skip_through.clone();
     loop {
         // At a transaction end with something pending, wait only for what is
         // left of `max_delay`.
@@ -132,7 +143,16 @@ pub async fn run(
                 }
             }
             SelectMsg::Chunk(chunk) => {
-                add_chunk(&cfg, chunk, &mut pending, &mut next_id, &tx, &stop).await?;
+                add_chunk(
+                    &cfg,
+                    chunk,
+                    &mut pending,
+                    &mut skip,
+                    &mut next_id,
+                    &tx,
+                    &stop,
+                )
+                .await?;
             }
         }
     }
@@ -149,6 +169,7 @@ async fn add_chunk(
     cfg: &ExtractConfig,
     chunk: TxnChunk,
     pending: &mut Pending,
+    skip: &mut Option<Position>,
     next_id: &mut u64,
     tx: &Sender<Batch>,
     stop: &CancellationToken,
@@ -168,7 +189,16 @@ async fn add_chunk(
                 event,
                 file,
                 offset,
+                next,
             } => {
+                let item_end = Position::new(file.to_string(), next);
+                if let Some(until) = skip.as_ref() {
+                    if is_before(until, &item_end) {
+                        *skip = None;
+                    } else {
+                        continue;
+                    }
+                }
                 let table = &event.table;
                 if !cfg.filter.includes(&table.schema, &table.table) {
                     continue;
@@ -198,11 +228,10 @@ async fn add_chunk(
                     .sum::<usize>();
                 pending.open = true;
                 if pending.changes.len() >= cfg.max_rows || pending.bytes >= cfg.max_bytes {
-                    // Split inside the transaction: this batch acknowledges
-                    // only the end of the last whole transaction.
-                    if let Some(t) = &through {
-                        pending.through = t.clone();
-                    }
+                    // Split inside the transaction (between rows events):
+                    // this batch acknowledges only the end of the last whole
+                    // transaction, and ends exactly after this event.
+                    pending.through = item_end;
                     pending.timestamp = timestamp;
                     cut(pending, next_id, tx, stop).await?;
                     pending.since = Some(Instant::now());

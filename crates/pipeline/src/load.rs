@@ -3,12 +3,14 @@
 //! For each batch, in order:
 //! 1. record the batch as *in flight* on the target (`applying_*` columns
 //!    of `sluice_meta.checkpoint`);
-//! 2. apply it ([`Loader::apply_batch_with`]: merged by key, parallel by
-//!    key hash, idempotent) — or, for DDL, run the routed statement after
-//!    every earlier batch is committed (Load is sequential, so "earlier" is
-//!    everything already acknowledged);
-//! 3. record the checkpoint (batch id and end position) on the target;
-//! 4. acknowledge it to the position cache, which flushes to the store.
+//! 2. apply it with its checkpoint (batch id, end position, position after
+//!    its last event) ([`Loader::apply_batch_checkpointed`]: merged by key,
+//!    parallel by key hash, idempotent; rows of keyless tables commit
+//!    together with the checkpoint, so they are applied exactly once) — or,
+//!    for DDL, run the routed statement after every earlier batch is
+//!    committed (Load is sequential, so "earlier" is everything already
+//!    acknowledged), then record the checkpoint;
+//! 3. acknowledge it to the position cache, which flushes to the store.
 //!
 //! **Transient** failures (target down, deadlock, lock wait timeout) retry
 //! the same batch with backoff for as long as it takes, never acknowledging
@@ -33,7 +35,7 @@ use std::time::Duration;
 use sluice_config::DdlPolicy;
 use sluice_coord::{AnyPositionStore, PositionCache};
 use sluice_core::{Classify, Position};
-use sluice_load::{LoadError, Loader, UniqueConflict};
+use sluice_load::{CheckpointMark, LoadError, Loader, UniqueConflict};
 use sqlx::Executor as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -167,9 +169,16 @@ impl LoadStage {
                     self.loader.options().unique_conflict
                 };
                 let started = Instant::now();
+                let position = batch.end.to_string();
+                let mark = CheckpointMark {
+                    pipeline: &self.pipeline,
+                    position: &position,
+                    through: &through,
+                };
                 let stats = self
                     .retrying(batch.id, abandon, || {
-                        self.loader.apply_batch_with(batch.id, rows, conflicts)
+                        self.loader
+                            .apply_batch_checkpointed(batch.id, rows, conflicts, &mark)
                     })
                     .await?;
                 if let Some(stats) = &stats {
@@ -196,24 +205,22 @@ impl LoadStage {
                 let done = self
                     .apply_ddl(batch.id, &ddl.at, routed, replaying, abandon)
                     .await?;
-                if done {
-                    self.stats.ddl.fetch_add(1, Ordering::Relaxed);
+                if !done {
+                    return Ok(false);
                 }
-                done
+                self.stats.ddl.fetch_add(1, Ordering::Relaxed);
+                let end = batch.end.to_string();
+                let recorded = self
+                    .retrying(batch.id, abandon, || {
+                        self.loader
+                            .record_checkpoint(&self.pipeline, batch.id, &end, &through)
+                    })
+                    .await?;
+                recorded.is_some()
             }
             (None, BatchBody::Rows(_)) => true,
         };
-        if !applied {
-            return Ok(false);
-        }
-        let end = batch.end.to_string();
-        let recorded = self
-            .retrying(batch.id, abandon, || {
-                self.loader
-                    .record_checkpoint(&self.pipeline, batch.id, &end)
-            })
-            .await?;
-        Ok(recorded.is_some())
+        Ok(applied)
     }
 
     async fn apply_ddl(

@@ -10,6 +10,9 @@
 //! usually ahead of the stored position by up to a second of batches. The
 //! runtime resumes from whichever is further, so a crash replays at most
 //! the batch that was in flight, whose replay [`crate::load`] makes safe.
+//! When the last checkpointed batch ended inside a large transaction, the
+//! resume position is that transaction's start and Extract skips its events
+//! up to the checkpoint's `through`, which are already applied.
 //! When only the target has a checkpoint (a new etcd, or the local state
 //! directory lost) it is used, with a warning; when neither exists,
 //! `source.start` applies.
@@ -162,6 +165,7 @@ pub async fn run(
         resume = %resume.record.as_ref().map_or_else(|| format!("{:?} (nothing stored)", pipeline.source.start), |r| r.position.to_string()),
         from = resume.from,
         horizon = ?resume.horizon.as_ref().map(ToString::to_string),
+        skip_through = ?resume.skip_through.as_ref().map(ToString::to_string),
         "pipeline starting"
     );
 
@@ -203,6 +207,7 @@ pub async fn run(
         max_delay: pipeline.batch.max_delay,
         first_batch_id,
         start: start_position,
+        skip_through: resume.skip_through.clone(),
     };
     let transformer = Transformer::new(TransformConfig {
         filter: pipeline.filter.clone(),
@@ -332,6 +337,7 @@ struct Resume {
     /// Which record won, for the log.
     from: &'static str,
     horizon: Option<Position>,
+    skip_through: Option<Position>,
 }
 
 /// See the module docs.
@@ -374,6 +380,13 @@ fn resume_point(
         }
         (None, _, _) => (None, "source.start"),
     };
+    // Everything up to the checkpoint's `through` is applied; when that is
+    // past the resume position (a batch ended inside a transaction), skip
+    // those events.
+    let skip_through = match (&record, checkpoint.and_then(|c| c.through.as_deref())) {
+        (Some(r), Some(t)) => parse(t, "through").filter(|t| is_before(&r.position, t)),
+        _ => None,
+    };
     let horizon = match (&record, in_flight) {
         (Some(r), Some(h)) if is_before(&r.position, &h) => Some(h),
         (None, Some(h)) => Some(h),
@@ -383,6 +396,7 @@ fn resume_point(
         record,
         from,
         horizon,
+        skip_through,
     }
 }
 
@@ -486,6 +500,7 @@ mod tests {
             position: p.into(),
             updated_at: String::new(),
             applying: applying.map(|a| (batch_id + 1, a.to_string())),
+            through: None,
         }
     }
 
@@ -505,6 +520,16 @@ mod tests {
 
         let r = resume_point(None, Some(&ahead), "n");
         assert_eq!(r.record.unwrap().batch_id, 9);
+
+        // The checkpointed batch ended inside a transaction: resume at the
+        // transaction's start, skip what is applied.
+        let mut mid = checkpoint("b.000001:900", 9, None);
+        mid.through = Some("b.000001:1200".into());
+        let r = resume_point(Some(&s), Some(&mid), "n");
+        assert_eq!(r.record.as_ref().unwrap().position, pos("b.000001", 900));
+        assert_eq!(r.skip_through, Some(pos("b.000001", 1200)));
+        mid.through = Some("b.000001:900".into());
+        assert_eq!(resume_point(Some(&s), Some(&mid), "n").skip_through, None);
 
         let r = resume_point(None, None, "n");
         assert!(r.record.is_none());

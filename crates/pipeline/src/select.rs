@@ -209,6 +209,7 @@ async fn pump(
                     event: rows,
                     file: Arc::clone(&event.file),
                     offset: event.offset,
+                    next: event.next,
                 });
                 if chunk.bytes >= cfg.max_chunk_bytes {
                     chunk.through = Some(through());
