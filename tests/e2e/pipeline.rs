@@ -559,3 +559,90 @@ async fn run_refuses_a_bad_file_before_connecting() -> TestResult {
     assert!(!err.contains("connect"), "{err}");
     Ok(())
 }
+
+/// `sluice migrate` creates the metadata tables on the target, and is
+/// idempotent.
+#[tokio::test]
+async fn migrate_creates_the_metadata_tables() -> TestResult {
+    let (source, target) = tokio::try_join!(MariaDb::source(), MariaDb::target())?;
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("state");
+    let config = write_config(
+        dir.path(),
+        "migrate",
+        &source,
+        &target,
+        Coord::Local(&state),
+        "latest",
+        "",
+    );
+    for _ in 0..2 {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with("OK: target "), "{stdout}");
+    }
+    let columns = rows(
+        &target,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = 'sluice_meta' AND TABLE_NAME = 'checkpoint' ORDER BY ORDINAL_POSITION",
+    )
+    .await;
+    let names: Vec<String> = columns.into_iter().filter_map(|r| r[0].clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "pipeline",
+            "batch_id",
+            "position",
+            "updated_at",
+            "applied_through",
+            "applying_batch_id",
+            "applying_through"
+        ]
+    );
+    Ok(())
+}
+
+/// Generated columns are computed by the target, never written.
+#[tokio::test]
+async fn generated_columns_are_left_to_the_target() -> TestResult {
+    let (source, target) = tokio::try_join!(MariaDb::source(), MariaDb::target())?;
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("state");
+    source
+        .exec(
+            "CREATE DATABASE shop;
+             CREATE TABLE shop.g (id INT PRIMARY KEY, a INT, v INT AS (a * 2) VIRTUAL,
+                                  s VARCHAR(20) AS (CONCAT('n', a)) STORED, b INT);
+             INSERT INTO shop.g (id, a, b) VALUES (1, 10, 1), (2, NULL, 2);
+             UPDATE shop.g SET a = 11 WHERE id = 1;
+             DELETE FROM shop.g WHERE id = 2;
+             INSERT INTO shop.g (id, a, b) VALUES (3, 30, 3);",
+        )
+        .await?;
+    let start = start_of_binlog(&source).await;
+    let config = write_config(
+        dir.path(),
+        "generated",
+        &source,
+        &target,
+        Coord::Local(&state),
+        &start,
+        "batch: { max_delay: 5ms }\n",
+    );
+    let mut sluice = Sluice::start(&config);
+    let all = "SELECT id, a, v, s, b FROM shop.g ORDER BY id";
+    wait_same(&source, &target, all, all, Duration::from_secs(60), &sluice).await;
+    let status = sluice.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", sluice.log_tail());
+    Ok(())
+}

@@ -34,6 +34,14 @@
 //! replays converge (invariant 3). (Tables without a key are the exception;
 //! see [`crate::merge`].)
 //!
+//! # Generated columns
+//!
+//! Row images carry the values of generated columns (MariaDB logs VIRTUAL
+//! and STORED ones), but a target refuses explicit values for them (1906,
+//! 3105). Each target table's generated columns are read once from
+//! `information_schema` (again after [`Loader::forget_table`]) and left out
+//! of every statement: the target computes them from the other columns.
+//!
 //! # Exactly once for tables without a key
 //!
 //! Rows of a table without any usable key are plain inserts and
@@ -232,6 +240,9 @@ pub struct Loader {
     /// Target-side keys of tables whose table map has no primary key:
     /// (schema, table) → key column names, or `None` for no usable key.
     keys: Mutex<TargetKeys>,
+    /// Generated columns of each target table written so far (see
+    /// "Generated columns" in the module docs).
+    generated: Mutex<HashMap<(String, String), Arc<[String]>>>,
     retries: AtomicU64,
 }
 
@@ -284,6 +295,7 @@ impl Loader {
             pool,
             opts,
             keys: Mutex::new(HashMap::new()),
+            generated: Mutex::new(HashMap::new()),
             retries: AtomicU64::new(0),
         }
     }
@@ -312,15 +324,24 @@ impl Loader {
 
     /// Forget the cached target key of a table (after DDL on it).
     pub fn forget_table(&self, schema: &str, table: &str) {
+        let name = (schema.to_string(), table.to_string());
         self.keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(schema.to_string(), table.to_string()));
+            .remove(&name);
+        self.generated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
     }
 
     /// Forget every cached target key.
     pub fn forget_all_tables(&self) {
         self.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.generated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Closes the connections.
@@ -393,6 +414,14 @@ impl Loader {
         if changes.is_empty() {
             return Ok(stats);
         }
+        let stripped;
+        let changes = match self.strip_generated(batch_id, changes).await? {
+            Some(owned) => {
+                stripped = owned;
+                &stripped[..]
+            }
+            None => changes,
+        };
         let keys = self.resolve_keys(batch_id, changes).await?;
         let key_of = |t: &TableSchema| replication_key(t, &keys);
         let plans = merge(changes, key_of).map_err(|e| refused(batch_id, e))?;
@@ -550,6 +579,123 @@ impl Loader {
             .await
             .map_err(|e| LoadError::target(Some(batch_id), "committing on the target", e))?;
         Ok(statements)
+    }
+
+    /// The batch without values for the target's generated columns, or
+    /// `None` when no table of the batch has any.
+    async fn strip_generated(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+    ) -> Result<Option<Vec<RowChange>>, LoadError> {
+        // Distinct tables by pointer (one Arc per table version).
+        let mut tables: Vec<&Arc<TableSchema>> = Vec::new();
+        for c in changes {
+            if !tables.iter().any(|t| Arc::ptr_eq(t, &c.table)) {
+                tables.push(&c.table);
+            }
+        }
+        let mut plans: Vec<(&Arc<TableSchema>, Arc<TableSchema>, Vec<usize>)> = Vec::new();
+        for t in tables {
+            let name = (t.schema.clone(), t.table.clone());
+            let cached = self
+                .generated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .cloned();
+            let generated = match cached {
+                Some(g) => g,
+                None => {
+                    let g: Arc<[String]> = self
+                        .lookup_generated(batch_id, &name.0, &name.1)
+                        .await?
+                        .into();
+                    self.generated
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, Arc::clone(&g));
+                    g
+                }
+            };
+            if generated.is_empty() {
+                continue;
+            }
+            let keep: Vec<usize> = (0..t.columns.len())
+                .filter(|&i| {
+                    !generated
+                        .iter()
+                        .any(|g| g.eq_ignore_ascii_case(&t.columns[i].name))
+                })
+                .collect();
+            if keep.len() == t.columns.len() {
+                continue;
+            }
+            let schema = TableSchema {
+                schema: t.schema.clone(),
+                table: t.table.clone(),
+                columns: keep.iter().map(|&i| t.columns[i].clone()).collect(),
+                primary_key: t
+                    .primary_key
+                    .iter()
+                    .filter_map(|k| keep.iter().position(|i| i == k))
+                    .collect(),
+                has_names: t.has_names,
+            };
+            plans.push((t, Arc::new(schema), keep));
+        }
+        if plans.is_empty() {
+            return Ok(None);
+        }
+        let project = |row: &Option<Row>, keep: &[usize]| {
+            row.as_ref()
+                .map(|r| keep.iter().map(|&i| r[i].clone()).collect::<Row>())
+        };
+        Ok(Some(
+            changes
+                .iter()
+                .map(
+                    |c| match plans.iter().find(|(t, _, _)| Arc::ptr_eq(t, &c.table)) {
+                        Some((_, schema, keep)) => RowChange {
+                            table: Arc::clone(schema),
+                            kind: c.kind,
+                            before: project(&c.before, keep),
+                            after: project(&c.after, keep),
+                        },
+                        None => c.clone(),
+                    },
+                )
+                .collect(),
+        ))
+    }
+
+    /// Names of the target table's generated (virtual or stored) columns.
+    async fn lookup_generated(
+        &self,
+        batch_id: u64,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<String>, LoadError> {
+        let what = format!(
+            "reading the generated columns of {}.{} on the target",
+            sql::quote_ident(schema),
+            sql::quote_ident(table)
+        );
+        self.retrying(&what, || async {
+            sqlx::query_scalar::<_, String>(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 AND (EXTRA LIKE '%VIRTUAL GENERATED%' OR EXTRA LIKE '%STORED GENERATED%' \
+                      OR EXTRA IN ('VIRTUAL', 'PERSISTENT'))",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LoadError::target(Some(batch_id), what.as_str(), e))
+        })
+        .await
+        .0
     }
 
     /// Target-side keys of the batch's tables that have no primary key in
