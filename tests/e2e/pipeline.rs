@@ -21,16 +21,28 @@ pub struct Sluice {
     child: Option<tokio::process::Child>,
     config: PathBuf,
     log: PathBuf,
+    node_id: String,
+    server_id: Option<u32>,
     pub runs: u32,
 }
 
 impl Sluice {
     pub fn start(config: &Path) -> Self {
-        let log = config.with_extension("log");
+        Self::start_node(config, "e2e", None)
+    }
+
+    /// One node of an HA group: its own node id, replica server_id and log.
+    pub fn start_node(config: &Path, node_id: &str, server_id: Option<u32>) -> Self {
+        let log = match server_id {
+            None => config.with_extension("log"),
+            Some(_) => config.with_file_name(format!("{node_id}.log")),
+        };
         let mut s = Sluice {
             child: None,
             config: config.to_path_buf(),
             log,
+            node_id: node_id.to_string(),
+            server_id,
             runs: 0,
         };
         s.spawn();
@@ -44,10 +56,17 @@ impl Sluice {
             .open(&self.log)
             .expect("open the sluice log");
         let err = out.try_clone().expect("clone the log handle");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .args(["--progress-every", "2", "--node-id", "e2e"])
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["run", "--config"]).arg(&self.config).args([
+            "--progress-every",
+            "2",
+            "--node-id",
+            &self.node_id,
+        ]);
+        if let Some(id) = self.server_id {
+            cmd.args(["--server-id", &id.to_string()]);
+        }
+        let child = cmd
             .env("SLUICE_LOG", "info,sluice_pipeline=debug")
             .stdin(Stdio::null())
             .stdout(out)

@@ -51,6 +51,24 @@ async fn converge(source: &MariaDb, target: &MariaDb, sluice: &Sluice, started: 
     }
 }
 
+/// Waits until the current `sluice` process has started replicating (it
+/// first waits out the killed process's etcd lease).
+async fn wait_replicating(sluice: &Sluice) {
+    let started = Instant::now();
+    while sluice.log_text().matches("pipeline starting").count() < sluice.runs as usize {
+        if started.elapsed() > Duration::from_secs(30) {
+            let kept = std::env::temp_dir().join(format!("sluice-e2e-{}.log", std::process::id()));
+            let _ = std::fs::write(&kept, sluice.log_text());
+            panic!(
+                "sluice did not start replicating again (whole log in {}):\n{}",
+                kept.display(),
+                sluice.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// ≥ 8 tables over every type family, inserts/updates/deletes, key changes,
 /// multi-statement transactions, a keyless table, NULLs and edge values,
 /// DDL running concurrently with DML, and one 100k-row transaction.
@@ -133,6 +151,7 @@ async fn survives_sigkill_at_random_points() -> TestResult {
         sluice.kill().await;
         println!("kill 1 at {:?}", began.elapsed());
         sluice.restart();
+        wait_replicating(&sluice).await;
     });
     println!("phase 1: {:?}", stats?);
 
@@ -147,6 +166,7 @@ async fn survives_sigkill_at_random_points() -> TestResult {
         began.elapsed()
     );
     sluice.restart();
+    wait_replicating(&sluice).await;
 
     // Phase 3: DML with concurrent DDL; kill while it runs.
     let (stats, ()) = tokio::join!(workload.run_concurrently(&source, 300, 24), async {
@@ -154,6 +174,7 @@ async fn survives_sigkill_at_random_points() -> TestResult {
         sluice.kill().await;
         println!("kill 3 at {:?}", began.elapsed());
         sluice.restart();
+        wait_replicating(&sluice).await;
     });
     println!("phase 3: {:?}", stats?);
     let stats = workload.steps(&mut conn, 100).await?;

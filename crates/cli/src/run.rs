@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Seconds between progress log lines.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     progress_every: u64,
+    /// Replica server_id of this node, overriding `source.server_id`: each
+    /// node of an HA pair needs its own.
+    #[arg(long, value_name = "ID", env = "SLUICE_SERVER_ID")]
+    server_id: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +65,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         node_id,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         progress_interval: Duration::from_secs(args.progress_every.max(1)),
+        server_id: args.server_id,
     };
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

@@ -23,10 +23,15 @@
 //!   never writes again. [`Fence::None`] gives no such protection and is for
 //!   local / single-node runs only.
 //!
-//! Election, node registration and the stage task queue (issues 5 and 6)
-//! build on the same [`keys`] layout and [`etcd::connect`].
+//! * [`election`] — node registration and leader election of an
+//!   active/standby pair on etcd leases, with self-fencing before the lease
+//!   can expire and Canal's fake-death protection.
+//!
+//! The stage task queue (distributed stages) will build on the same [`keys`]
+//! layout and [`etcd::connect`].
 
 pub mod cache;
+pub mod election;
 pub mod error;
 pub mod etcd;
 pub mod keys;
@@ -38,6 +43,7 @@ pub use cache::{
     AckError, Acked, CacheConfig, FlushFailure, FlushOutcome, FlushStatus, PositionCache,
     DEFAULT_FLUSH_INTERVAL,
 };
+pub use election::{Candidate, ElectionConfig, LeaderRecord, Leadership, NodeRecord};
 pub use error::CoordError;
 pub use etcd::{EtcdOptions, EtcdPositionStore};
 pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};

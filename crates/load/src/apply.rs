@@ -111,6 +111,9 @@ use crate::sql::{self, Kind, Limits};
 /// key: (schema, table) → key column names, or `None` for no usable key.
 type TargetKeys = HashMap<(String, String), Option<Vec<String>>>;
 
+/// Generated columns of target tables: (schema, table) → column names.
+type GeneratedColumns = HashMap<(String, String), Arc<[String]>>;
+
 /// The session `sql_mode` of every target connection (see the module docs).
 pub const SESSION_SQL_MODE: &str =
     "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES";
@@ -242,7 +245,7 @@ pub struct Loader {
     keys: Mutex<TargetKeys>,
     /// Generated columns of each target table written so far (see
     /// "Generated columns" in the module docs).
-    generated: Mutex<HashMap<(String, String), Arc<[String]>>>,
+    generated: Mutex<GeneratedColumns>,
     retries: AtomicU64,
 }
 

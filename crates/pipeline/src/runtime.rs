@@ -36,8 +36,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sluice_binlog::stream::StartAt;
 use sluice_config::{Coordination, Pipeline};
 use sluice_coord::{
-    AnyPositionStore, CacheConfig, EtcdOptions, EtcdPositionStore, Fence, KeyLayout,
-    LocalPositionStore, PositionCache, PositionStore as _, StoredPosition,
+    AckError, AnyPositionStore, CacheConfig, Candidate, CoordError, ElectionConfig, EtcdOptions,
+    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeRecord, PositionCache,
+    PositionStore as _, StoredPosition,
 };
 use sluice_core::{Classify, Position};
 use sluice_load::{Checkpoint, Loader, LoaderOptions};
@@ -61,6 +62,9 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
     /// How often progress is logged.
     pub progress_interval: Duration,
+    /// Replica server_id of this node, overriding `source.server_id` (each
+    /// node of an HA pair needs its own).
+    pub server_id: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -69,6 +73,7 @@ impl Default for RunOptions {
             node_id: "sluice".into(),
             drain_timeout: Duration::from_secs(10),
             progress_interval: Duration::from_secs(10),
+            server_id: None,
         }
     }
 }
@@ -109,39 +114,173 @@ pub async fn loader(pipeline: &Pipeline) -> Result<Loader, PipelineError> {
 }
 
 /// Runs `pipeline` until `shutdown` fires or a definite error.
+///
+/// With `coordination.etcd` the node first takes part in the leader
+/// election ([`sluice_coord::election`]) and replicates only while it is
+/// the leader, writing positions under its leader fence; when its term is
+/// lost it stops at once and goes back to standby. With
+/// `coordination.local` it replicates straight away (the state directory's
+/// lock keeps a second process out).
 pub async fn run(
     pipeline: &Pipeline,
     opts: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, PipelineError> {
-    let store = tokio::select! {
-        () = shutdown.cancelled() => return Ok(RunSummary::default()),
-        s = retry_transient("opening the position store", &shutdown, || open_store(pipeline)) => s?,
+    let (endpoints, prefix) = match &pipeline.coordination {
+        Coordination::Local { .. } => {
+            let store = retry_transient("opening the position store", &shutdown, || {
+                open_store(pipeline)
+            })
+            .await?;
+            let Some(store) = store else {
+                return Ok(RunSummary::default());
+            };
+            let never = CancellationToken::new();
+            return run_term(pipeline, &opts, &shutdown, &never, Fence::None, store).await;
+        }
+        Coordination::Etcd { endpoints, prefix } => (endpoints, prefix),
     };
-    let Some(store) = store else {
+    let keys = KeyLayout::new(prefix)?.pipeline(&pipeline.name)?;
+    let etcd_opts = EtcdOptions::new(endpoints.clone());
+    let Some(client) = retry_transient("connecting to etcd", &shutdown, || async {
+        sluice_coord::etcd::connect(&etcd_opts)
+            .await
+            .map_err(PipelineError::from)
+    })
+    .await?
+    else {
         return Ok(RunSummary::default());
     };
+    let election = ElectionConfig {
+        lease_ttl: pipeline.ha.lease_ttl,
+        standby_delay: pipeline.ha.standby_delay,
+        request_timeout: etcd_opts.request_timeout,
+    };
+    let node = NodeRecord {
+        node_id: opts.node_id.clone(),
+        address: pipeline.admin.as_ref().map(|a| a.listen.to_string()),
+        role: "standby".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        server_id: Some(opts.server_id.unwrap_or(pipeline.source.server_id)),
+        since_unix_ms: 0,
+    };
+    let mut candidate = Candidate::new(client.clone(), keys.clone(), election, node);
+    let mut summary = RunSummary::default();
+    loop {
+        let Some(leadership) = candidate.campaign(&shutdown).await? else {
+            return Ok(summary);
+        };
+        let store: AnyPositionStore =
+            EtcdPositionStore::new(client.clone(), keys.clone(), etcd_opts.request_timeout).into();
+        let result = run_term(
+            pipeline,
+            &opts,
+            &shutdown,
+            &leadership.lost,
+            leadership.fence.clone(),
+            store,
+        )
+        .await;
+        let fenced_out = match &result {
+            Err(PipelineError::Coord(e)) => matches!(**e, CoordError::FencedOut { .. }),
+            Err(PipelineError::Ack(AckError::Stopped(e))) => {
+                matches!(**e, CoordError::FencedOut { .. })
+            }
+            _ => false,
+        };
+        if let Ok(term) = &result {
+            summary.batches += term.batches;
+            summary.rows += term.rows;
+            summary.ddl += term.ddl;
+            summary.acknowledged = term.acknowledged.clone().or(summary.acknowledged);
+        }
+        if shutdown.is_cancelled() && !leadership.lost.is_cancelled() {
+            // Graceful: hand over now rather than after the lease expires.
+            leadership.resign().await;
+            return result.map(|_| summary);
+        }
+        if leadership.lost.is_cancelled() || fenced_out {
+            leadership.abandon().await;
+            if shutdown.is_cancelled() {
+                return Ok(summary);
+            }
+            tracing::warn!("leadership lost: replication stopped; back to standby");
+            continue;
+        }
+        leadership.resign().await;
+        return result.map(|_| summary);
+    }
+}
+
+/// One term of replication: resume, run the stages, stop.
+async fn run_term(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+    fence: Fence,
+    store: AnyPositionStore,
+) -> Result<RunSummary, PipelineError> {
+    // A lost term stops everything at once, like a definite error.
+    let shutdown_or_lost = CancellationToken::new();
+    let linked = {
+        let (a, b, c) = (shutdown.clone(), lost.clone(), shutdown_or_lost.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = a.cancelled() => {}
+                () = b.cancelled() => {}
+            }
+            c.cancel();
+        })
+    };
+    let result = run_stages(
+        pipeline,
+        opts,
+        shutdown,
+        lost,
+        fence,
+        store,
+        &shutdown_or_lost,
+    )
+    .await;
+    linked.abort();
+    result
+}
+
+async fn run_stages(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+    fence: Fence,
+    store: AnyPositionStore,
+    shutdown_or_lost: &CancellationToken,
+) -> Result<RunSummary, PipelineError> {
     let loader = Arc::new(loader(pipeline).await?);
-    let Some(()) = retry_transient("migrating the target", &shutdown, || async {
+    let Some(()) = retry_transient("migrating the target", shutdown_or_lost, || async {
         loader.migrate().await.map_err(PipelineError::from)
     })
     .await?
     else {
         return Ok(RunSummary::default());
     };
-    let Some(stored) = retry_transient("loading the stored position", &shutdown, || async {
+    let Some(stored) = retry_transient("loading the stored position", shutdown_or_lost, || async {
         store.load().await.map_err(PipelineError::from)
     })
     .await?
     else {
         return Ok(RunSummary::default());
     };
-    let Some(checkpoint) = retry_transient("reading the target checkpoint", &shutdown, || async {
-        loader
-            .read_checkpoint(&pipeline.name)
-            .await
-            .map_err(PipelineError::from)
-    })
+    let Some(checkpoint) = retry_transient(
+        "reading the target checkpoint",
+        shutdown_or_lost,
+        || async {
+            loader
+                .read_checkpoint(&pipeline.name)
+                .await
+                .map_err(PipelineError::from)
+        },
+    )
     .await?
     else {
         return Ok(RunSummary::default());
@@ -172,7 +311,7 @@ pub async fn run(
     let cache = PositionCache::new(
         store,
         resume.record.as_ref(),
-        CacheConfig::new(opts.node_id.clone(), Fence::None),
+        CacheConfig::new(opts.node_id.clone(), fence),
     );
     let first_batch_id = cache.next_batch_id();
     // Stops Select and, through closing channels, the stages after it.
@@ -191,7 +330,7 @@ pub async fn run(
 
     let mut select_cfg = SelectConfig::new(
         pipeline.source.url().expose().to_string(),
-        pipeline.source.server_id,
+        opts.server_id.unwrap_or(pipeline.source.server_id),
         start,
     );
     select_cfg.fresh = fresh;
@@ -255,6 +394,13 @@ pub async fn run(
     tokio::pin!(drain);
     while !tasks.is_empty() {
         let (done, index, _) = tokio::select! {
+            () = lost.cancelled(), if !abandon.is_cancelled() => {
+                tracing::error!("leadership lost: stopping the dump and abandoning batches in flight");
+                stop.cancel();
+                abandon.cancel();
+                shutting_down = true;
+                continue;
+            }
             () = shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
                 tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");

@@ -1,0 +1,509 @@
+//! Leader election of an active/standby pair: one etcd lease per node
+//! session, the node's registry key and (when elected) the pipeline's leader
+//! key both bound to it.
+//!
+//! # Terms and fencing
+//!
+//! A node is leader while the leader key exists with the create revision it
+//! was elected with ([`Fence::Leader`]); every position write checks that
+//! revision in the same etcd transaction, so a node that lost its term can
+//! never write, even before it notices.
+//!
+//! # Self-fencing
+//!
+//! The lease is renewed every `lease_ttl / 3`. A renewal sent at `t` keeps
+//! the lease alive until at least `t + lease_ttl` on the server, so the
+//! leader's [`Leadership::lost`] token fires at `t + lease_ttl * 2 / 3` after
+//! the last successful renewal: the node stops dumping and loading a third
+//! of a TTL *before* any standby can possibly be elected (invariant 2). A
+//! renewal answered with TTL 0 (the lease expired) fires it at once.
+//!
+//! # Fake-death protection (as Canal)
+//!
+//! When the leader key disappears, the node that held it last may campaign
+//! at once; every other node first waits `standby_delay`. A leader that only
+//! missed renewals (a GC pause, a short network cut) thus gets its term
+//! back without a failover, and a dead leader is replaced after
+//! `lease_ttl + standby_delay`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use sluice_core::Classify as _;
+
+use crate::error::CoordError;
+use crate::keys::PipelineKeys;
+use crate::record::Fence;
+
+/// Timing of the election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionConfig {
+    pub lease_ttl: Duration,
+    pub standby_delay: Duration,
+    /// Deadline of each etcd request.
+    pub request_timeout: Duration,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        ElectionConfig {
+            lease_ttl: Duration::from_secs(3),
+            standby_delay: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What a node publishes under `nodes/{id}` (and refreshes while it runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node_id: String,
+    /// Where the node's admin endpoint listens, if it has one.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// `leader` or `standby`.
+    pub role: String,
+    /// sluice version.
+    pub version: String,
+    /// Replica server_id this node dumps with.
+    #[serde(default)]
+    pub server_id: Option<u32>,
+    /// When the node took its current role (Unix ms).
+    pub since_unix_ms: u64,
+}
+
+/// The value of the leader key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderRecord {
+    pub node_id: String,
+    /// When the term began (Unix ms).
+    pub since_unix_ms: u64,
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A node taking part in the election of one pipeline.
+pub struct Candidate {
+    client: Client,
+    keys: PipelineKeys,
+    cfg: ElectionConfig,
+    node: NodeRecord,
+    /// This process held the leader key last (fake-death protection).
+    held_last: bool,
+}
+
+/// This node's term as leader.
+pub struct Leadership {
+    /// The fence for every position write of this term.
+    pub fence: Fence,
+    /// Fires when the term can no longer be guaranteed (see the module
+    /// docs): stop dumping and loading at once.
+    pub lost: CancellationToken,
+    lease_id: i64,
+    keeper: JoinHandle<()>,
+    client: Client,
+    leader_key: String,
+    request_timeout: Duration,
+}
+
+impl Leadership {
+    /// Ends the term on purpose (graceful shutdown): deletes the leader key
+    /// if it is still ours and revokes the lease, so a standby takes over
+    /// after `standby_delay` instead of waiting for the lease to expire.
+    pub async fn resign(self) {
+        self.lost.cancel();
+        self.keeper.abort();
+        let mut kv = self.client.kv_client();
+        let delete = Txn::new()
+            .when(vec![Compare::create_revision(
+                self.leader_key.as_str(),
+                CompareOp::Equal,
+                self.fence.leader_revision().unwrap_or(0),
+            )])
+            .and_then(vec![TxnOp::delete(self.leader_key.as_str(), None)]);
+        let _ = tokio::time::timeout(self.request_timeout, kv.txn(delete)).await;
+        let mut lease = self.client.lease_client();
+        let _ = tokio::time::timeout(self.request_timeout, lease.revoke(self.lease_id)).await;
+        tracing::info!(key = %self.leader_key, "resigned leadership");
+    }
+
+    /// Ends the term after it was lost: stops renewing and revokes the
+    /// lease (best effort; it expires anyway).
+    pub async fn abandon(self) {
+        self.lost.cancel();
+        self.keeper.abort();
+        let mut lease = self.client.lease_client();
+        let _ = tokio::time::timeout(self.request_timeout, lease.revoke(self.lease_id)).await;
+    }
+}
+
+impl Candidate {
+    pub fn new(client: Client, keys: PipelineKeys, cfg: ElectionConfig, node: NodeRecord) -> Self {
+        Candidate {
+            client,
+            keys,
+            cfg,
+            node,
+            held_last: false,
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, CoordError> {
+        match tokio::time::timeout(self.cfg.request_timeout, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(CoordError::Etcd {
+                op,
+                key: key.to_owned(),
+                source,
+            }),
+            Err(_) => Err(CoordError::EtcdTimeout {
+                op,
+                key: key.to_owned(),
+                timeout: self.cfg.request_timeout,
+            }),
+        }
+    }
+
+    fn ttl_secs(&self) -> i64 {
+        self.cfg.lease_ttl.as_secs().max(1) as i64
+    }
+
+    /// Registers as standby and waits until elected. `Ok(None)` when
+    /// `shutdown` fired first. Transient etcd trouble is retried inside;
+    /// only a definite error returns `Err`.
+    pub async fn campaign(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Leadership>, CoordError> {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            match self.try_campaign(shutdown).await {
+                Ok(r) => return Ok(r),
+                Err(e) if e.class().is_transient() => {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "election: etcd unavailable; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(None),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_campaign(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Leadership>, CoordError> {
+        let leader_key = self.keys.leader();
+        let node_key = self.keys.node(&self.node.node_id)?;
+        let mut lease_client = self.client.lease_client();
+        let lease = self
+            .call(
+                "lease grant",
+                &node_key,
+                lease_client.grant(self.ttl_secs(), None),
+            )
+            .await?;
+        let lease_id = lease.id();
+        // Keep the lease alive from now on, standby or leader.
+        let lost = CancellationToken::new();
+        let keeper = spawn_keeper(
+            self.client.clone(),
+            lease_id,
+            self.cfg.lease_ttl,
+            lost.clone(),
+        );
+        let guard = KeeperGuard {
+            keeper: Some(keeper),
+            client: self.client.clone(),
+            lease_id,
+        };
+        self.node.role = "standby".into();
+        self.node.since_unix_ms = unix_ms();
+        self.put_node(&node_key, lease_id).await?;
+        tracing::info!(node = %self.node.node_id, "registered as standby");
+
+        loop {
+            if lost.is_cancelled() {
+                return Err(CoordError::EtcdTimeout {
+                    op: "lease keep-alive",
+                    key: node_key,
+                    timeout: self.cfg.lease_ttl,
+                });
+            }
+            let record = LeaderRecord {
+                node_id: self.node.node_id.clone(),
+                since_unix_ms: unix_ms(),
+            };
+            let value = serde_json::to_vec(&record).unwrap_or_default();
+            let mut kv = self.client.kv_client();
+            let txn = Txn::new()
+                .when(vec![Compare::create_revision(
+                    leader_key.as_str(),
+                    CompareOp::Equal,
+                    0,
+                )])
+                .and_then(vec![TxnOp::put(
+                    leader_key.as_str(),
+                    value,
+                    Some(PutOptions::new().with_lease(lease_id)),
+                )])
+                .or_else(vec![TxnOp::get(leader_key.as_str(), None)]);
+            let response = self.call("campaign", &leader_key, kv.txn(txn)).await?;
+            if response.succeeded() {
+                let revision = response.header().map_or(0, |h| h.revision());
+                self.held_last = true;
+                self.node.role = "leader".into();
+                self.node.since_unix_ms = record.since_unix_ms;
+                self.put_node(&node_key, lease_id).await?;
+                tracing::info!(node = %self.node.node_id, revision, "elected leader");
+                let keeper = guard.disarm();
+                return Ok(Some(Leadership {
+                    fence: Fence::Leader {
+                        key: leader_key.clone(),
+                        create_revision: revision,
+                    },
+                    lost,
+                    lease_id,
+                    keeper,
+                    client: self.client.clone(),
+                    leader_key,
+                    request_timeout: self.cfg.request_timeout,
+                }));
+            }
+            // Someone else leads: watch the key until it goes away.
+            let (holder, revision) = response
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    etcd_client::TxnOpResponse::Get(get) => get.kvs().first().map(|kv| {
+                        (
+                            serde_json::from_slice::<LeaderRecord>(kv.value())
+                                .map(|r| r.node_id)
+                                .unwrap_or_default(),
+                            kv.mod_revision(),
+                        )
+                    }),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            if holder == self.node.node_id {
+                // Our own key from an earlier term (a lease that has not
+                // expired yet): it cannot be renewed from here, wait it out.
+                tracing::info!("the leader key is still held by this node's previous lease; waiting for it to expire");
+            }
+            self.held_last = holder == self.node.node_id;
+            let deleted_by = tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = lost.cancelled() => continue,
+                r = self.wait_deleted(&leader_key, revision) => r?,
+            };
+            let last_holder = deleted_by.unwrap_or(holder);
+            if last_holder != self.node.node_id || !self.held_last {
+                tracing::info!(previous = %last_holder, delay_ms = self.cfg.standby_delay.as_millis() as u64, "leader key gone; campaigning after the standby delay");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(self.cfg.standby_delay) => {}
+                }
+            } else {
+                tracing::info!("leader key gone; this node held it last, campaigning at once");
+            }
+        }
+    }
+
+    async fn put_node(&self, node_key: &str, lease_id: i64) -> Result<(), CoordError> {
+        let mut kv = self.client.kv_client();
+        let value = serde_json::to_vec(&self.node).unwrap_or_default();
+        self.call(
+            "register node",
+            node_key,
+            kv.put(
+                node_key,
+                value,
+                Some(PutOptions::new().with_lease(lease_id)),
+            ),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Waits until the leader key is deleted (or expires) after `revision`;
+    /// returns the node that held it, from the deleted value when etcd
+    /// sends it.
+    async fn wait_deleted(&self, key: &str, revision: i64) -> Result<Option<String>, CoordError> {
+        let mut watch = self.client.watch_client();
+        let mut stream = self
+            .call(
+                "watch",
+                key,
+                watch.watch(
+                    key,
+                    Some(
+                        WatchOptions::new()
+                            .with_start_revision(revision + 1)
+                            .with_prev_key(),
+                    ),
+                ),
+            )
+            .await?;
+        loop {
+            let message = stream.message().await.map_err(|source| CoordError::Etcd {
+                op: "watch",
+                key: key.to_owned(),
+                source,
+            })?;
+            let Some(response) = message else {
+                return Err(CoordError::EtcdTimeout {
+                    op: "watch",
+                    key: key.to_owned(),
+                    timeout: Duration::ZERO,
+                });
+            };
+            for event in response.events() {
+                if event.event_type() == EventType::Delete {
+                    let holder = event
+                        .prev_kv()
+                        .and_then(|kv| serde_json::from_slice::<LeaderRecord>(kv.value()).ok())
+                        .map(|r| r.node_id);
+                    return Ok(holder);
+                }
+            }
+        }
+    }
+
+    /// The current leader, if any (for `sluice positions`).
+    pub async fn current_leader(&self) -> Result<Option<LeaderRecord>, CoordError> {
+        let key = self.keys.leader();
+        let mut kv = self.client.kv_client();
+        let response = self.call("get", &key, kv.get(key.as_str(), None)).await?;
+        Ok(response
+            .kvs()
+            .first()
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok()))
+    }
+
+    /// Every registered node.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, CoordError> {
+        let prefix = self.keys.nodes_prefix();
+        let mut kv = self.client.kv_client();
+        let response = self
+            .call(
+                "get",
+                &prefix,
+                kv.get(prefix.as_str(), Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+        Ok(response
+            .kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+            .collect())
+    }
+}
+
+/// Aborts the keeper and revokes the lease unless disarmed (a campaign that
+/// ends without being elected leaves no lease behind).
+struct KeeperGuard {
+    keeper: Option<JoinHandle<()>>,
+    client: Client,
+    lease_id: i64,
+}
+
+impl KeeperGuard {
+    fn disarm(mut self) -> JoinHandle<()> {
+        self.keeper.take().unwrap_or_else(|| tokio::spawn(async {}))
+    }
+}
+
+impl Drop for KeeperGuard {
+    fn drop(&mut self) {
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+            let mut lease = self.client.lease_client();
+            let id = self.lease_id;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke(id)).await;
+            });
+        }
+    }
+}
+
+/// Renews `lease_id` every `ttl / 3`; cancels `lost` when the lease can no
+/// longer be guaranteed (see the module docs).
+fn spawn_keeper(
+    client: Client,
+    lease_id: i64,
+    ttl: Duration,
+    lost: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = ttl / 3;
+        // The lease was granted just now: it lives at least `ttl` from here.
+        let mut renewed_at = Instant::now();
+        let mut stream_pair = None;
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            let deadline = renewed_at + ttl * 2 / 3;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::error!(lease_id, "lease not renewed in time: giving up the term before it can expire");
+                    lost.cancel();
+                    return;
+                }
+                _ = ticker.tick() => {}
+            }
+            let sent = Instant::now();
+            if stream_pair.is_none() {
+                let mut lease = client.lease_client();
+                match tokio::time::timeout(every, lease.keep_alive(lease_id)).await {
+                    Ok(Ok(pair)) => stream_pair = Some(pair),
+                    Ok(Err(error)) => {
+                        tracing::warn!(lease_id, %error, "lease keep-alive failed");
+                        continue;
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let Some((keeper, stream)) = stream_pair.as_mut() else {
+                continue;
+            };
+            let renewed = async {
+                keeper.keep_alive().await?;
+                stream.message().await
+            };
+            match tokio::time::timeout(every, renewed).await {
+                Ok(Ok(Some(response))) if response.ttl() > 0 => renewed_at = sent,
+                Ok(Ok(Some(_))) => {
+                    tracing::error!(lease_id, "lease expired: giving up the term");
+                    lost.cancel();
+                    return;
+                }
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+                    tracing::warn!(lease_id, "lease keep-alive failed; reconnecting");
+                    stream_pair = None;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,188 @@
+//! An active/standby pair of `sluice run` nodes sharing one pipeline in
+//! etcd: failover after SIGKILL, and handover on SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use sluice_testkit::{Etcd, MariaDb};
+
+use crate::pipeline::{rows, server_id, start_of_binlog, write_config, Coord, Sluice, TestResult};
+
+const HA: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
+                  batch: { max_delay: 5ms }\n";
+
+/// The node holding the pipeline's leader key, polled until `want` (or any
+/// leader when `None`) holds it.
+async fn wait_leader(etcd: &Etcd, pipeline: &str, want: Option<&str>, timeout: Duration) -> String {
+    let mut client = etcd.client().await.expect("etcd client");
+    let key = sluice_coord::KeyLayout::new("/e2e")
+        .and_then(|l| l.pipeline(pipeline))
+        .expect("keys")
+        .leader();
+    let started = Instant::now();
+    loop {
+        if let Ok(got) = client.get(key.as_str(), None).await {
+            if let Some(kv) = got.kvs().first() {
+                let record: serde_json::Value =
+                    serde_json::from_slice(kv.value()).unwrap_or_default();
+                let node = record["node_id"].as_str().unwrap_or_default().to_string();
+                if want.is_none_or(|w| w == node) {
+                    return node;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "no leader {want:?} for {pipeline} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Inserts `marker` on the source and returns how long until the target has it.
+async fn marker_latency(
+    source: &MariaDb,
+    target: &MariaDb,
+    id: i64,
+    timeout: Duration,
+) -> Duration {
+    let started = Instant::now();
+    source
+        .exec(&format!("INSERT INTO shop.events VALUES ({id}, 'marker')"))
+        .await
+        .expect("insert marker");
+    loop {
+        let got = rows(
+            target,
+            &format!("SELECT v FROM shop.events WHERE id = {id}"),
+        )
+        .await;
+        if got == vec![vec![Some("marker".to_string())]] {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "marker {id} never reached the target"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn setup() -> Result<
+    (
+        MariaDb,
+        MariaDb,
+        Etcd,
+        tempfile::TempDir,
+        std::path::PathBuf,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let (source, target, etcd) =
+        tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
+    source
+        .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let start = start_of_binlog(&source).await;
+    let config = write_config(
+        dir.path(),
+        "pair",
+        &source,
+        &target,
+        Coord::Etcd(&etcd),
+        &start,
+        HA,
+    );
+    Ok((source, target, etcd, dir, config))
+}
+
+/// SIGKILL the active node under a write load: the standby replicates
+/// again within lease_ttl + standby_delay + 2 s, and nothing is lost.
+#[tokio::test]
+async fn standby_takes_over_after_sigkill() -> TestResult {
+    let (source, target, etcd, _dir, config) = setup().await?;
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
+    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
+    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+
+    // A bounded, paced write load around the kill.
+    let mut conn = source.conn().await?;
+    let load = async {
+        for id in 100..400i64 {
+            conn.exec_drop("INSERT INTO shop.events VALUES (?, 'load')", (id,))
+                .await
+                .expect("load insert");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let kill_and_measure = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        a.kill().await;
+        let killed = Instant::now();
+        wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(20)).await;
+        marker_latency(&source, &target, 2, Duration::from_secs(20)).await;
+        killed.elapsed()
+    };
+    let ((), failover) = tokio::join!(load, kill_and_measure);
+    println!("failover: replicating again {failover:?} after SIGKILL of the active node");
+    assert!(
+        failover <= Duration::from_secs(3 + 1 + 2),
+        "failover took {failover:?}\n{}",
+        b.log_tail()
+    );
+    let all = "SELECT id, v FROM shop.events ORDER BY id";
+    crate::pipeline::wait_same(&source, &target, all, all, Duration::from_secs(30), &b).await;
+    let status = b.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", b.log_tail());
+    Ok(())
+}
+
+/// SIGTERM of the active node hands over at once: the standby resumes
+/// exactly where the active one stopped (no replay beyond the last batch).
+#[tokio::test]
+async fn sigterm_hands_over_without_replay() -> TestResult {
+    let (source, target, etcd, _dir, config) = setup().await?;
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
+    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
+    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+    source
+        .exec("INSERT INTO shop.events VALUES (3, 'x'), (4, 'y'); UPDATE shop.events SET v = 'z' WHERE id = 3;")
+        .await?;
+    let all = "SELECT id, v FROM shop.events ORDER BY id";
+    crate::pipeline::wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
+
+    let started = Instant::now();
+    let status = a.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", a.log_tail());
+    wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(10)).await;
+    let handover = started.elapsed();
+    let latency = marker_latency(&source, &target, 5, Duration::from_secs(20)).await;
+    println!("handover: node-b leader {handover:?} after SIGTERM; marker {latency:?}");
+    assert!(handover < Duration::from_secs(3), "{}", b.log_tail());
+
+    let a_log = a.log_text();
+    let stopped_at = a_log
+        .lines()
+        .rev()
+        .filter(|l| l.contains(" stopped "))
+        .find_map(|l| l.split("position=").nth(1))
+        .unwrap_or_else(|| panic!("no stop line in node-a's log:\n{a_log}"))
+        .to_string();
+    let b_log = b.log_text();
+    let resumed = b_log
+        .lines()
+        .find(|l| l.contains("pipeline starting"))
+        .unwrap_or_else(|| panic!("node-b never started:\n{b_log}"));
+    let position = stopped_at.split(' ').next().unwrap_or_default();
+    assert!(
+        resumed.contains(&format!("resume={position}")),
+        "node-b resumed elsewhere than node-a stopped ({position}):\n{resumed}"
+    );
+    crate::pipeline::wait_same(&source, &target, all, all, Duration::from_secs(30), &b).await;
+    let status = b.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", b.log_tail());
+    Ok(())
+}
