@@ -186,3 +186,100 @@ async fn sigterm_hands_over_without_replay() -> TestResult {
     assert!(status.success(), "{}", b.log_tail());
     Ok(())
 }
+
+/// SIGSTOP the active node for longer than its lease: the standby takes
+/// over; after SIGCONT the old node writes no position (etcd's history of
+/// the position key shows only the new leader, batch ids never going
+/// back), steps down, and the target still equals the source.
+#[tokio::test]
+async fn paused_leader_steps_down_without_writing() -> TestResult {
+    let (source, target, etcd, _dir, config) = setup().await?;
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
+    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
+    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+
+    let mut conn = source.conn().await?;
+    let load = async {
+        for id in 100..600i64 {
+            conn.exec_drop("INSERT INTO shop.events VALUES (?, 'load')", (id,))
+                .await
+                .expect("load insert");
+            if id % 5 == 0 {
+                conn.exec_drop("UPDATE shop.events SET v = 'upd' WHERE id = ?", (id - 3,))
+                    .await
+                    .expect("load update");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let pause = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(a.pid(), libc::SIGSTOP) };
+        let paused = Instant::now();
+        wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(20)).await;
+        // Keep it stopped well past its lease, while node-b replicates.
+        while paused.elapsed() < Duration::from_secs(6) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        unsafe { libc::kill(a.pid(), libc::SIGCONT) };
+    };
+    tokio::join!(load, pause);
+
+    // node-a notices and goes back to standby.
+    let started = Instant::now();
+    while !a.log_text().contains("back to standby") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            a.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = "SELECT id, v FROM shop.events ORDER BY id";
+    crate::pipeline::wait_same(&source, &target, all, all, Duration::from_secs(60), &b).await;
+
+    // Every version of the position key since node-b's election.
+    let mut client = etcd.client().await?;
+    let keys = sluice_coord::KeyLayout::new("/e2e")?.pipeline("pair")?;
+    let leader = client.get(keys.leader(), None).await?;
+    let elected = leader
+        .kvs()
+        .first()
+        .map(|kv| kv.create_revision())
+        .ok_or("no leader")?;
+    let now = leader.header().map(|h| h.revision()).ok_or("no header")?;
+    let mut last_batch = 0;
+    let mut versions = 0;
+    for rev in elected..=now {
+        let got = client
+            .get(
+                keys.position(),
+                Some(etcd_client::GetOptions::new().with_revision(rev)),
+            )
+            .await?;
+        let Some(kv) = got.kvs().first() else {
+            continue;
+        };
+        if kv.mod_revision() != rev {
+            continue;
+        }
+        versions += 1;
+        let record: serde_json::Value = serde_json::from_slice(kv.value())?;
+        assert_eq!(record["written_by"], "node-b", "revision {rev}: {record}");
+        let batch = record["batch_id"].as_u64().unwrap_or(0);
+        assert!(
+            batch >= last_batch,
+            "position went backwards at revision {rev}: {record}"
+        );
+        last_batch = batch;
+    }
+    println!("{versions} position writes since node-b's election, all by node-b");
+    assert!(versions > 0);
+    for node in [&mut a, &mut b] {
+        let status = node.terminate(Duration::from_secs(30)).await;
+        assert!(status.success(), "{}", node.log_tail());
+    }
+    Ok(())
+}

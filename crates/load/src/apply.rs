@@ -34,6 +34,16 @@
 //! replays converge (invariant 3). (Tables without a key are the exception;
 //! see [`crate::merge`].)
 //!
+//! # Fencing
+//!
+//! With [`LoaderOptions::term`] set (an HA pair), every transaction first
+//! reads the pipeline's row of `sluice_meta.term` with a shared lock and
+//! fails with the definite [`LoadError::FencedOut`] unless it still names
+//! this loader's term; [`Loader::claim_term`] raises the row for a new
+//! leader and waits for the shared locks of the old term's open
+//! transactions. A paused or cut-off old leader therefore cannot write
+//! after the new one started (`migrations/0003_term.sql`).
+//!
 //! # Generated columns
 //!
 //! Row images carry the values of generated columns (MariaDB logs VIRTUAL
@@ -165,6 +175,18 @@ pub struct LoaderOptions {
     /// What to do when a row collides on a unique key other than its
     /// replication key even in source order.
     pub unique_conflict: UniqueConflict,
+    /// Write only under this leadership term (see "Fencing" in the module
+    /// docs); `None` for single-node runs.
+    pub term: Option<TermFence>,
+}
+
+/// The leadership term a loader writes under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermFence {
+    pub pipeline: String,
+    /// Grows with every new leader (the etcd leader key's revision).
+    pub term: i64,
+    pub node: String,
 }
 
 /// Handling of a row that collides with *another* row on a unique key that
@@ -194,6 +216,7 @@ impl Default for LoaderOptions {
             acquire_timeout: Duration::from_secs(10),
             statement_cache: 256,
             unique_conflict: UniqueConflict::Fail,
+            term: None,
         }
     }
 }
@@ -552,6 +575,7 @@ impl Loader {
         let mut tx = self.pool.begin().await.map_err(|e| {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
+        self.check_term(&mut tx, Some(batch_id), true).await?;
         let mut statements = 0;
         for piece in share {
             let kind = piece.kind();
@@ -582,6 +606,89 @@ impl Loader {
             .await
             .map_err(|e| LoadError::target(Some(batch_id), "committing on the target", e))?;
         Ok(statements)
+    }
+
+    /// Raises the target's term row to this loader's term (waiting for the
+    /// open transactions of an older term to end), then verifies it holds
+    /// it. Call before reading where to resume. No-op without a term.
+    pub async fn claim_term(&self) -> Result<(), LoadError> {
+        let Some(fence) = &self.opts.term else {
+            return Ok(());
+        };
+        self.retrying("claiming the term on the target", || async {
+            sqlx::query(
+                "INSERT INTO `sluice_meta`.`term` (pipeline, term, node) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE node = IF(VALUES(term) >= term, VALUES(node), node), \
+                 term = GREATEST(term, VALUES(term))",
+            )
+            .bind(&fence.pipeline)
+            .bind(fence.term)
+            .bind(&fence.node)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| LoadError::target(None, "claiming the term on the target", e))?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| LoadError::target(None, "claiming the term on the target", e))?;
+            self.check_term(&mut conn, None, false).await
+        })
+        .await
+        .0
+    }
+
+    /// Verifies that the target's term row still names this loader's term
+    /// (with a shared lock inside a transaction, so a newer leader's claim
+    /// waits for the transaction). No-op without a term.
+    async fn check_term(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        batch_id: Option<u64>,
+        lock: bool,
+    ) -> Result<(), LoadError> {
+        let Some(fence) = &self.opts.term else {
+            return Ok(());
+        };
+        let sql = if lock {
+            "SELECT term, node FROM `sluice_meta`.`term` WHERE pipeline = ? LOCK IN SHARE MODE"
+        } else {
+            "SELECT term, node FROM `sluice_meta`.`term` WHERE pipeline = ?"
+        };
+        let row: Option<(i64, String)> = sqlx::query_as(sql)
+            .bind(&fence.pipeline)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| LoadError::target(batch_id, "checking the term on the target", e))?;
+        match row {
+            Some((current, _)) if current == fence.term => Ok(()),
+            Some((current, node)) => Err(LoadError::FencedOut {
+                pipeline: fence.pipeline.clone(),
+                mine: fence.term,
+                current,
+                node,
+            }),
+            None => Err(LoadError::FencedOut {
+                pipeline: fence.pipeline.clone(),
+                mine: fence.term,
+                current: 0,
+                node: "none (term row missing)".into(),
+            }),
+        }
+    }
+
+    /// [`Self::check_term`] on a pooled connection, for statements that
+    /// cannot run in a transaction (DDL).
+    pub async fn verify_term(&self) -> Result<(), LoadError> {
+        if self.opts.term.is_none() {
+            return Ok(());
+        }
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| LoadError::target(None, "checking the term on the target", e))?;
+        self.check_term(&mut conn, None, false).await
     }
 
     /// The batch without values for the target's generated columns, or
@@ -814,15 +921,19 @@ impl Loader {
         through: &str,
     ) -> Result<(), LoadError> {
         self.retrying("recording the checkpoint", || async {
-            crate::meta::record_checkpoint(&self.pool, pipeline, batch_id, position, through)
+            let what = || format!("recording the checkpoint of pipeline {pipeline:?}");
+            let mut tx = self
+                .pool
+                .begin()
                 .await
-                .map_err(|e| {
-                    LoadError::target(
-                        Some(batch_id),
-                        format!("recording the checkpoint of pipeline {pipeline:?}"),
-                        e,
-                    )
-                })
+                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
+            self.check_term(&mut tx, Some(batch_id), true).await?;
+            crate::meta::record_checkpoint(&mut *tx, pipeline, batch_id, position, through)
+                .await
+                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
+            tx.commit()
+                .await
+                .map_err(|e| LoadError::target(Some(batch_id), what(), e))
         })
         .await
         .0
@@ -837,15 +948,19 @@ impl Loader {
         through: &str,
     ) -> Result<(), LoadError> {
         self.retrying("recording the batch in flight", || async {
-            crate::meta::record_intent(&self.pool, pipeline, batch_id, through)
+            let what = || format!("recording the batch in flight of pipeline {pipeline:?}");
+            let mut tx = self
+                .pool
+                .begin()
                 .await
-                .map_err(|e| {
-                    LoadError::target(
-                        Some(batch_id),
-                        format!("recording the batch in flight of pipeline {pipeline:?}"),
-                        e,
-                    )
-                })
+                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
+            self.check_term(&mut tx, Some(batch_id), true).await?;
+            crate::meta::record_intent(&mut *tx, pipeline, batch_id, through)
+                .await
+                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
+            tx.commit()
+                .await
+                .map_err(|e| LoadError::target(Some(batch_id), what(), e))
         })
         .await
         .0

@@ -165,6 +165,15 @@ pub enum LoadError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// Another leadership term owns the target: this node must stop
+    /// writing (see `migrations/0003_term.sql`).
+    #[error("fenced out on the target: pipeline {pipeline:?} is now written by term {current} (node {node}), this node holds term {mine}")]
+    FencedOut {
+        pipeline: String,
+        mine: i64,
+        current: i64,
+        node: String,
+    },
     /// The target URL cannot be used.
     #[error("target URL {url}: {message}")]
     Config { url: String, message: String },
@@ -221,6 +230,11 @@ impl LoadError {
 
     /// A collision with another row on a unique key other than the
     /// replication key (which upserts absorb).
+    /// Another term owns the target.
+    pub fn is_fenced_out(&self) -> bool {
+        matches!(self, LoadError::FencedOut { .. })
+    }
+
     pub fn is_unique_conflict(&self) -> bool {
         matches!(
             self,
@@ -240,7 +254,9 @@ impl Classify for LoadError {
                 sqlx::migrate::MigrateError::Execute(e) => classify_sqlx(e),
                 _ => ErrorClass::Definite,
             },
-            LoadError::Refused { .. } | LoadError::Config { .. } => ErrorClass::Definite,
+            LoadError::Refused { .. } | LoadError::Config { .. } | LoadError::FencedOut { .. } => {
+                ErrorClass::Definite
+            }
         }
     }
 }

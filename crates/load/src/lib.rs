@@ -28,7 +28,7 @@ pub mod meta;
 pub mod sql;
 
 pub use apply::{
-    connect_options, ApplyStats, CheckpointMark, Loader, LoaderOptions, RetryPolicy,
+    connect_options, ApplyStats, CheckpointMark, Loader, LoaderOptions, RetryPolicy, TermFence,
     UniqueConflict, SESSION_SQL_MODE,
 };
 pub use error::{LoadError, ServerError};

@@ -237,6 +237,15 @@ impl LoadStage {
             .map(|s| format!("CREATE DATABASE IF NOT EXISTS `{}`", s.replace('`', "``")))
             .collect();
         statements.push(routed.sql.clone());
+        // DDL commits implicitly, outside any transaction that could hold
+        // the term's lock: check the term right before.
+        if self
+            .retrying(batch_id, abandon, || self.loader.verify_term())
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
         let mut attempt = 0u32;
         let mut next = 0;
         while next < statements.len() {

@@ -41,7 +41,7 @@ use sluice_coord::{
     PositionStore as _, StoredPosition,
 };
 use sluice_core::{Classify, Position};
-use sluice_load::{Checkpoint, Loader, LoaderOptions};
+use sluice_load::{Checkpoint, Loader, LoaderOptions, TermFence};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -104,10 +104,18 @@ pub async fn open_store(pipeline: &Pipeline) -> Result<AnyPositionStore, Pipelin
     })
 }
 
-/// The loader `pipeline` describes.
+/// The loader `pipeline` describes (without a term fence: for tools).
 pub async fn loader(pipeline: &Pipeline) -> Result<Loader, PipelineError> {
+    loader_with_term(pipeline, None).await
+}
+
+async fn loader_with_term(
+    pipeline: &Pipeline,
+    term: Option<TermFence>,
+) -> Result<Loader, PipelineError> {
     let opts = LoaderOptions {
         workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
+        term,
         ..LoaderOptions::default()
     };
     Ok(Loader::connect(pipeline.target.url.expose(), opts).await?)
@@ -182,6 +190,7 @@ pub async fn run(
         )
         .await;
         let fenced_out = match &result {
+            Err(PipelineError::Load(e)) => e.is_fenced_out(),
             Err(PipelineError::Coord(e)) => matches!(**e, CoordError::FencedOut { .. }),
             Err(PipelineError::Ack(AckError::Stopped(e))) => {
                 matches!(**e, CoordError::FencedOut { .. })
@@ -256,10 +265,26 @@ async fn run_stages(
     store: AnyPositionStore,
     shutdown_or_lost: &CancellationToken,
 ) -> Result<RunSummary, PipelineError> {
-    let loader = Arc::new(loader(pipeline).await?);
+    let term = fence.leader_revision().map(|term| TermFence {
+        pipeline: pipeline.name.clone(),
+        term,
+        node: opts.node_id.clone(),
+    });
+    let loader = Arc::new(loader_with_term(pipeline, term).await?);
     let Some(()) = retry_transient("migrating the target", shutdown_or_lost, || async {
         loader.migrate().await.map_err(PipelineError::from)
     })
+    .await?
+    else {
+        return Ok(RunSummary::default());
+    };
+    // Before reading where to resume: writes of an older term are then
+    // either visible or impossible.
+    let Some(()) = retry_transient(
+        "claiming the term on the target",
+        shutdown_or_lost,
+        || async { loader.claim_term().await.map_err(PipelineError::from) },
+    )
     .await?
     else {
         return Ok(RunSummary::default());
