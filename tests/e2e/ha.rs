@@ -373,3 +373,101 @@ async fn etcd_outage_never_yields_two_leaders() -> TestResult {
     }
     Ok(())
 }
+
+/// `source.urls` lists a primary and its GTID replica: when the primary
+/// dies, sluice continues from the replica by GTID and loses nothing.
+#[tokio::test]
+async fn source_failover_continues_from_the_replica_by_gtid() -> TestResult {
+    let (mut primary, replica, target) =
+        tokio::try_join!(MariaDb::source(), MariaDb::source(), MariaDb::target())?;
+    replica
+        .exec(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{}', \
+             MASTER_PASSWORD='{}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE;",
+            primary.port(),
+            sluice_testkit::REPL_USER,
+            sluice_testkit::REPL_PASSWORD,
+        ))
+        .await?;
+    primary
+        .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("state");
+    let start = start_of_binlog(&primary).await;
+    let path = dir.path().join("failover.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: failover\n\
+             source: {{ urls: [\"{}\", \"{}\"], server_id: {}, start: {start}, switch_after: 2s }}\n\
+             target: {{ url: \"{}\" }}\n\
+             coordination: {{ local: {{ dir: \"{}\" }} }}\n\
+             batch: {{ max_delay: 5ms }}\n",
+            primary.repl_url(),
+            replica.repl_url(),
+            server_id(),
+            target.url(),
+            state.display()
+        ),
+    )?;
+    let mut sluice = Sluice::start(&path);
+    let mut conn = primary.conn().await?;
+    for id in 1..=200i64 {
+        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'primary')", (id,))
+            .await?;
+    }
+    drop(conn);
+    let all = "SELECT id, v FROM shop.events ORDER BY id";
+    crate::pipeline::wait_same(
+        &primary,
+        &replica,
+        all,
+        all,
+        Duration::from_secs(30),
+        &sluice,
+    )
+    .await;
+    crate::pipeline::wait_same(
+        &primary,
+        &target,
+        all,
+        all,
+        Duration::from_secs(60),
+        &sluice,
+    )
+    .await;
+
+    primary.kill();
+    let killed = Instant::now();
+    // The replica is the new primary: writes go on there.
+    replica.exec("STOP SLAVE").await?;
+    let mut conn = replica.conn().await?;
+    for id in 201..=300i64 {
+        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'replica')", (id,))
+            .await?;
+    }
+    conn.exec_drop("UPDATE shop.events SET v = 'moved' WHERE id <= 10", ())
+        .await?;
+    crate::pipeline::wait_same(
+        &replica,
+        &target,
+        all,
+        all,
+        Duration::from_secs(60),
+        &sluice,
+    )
+    .await;
+    println!(
+        "replicating from the replica {:?} after the primary died",
+        killed.elapsed()
+    );
+    assert!(
+        sluice.log_text().contains("source switched"),
+        "{}",
+        sluice.log_tail()
+    );
+    let status = sluice.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", sluice.log_tail());
+    Ok(())
+}

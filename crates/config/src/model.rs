@@ -59,8 +59,8 @@ pub struct Pipeline {
     pub batch: Batch,
     /// `load` (optional): how batches are applied to the target.
     pub load: Load,
-    /// `ha` (optional, validated but not used yet): lease timing for an
-    /// active/standby pair. Requires `coordination.etcd`.
+    /// `ha` (optional): lease timing for an active/standby pair (with
+    /// `coordination.etcd`).
     pub ha: Ha,
     /// `node` (optional, validated but not used yet): this node's identity and
     /// the stages it runs.
@@ -94,9 +94,10 @@ pub struct Source {
     /// `{gtid: "0-1-100"}` (MariaDB `domain-server-seq` list or MySQL
     /// `uuid:1-5` set; `mysql:`/`mariadb:` prefixes force the flavour).
     pub start: StartAt,
-    /// `source.switch_after` (optional, validated but not used yet): how long
-    /// the current source URL must be unreachable before sluice moves to the
-    /// next one in `urls`. Duration, default `10s`.
+    /// `source.switch_after` (optional): how long the current source URL must
+    /// be unreachable before sluice moves to the next one in `urls` and
+    /// continues there from the GTID set of the last whole transaction.
+    /// Duration, default `10s`.
     pub switch_after: Duration,
 }
 

@@ -313,6 +313,14 @@ async fn run_stages(
     let resume = resume_point(stored.as_ref(), checkpoint.as_ref(), &opts.node_id);
 
     let (start, fresh) = match &resume.record {
+        // With several source servers the stored file offset may belong to
+        // another one than `urls[0]`: resume by GTID, which all share.
+        Some(StoredPosition {
+            position: Position {
+                gtid: Some(gtid), ..
+            },
+            ..
+        }) if pipeline.source.urls.len() > 1 => (StartAt::Gtid(gtid.clone()), false),
         Some(r) => (
             StartAt::File {
                 file: r.position.file.clone(),
@@ -359,6 +367,11 @@ async fn run_stages(
         start,
     );
     select_cfg.fresh = fresh;
+    select_cfg.fallback_urls = pipeline.source.urls[1..]
+        .iter()
+        .map(|u| u.expose().to_string())
+        .collect();
+    select_cfg.switch_after = pipeline.source.switch_after;
     select_cfg.max_chunk_bytes = max_bytes;
     let start_position = resume
         .record

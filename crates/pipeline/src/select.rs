@@ -10,7 +10,11 @@
 //! Transient failures (connection lost, source restarting, a silent
 //! stream) reconnect with backoff from the end of the last whole
 //! transaction sent, announced by [`SelectMsg::Restart`] so Extract can drop
-//! the unfinished transaction's rows it still holds. Definite failures
+//! the unfinished transaction's rows it still holds. When `source.urls`
+//! lists more servers and the current one stays unreachable for
+//! `switch_after`, Select moves to the next one and continues from the GTID
+//! set of the last whole transaction (file offsets differ between servers;
+//! GTIDs do not). Definite failures
 //! (purged position, missing privileges, a corrupt event, events sluice
 //! must not replicate) stop the pipeline.
 
@@ -32,6 +36,12 @@ use crate::error::PipelineError;
 pub struct SelectConfig {
     /// Source URL with its password (never logged).
     pub url: String,
+    /// Further servers with the same GTID stream (`source.urls[1..]`),
+    /// tried in order when the current one stays unreachable for
+    /// `switch_after`; replication continues there from the GTID set of
+    /// the last whole transaction.
+    pub fallback_urls: Vec<String>,
+    pub switch_after: Duration,
     pub server_id: u32,
     pub start: StartAt,
     /// Nothing was stored: send the start position as a batch of its own,
@@ -52,6 +62,8 @@ impl SelectConfig {
     pub fn new(url: String, server_id: u32, start: StartAt) -> Self {
         SelectConfig {
             url,
+            fallback_urls: Vec::new(),
+            switch_after: Duration::from_secs(10),
             server_id,
             start,
             fresh: false,
@@ -73,8 +85,41 @@ pub async fn run(
     let mut attempt: u32 = 0;
     let mut connected_before = false;
     let began = Instant::now();
+    let urls: Vec<&String> = std::iter::once(&cfg.url)
+        .chain(cfg.fallback_urls.iter())
+        .collect();
+    let mut current = 0usize;
+    // Since when the current server has failed without a whole transaction
+    // in between, and the GTID set to continue from on another server.
+    let mut failing_since: Option<Instant> = None;
+    let mut gtid = match &cfg.start {
+        StartAt::Gtid(set) => Some(set.clone()),
+        _ => None,
+    };
     loop {
-        let mut replica = ReplicaConfig::new(cfg.url.clone(), cfg.server_id, start.clone());
+        if let Some(since) = failing_since {
+            if urls.len() > 1 && since.elapsed() >= cfg.switch_after {
+                match &gtid {
+                    Some(set) => {
+                        let next = (current + 1) % urls.len();
+                        tracing::warn!(
+                            from = %sluice_core::redact_url(urls[current]),
+                            to = %sluice_core::redact_url(urls[next]),
+                            gtid = %set,
+                            unreachable_s = since.elapsed().as_secs(),
+                            "source switched: continuing from the GTID set of the last whole transaction"
+                        );
+                        current = next;
+                        start = StartAt::Gtid(set.clone());
+                        failing_since = Some(Instant::now());
+                    }
+                    None => tracing::error!(
+                        "the source is unreachable but no GTID position is known yet: cannot switch to another source URL"
+                    ),
+                }
+            }
+        }
+        let mut replica = ReplicaConfig::new(urls[current].clone(), cfg.server_id, start.clone());
         replica.heartbeat = cfg.heartbeat;
         let connected = tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -89,6 +134,7 @@ pub async fn run(
                     return Err(error.into());
                 }
                 attempt += 1;
+                failing_since.get_or_insert_with(Instant::now);
                 let wait = backoff(&cfg, attempt);
                 tracing::warn!(%error, attempt, retry_in_ms = wait.as_millis() as u64, "cannot start the binlog dump; retrying");
                 tokio::select! {
@@ -116,6 +162,9 @@ pub async fn run(
         // Until a transaction completes, a reconnect starts where this
         // connection did (never again at "latest", which would skip changes).
         let began_at = stream.start_position();
+        if began_at.gtid.is_some() {
+            gtid = began_at.gtid.clone();
+        }
         if !began_at.file.is_empty() {
             start = StartAt::File {
                 file: began_at.file.clone(),
@@ -130,11 +179,17 @@ pub async fn run(
             Pump::Failed(error) => return Err(error),
             Pump::Lost { error, resume } => {
                 if let Some(resume) = resume {
+                    // A whole transaction arrived: this server was healthy.
+                    failing_since = None;
+                    if resume.gtid.is_some() {
+                        gtid = resume.gtid.clone();
+                    }
                     start = StartAt::File {
                         file: resume.file,
                         pos: resume.offset,
                     };
                 }
+                failing_since.get_or_insert_with(Instant::now);
                 attempt += 1;
                 let wait = backoff(&cfg, attempt);
                 tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "binlog dump interrupted; reconnecting after the last whole transaction");
