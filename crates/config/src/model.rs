@@ -62,7 +62,7 @@ pub struct Pipeline {
     /// `ha` (optional): lease timing for an active/standby pair (with
     /// `coordination.etcd`).
     pub ha: Ha,
-    /// `node` (optional, validated but not used yet): this node's identity and
+    /// `node` (optional; `stages` validated but not used yet): this node's identity and
     /// the stages it runs.
     pub node: Node,
     /// `admin` (optional, validated but not used yet): the admin HTTP
@@ -220,7 +220,7 @@ pub enum DdlPolicy {
     Fail,
 }
 
-/// `ha`: leases of an active/standby pair (validated, not used yet).
+/// `ha`: leases of an active/standby pair (with `coordination.etcd`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ha {
     /// `ha.lease_ttl` (optional): etcd lease time-to-live of the active node;
@@ -242,7 +242,8 @@ impl Default for Ha {
     }
 }
 
-/// `node`: this process's identity and role (validated, not used yet).
+/// `node`: this process's identity (used) and the stages it may run
+/// (validated, not used yet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// `node.id` (optional): unique node name, `[A-Za-z0-9_.-]+`, at most 64
