@@ -93,6 +93,20 @@ fn active_intervals(log: &str) -> Vec<(String, String)> {
     out
 }
 
+/// node-a elected and replicating (marker 1 on the target), node-b standby.
+async fn start_pair(
+    config: &std::path::Path,
+    etcd: &Etcd,
+    source: &MariaDb,
+    target: &MariaDb,
+) -> (Sluice, Sluice) {
+    let a = Sluice::start_node(config, "node-a", Some(server_id()));
+    wait_leader(etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
+    let b = Sluice::start_node(config, "node-b", Some(server_id()));
+    marker_latency(source, target, 1, Duration::from_secs(30)).await;
+    (a, b)
+}
+
 async fn setup() -> Result<
     (
         MariaDb,
@@ -127,10 +141,7 @@ async fn setup() -> Result<
 #[tokio::test]
 async fn standby_takes_over_after_sigkill() -> TestResult {
     let (source, target, etcd, _dir, config) = setup().await?;
-    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
-    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
-    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
-    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+    let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     // A bounded, paced write load around the kill.
     let mut conn = source.conn().await?;
@@ -169,10 +180,7 @@ async fn standby_takes_over_after_sigkill() -> TestResult {
 #[tokio::test]
 async fn sigterm_hands_over_without_replay() -> TestResult {
     let (source, target, etcd, _dir, config) = setup().await?;
-    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
-    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
-    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
-    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+    let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
     source
         .exec("INSERT INTO shop.events VALUES (3, 'x'), (4, 'y'); UPDATE shop.events SET v = 'z' WHERE id = 3;")
         .await?;
@@ -219,10 +227,7 @@ async fn sigterm_hands_over_without_replay() -> TestResult {
 #[tokio::test]
 async fn paused_leader_steps_down_without_writing() -> TestResult {
     let (source, target, etcd, _dir, config) = setup().await?;
-    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
-    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
-    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
-    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+    let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     let mut conn = source.conn().await?;
     let load = async {
@@ -315,10 +320,7 @@ async fn paused_leader_steps_down_without_writing() -> TestResult {
 #[tokio::test]
 async fn etcd_outage_never_yields_two_leaders() -> TestResult {
     let (source, target, mut etcd, _dir, config) = setup().await?;
-    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
-    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
-    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
-    marker_latency(&source, &target, 1, Duration::from_secs(30)).await;
+    let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     let mut conn = source.conn().await?;
     let load = async {

@@ -180,6 +180,13 @@ pub struct LoaderOptions {
     pub term: Option<TermFence>,
 }
 
+/// A write of the pipeline's metadata row.
+#[derive(Debug, Clone, Copy)]
+enum MetaWrite<'a> {
+    Checkpoint { position: &'a str, through: &'a str },
+    Intent { through: &'a str },
+}
+
 /// The leadership term a loader writes under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TermFence {
@@ -920,23 +927,12 @@ impl Loader {
         position: &str,
         through: &str,
     ) -> Result<(), LoadError> {
-        self.retrying("recording the checkpoint", || async {
-            let what = || format!("recording the checkpoint of pipeline {pipeline:?}");
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
-            self.check_term(&mut tx, Some(batch_id), true).await?;
-            crate::meta::record_checkpoint(&mut *tx, pipeline, batch_id, position, through)
-                .await
-                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
-            tx.commit()
-                .await
-                .map_err(|e| LoadError::target(Some(batch_id), what(), e))
-        })
+        self.fenced_meta_write(
+            pipeline,
+            batch_id,
+            MetaWrite::Checkpoint { position, through },
+        )
         .await
-        .0
     }
 
     /// Records that `batch_id` is about to be applied
@@ -947,20 +943,41 @@ impl Loader {
         batch_id: u64,
         through: &str,
     ) -> Result<(), LoadError> {
-        self.retrying("recording the batch in flight", || async {
-            let what = || format!("recording the batch in flight of pipeline {pipeline:?}");
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
+        self.fenced_meta_write(pipeline, batch_id, MetaWrite::Intent { through })
+            .await
+    }
+
+    /// One write of the metadata row, in a transaction that holds the term
+    /// (see "Fencing"), retrying transient errors.
+    async fn fenced_meta_write(
+        &self,
+        pipeline: &str,
+        batch_id: u64,
+        write: MetaWrite<'_>,
+    ) -> Result<(), LoadError> {
+        let what = match write {
+            MetaWrite::Checkpoint { .. } => {
+                format!("recording the checkpoint of pipeline {pipeline:?}")
+            }
+            MetaWrite::Intent { .. } => {
+                format!("recording the batch in flight of pipeline {pipeline:?}")
+            }
+        };
+        let failed = |e| LoadError::target(Some(batch_id), what.as_str(), e);
+        self.retrying(&what, || async {
+            let mut tx = self.pool.begin().await.map_err(failed)?;
             self.check_term(&mut tx, Some(batch_id), true).await?;
-            crate::meta::record_intent(&mut *tx, pipeline, batch_id, through)
-                .await
-                .map_err(|e| LoadError::target(Some(batch_id), what(), e))?;
-            tx.commit()
-                .await
-                .map_err(|e| LoadError::target(Some(batch_id), what(), e))
+            match write {
+                MetaWrite::Checkpoint { position, through } => {
+                    crate::meta::record_checkpoint(&mut *tx, pipeline, batch_id, position, through)
+                        .await
+                }
+                MetaWrite::Intent { through } => {
+                    crate::meta::record_intent(&mut *tx, pipeline, batch_id, through).await
+                }
+            }
+            .map_err(failed)?;
+            tx.commit().await.map_err(failed)
         })
         .await
         .0
