@@ -270,19 +270,20 @@ async fn paused_leader_steps_down_without_writing() -> TestResult {
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     crate::pipeline::wait_same(&source, &target, all, all, Duration::from_secs(60), &b).await;
 
-    // Every version of the position key since node-b's election.
+    // Every version of the position key: the writer's term (leader
+    // revision) and the batch id never go back, so a replaced leader never
+    // wrote after a newer term did; and node-b wrote.
     let mut client = etcd.client().await?;
     let keys = sluice_coord::KeyLayout::new("/e2e")?.pipeline("pair")?;
-    let leader = client.get(keys.leader(), None).await?;
-    let elected = leader
-        .kvs()
-        .first()
-        .map(|kv| kv.create_revision())
-        .ok_or("no leader")?;
-    let now = leader.header().map(|h| h.revision()).ok_or("no header")?;
-    let mut last_batch = 0;
-    let mut versions = 0;
-    for rev in elected..=now {
+    let now = client
+        .get(keys.position(), None)
+        .await?
+        .header()
+        .map(|h| h.revision())
+        .ok_or("no header")?;
+    let (mut last_batch, mut last_term) = (0, 0);
+    let mut writers = Vec::new();
+    for rev in 1..=now {
         let got = client
             .get(
                 keys.position(),
@@ -295,18 +296,28 @@ async fn paused_leader_steps_down_without_writing() -> TestResult {
         if kv.mod_revision() != rev {
             continue;
         }
-        versions += 1;
         let record: serde_json::Value = serde_json::from_slice(kv.value())?;
-        assert_eq!(record["written_by"], "node-b", "revision {rev}: {record}");
         let batch = record["batch_id"].as_u64().unwrap_or(0);
+        let term = record["leader_revision"].as_i64().unwrap_or(0);
         assert!(
             batch >= last_batch,
             "position went backwards at revision {rev}: {record}"
         );
-        last_batch = batch;
+        assert!(
+            term >= last_term,
+            "an older term wrote at revision {rev}: {record}"
+        );
+        (last_batch, last_term) = (batch, term);
+        let writer = record["written_by"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if writers.last() != Some(&writer) {
+            writers.push(writer);
+        }
     }
-    println!("{versions} position writes since node-b's election, all by node-b");
-    assert!(versions > 0);
+    println!("position writers in order: {writers:?}");
+    assert!(writers.iter().any(|w| w == "node-b"), "{writers:?}");
     for node in [&mut a, &mut b] {
         let status = node.terminate(Duration::from_secs(30)).await;
         assert!(status.success(), "{}", node.log_tail());

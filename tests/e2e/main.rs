@@ -13,4 +13,5 @@ mod kit;
 mod load_target;
 mod pipeline;
 mod pipeline_workload;
+mod positions;
 mod workload;

@@ -6,6 +6,7 @@
 
 mod binlog_cmd;
 mod check;
+mod positions;
 mod run;
 mod validate;
 
@@ -42,6 +43,11 @@ enum Command {
     /// Read binlogs: decode files offline, or tail a live source.
     #[command(subcommand)]
     Binlog(binlog_cmd::BinlogCommand),
+    /// Show who replicates a pipeline and its acknowledged position and
+    /// target checkpoint; `positions set` changes the position by hand.
+    Positions(positions::PositionsArgs),
+    /// Summary of a pipeline: nodes, position, lag, target checkpoint.
+    Status(positions::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +74,8 @@ fn main() -> std::process::ExitCode {
             Command::Check(args) => check::run(args).await,
             Command::Binlog(cmd) => binlog_cmd::run(cmd).await,
             Command::Validate(args) => validate::run(&args),
+            Command::Positions(args) => positions::positions(args).await,
+            Command::Status(args) => positions::status(args).await,
         }
     });
     match result {

@@ -507,3 +507,71 @@ fn spawn_keeper(
         }
     })
 }
+
+/// Deadline of each read of [`read_leader`] and [`read_nodes`].
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one read-only request under [`READ_TIMEOUT`].
+async fn read_call<T>(
+    op: &'static str,
+    key: &str,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, CoordError> {
+    match tokio::time::timeout(READ_TIMEOUT, request).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(CoordError::Etcd {
+            op,
+            key: key.to_owned(),
+            source,
+        }),
+        Err(_) => Err(CoordError::EtcdTimeout {
+            op,
+            key: key.to_owned(),
+            timeout: READ_TIMEOUT,
+        }),
+    }
+}
+
+/// The pipeline's current leader and the create revision of its leader key
+/// (the fencing token of its term), or `None` when nobody leads. For
+/// operator tools (`sluice positions`); a node campaigns with
+/// [`Candidate`]. A leader key whose value does not parse still means
+/// somebody leads: it is reported with an empty node id rather than as
+/// "no leader".
+pub async fn read_leader(
+    client: &Client,
+    keys: &PipelineKeys,
+) -> Result<Option<(LeaderRecord, i64)>, CoordError> {
+    let key = keys.leader();
+    let mut kv = client.kv_client();
+    let response = read_call("get", &key, kv.get(key.as_str(), None)).await?;
+    Ok(response.kvs().first().map(|kv| {
+        let record = serde_json::from_slice(kv.value()).unwrap_or_else(|_| LeaderRecord {
+            node_id: String::new(),
+            since_unix_ms: 0,
+        });
+        (record, kv.create_revision())
+    }))
+}
+
+/// Every node registered for the pipeline (leader and standbys), in key
+/// order. Registrations that do not parse (a newer node's format) are
+/// skipped.
+pub async fn read_nodes(
+    client: &Client,
+    keys: &PipelineKeys,
+) -> Result<Vec<NodeRecord>, CoordError> {
+    let prefix = keys.nodes_prefix();
+    let mut kv = client.kv_client();
+    let response = read_call(
+        "get",
+        &prefix,
+        kv.get(prefix.as_str(), Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
+    Ok(response
+        .kvs()
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+        .collect())
+}

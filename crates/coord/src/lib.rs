@@ -43,7 +43,9 @@ pub use cache::{
     AckError, Acked, CacheConfig, FlushFailure, FlushOutcome, FlushStatus, PositionCache,
     DEFAULT_FLUSH_INTERVAL,
 };
-pub use election::{Candidate, ElectionConfig, LeaderRecord, Leadership, NodeRecord};
+pub use election::{
+    read_leader, read_nodes, Candidate, ElectionConfig, LeaderRecord, Leadership, NodeRecord,
+};
 pub use error::CoordError;
 pub use etcd::{EtcdOptions, EtcdPositionStore};
 pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
