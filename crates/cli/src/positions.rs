@@ -86,11 +86,12 @@
 //!
 //! A summary: pipeline, coordination, every node with its role, the
 //! acknowledged position and lag, and the target checkpoint. Stage-level
-//! counters are not published yet. JSON: `pipeline`, `coordination`,
+//! counters are those the active node publishes in its node record every
+//! 2 s (`NodeProgress`). JSON: `pipeline`, `coordination`,
 //! `store`, `position`, `target` as above, plus `active` (the leader's node
 //! id or null), `nodes` (every registered node as a node object with an
 //! extra `active: bool`; null under local coordination) and
-//! `stage_counters` (null until published).
+//! `stage_counters` (the active node's `NodeProgress` fields, or null).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -428,8 +429,18 @@ impl Report {
             "nodes": nodes,
             "position": self.position_json(),
             "target": self.target_json(),
-            "stage_counters": null,
+            "stage_counters": self.active_progress().map_or(Value::Null, |p| json!(p)),
         })
+    }
+
+    /// The counters the active node published in its node record.
+    fn active_progress(&self) -> Option<&sluice_coord::NodeProgress> {
+        let e = self.election.as_ref()?;
+        let leader = e.leader_id()?;
+        e.nodes
+            .iter()
+            .find(|n| n.node_id == leader)
+            .and_then(|n| n.progress.as_ref())
     }
 
     // -- tables -------------------------------------------------------------
@@ -604,7 +615,36 @@ impl Report {
                 ),
             ),
         }
-        t.row("stage counters", "not published yet");
+        match self.active_progress() {
+            None => t.row("stage counters", "none published (no active node)"),
+            Some(p) => {
+                t.row(
+                    "stage counters",
+                    format!(
+                        "extract: {} batches cut; load: {} batches, {} rows, {} DDL, {} retries",
+                        p.batches_extracted,
+                        p.batches_loaded,
+                        p.rows_loaded,
+                        p.ddl_applied,
+                        p.retries
+                    ),
+                );
+                t.row(
+                    "",
+                    format!(
+                        "in flight {} batches; acknowledged {}, flushed {}; lag {}; as of {}",
+                        p.in_flight,
+                        p.acknowledged_batch
+                            .map_or_else(|| "-".into(), |b| b.to_string()),
+                        p.flushed_batch
+                            .map_or_else(|| "-".into(), |b| b.to_string()),
+                        p.lag_seconds
+                            .map_or_else(|| "-".into(), |l| format!("{l}s")),
+                        utc_ms(p.updated_unix_ms)
+                    ),
+                );
+            }
+        }
         t.render()
     }
 }

@@ -77,6 +77,29 @@ pub struct NodeRecord {
     pub server_id: Option<u32>,
     /// When the node took its current role (Unix ms).
     pub since_unix_ms: u64,
+    /// The leader's stage counters, refreshed while it replicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<NodeProgress>,
+}
+
+/// Counters the leader publishes in its node record (`sluice status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeProgress {
+    /// Batches cut by Extract this term.
+    pub batches_extracted: u64,
+    /// Batches applied and acknowledged by Load this term.
+    pub batches_loaded: u64,
+    pub rows_loaded: u64,
+    pub ddl_applied: u64,
+    /// Transient target failures retried.
+    pub retries: u64,
+    /// Batches cut but not yet acknowledged.
+    pub in_flight: u64,
+    pub acknowledged_batch: Option<u64>,
+    pub flushed_batch: Option<u64>,
+    /// Seconds between now and the source time of the last applied event.
+    pub lag_seconds: Option<u64>,
+    pub updated_unix_ms: u64,
 }
 
 /// The value of the leader key.
@@ -115,9 +138,53 @@ pub struct Leadership {
     client: Client,
     leader_key: String,
     request_timeout: Duration,
+    node_key: String,
+    node: NodeRecord,
+}
+
+/// Refreshes the leader's node record (with its progress) under its lease.
+#[derive(Clone)]
+pub struct ProgressPublisher {
+    client: Client,
+    lease_id: i64,
+    node_key: String,
+    node: NodeRecord,
+    request_timeout: Duration,
+}
+
+impl ProgressPublisher {
+    /// Best effort: a failure is logged at debug level and retried on the
+    /// next call.
+    pub async fn publish(&self, progress: NodeProgress) {
+        let mut node = self.node.clone();
+        node.progress = Some(progress);
+        let value = serde_json::to_vec(&node).unwrap_or_default();
+        let mut kv = self.client.kv_client();
+        let put = kv.put(
+            self.node_key.as_str(),
+            value,
+            Some(PutOptions::new().with_lease(self.lease_id)),
+        );
+        match tokio::time::timeout(self.request_timeout, put).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "publishing progress failed"),
+            Err(_) => tracing::debug!("publishing progress timed out"),
+        }
+    }
 }
 
 impl Leadership {
+    /// A handle that publishes this term's progress in the node record.
+    pub fn publisher(&self) -> ProgressPublisher {
+        ProgressPublisher {
+            client: self.client.clone(),
+            lease_id: self.lease_id,
+            node_key: self.node_key.clone(),
+            node: self.node.clone(),
+            request_timeout: self.request_timeout,
+        }
+    }
+
     /// Ends the term on purpose (graceful shutdown): deletes the leader key
     /// if it is still ours and revokes the lease, so a standby takes over
     /// after `standby_delay` instead of waiting for the lease to expire.
@@ -290,6 +357,8 @@ impl Candidate {
                     client: self.client.clone(),
                     leader_key,
                     request_timeout: self.cfg.request_timeout,
+                    node_key,
+                    node: self.node.clone(),
                 }));
             }
             // Someone else leads: watch the key until it goes away.

@@ -44,7 +44,8 @@ pub use cache::{
     DEFAULT_FLUSH_INTERVAL,
 };
 pub use election::{
-    read_leader, read_nodes, Candidate, ElectionConfig, LeaderRecord, Leadership, NodeRecord,
+    read_leader, read_nodes, Candidate, ElectionConfig, LeaderRecord, Leadership, NodeProgress,
+    NodeRecord, ProgressPublisher,
 };
 pub use error::CoordError;
 pub use etcd::{EtcdOptions, EtcdPositionStore};

@@ -52,6 +52,8 @@ pub struct ExtractConfig {
     pub max_delay: Duration,
     /// Id of the first batch cut.
     pub first_batch_id: u64,
+    /// Id of the last batch cut, for progress reports.
+    pub cut: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Where the stream starts (the first batch's `start`).
     pub start: Position,
     /// Rows events ending at or before this position are already applied
@@ -109,6 +111,10 @@ pub async fn run(
     let mut pending = Pending::new(cfg.start.clone());
     let mut skip = cfg.skip_through.clone();
     loop {
+        cfg.cut.store(
+            next_id.saturating_sub(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // At a transaction end with something pending, wait only for what is
         // left of `max_delay`.
         let deadline = match (&pending.since, pending.open) {

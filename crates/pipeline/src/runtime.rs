@@ -29,7 +29,7 @@
 
 use std::future::Future as _;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,8 +37,8 @@ use sluice_binlog::stream::StartAt;
 use sluice_config::{Coordination, Pipeline};
 use sluice_coord::{
     AckError, AnyPositionStore, CacheConfig, Candidate, CoordError, ElectionConfig, EtcdOptions,
-    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeRecord, PositionCache,
-    PositionStore as _, StoredPosition,
+    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeProgress, NodeRecord,
+    PositionCache, PositionStore as _, ProgressPublisher, StoredPosition,
 };
 use sluice_core::{Classify, Position};
 use sluice_load::{Checkpoint, Loader, LoaderOptions, TermFence};
@@ -144,7 +144,7 @@ pub async fn run(
                 return Ok(RunSummary::default());
             };
             let never = CancellationToken::new();
-            return run_term(pipeline, &opts, &shutdown, &never, Fence::None, store).await;
+            return run_term(pipeline, &opts, &shutdown, &never, Fence::None, store, None).await;
         }
         Coordination::Etcd { endpoints, prefix } => (endpoints, prefix),
     };
@@ -171,6 +171,7 @@ pub async fn run(
         version: env!("CARGO_PKG_VERSION").into(),
         server_id: Some(opts.server_id.unwrap_or(pipeline.source.server_id)),
         since_unix_ms: 0,
+        progress: None,
     };
     let mut candidate = Candidate::new(client.clone(), keys.clone(), election, node);
     let mut summary = RunSummary::default();
@@ -187,6 +188,7 @@ pub async fn run(
             &leadership.lost,
             leadership.fence.clone(),
             store,
+            Some(leadership.publisher()),
         )
         .await;
         let fenced_out = match &result {
@@ -229,6 +231,7 @@ async fn run_term(
     lost: &CancellationToken,
     fence: Fence,
     store: AnyPositionStore,
+    publisher: Option<ProgressPublisher>,
 ) -> Result<RunSummary, PipelineError> {
     // A lost term stops everything at once, like a definite error.
     let shutdown_or_lost = CancellationToken::new();
@@ -250,6 +253,7 @@ async fn run_term(
         fence,
         store,
         &shutdown_or_lost,
+        publisher,
     )
     .await;
     linked.abort();
@@ -264,6 +268,7 @@ async fn run_stages(
     fence: Fence,
     store: AnyPositionStore,
     shutdown_or_lost: &CancellationToken,
+    publisher: Option<ProgressPublisher>,
 ) -> Result<RunSummary, PipelineError> {
     let term = fence.leader_revision().map(|term| TermFence {
         pipeline: pipeline.name.clone(),
@@ -347,6 +352,8 @@ async fn run_stages(
         CacheConfig::new(opts.node_id.clone(), fence),
     );
     let first_batch_id = cache.next_batch_id();
+    // Id of the last batch Extract cut (for the in-flight count).
+    let cut = Arc::new(AtomicU64::new(first_batch_id.saturating_sub(1)));
     // Stops Select and, through closing channels, the stages after it.
     let stop = CancellationToken::new();
     // Abandons batches in flight.
@@ -383,6 +390,7 @@ async fn run_stages(
         max_bytes,
         max_delay: pipeline.batch.max_delay,
         first_batch_id,
+        cut: Arc::clone(&cut),
         start: start_position,
         skip_through: resume.skip_through.clone(),
     };
@@ -424,6 +432,15 @@ async fn run_stages(
         opts.progress_interval,
         abandon.clone(),
     ));
+    let published = publisher.map(|p| {
+        tokio::spawn(publish_progress(
+            p,
+            cache.clone(),
+            Arc::clone(&stats),
+            Arc::clone(&cut),
+            abandon.clone(),
+        ))
+    });
 
     // Wait for every stage; the first definite error stops the others.
     let mut failure: Option<PipelineError> = None;
@@ -472,6 +489,9 @@ async fn run_stages(
     }
     abandon.cancel();
     let _ = progress.await;
+    if let Some(p) = published {
+        let _ = p.await;
+    }
     flusher_stop.cancel();
     let flushed = match flusher.await {
         Ok(r) => r,
@@ -661,6 +681,44 @@ async fn log_progress(
             "progress"
         );
         last_rows = rows;
+    }
+}
+
+/// How often the leader refreshes its counters in its node record.
+const PUBLISH_EVERY: Duration = Duration::from_secs(2);
+
+/// Publishes the term's counters in the node record (`sluice status`).
+async fn publish_progress(
+    publisher: ProgressPublisher,
+    cache: PositionCache<AnyPositionStore>,
+    stats: Arc<LoadStats>,
+    cut: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(PUBLISH_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let status = cache.status();
+        let event_time = stats.last_event_time.load(Ordering::Relaxed);
+        let cut = cut.load(Ordering::Relaxed);
+        publisher
+            .publish(NodeProgress {
+                batches_extracted: cut,
+                batches_loaded: stats.batches.load(Ordering::Relaxed),
+                rows_loaded: stats.rows.load(Ordering::Relaxed),
+                ddl_applied: stats.ddl.load(Ordering::Relaxed),
+                retries: stats.retries.load(Ordering::Relaxed),
+                in_flight: cut.saturating_sub(status.acknowledged.unwrap_or(0)),
+                acknowledged_batch: status.acknowledged,
+                flushed_batch: status.flushed,
+                lag_seconds: (event_time > 0)
+                    .then(|| (unix_ms() / 1000).saturating_sub(event_time)),
+                updated_unix_ms: unix_ms(),
+            })
+            .await;
     }
 }
 
