@@ -144,7 +144,12 @@ pub async fn run(
                 return Ok(RunSummary::default());
             };
             let never = CancellationToken::new();
-            return run_term(pipeline, &opts, &shutdown, &never, Fence::None, store, None).await;
+            let term = Term {
+                lost: never,
+                fence: Fence::None,
+                publisher: None,
+            };
+            return run_term(pipeline, &opts, &shutdown, term, store).await;
         }
         Coordination::Etcd { endpoints, prefix } => (endpoints, prefix),
     };
@@ -181,16 +186,12 @@ pub async fn run(
         };
         let store: AnyPositionStore =
             EtcdPositionStore::new(client.clone(), keys.clone(), etcd_opts.request_timeout).into();
-        let result = run_term(
-            pipeline,
-            &opts,
-            &shutdown,
-            &leadership.lost,
-            leadership.fence.clone(),
-            store,
-            Some(leadership.publisher()),
-        )
-        .await;
+        let term = Term {
+            lost: leadership.lost.clone(),
+            fence: leadership.fence.clone(),
+            publisher: Some(leadership.publisher()),
+        };
+        let result = run_term(pipeline, &opts, &shutdown, term, store).await;
         let fenced_out = match &result {
             Err(PipelineError::Load(e)) => e.is_fenced_out(),
             Err(PipelineError::Coord(e)) => matches!(**e, CoordError::FencedOut { .. }),
@@ -223,20 +224,30 @@ pub async fn run(
     }
 }
 
+/// What a term of replication runs under.
+struct Term {
+    /// Fires when the term is lost (never, without an election).
+    lost: CancellationToken,
+    fence: Fence,
+    publisher: Option<ProgressPublisher>,
+}
+
 /// One term of replication: resume, run the stages, stop.
 async fn run_term(
     pipeline: &Pipeline,
     opts: &RunOptions,
     shutdown: &CancellationToken,
-    lost: &CancellationToken,
-    fence: Fence,
+    term: Term,
     store: AnyPositionStore,
-    publisher: Option<ProgressPublisher>,
 ) -> Result<RunSummary, PipelineError> {
     // A lost term stops everything at once, like a definite error.
     let shutdown_or_lost = CancellationToken::new();
     let linked = {
-        let (a, b, c) = (shutdown.clone(), lost.clone(), shutdown_or_lost.clone());
+        let (a, b, c) = (
+            shutdown.clone(),
+            term.lost.clone(),
+            shutdown_or_lost.clone(),
+        );
         tokio::spawn(async move {
             tokio::select! {
                 () = a.cancelled() => {}
@@ -245,17 +256,7 @@ async fn run_term(
             c.cancel();
         })
     };
-    let result = run_stages(
-        pipeline,
-        opts,
-        shutdown,
-        lost,
-        fence,
-        store,
-        &shutdown_or_lost,
-        publisher,
-    )
-    .await;
+    let result = run_stages(pipeline, opts, shutdown, &term, store, &shutdown_or_lost).await;
     linked.abort();
     result
 }
@@ -264,12 +265,11 @@ async fn run_stages(
     pipeline: &Pipeline,
     opts: &RunOptions,
     shutdown: &CancellationToken,
-    lost: &CancellationToken,
-    fence: Fence,
+    term_: &Term,
     store: AnyPositionStore,
     shutdown_or_lost: &CancellationToken,
-    publisher: Option<ProgressPublisher>,
 ) -> Result<RunSummary, PipelineError> {
+    let (lost, fence, publisher) = (&term_.lost, term_.fence.clone(), term_.publisher.clone());
     let term = fence.leader_revision().map(|term| TermFence {
         pipeline: pipeline.name.clone(),
         term,
