@@ -107,7 +107,11 @@ async fn start_pair(
     (a, b)
 }
 
-async fn setup() -> Result<
+/// A source with `shop.events`, a target, etcd and a pipeline file for an
+/// HA pair.
+pub async fn setup(
+    name: &str,
+) -> Result<
     (
         MariaDb,
         MariaDb,
@@ -126,7 +130,7 @@ async fn setup() -> Result<
     let start = start_of_binlog(&source).await;
     let config = write_config(
         dir.path(),
-        "pair",
+        name,
         &source,
         &target,
         Coord::Etcd(&etcd),
@@ -140,7 +144,7 @@ async fn setup() -> Result<
 /// again within lease_ttl + standby_delay + 2 s, and nothing is lost.
 #[tokio::test]
 async fn standby_takes_over_after_sigkill() -> TestResult {
-    let (source, target, etcd, _dir, config) = setup().await?;
+    let (source, target, etcd, _dir, config) = setup("pair").await?;
     let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     // A bounded, paced write load around the kill.
@@ -179,7 +183,7 @@ async fn standby_takes_over_after_sigkill() -> TestResult {
 /// exactly where the active one stopped (no replay beyond the last batch).
 #[tokio::test]
 async fn sigterm_hands_over_without_replay() -> TestResult {
-    let (source, target, etcd, _dir, config) = setup().await?;
+    let (source, target, etcd, _dir, config) = setup("pair").await?;
     let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
     source
         .exec("INSERT INTO shop.events VALUES (3, 'x'), (4, 'y'); UPDATE shop.events SET v = 'z' WHERE id = 3;")
@@ -226,7 +230,7 @@ async fn sigterm_hands_over_without_replay() -> TestResult {
 /// back), steps down, and the target still equals the source.
 #[tokio::test]
 async fn paused_leader_steps_down_without_writing() -> TestResult {
-    let (source, target, etcd, _dir, config) = setup().await?;
+    let (source, target, etcd, _dir, config) = setup("pair").await?;
     let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     let mut conn = source.conn().await?;
@@ -330,7 +334,7 @@ async fn paused_leader_steps_down_without_writing() -> TestResult {
 /// overlap), and replication resumes with nothing lost.
 #[tokio::test]
 async fn etcd_outage_never_yields_two_leaders() -> TestResult {
-    let (source, target, mut etcd, _dir, config) = setup().await?;
+    let (source, target, mut etcd, _dir, config) = setup("pair").await?;
     let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     let mut conn = source.conn().await?;

@@ -11,12 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sluice_testkit::{Etcd, MariaDb};
 
-use crate::pipeline::{
-    rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
-};
-
-const HA: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
-                  batch: { max_delay: 5ms }\n";
+use crate::pipeline::{rows, server_id, wait_same, Sluice, TestResult};
 
 /// Runs `sluice ARGS` to completion.
 async fn sluice(args: &[&str], config: &Path) -> Output {
@@ -93,38 +88,6 @@ async fn wait_etcd(
     }
 }
 
-/// A source with `shop.events`, a target, etcd and a pipeline file.
-async fn setup(
-    name: &str,
-) -> Result<
-    (
-        MariaDb,
-        MariaDb,
-        Etcd,
-        tempfile::TempDir,
-        std::path::PathBuf,
-    ),
-    Box<dyn std::error::Error>,
-> {
-    let (source, target, etcd) =
-        tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
-    source
-        .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
-        .await?;
-    let dir = tempfile::tempdir()?;
-    let start = start_of_binlog(&source).await;
-    let config = write_config(
-        dir.path(),
-        name,
-        &source,
-        &target,
-        Coord::Etcd(&etcd),
-        &start,
-        HA,
-    );
-    Ok((source, target, etcd, dir, config))
-}
-
 /// The source's current end of binlog.
 async fn master_status(source: &MariaDb) -> (String, u64) {
     let end: Vec<mysql_async::Row> = source.query("SHOW MASTER STATUS").await.expect("status");
@@ -193,7 +156,7 @@ async fn run_pair(
 #[tokio::test]
 async fn positions_and_status_show_the_active_pair() -> TestResult {
     let name = "shown";
-    let (source, target, etcd, _dir, config) = setup(name).await?;
+    let (source, target, etcd, _dir, config) = crate::ha::setup(name).await?;
     let (mut a, mut b, stored, _) = run_pair(name, &source, &target, &etcd, &config).await;
     let file = stored["position"]["file"]
         .as_str()
@@ -309,7 +272,7 @@ async fn positions_and_status_show_the_active_pair() -> TestResult {
 #[tokio::test]
 async fn positions_set_refuses_while_active_then_rewinds() -> TestResult {
     let name = "rewound";
-    let (source, target, etcd, _dir, config) = setup(name).await?;
+    let (source, target, etcd, _dir, config) = crate::ha::setup(name).await?;
     let (mut a, mut b, running, (mid_file, mid_pos)) =
         run_pair(name, &source, &target, &etcd, &config).await;
     let k = keys(name);

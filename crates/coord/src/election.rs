@@ -460,35 +460,6 @@ impl Candidate {
             }
         }
     }
-
-    /// The current leader, if any (for `sluice positions`).
-    pub async fn current_leader(&self) -> Result<Option<LeaderRecord>, CoordError> {
-        let key = self.keys.leader();
-        let mut kv = self.client.kv_client();
-        let response = self.call("get", &key, kv.get(key.as_str(), None)).await?;
-        Ok(response
-            .kvs()
-            .first()
-            .and_then(|kv| serde_json::from_slice(kv.value()).ok()))
-    }
-
-    /// Every registered node.
-    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, CoordError> {
-        let prefix = self.keys.nodes_prefix();
-        let mut kv = self.client.kv_client();
-        let response = self
-            .call(
-                "get",
-                &prefix,
-                kv.get(prefix.as_str(), Some(GetOptions::new().with_prefix())),
-            )
-            .await?;
-        Ok(response
-            .kvs()
-            .iter()
-            .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
-            .collect())
-    }
 }
 
 /// Aborts the keeper and revokes the lease unless disarmed (a campaign that
