@@ -245,9 +245,18 @@ async fn add_chunk(
                 }
             }
             Selected::Ddl(ddl) => {
-                // DDL is a transaction of its own: cut what came before it,
-                // then send it alone.
-                pending.changes.truncate(pending.committed_len);
+                // DDL is a transaction of its own (servers commit an open
+                // transaction before it): cut what came before it, then send
+                // it alone. Rows of a transaction still open here would be
+                // lost by either choice, so that is refused.
+                if pending.open || pending.changes.len() != pending.committed_len {
+                    return Err(PipelineError::Refused {
+                        at: ddl.at.clone(),
+                        reason:
+                            "DDL inside an open transaction: the binlog is not what a server writes"
+                                .into(),
+                    });
+                }
                 if !pending.changes.is_empty() || pending.end != pending.start {
                     cut(pending, next_id, tx, stop).await?;
                 }
