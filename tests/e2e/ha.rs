@@ -279,6 +279,26 @@ async fn paused_leader_steps_down_without_writing() -> TestResult {
     // wrote after a newer term did; and node-b wrote.
     let mut client = etcd.client().await?;
     let keys = sluice_coord::KeyLayout::new("/e2e")?.pipeline("pair")?;
+    // node-b flushes its position every second (its start may have waited
+    // for node-a's open target transaction, which ended at SIGCONT).
+    let started = Instant::now();
+    loop {
+        let got = client.get(keys.position(), None).await?;
+        let writer = got
+            .kvs()
+            .first()
+            .and_then(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
+            .map(|r| r["written_by"].as_str().unwrap_or_default().to_string());
+        if writer.as_deref() == Some("node-b") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "node-b never stored a position (last writer {writer:?})\n{}",
+            b.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let now = client
         .get(keys.position(), None)
         .await?
