@@ -106,6 +106,15 @@ async fn randomized_workload_converges() -> TestResult {
     converge(&source, &target, &sluice, began).await;
     println!("catch-up after the last write: {:?}", caught_up.elapsed());
     assert!(sluice.is_running(), "{}", sluice.log_tail());
+    // The backlog of the big transaction was applied several batches at a
+    // time, and still converged.
+    assert!(
+        sluice
+            .log_text()
+            .contains("queued batches applied together"),
+        "{}",
+        sluice.log_tail()
+    );
     let status = sluice.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{}", sluice.log_tail());
     Ok(())

@@ -91,6 +91,11 @@ impl<T> Receiver<T> {
         self.rx.recv().await
     }
 
+    /// The next message if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Sized<T>> {
+        self.rx.try_recv().ok()
+    }
+
     /// Messages queued now.
     pub fn len(&self) -> usize {
         self.rx.len()

@@ -12,6 +12,12 @@
 //!    acknowledged), then record the checkpoint;
 //! 3. acknowledge it to the position cache, which flushes to the store.
 //!
+//! When row batches are already queued behind the one at hand (catching
+//! up on a backlog), Load takes them too, up to 20,000 rows, and applies
+//! them as one: one merge, larger statements, one round of metadata writes.
+//! Each is still acknowledged, in order, after the combined apply committed;
+//! the checkpoint is the last one's.
+//!
 //! **Transient** failures (target down, deadlock, lock wait timeout) retry
 //! the same batch with backoff for as long as it takes, never acknowledging
 //! it: the pipeline waits for the target. **Definite** failures stop the
@@ -68,6 +74,32 @@ pub struct LoadStage {
     pub retry_max: Duration,
 }
 
+/// Queued row batches are applied together up to this many rows.
+const COALESCE_MAX_ROWS: usize = 20_000;
+
+/// One batch spanning `first` and the row batches queued behind it (in
+/// order), with their changes moved in; it carries the last batch's id and
+/// positions, so its checkpoint is the last one's.
+fn combine(first: &mut Batch, rest: &mut [crate::channel::Sized<Batch>]) -> Batch {
+    let take = |b: &mut Batch| match &mut b.body {
+        BatchBody::Rows(rows) => std::mem::take(rows),
+        BatchBody::Ddl(_) => Vec::new(),
+    };
+    let mut changes = take(first);
+    for b in rest.iter_mut() {
+        changes.append(&mut take(&mut b.item));
+    }
+    let last = rest.last().map_or(&*first, |b| &b.item);
+    Batch {
+        id: last.id,
+        start: first.start.clone(),
+        end: last.end.clone(),
+        through: last.through.clone(),
+        timestamp: last.timestamp,
+        body: BatchBody::Rows(changes),
+    }
+}
+
 /// MySQL errors of DDL that was already applied: tolerated while replaying.
 const ALREADY_APPLIED: &[u16] = &[
     1050, // table already exists
@@ -88,21 +120,67 @@ impl LoadStage {
         mut rx: Receiver<Batch>,
         abandon: CancellationToken,
     ) -> Result<(), PipelineError> {
+        // A non-row batch taken while collecting row batches: next in line.
+        let mut stash: Option<crate::channel::Sized<Batch>> = None;
         loop {
-            let msg = tokio::select! {
-                () = abandon.cancelled() => return Ok(()),
-                msg = rx.recv() => msg,
+            let msg = if stash.is_some() {
+                None
+            } else {
+                tokio::select! {
+                    () = abandon.cancelled() => return Ok(()),
+                    msg = rx.recv() => msg,
+                }
             };
-            let Some(msg) = msg else { return Ok(()) };
-            let batch = msg.into_inner();
-            if !self.apply(&batch, &abandon).await? {
+            let Some(mut msg) = stash.take().or(msg) else {
+                return Ok(());
+            };
+            // Row batches already queued behind this one (a backlog) are
+            // applied together: one merge, larger statements, one round of
+            // metadata writes. Their byte permits are held until applied.
+            let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
+            if matches!(msg.item.body, BatchBody::Rows(_)) {
+                let mut rows = msg.item.rows();
+                while rows < COALESCE_MAX_ROWS {
+                    match rx.try_recv() {
+                        Some(next) if matches!(next.item.body, BatchBody::Rows(_)) => {
+                            rows += next.item.rows();
+                            group.push(next);
+                        }
+                        Some(other) => {
+                            stash = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            let applied = if group.is_empty() {
+                self.apply(&msg.item, &abandon).await?
+            } else {
+                let combined = combine(&mut msg.item, &mut group);
+                let ok = self.apply(&combined, &abandon).await?;
+                tracing::debug!(
+                    first = msg.item.id,
+                    last = combined.id,
+                    rows = combined.rows(),
+                    "queued batches applied together"
+                );
+                ok
+            };
+            if !applied {
                 return Ok(());
             }
-            self.cache.ack(batch.id, batch.end.clone())?;
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            let last = group.last().map_or(&msg.item, |b| &b.item);
+            for batch in std::iter::once(&msg.item).chain(group.iter().map(|b| &b.item)) {
+                self.cache.ack(batch.id, batch.end.clone())?;
+            }
+            self.stats
+                .batches
+                .fetch_add(1 + group.len() as u64, Ordering::Relaxed);
             self.stats
                 .last_event_time
-                .store(u64::from(batch.timestamp), Ordering::Relaxed);
+                .store(u64::from(last.timestamp), Ordering::Relaxed);
+            let batch = last;
             if let Some(h) = &self.horizon {
                 if !is_before(&batch.through, h) {
                     tracing::info!(
