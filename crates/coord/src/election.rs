@@ -26,7 +26,7 @@
 //! back without a failover, and a dead leader is replaced after
 //! `lease_ttl + standby_delay`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
@@ -110,10 +110,9 @@ pub struct LeaderRecord {
     pub since_unix_ms: u64,
 }
 
+/// Milliseconds since the Unix epoch (0 before it).
 pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::record::unix_ms_now()
 }
 
 /// A node taking part in the election of one pipeline.
@@ -232,19 +231,7 @@ impl Candidate {
         key: &str,
         request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, CoordError> {
-        match tokio::time::timeout(self.cfg.request_timeout, request).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(CoordError::Etcd {
-                op,
-                key: key.to_owned(),
-                source,
-            }),
-            Err(_) => Err(CoordError::EtcdTimeout {
-                op,
-                key: key.to_owned(),
-                timeout: self.cfg.request_timeout,
-            }),
-        }
+        crate::etcd::timed(op, key, self.cfg.request_timeout, request).await
     }
 
     fn ttl_secs(&self) -> i64 {
@@ -557,19 +544,7 @@ async fn read_call<T>(
     key: &str,
     request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, CoordError> {
-    match tokio::time::timeout(READ_TIMEOUT, request).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(CoordError::Etcd {
-            op,
-            key: key.to_owned(),
-            source,
-        }),
-        Err(_) => Err(CoordError::EtcdTimeout {
-            op,
-            key: key.to_owned(),
-            timeout: READ_TIMEOUT,
-        }),
-    }
+    crate::etcd::timed(op, key, READ_TIMEOUT, request).await
 }
 
 /// The pipeline's current leader and the create revision of its leader key

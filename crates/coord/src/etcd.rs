@@ -81,6 +81,29 @@ impl EtcdOptions {
     }
 }
 
+/// Runs one etcd request under `timeout`, naming the operation and key in
+/// its error (every etcd call of this crate goes through here).
+pub(crate) async fn timed<T>(
+    op: &'static str,
+    key: &str,
+    timeout: Duration,
+    request: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, CoordError> {
+    match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(CoordError::Etcd {
+            op,
+            key: key.to_owned(),
+            source,
+        }),
+        Err(_) => Err(CoordError::EtcdTimeout {
+            op,
+            key: key.to_owned(),
+            timeout,
+        }),
+    }
+}
+
 /// Connects an etcd client with `options`. Shared by the position store and
 /// (later) election and node registration, so one node uses one connection.
 ///
@@ -201,19 +224,7 @@ impl EtcdPositionStore {
         key: &str,
         request: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, CoordError> {
-        match tokio::time::timeout(self.request_timeout, request).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(source)) => Err(CoordError::Etcd {
-                op,
-                key: key.to_owned(),
-                source,
-            }),
-            Err(_) => Err(CoordError::EtcdTimeout {
-                op,
-                key: key.to_owned(),
-                timeout: self.request_timeout,
-            }),
-        }
+        timed(op, key, self.request_timeout, request).await
     }
 
     async fn txn(&self, key: &str, txn: Txn) -> Result<TxnResponse, CoordError> {

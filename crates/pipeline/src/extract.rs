@@ -197,9 +197,10 @@ async fn add_chunk(
                 offset,
                 next,
             } => {
-                let item_end = Position::new(file.to_string(), next);
+                // Built only when needed: this runs per rows event.
+                let item_end = || Position::new(file.to_string(), next);
                 if let Some(until) = skip.as_ref() {
-                    if is_before(until, &item_end) {
+                    if is_before(until, &item_end()) {
                         *skip = None;
                     } else {
                         continue;
@@ -237,7 +238,7 @@ async fn add_chunk(
                     // Split inside the transaction (between rows events):
                     // this batch acknowledges only the end of the last whole
                     // transaction, and ends exactly after this event.
-                    pending.through = item_end;
+                    pending.through = item_end();
                     pending.timestamp = timestamp;
                     cut(pending, next_id, tx, stop).await?;
                     pending.since = Some(Instant::now());

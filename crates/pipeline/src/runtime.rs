@@ -31,7 +31,7 @@ use std::future::Future as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sluice_binlog::stream::StartAt;
 use sluice_config::{Coordination, Pipeline};
@@ -604,11 +604,7 @@ fn resume_point(
     }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use sluice_coord::election::unix_ms;
 
 fn config_start(start: &sluice_config::StartAt) -> StartAt {
     match start {
