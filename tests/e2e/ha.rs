@@ -93,6 +93,27 @@ fn active_intervals(log: &str) -> Vec<(String, String)> {
     out
 }
 
+/// A bounded write load paced `pause_ms` apart: an insert per id of `ids`,
+/// and every `update_every` ids an update of an earlier row.
+async fn paced_load(
+    conn: &mut mysql_async::Conn,
+    ids: std::ops::Range<i64>,
+    pause_ms: u64,
+    update_every: Option<i64>,
+) {
+    for id in ids {
+        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'load')", (id,))
+            .await
+            .expect("load insert");
+        if update_every.is_some_and(|n| id % n == 0) {
+            conn.exec_drop("UPDATE shop.events SET v = 'upd' WHERE id = ?", (id - 3,))
+                .await
+                .expect("load update");
+        }
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+    }
+}
+
 /// node-a elected and replicating (marker 1 on the target), node-b standby.
 async fn start_pair(
     config: &std::path::Path,
@@ -149,15 +170,9 @@ async fn standby_takes_over_after_sigkill() -> TestResult {
 
     // A bounded, paced write load around the kill.
     let mut conn = source.conn().await?;
-    let load = async {
-        for id in 100..400i64 {
-            conn.exec_drop("INSERT INTO shop.events VALUES (?, 'load')", (id,))
-                .await
-                .expect("load insert");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
+    let load = paced_load(&mut conn, 100..400, 10, None);
     let kill_and_measure = async {
+        // When to inject the fault: part-way into the load.
         tokio::time::sleep(Duration::from_millis(700)).await;
         a.kill().await;
         let killed = Instant::now();
@@ -234,29 +249,19 @@ async fn paused_leader_steps_down_without_writing() -> TestResult {
     let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     let mut conn = source.conn().await?;
-    let load = async {
-        for id in 100..600i64 {
-            conn.exec_drop("INSERT INTO shop.events VALUES (?, 'load')", (id,))
-                .await
-                .expect("load insert");
-            if id % 5 == 0 {
-                conn.exec_drop("UPDATE shop.events SET v = 'upd' WHERE id = ?", (id - 3,))
-                    .await
-                    .expect("load update");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
+    let load = paced_load(&mut conn, 100..600, 10, Some(5));
     let pause = async {
+        // When to inject the fault: part-way into the load.
         tokio::time::sleep(Duration::from_millis(500)).await;
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(a.pid(), libc::SIGSTOP) };
         let paused = Instant::now();
         wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(20)).await;
-        // Keep it stopped well past its lease, while node-b replicates.
-        while paused.elapsed() < Duration::from_secs(6) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // The fault's duration, not a wait for a condition: node-a stays
+        // stopped twice its lease while node-b leads (node-b may itself wait
+        // for node-a's open target transaction, so no progress of node-b can
+        // be awaited here).
+        tokio::time::sleep_until((paused + Duration::from_secs(6)).into()).await;
         unsafe { libc::kill(a.pid(), libc::SIGCONT) };
     };
     tokio::join!(load, pause);
@@ -358,21 +363,14 @@ async fn etcd_outage_never_yields_two_leaders() -> TestResult {
     let (mut a, mut b) = start_pair(&config, &etcd, &source, &target).await;
 
     let mut conn = source.conn().await?;
-    let load = async {
-        for id in 100..1100i64 {
-            conn.exec_drop("INSERT INTO shop.events VALUES (?, 'load')", (id,))
-                .await
-                .expect("load insert");
-            tokio::time::sleep(Duration::from_millis(12)).await;
-        }
-    };
+    let load = paced_load(&mut conn, 100..1100, 12, None);
     let outage = async {
+        // When to inject the fault: part-way into the load; the outage then
+        // lasts the 10 s the scenario prescribes.
         tokio::time::sleep(Duration::from_millis(500)).await;
         etcd.stop().await;
-        let down = Instant::now();
-        while down.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // The outage's prescribed duration.
+        tokio::time::sleep(Duration::from_secs(10)).await;
         etcd.restart().await.expect("etcd restart");
     };
     tokio::join!(load, outage);
