@@ -13,7 +13,12 @@ const HA: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
 
 /// The node holding the pipeline's leader key, polled until `want` (or any
 /// leader when `None`) holds it.
-async fn wait_leader(etcd: &Etcd, pipeline: &str, want: Option<&str>, timeout: Duration) -> String {
+pub(crate) async fn wait_leader(
+    etcd: &Etcd,
+    pipeline: &str,
+    want: Option<&str>,
+    timeout: Duration,
+) -> String {
     let mut client = etcd.client().await.expect("etcd client");
     let key = sluice_coord::KeyLayout::new("/e2e")
         .and_then(|l| l.pipeline(pipeline))
@@ -40,7 +45,7 @@ async fn wait_leader(etcd: &Etcd, pipeline: &str, want: Option<&str>, timeout: D
 }
 
 /// Inserts `marker` on the source and returns how long until the target has it.
-async fn marker_latency(
+pub(crate) async fn marker_latency(
     source: &MariaDb,
     target: &MariaDb,
     id: i64,
@@ -95,7 +100,7 @@ fn active_intervals(log: &str) -> Vec<(String, String)> {
 
 /// A bounded write load paced `pause_ms` apart: an insert per id of `ids`,
 /// and every `update_every` ids an update of an earlier row.
-async fn paced_load(
+pub(crate) async fn paced_load(
     conn: &mut mysql_async::Conn,
     ids: std::ops::Range<i64>,
     pause_ms: u64,

@@ -7,11 +7,15 @@
 mod binlog_fixtures;
 mod binlog_live;
 mod config;
+mod deploy;
 mod fixtures;
 mod ha;
 mod kit;
 mod load_target;
+mod ops;
 mod pipeline;
 mod pipeline_workload;
 mod positions;
+mod stages;
+mod tls;
 mod workload;

@@ -23,6 +23,7 @@ pub struct Sluice {
     log: PathBuf,
     node_id: String,
     server_id: Option<u32>,
+    env: Vec<(String, String)>,
     pub runs: u32,
 }
 
@@ -33,6 +34,16 @@ impl Sluice {
 
     /// One node of an HA group: its own node id, replica server_id and log.
     pub fn start_node(config: &Path, node_id: &str, server_id: Option<u32>) -> Self {
+        Self::start_node_with_env(config, node_id, server_id, &[])
+    }
+
+    /// [`Self::start_node`] with extra environment variables.
+    pub fn start_node_with_env(
+        config: &Path,
+        node_id: &str,
+        server_id: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = match server_id {
             None => config.with_extension("log"),
             Some(_) => config.with_file_name(format!("{node_id}.log")),
@@ -43,6 +54,10 @@ impl Sluice {
             log,
             node_id: node_id.to_string(),
             server_id,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             runs: 0,
         };
         s.spawn();
@@ -66,6 +81,7 @@ impl Sluice {
         if let Some(id) = self.server_id {
             cmd.args(["--server-id", &id.to_string()]);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd
             .env("SLUICE_LOG", "info,sluice_pipeline=debug")
             .stdin(Stdio::null())

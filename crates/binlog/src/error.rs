@@ -42,8 +42,8 @@ pub enum BinlogError {
         #[source]
         source: std::io::Error,
     },
-    /// The source server: connection lost, refused, timed out.
-    #[error("source {what}: {source}")]
+    /// The source server: connection lost, refused, timed out, TLS refused.
+    #[error("source {what}: {}", describe_mysql(source))]
     Source {
         what: String,
         class: ErrorClass,
@@ -86,15 +86,43 @@ const DEFINITE_SERVER_CODES: &[u16] = &[
 ];
 
 /// Classifies a driver error: server errors that need a human are definite,
-/// everything about the connection is transient.
+/// and so are TLS failures (an untrusted or misnamed certificate, a server
+/// without TLS when `source.tls` asks for it, unreadable key files): a retry
+/// meets the same certificate. Everything else about the connection is
+/// transient.
 pub fn classify_mysql(err: &mysql_async::Error) -> ErrorClass {
+    use mysql_async::{DriverError, Error, IoError};
     match err {
-        mysql_async::Error::Server(e) if DEFINITE_SERVER_CODES.contains(&e.code) => {
+        Error::Server(e) if DEFINITE_SERVER_CODES.contains(&e.code) => ErrorClass::Definite,
+        Error::Url(_) => ErrorClass::Definite,
+        Error::Io(IoError::Tls(_)) => ErrorClass::Definite,
+        Error::Io(IoError::Io(e)) if is_tls_failure(e) => ErrorClass::Definite,
+        Error::Driver(DriverError::NoClientSslFlagFromServer | DriverError::NoKeyFound) => {
             ErrorClass::Definite
         }
-        mysql_async::Error::Url(_) => ErrorClass::Definite,
         _ => ErrorClass::Transient,
     }
+}
+
+/// A driver error for people: mysql_async prefixes I/O errors with
+/// "Input/output error: " twice; a TLS failure says so.
+pub fn describe_mysql(err: &mysql_async::Error) -> String {
+    use mysql_async::{Error, IoError};
+    match err {
+        Error::Io(IoError::Io(e)) if is_tls_failure(e) => format!("TLS handshake failed: {e}"),
+        Error::Io(IoError::Io(e)) => format!("I/O error: {e}"),
+        Error::Io(IoError::Tls(e)) => format!("TLS: {e}"),
+        other => other.to_string(),
+    }
+}
+
+/// Whether an I/O error is a TLS handshake failure (rustls reports those
+/// as `io::Error`s wrapping a `rustls::Error`). Alerts and certificate
+/// errors need a human; a connection closed mid-handshake does not.
+pub fn is_tls_failure(err: &std::io::Error) -> bool {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some()
 }
 
 impl BinlogError {

@@ -15,6 +15,7 @@
 //! which a generic per-type metadata walker would misread.
 
 pub mod charset;
+pub mod connect;
 mod cursor;
 pub mod decimal;
 pub mod error;

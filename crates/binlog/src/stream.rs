@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
-use sluice_core::{GtidSet, Position};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use sluice_core::{GtidSet, Position, TlsConfig};
 
 use crate::error::BinlogError;
 use crate::events::{Event, EventDecoder, EventKind};
@@ -31,10 +31,12 @@ pub enum StartAt {
 }
 
 /// How to connect as a replica.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReplicaConfig {
-    /// `mysql://user:password@host:port`.
+    /// `mysql://user:password@host:port` (never printed: `Debug` masks it).
     pub url: String,
+    /// TLS towards the source (`source.tls`); default disabled.
+    pub tls: TlsConfig,
     /// This replica's server_id: unique among the source's replicas.
     pub server_id: u32,
     pub start: StartAt,
@@ -48,11 +50,25 @@ impl ReplicaConfig {
     pub fn new(url: impl Into<String>, server_id: u32, start: StartAt) -> Self {
         Self {
             url: url.into(),
+            tls: TlsConfig::disabled(),
             server_id,
             start,
             heartbeat: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl std::fmt::Debug for ReplicaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaConfig")
+            .field("url", &sluice_core::redact_url(&self.url))
+            .field("tls", &self.tls)
+            .field("server_id", &self.server_id)
+            .field("start", &self.start)
+            .field("heartbeat", &self.heartbeat)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
     }
 }
 
@@ -191,19 +207,7 @@ pub fn replay_capture(
 impl ReplicaStream {
     /// Preflight, register, dump.
     pub async fn connect(cfg: &ReplicaConfig) -> Result<Self, BinlogError> {
-        let opts = Opts::from_url(&cfg.url).map_err(|e| {
-            BinlogError::Preflight(format!(
-                "invalid source URL: {}",
-                sluice_core::redact_url(&e.to_string())
-            ))
-        })?;
-        let mut conn = tokio::time::timeout(cfg.connect_timeout, Conn::new(opts))
-            .await
-            .map_err(|_| BinlogError::Io {
-                what: "connecting to the source".into(),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
-            })?
-            .map_err(|e| BinlogError::source("connect", e))?;
+        let mut conn = crate::connect::connect(&cfg.url, &cfg.tls, cfg.connect_timeout).await?;
 
         let flavor = preflight::flavor(&mut conn).await?;
         preflight::ensure_binlog_enabled(&mut conn).await?;

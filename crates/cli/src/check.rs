@@ -3,17 +3,29 @@
 //! Reports one line per server (or a JSON document with `--json`) and exits 1
 //! if any server is unreachable or a source is not configured for row-based
 //! change capture. Passwords are masked in everything printed.
+//!
+//! With `--config FILE` it checks every server the pipeline names, with the
+//! pipeline's own connection settings (`source.tls`, `target.tls`, etcd TLS
+//! and credentials), built by the same functions `sluice run` uses; the URL
+//! flags connect without TLS.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
-use sluice_core::redact_url;
+use sluice_config::Coordination;
+use sluice_coord::EtcdOptions;
+use sluice_core::{redact_url, TlsConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
+    /// Check the servers of this pipeline file (every source URL, the
+    /// target and etcd), with its TLS and etcd credentials.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Source MySQL/MariaDB URL (`mysql://user:pass@host:port`).
     #[arg(long, env = "SLUICE_SOURCE_URL")]
     source: Option<String>,
@@ -41,18 +53,52 @@ struct Report {
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    if args.source.is_none() && args.target.is_none() && args.etcd.is_none() {
-        anyhow::bail!("nothing to check: give --source, --target and/or --etcd");
+    if args.config.is_none()
+        && args.source.is_none()
+        && args.target.is_none()
+        && args.etcd.is_none()
+    {
+        anyhow::bail!("nothing to check: give --config, or --source, --target and/or --etcd");
     }
     let mut reports = Vec::new();
+    if let Some(path) = &args.config {
+        let pipeline = match sluice_config::load(path) {
+            Ok(p) => p,
+            Err(errors) => {
+                eprintln!("{errors}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        for url in &pipeline.source.urls {
+            let result = check_source(url.expose(), &pipeline.source.tls).await;
+            reports.push(report("source", url.expose(), result));
+        }
+        let target = &pipeline.target;
+        let result = check_target(target.url.expose(), &target.tls).await;
+        reports.push(report("target", target.url.expose(), result));
+        if let Coordination::Etcd {
+            endpoints,
+            tls,
+            auth,
+            ..
+        } = &pipeline.coordination
+        {
+            let options =
+                EtcdOptions::new(endpoints.clone()).with_security(tls.clone(), auth.clone());
+            let result = check_etcd(&options).await;
+            reports.push(report("etcd", &endpoints.join(","), result));
+        }
+    }
+    let plain = TlsConfig::disabled();
     if let Some(url) = &args.source {
-        reports.push(report("source", url, check_source(url).await));
+        reports.push(report("source", url, check_source(url, &plain).await));
     }
     if let Some(url) = &args.target {
-        reports.push(report("target", url, check_target(url).await));
+        reports.push(report("target", url, check_target(url, &plain).await));
     }
     if let Some(url) = &args.etcd {
-        reports.push(report("etcd", url, check_etcd(url).await));
+        let options = EtcdOptions::new([url.clone()]);
+        reports.push(report("etcd", url, check_etcd(&options).await));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -87,22 +133,37 @@ fn report(role: &'static str, url: &str, result: anyhow::Result<(String, Vec<Str
             url,
             ok: false,
             // Errors from the drivers may echo the URL; mask it again.
-            detail: format!("unreachable: {}", redact_url(&format!("{e:#}"))),
+            detail: format!("unreachable: {}", redact_url(&causes(&e))),
             problems: Vec::new(),
         },
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<mysql_async::Conn> {
-    let opts = mysql_async::Opts::from_url(url).context("invalid MySQL URL")?;
-    tokio::time::timeout(TIMEOUT, mysql_async::Conn::new(opts))
-        .await
-        .context("connect timed out")?
-        .context("connect failed")
+/// `e` and its causes, `: `-separated, skipping a cause whose text an outer
+/// message already includes (most of them do).
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        // mysql_async prefixes the same I/O error once per wrapper.
+        if out.contains(text.trim_start_matches("Input/output error: ")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
-async fn check_source(url: &str) -> anyhow::Result<(String, Vec<String>)> {
-    let mut conn = connect(url).await?;
+/// A source connection, as the replica stream opens it.
+async fn connect(url: &str, tls: &TlsConfig) -> anyhow::Result<mysql_async::Conn> {
+    Ok(sluice_binlog::connect::connect(url, tls, TIMEOUT).await?)
+}
+
+async fn check_source(url: &str, tls: &TlsConfig) -> anyhow::Result<(String, Vec<String>)> {
+    let mut conn = connect(url, tls).await?;
     let version: String = conn
         .query_first("SELECT VERSION()")
         .await?
@@ -162,23 +223,26 @@ async fn check_source(url: &str) -> anyhow::Result<(String, Vec<String>)> {
     Ok((detail, problems))
 }
 
-async fn check_target(url: &str) -> anyhow::Result<(String, Vec<String>)> {
-    let mut conn = connect(url).await?;
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .await?
-        .unwrap_or_default();
-    let _ = conn.disconnect().await;
+/// A target connection with the loader's own options (sqlx).
+async fn check_target(url: &str, tls: &TlsConfig) -> anyhow::Result<(String, Vec<String>)> {
+    use sqlx::Connection as _;
+    let options = sluice_load::connect_options(url, tls)?;
+    let mut conn = tokio::time::timeout(TIMEOUT, sqlx::MySqlConnection::connect_with(&options))
+        .await
+        .context("connect timed out")?
+        .context("connect failed")?;
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(&mut conn)
+        .await?;
+    let _ = conn.close().await;
     Ok((version, Vec::new()))
 }
 
-async fn check_etcd(endpoint: &str) -> anyhow::Result<(String, Vec<String>)> {
-    let opts = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(TIMEOUT)
-        .with_timeout(TIMEOUT);
-    let mut client = etcd_client::Client::connect([endpoint], Some(opts))
-        .await
-        .context("connect failed")?;
+async fn check_etcd(options: &EtcdOptions) -> anyhow::Result<(String, Vec<String>)> {
+    let mut options = options.clone();
+    options.connect_timeout = TIMEOUT;
+    options.request_timeout = TIMEOUT;
+    let mut client = sluice_coord::etcd::connect(&options).await?;
     let status = client.status().await.context("status failed")?;
     Ok((format!("etcd {}", status.version()), Vec::new()))
 }

@@ -269,21 +269,79 @@ struct Report {
     position: Option<StoredPosition>,
     target: TargetInfo,
     now_unix: i64,
+    /// Distributed stages: the batches in flight on the task board.
+    tasks: Vec<TaskView>,
+}
+
+/// One batch in flight on the task board, as `status` shows it.
+struct TaskView {
+    batch_id: u64,
+    /// `transforming`, `loading`, or the state it waits in.
+    stage: String,
+    /// The claiming node, or the node holding the batch's data.
+    owner: String,
+    age_ms: u64,
+    rows: u64,
+    load_attempts: u32,
+}
+
+impl TaskView {
+    fn from_board(board: &sluice_coord::Board, now_ms: u64) -> Vec<TaskView> {
+        use sluice_coord::{TaskStage, TaskState};
+        board
+            .tasks
+            .values()
+            .map(|t| {
+                let r = &t.record;
+                let claim = |stage| board.claims.get(&(r.batch_id, stage));
+                let (stage, owner) = if let Some(c) = claim(TaskStage::Load) {
+                    ("loading".to_string(), c.record.node.clone())
+                } else if let Some(c) = claim(TaskStage::Transform) {
+                    ("transforming".to_string(), c.record.node.clone())
+                } else {
+                    let holder = match r.state {
+                        TaskState::Transformed => r.transformed.as_ref().map(|d| d.node.clone()),
+                        TaskState::Loaded => r.loaded_by.clone(),
+                        _ => Some(r.extracted.node.clone()),
+                    };
+                    (r.state.name().to_string(), holder.unwrap_or_default())
+                };
+                TaskView {
+                    batch_id: r.batch_id,
+                    stage,
+                    owner,
+                    age_ms: now_ms.saturating_sub(r.created_unix_ms),
+                    rows: r.rows,
+                    load_attempts: r.load_attempts,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Report {
     async fn collect(pipeline: &Pipeline) -> anyhow::Result<Report> {
+        let mut tasks = Vec::new();
         let (store, election, position) = match &pipeline.coordination {
-            Coordination::Etcd { endpoints, prefix } => {
+            Coordination::Etcd {
+                endpoints,
+                prefix,
+                tls,
+                auth,
+            } => {
                 let keys = pipeline_keys(prefix, &pipeline.name)?;
-                let client = etcd_client(endpoints).await?;
+                let client = etcd_client(endpoints, tls, auth).await?;
                 let etcd_store = EtcdPositionStore::new(client.clone(), keys.clone(), ETCD_TIMEOUT);
-                let (leader, nodes, position) = tokio::try_join!(
+                let board =
+                    sluice_coord::TaskBoard::new(client.clone(), keys.clone(), ETCD_TIMEOUT);
+                let (leader, nodes, position, board) = tokio::try_join!(
                     read_leader(&client, &keys),
                     read_nodes(&client, &keys),
                     etcd_store.load(),
+                    board.snapshot(),
                 )
                 .context("reading the pipeline's state in etcd")?;
+                tasks = TaskView::from_board(&board, sluice_coord::election::unix_ms());
                 (
                     etcd_store.location(),
                     Some(Election { leader, nodes }),
@@ -305,6 +363,7 @@ impl Report {
             position,
             target,
             now_unix: now_unix(),
+            tasks,
         })
     }
 
@@ -317,7 +376,9 @@ impl Report {
 
     fn coordination_json(&self) -> Value {
         match &self.coordination {
-            Coordination::Etcd { endpoints, prefix } => json!({
+            Coordination::Etcd {
+                endpoints, prefix, ..
+            } => json!({
                 "kind": "etcd", "endpoints": endpoints, "prefix": prefix, "dir": null,
             }),
             Coordination::Local { dir } => json!({
@@ -430,6 +491,14 @@ impl Report {
             "position": self.position_json(),
             "target": self.target_json(),
             "stage_counters": self.active_progress().map_or(Value::Null, |p| json!(p)),
+            "batches_in_flight": self.tasks.iter().map(|t| json!({
+                "batch_id": t.batch_id,
+                "stage": t.stage,
+                "owner": t.owner,
+                "age_ms": t.age_ms,
+                "rows": t.rows,
+                "load_attempts": t.load_attempts,
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -447,7 +516,9 @@ impl Report {
 
     fn coordination_text(&self) -> String {
         match &self.coordination {
-            Coordination::Etcd { endpoints, prefix } => {
+            Coordination::Etcd {
+                endpoints, prefix, ..
+            } => {
                 format!("etcd {} (prefix {prefix})", endpoints.join(","))
             }
             Coordination::Local { dir } => format!("local ({})", dir.display()),
@@ -645,6 +716,26 @@ impl Report {
                 );
             }
         }
+        if !self.tasks.is_empty() {
+            for (i, task) in self.tasks.iter().enumerate() {
+                t.row(
+                    if i == 0 { "batches in flight" } else { "" },
+                    format!(
+                        "batch {} {} on {} for {:.1}s ({} rows{})",
+                        task.batch_id,
+                        task.stage,
+                        display_id(&task.owner),
+                        task.age_ms as f64 / 1000.0,
+                        task.rows,
+                        if task.load_attempts > 1 {
+                            format!(", load attempt {}", task.load_attempts)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+            }
+        }
         t.render()
     }
 }
@@ -710,8 +801,12 @@ fn pipeline_keys(prefix: &str, name: &str) -> anyhow::Result<PipelineKeys> {
     Ok(KeyLayout::new(prefix)?.pipeline(name)?)
 }
 
-async fn etcd_client(endpoints: &[String]) -> anyhow::Result<etcd_client::Client> {
-    let mut options = EtcdOptions::new(endpoints.to_vec());
+async fn etcd_client(
+    endpoints: &[String],
+    tls: &Option<sluice_core::EtcdTls>,
+    auth: &Option<sluice_core::EtcdAuth>,
+) -> anyhow::Result<etcd_client::Client> {
+    let mut options = EtcdOptions::new(endpoints.to_vec()).with_security(tls.clone(), auth.clone());
     options.request_timeout = ETCD_TIMEOUT;
     Ok(sluice_coord::etcd::connect(&options).await?)
 }
@@ -756,8 +851,8 @@ async fn read_target(pipeline: &Pipeline) -> TargetInfo {
 /// the reason (refused, access denied, unknown host) at once.
 async fn target_loader(pipeline: &Pipeline) -> Result<sluice_load::Loader, String> {
     use sqlx::Connection as _;
-    let options =
-        sluice_load::connect_options(pipeline.target.url.expose()).map_err(|e| e.to_string())?;
+    let options = sluice_load::connect_options(pipeline.target.url.expose(), &pipeline.target.tls)
+        .map_err(|e| e.to_string())?;
     match tokio::time::timeout(
         TARGET_TIMEOUT,
         sqlx::MySqlConnection::connect_with(&options),
@@ -829,9 +924,14 @@ async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
 
     // 1. Nobody may be replicating (or about to).
     let store: AnyPositionStore = match &pipeline.coordination {
-        Coordination::Etcd { endpoints, prefix } => {
+        Coordination::Etcd {
+            endpoints,
+            prefix,
+            tls,
+            auth,
+        } => {
             let keys = pipeline_keys(prefix, &pipeline.name)?;
-            let client = etcd_client(endpoints).await?;
+            let client = etcd_client(endpoints, tls, auth).await?;
             let (leader, nodes) =
                 tokio::try_join!(read_leader(&client, &keys), read_nodes(&client, &keys))
                     .context("reading the pipeline's nodes in etcd")?;
@@ -1062,14 +1162,9 @@ async fn resolve_gtid(pipeline: &Pipeline, set: GtidSet) -> anyhow::Result<Posit
         );
     };
     let source = pipeline.source.url();
-    let opts = mysql_async::Opts::from_url(&source.expose_mysql_scheme())
-        .map_err(|e| anyhow::anyhow!("source URL {source}: {e}"))?;
-    let mut conn = tokio::time::timeout(SOURCE_TIMEOUT, mysql_async::Conn::new(opts))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!("connecting to source {source}: no answer within {SOURCE_TIMEOUT:?}")
-        })?
-        .with_context(|| format!("connecting to source {source}"))?;
+    let mut conn =
+        sluice_binlog::connect::connect(source.expose(), &pipeline.source.tls, SOURCE_TIMEOUT)
+            .await?;
     let result = resolve_mariadb_gtid(&mut conn, want).await;
     let _ = conn.disconnect().await;
     let (file, offset) = result?.ok_or_else(|| {

@@ -61,19 +61,52 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .node_id
         .or_else(|| pipeline.node.id.clone())
         .unwrap_or_else(host_name);
+    let events = sluice_pipeline::Events::new(&pipeline.name, &node_id, &pipeline.alarms.webhooks);
+    let status = sluice_pipeline::NodeStatus::new(
+        &pipeline.name,
+        &node_id,
+        events.clone(),
+        pipeline.alarms.lag_threshold,
+    );
     let opts = sluice_pipeline::RunOptions {
         node_id,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         progress_interval: Duration::from_secs(args.progress_every.max(1)),
         server_id: args.server_id,
+        status: status.clone(),
     };
+    // Outlives the pipeline: probes see "stopped" until the process exits.
+    let admin_stop = CancellationToken::new();
+    if let Some(admin) = &pipeline.admin {
+        let metrics = crate::admin::install_metrics(admin_stop.clone())?;
+        let listener = tokio::net::TcpListener::bind(admin.listen)
+            .await
+            .with_context(|| format!("admin.listen: cannot listen on {}", admin.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, token = admin.token.is_some(), "admin HTTP listening");
+        let state = crate::admin::AdminState {
+            status: status.clone(),
+            metrics,
+            token: admin.token.clone(),
+        };
+        let stop = admin_stop.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::admin::serve(listener, state, stop).await {
+                tracing::error!(%error, "admin HTTP server failed");
+            }
+        });
+    }
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
         crate::binlog_cmd::shutdown_signal().await;
         signal.cancel();
     });
-    match sluice_pipeline::run(&pipeline, opts, shutdown).await {
+    let result = sluice_pipeline::run(&pipeline, opts, shutdown).await;
+    // The last events (a load error, say) still go out, briefly.
+    events.close(Duration::from_secs(5)).await;
+    admin_stop.cancel();
+    match result {
         Ok(summary) => {
             tracing::info!(
                 batches = summary.batches,

@@ -5,17 +5,19 @@
 //! Cross-section checks run only when both sides are valid, so they never
 //! pile a consequence on top of its cause.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_core::GtidSet;
+use sluice_core::{GtidSet, TlsConfig};
 
 use crate::error::ErrorKind;
 use crate::model::{
-    Admin, Batch, Coordination, DdlPolicy, Ha, Load, Node as NodeSettings, Pipeline, Source, Stage,
-    StartAt, Target,
+    Admin, Alarms, Batch, Coordination, DdlPolicy, Ha, Load, Node as NodeSettings, Pipeline,
+    Source, Stage, StagesSettings, StartAt, Target, Webhook,
 };
 use crate::rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern};
+use crate::security;
 use crate::url::{parse_etcd_endpoint, DbUrl};
 use crate::walk::{Cx, Field, MapReader};
 use crate::yaml::{Kind, Node, Pos};
@@ -33,6 +35,8 @@ const ROOT_KEYS: &[&str] = &[
     "ha",
     "node",
     "admin",
+    "alarms",
+    "stages",
 ];
 
 /// Longest pipeline name, node id and column name.
@@ -55,8 +59,12 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
     let mut map = cx.map(root, "", root.pos, ROOT_KEYS)?;
 
     let name = map.required(cx, "name").and_then(|f| pipeline_name(cx, f));
-    let source = map.required(cx, "source").and_then(|f| source(cx, &map, f));
-    let target = map.required(cx, "target").and_then(|f| target(cx, &map, f));
+    let source = map
+        .required(cx, "source")
+        .and_then(|f| source(cx, &map, f, base_dir));
+    let target = map
+        .required(cx, "target")
+        .and_then(|f| target(cx, &map, f, base_dir));
     let coordination_field = map.optional("coordination");
     let coordination = match coordination_field {
         Some(f) => coordination(cx, &map, f, base_dir),
@@ -98,6 +106,15 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => admin(cx, &map, f).map(Some),
         None => Some(None),
     };
+    let alarms = match map.optional("alarms") {
+        Some(f) => alarms(cx, &map, f),
+        None => Some(Alarms::default()),
+    };
+    let stages_field = map.optional("stages");
+    let stages_section = match stages_field {
+        Some(f) => stages_section(cx, &map, f).map(Some),
+        None => Some(None),
+    };
     map.finish(cx);
 
     // Distributed features need a shared store: a lease or a task queue in a
@@ -119,6 +136,22 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
                 );
             }
         }
+        if let Some(field) = stages_field {
+            cx.invalid(
+                field.key_pos,
+                "stages",
+                "distributed stages need `coordination.etcd` (other nodes must see the stage tasks)",
+            );
+        }
+    }
+    if let (Some(field), Some(node), Some(None)) = (node_field, &node, &stages_section) {
+        if node.stages.len() < Stage::ALL.len() {
+            cx.invalid(
+                field.key_pos,
+                "node.stages",
+                "running only some stages on this node needs the `stages` section (distributed stages)",
+            );
+        }
     }
 
     Some(Pipeline {
@@ -133,7 +166,9 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         load: load?,
         ha: ha?,
         node: node?,
+        stages: stages_section?,
         admin: admin?,
+        alarms: alarms?,
     })
 }
 
@@ -173,7 +208,14 @@ fn pipeline_name(cx: &mut Cx<'_>, field: Field<'_>) -> Option<String> {
 fn db_url(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<DbUrl> {
     let text = cx.nonempty_string(node, path)?;
     match DbUrl::parse(&text.value) {
-        Ok(url) => Some(url),
+        Ok(url) => {
+            let tls_key = if path.starts_with("target") {
+                "target.tls"
+            } else {
+                "source.tls"
+            };
+            security::refuse_url_tls_options(cx, &url, text.pos, path, tls_key).then_some(url)
+        }
         Err(why) => {
             let shown = sluice_core::redact_url(&text.shown);
             cx.invalid(text.pos, path, format!("invalid URL `{shown}`: {why}"));
@@ -182,8 +224,13 @@ fn db_url(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<DbUrl> {
     }
 }
 
-fn source(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Source> {
-    const KEYS: &[&str] = &["url", "urls", "server_id", "start", "switch_after"];
+fn source(
+    cx: &mut Cx<'_>,
+    root: &MapReader<'_>,
+    field: Field<'_>,
+    base_dir: Option<&Path>,
+) -> Option<Source> {
+    const KEYS: &[&str] = &["url", "urls", "server_id", "start", "switch_after", "tls"];
     let mut map = section(cx, root, "source", field, KEYS)?;
     let url = map.raw("url");
     let urls_field = map.raw("urls");
@@ -249,12 +296,17 @@ fn source(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Sou
         ),
         None => Some(Duration::from_secs(10)),
     };
+    let tls = match map.optional("tls") {
+        Some(f) => security::db_tls(cx, f, "source.tls", base_dir),
+        None => Some(TlsConfig::disabled()),
+    };
     map.finish(cx);
     Some(Source {
         urls: urls?,
         server_id: server_id?,
         start: start?,
         switch_after: switch_after?,
+        tls: tls?,
     })
 }
 
@@ -360,13 +412,25 @@ fn binlog_file(cx: &mut Cx<'_>, node: &Node) -> Option<String> {
     Some(text.value)
 }
 
-fn target(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Target> {
-    let mut map = section(cx, root, "target", field, &["url"])?;
+fn target(
+    cx: &mut Cx<'_>,
+    root: &MapReader<'_>,
+    field: Field<'_>,
+    base_dir: Option<&Path>,
+) -> Option<Target> {
+    let mut map = section(cx, root, "target", field, &["url", "tls"])?;
     let url = map
         .required(cx, "url")
         .and_then(|f| db_url(cx, f.node, "target.url"));
+    let tls = match map.optional("tls") {
+        Some(f) => security::db_tls(cx, f, "target.tls", base_dir),
+        None => Some(TlsConfig::disabled()),
+    };
     map.finish(cx);
-    Some(Target { url: url? })
+    Some(Target {
+        url: url?,
+        tls: tls?,
+    })
 }
 
 fn resolve_dir(dir: PathBuf, base_dir: Option<&Path>) -> PathBuf {
@@ -394,7 +458,7 @@ fn coordination(
             );
             None
         }
-        (Some(f), None) => etcd_section(cx, &map, f),
+        (Some(f), None) => etcd_section(cx, &map, f, base_dir),
         (None, Some(f)) => {
             let mut local = section(cx, &map, "local", f, &["dir"])?;
             let dir = match local.optional("dir") {
@@ -422,8 +486,14 @@ fn coordination(
     result
 }
 
-fn etcd_section(cx: &mut Cx<'_>, parent: &MapReader<'_>, field: Field<'_>) -> Option<Coordination> {
-    let mut map = section(cx, parent, "etcd", field, &["endpoints", "prefix"])?;
+fn etcd_section(
+    cx: &mut Cx<'_>,
+    parent: &MapReader<'_>,
+    field: Field<'_>,
+    base_dir: Option<&Path>,
+) -> Option<Coordination> {
+    const KEYS: &[&str] = &["endpoints", "prefix", "tls", "user", "password"];
+    let mut map = section(cx, parent, "etcd", field, KEYS)?;
     let endpoints = map.required(cx, "endpoints").and_then(|f| {
         let items = cx.seq(f.node, "coordination.etcd.endpoints")?;
         if items.is_empty() {
@@ -443,7 +513,7 @@ fn etcd_section(cx: &mut Cx<'_>, parent: &MapReader<'_>, field: Field<'_>) -> Op
                 continue;
             };
             match parse_etcd_endpoint(&text.value) {
-                Ok(endpoint) => endpoints.push(endpoint),
+                Ok(endpoint) => endpoints.push((endpoint, text.pos)),
                 Err(why) => {
                     cx.invalid(
                         text.pos,
@@ -460,10 +530,23 @@ fn etcd_section(cx: &mut Cx<'_>, parent: &MapReader<'_>, field: Field<'_>) -> Op
         Some(f) => etcd_prefix(cx, f.node),
         None => Some("/sluice".to_string()),
     };
+    let tls_field = map.optional("tls");
+    let tls = match tls_field {
+        Some(f) => security::etcd_tls(cx, f, base_dir).map(Some),
+        None => Some(None),
+    };
+    let auth = security::etcd_auth(cx, &mut map);
     map.finish(cx);
+    let endpoints = endpoints?;
+    let tls = tls?;
+    if !security::check_etcd_schemes(cx, &endpoints, tls_field.map(|f| f.key_pos)) {
+        return None;
+    }
     Some(Coordination::Etcd {
-        endpoints: endpoints?,
+        endpoints: endpoints.into_iter().map(|(e, _)| e).collect(),
         prefix: prefix?,
+        tls,
+        auth: auth?,
     })
 }
 
@@ -863,8 +946,103 @@ fn stages(cx: &mut Cx<'_>, field: Field<'_>) -> Option<Vec<Stage>> {
     ok.then_some(stages)
 }
 
+fn stages_section(
+    cx: &mut Cx<'_>,
+    root: &MapReader<'_>,
+    field: Field<'_>,
+) -> Option<StagesSettings> {
+    const KEYS: &[&str] = &[
+        "listen",
+        "advertise",
+        "window",
+        "task_timeout",
+        "fetch_timeout",
+        "max_transfer",
+    ];
+    let mut map = section(cx, root, "stages", field, KEYS)?;
+    let defaults = StagesSettings::default();
+    let listen: Option<SocketAddr> = map.required(cx, "listen").and_then(|f| {
+        let text = cx.nonempty_string(f.node, "stages.listen")?;
+        match text.value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                cx.invalid(
+                    text.pos,
+                    "stages.listen",
+                    format!(
+                        "invalid listen address `{}` (expected IP:PORT, e.g. 0.0.0.0:7070)",
+                        text.shown
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let advertise = match map.optional("advertise") {
+        Some(f) => cx.nonempty_string(f.node, "stages.advertise").and_then(|text| {
+            let ok = (text.value.starts_with("http://") || text.value.starts_with("https://"))
+                && text.value.len() > "https://".len();
+            if ok {
+                Some(Some(text.value.trim_end_matches('/').to_string()))
+            } else {
+                cx.invalid(
+                    text.pos,
+                    "stages.advertise",
+                    format!(
+                        "invalid URL `{}` (expected http://HOST:PORT, how other nodes reach this node's stage pipe)",
+                        text.shown
+                    ),
+                );
+                None
+            }
+        }),
+        None => Some(None),
+    };
+    if let (Some(addr), Some(None), Some(f)) = (&listen, &advertise, map.optional("listen")) {
+        if addr.ip().is_unspecified() {
+            cx.invalid(
+                f.node.pos,
+                "stages.listen",
+                "listening on all interfaces needs `stages.advertise` (the URL other nodes fetch batches from)",
+            );
+        }
+    }
+    let window = match map.optional("window") {
+        Some(f) => cx
+            .integer(f.node, "stages.window", 1, 1024)
+            .map(|n| Some(n as u64)),
+        None => Some(None),
+    };
+    let task_timeout = match map.optional("task_timeout") {
+        Some(f) => cx.duration(f.node, "stages.task_timeout", SECOND, HOUR),
+        None => Some(defaults.task_timeout),
+    };
+    let fetch_timeout = match map.optional("fetch_timeout") {
+        Some(f) => cx.duration(
+            f.node,
+            "stages.fetch_timeout",
+            Duration::from_millis(100),
+            HOUR,
+        ),
+        None => Some(defaults.fetch_timeout),
+    };
+    let max_transfer = match map.optional("max_transfer") {
+        Some(f) => cx.size(f.node, "stages.max_transfer", 1 << 20, 4 << 30),
+        None => Some(defaults.max_transfer),
+    };
+    map.finish(cx);
+    Some(StagesSettings {
+        listen: listen?,
+        advertise: advertise?,
+        window: window?,
+        task_timeout: task_timeout?,
+        fetch_timeout: fetch_timeout?,
+        max_transfer: max_transfer?,
+    })
+}
+
 fn admin(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Admin> {
-    let mut map = section(cx, root, "admin", field, &["listen"])?;
+    let mut map = section(cx, root, "admin", field, &["listen", "token"])?;
     let listen = map.required(cx, "listen").and_then(|f| {
         let text = cx.nonempty_string(f.node, "admin.listen")?;
         match text.value.parse() {
@@ -882,6 +1060,182 @@ fn admin(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Admi
             }
         }
     });
+    let token = match map.optional("token") {
+        Some(f) => cx.nonempty_string(f.node, "admin.token").and_then(|text| {
+            // It goes into an HTTP header comparison: visible ASCII only.
+            if text.value.bytes().all(|b| b.is_ascii_graphic()) {
+                Some(Some(text.value))
+            } else {
+                cx.invalid(
+                    text.pos,
+                    "admin.token",
+                    "use visible ASCII characters only (no spaces)",
+                );
+                None
+            }
+        }),
+        None => Some(None),
+    };
     map.finish(cx);
-    Some(Admin { listen: listen? })
+    Some(Admin {
+        listen: listen?,
+        token: token?,
+    })
+}
+
+fn alarms(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Alarms> {
+    let mut map = section(cx, root, "alarms", field, &["lag_threshold", "webhooks"])?;
+    let defaults = Alarms::default();
+    let lag_threshold = match map.optional("lag_threshold") {
+        Some(f) => cx.duration(f.node, "alarms.lag_threshold", SECOND, 7 * 24 * HOUR),
+        None => Some(defaults.lag_threshold),
+    };
+    let webhooks = match map.optional("webhooks") {
+        Some(f) => cx.seq(f.node, "alarms.webhooks").and_then(|items| {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match webhook(cx, item, &format!("alarms.webhooks[{i}]")) {
+                    Some(w) => out.push(w),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }),
+        None => Some(Vec::new()),
+    };
+    map.finish(cx);
+    Some(Alarms {
+        lag_threshold: lag_threshold?,
+        webhooks: webhooks?,
+    })
+}
+
+fn webhook(cx: &mut Cx<'_>, node: &Node, path: &str) -> Option<Webhook> {
+    const KEYS: &[&str] = &["url", "headers", "timeout"];
+    let mut map = cx.map(node, path, node.pos, KEYS)?;
+    let url = map.required(cx, "url").and_then(|f| {
+        let url_path = format!("{path}.url");
+        let text = cx.nonempty_string(f.node, &url_path)?;
+        match check_webhook_url(&text.value) {
+            Ok(()) => Some(text.value),
+            Err(why) => {
+                // Hook URLs often carry their secret: show the text as
+                // written (`${VAR}` stays unexpanded) only up to the host.
+                let shown = Webhook {
+                    url: text.shown.clone(),
+                    headers: Vec::new(),
+                    timeout: Duration::ZERO,
+                }
+                .shown_url();
+                cx.invalid(text.pos, &url_path, format!("invalid URL `{shown}`: {why}"));
+                None
+            }
+        }
+    });
+    let headers = match map.optional("headers") {
+        Some(f) => webhook_headers(cx, f, &format!("{path}.headers")),
+        None => Some(Vec::new()),
+    };
+    let timeout = match map.optional("timeout") {
+        Some(f) => cx.duration(
+            f.node,
+            &format!("{path}.timeout"),
+            Duration::from_millis(100),
+            MINUTE,
+        ),
+        None => Some(5 * SECOND),
+    };
+    map.finish(cx);
+    Some(Webhook {
+        url: url?,
+        headers: headers?,
+        timeout: timeout?,
+    })
+}
+
+/// `http(s)://host[:port][/path][?query]`, nothing the HTTP client would
+/// refuse later.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("expected http://host/path or https://host/path".into());
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "unsupported scheme `{scheme}://` (use http:// or https://)"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("credentials do not belong in the URL (use `headers`)".into());
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("URLs cannot contain spaces or control characters".into());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if let Some(port) = authority.rsplit_once(':').map(|(_, p)| p) {
+        if !authority.ends_with(']') && port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("invalid port `{port}`"));
+        }
+    }
+    Ok(())
+}
+
+fn webhook_headers(cx: &mut Cx<'_>, field: Field<'_>, path: &str) -> Option<Vec<(String, String)>> {
+    let Kind::Map(entries) = &field.node.kind else {
+        cx.map(field.node, path, field.key_pos, &[])?;
+        return Some(Vec::new());
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut ok = true;
+    for entry in entries {
+        let entry_path = format!("{path}.{}", entry.key);
+        // RFC 9110 token characters.
+        let valid_name = !entry.key.is_empty()
+            && entry
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            cx.invalid(entry.key_pos, &entry_path, "invalid HTTP header name");
+            ok = false;
+            continue;
+        }
+        if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&entry.key)) {
+            cx.error(
+                entry.key_pos,
+                &entry_path,
+                ErrorKind::DuplicateKey,
+                "header given twice",
+            );
+            ok = false;
+            continue;
+        }
+        match cx.string(&entry.value, &entry_path) {
+            Some(text)
+                if text
+                    .value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
+            {
+                out.push((entry.key.clone(), text.value));
+            }
+            Some(text) => {
+                cx.invalid(
+                    text.pos,
+                    &entry_path,
+                    "header values take printable ASCII only",
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }

@@ -58,6 +58,7 @@ mod error;
 pub mod interp;
 mod model;
 mod rules;
+mod security;
 pub mod units;
 mod url;
 mod walk;
@@ -67,7 +68,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::{
-    Admin, Batch, Coordination, DdlPolicy, Ha, Load, Node, Pipeline, Source, Stage, StartAt, Target,
+    Admin, Alarms, Batch, Coordination, DdlPolicy, Ha, Load, Node, Pipeline, Source, Stage,
+    StagesSettings, StartAt, Target, Webhook,
 };
 pub use rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern, SYSTEM_SCHEMAS};
 pub use url::{DbUrl, DEFAULT_MYSQL_PORT};

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_core::GtidSet;
+use sluice_core::{EtcdAuth, EtcdTls, GtidSet, TlsConfig};
 
 use crate::rules::{ColumnRules, Filter, Routes};
 use crate::url::DbUrl;
@@ -65,9 +65,18 @@ pub struct Pipeline {
     /// `node` (optional; `stages` validated but not used yet): this node's identity and
     /// the stages it runs.
     pub node: Node,
-    /// `admin` (optional, validated but not used yet): the admin HTTP
-    /// endpoint. Default: none (no admin endpoint).
+    /// `admin` (optional): the admin HTTP endpoint (`/healthz`, `/readyz`,
+    /// `/status`, `/metrics`). Default: none (no admin endpoint).
     pub admin: Option<Admin>,
+    /// `stages` (optional; needs `coordination.etcd`): run the pipeline's
+    /// stages as distributed tasks across the nodes that share this file
+    /// (see [`StagesSettings`]). Default: none — every stage runs in the
+    /// active node's process, with no per-batch etcd traffic.
+    pub stages: Option<StagesSettings>,
+    /// `alarms` (optional): when to raise alarms and where to deliver them.
+    /// Default: lag threshold `60s`, no webhooks (alarms are still logged
+    /// and counted in the metrics).
+    pub alarms: Alarms,
 }
 
 /// `source`: the MySQL/MariaDB server sluice reads the binlog of, as a replica.
@@ -99,6 +108,16 @@ pub struct Source {
     /// continues there from the GTID set of the last whole transaction.
     /// Duration, default `10s`.
     pub switch_after: Duration,
+    /// `source.tls` (optional): TLS towards every source URL, as
+    /// `{mode, ca, cert, key}`. `mode` is `disabled` (default), `required`
+    /// (encrypted, the certificate is not checked), `verify_ca` (the chain
+    /// must lead to `ca`) or `verify_identity` (also the URL's host must be in
+    /// the certificate); `verify_*` need `ca`, which is then the only trusted
+    /// root. `cert` and `key` (PEM, given together) are a client certificate
+    /// for users created `REQUIRE X509`. Relative paths are relative to the
+    /// pipeline file's directory; the files must exist. TLS options in the
+    /// URL itself (`?ssl-mode=`...) are refused.
+    pub tls: TlsConfig,
 }
 
 impl Source {
@@ -131,6 +150,11 @@ pub struct Target {
     /// `mariadb://`); the user needs DML and DDL rights on the routed
     /// schemas and on sluice's metadata tables.
     pub url: DbUrl,
+    /// `target.tls` (optional): as `source.tls`. Known limits of the
+    /// target's driver (sqlx 0.8 with rustls 0.23): `verify_*` trust the
+    /// public web roots in addition to `ca`, and `verify_ca` also compares
+    /// the host name (it behaves as `verify_identity`).
+    pub tls: TlsConfig,
 }
 
 /// `coordination`: exactly one of `etcd` or `local`.
@@ -146,6 +170,18 @@ pub enum Coordination {
         /// sluice key lives, starting with `/`, stored without a trailing
         /// `/`. Default `/sluice`.
         prefix: String,
+        /// `coordination.etcd.tls` (optional; required with `https://`
+        /// endpoints, refused with `http://`): `{ca, cert, key}`. `ca`
+        /// (required) is the CA certificate (PEM) etcd's certificate must
+        /// lead to, and the endpoint's host must be in that certificate;
+        /// `cert` and `key` (together) are a client certificate for etcd's
+        /// `--client-cert-auth`. Paths as in `source.tls`.
+        tls: Option<EtcdTls>,
+        /// `coordination.etcd.user` and `coordination.etcd.password`
+        /// (optional; `password` required with `user`): etcd role-based
+        /// authentication. Write the password as `${VAR}`; it is never
+        /// printed.
+        auth: Option<EtcdAuth>,
     },
     /// `coordination.local`: single node, state in a local directory.
     Local {
@@ -299,10 +335,134 @@ impl Stage {
     }
 }
 
-/// `admin`: the admin HTTP endpoint (validated, not used yet).
+/// `stages`: distributed stage scheduling (Otter's SEDA model).
+///
+/// The active node runs Select and Extract (they cut and number batches)
+/// and schedules the rest: each batch becomes a task in etcd that a node
+/// whose `node.stages` allows the next stage claims under its lease; batch
+/// data moves between nodes over HTTP from the producing node's `listen`
+/// address.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagesSettings {
+    /// `stages.listen` (required): `IP:PORT` this node serves batch data on
+    /// (the "pipe"), e.g. `0.0.0.0:7070`; port `0` picks a free port.
+    pub listen: SocketAddr,
+    /// `stages.advertise` (optional): the `http://HOST:PORT` other nodes use
+    /// to reach `listen`. Default: `http://` + `listen` (so `listen` must
+    /// then not be `0.0.0.0`).
+    pub advertise: Option<String>,
+    /// `stages.window` (optional): most batches in flight (cut but not yet
+    /// acknowledged), `1..=1024`. Default: `batch.window`.
+    pub window: Option<u64>,
+    /// `stages.task_timeout` (optional): a claimed task that makes no
+    /// progress for this long is treated as lost: the pipeline rolls back to
+    /// the last acknowledged position. Duration, default `60s`.
+    pub task_timeout: Duration,
+    /// `stages.fetch_timeout` (optional): deadline of one batch transfer
+    /// between nodes. Duration, default `10s`.
+    pub fetch_timeout: Duration,
+    /// `stages.max_transfer` (optional): largest batch (uncompressed) a node
+    /// accepts from another, `1MiB..4GiB`. Default `256MiB`.
+    pub max_transfer: u64,
+}
+
+impl Default for StagesSettings {
+    fn default() -> Self {
+        StagesSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            window: None,
+            task_timeout: Duration::from_secs(60),
+            fetch_timeout: Duration::from_secs(10),
+            max_transfer: 256 << 20,
+        }
+    }
+}
+
+/// `admin`: the admin HTTP endpoint.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Admin {
     /// `admin.listen` (required when `admin` is given): `IP:PORT` to listen on,
-    /// e.g. `127.0.0.1:9090`.
+    /// e.g. `127.0.0.1:9090` (keep it on loopback or a management network;
+    /// port `0` picks a free port, logged at startup).
     pub listen: SocketAddr,
+    /// `admin.token` (optional): bearer token required by `/status` and
+    /// `/metrics` (`Authorization: Bearer TOKEN`); `/healthz` and `/readyz`
+    /// stay open for probes. Write it as `${VAR}`. Default: none (open).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// `alarms`: replication alarms (source or target unreachable, source
+/// switched, leadership gained or lost, lag, load error, purged start
+/// position). Each is logged, counted in the metrics and POSTed as JSON to
+/// every webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alarms {
+    /// `alarms.lag_threshold` (optional): the lag alarm is raised when
+    /// replication lag stays above this for a few seconds, and resolved when
+    /// it is back under. Duration `1s..=7d`, default `60s`.
+    pub lag_threshold: Duration,
+    /// `alarms.webhooks` (optional): list of
+    /// `{url, headers: {NAME: VALUE}, timeout}`; `url` is `http://` or
+    /// `https://`, `headers` are sent with every POST (write secrets as
+    /// `${VAR}`), `timeout` (default `5s`, `100ms..=1m`) bounds one attempt.
+    /// Deliveries are retried with backoff and never hold up replication.
+    /// Default: none.
+    pub webhooks: Vec<Webhook>,
+}
+
+impl Default for Alarms {
+    fn default() -> Self {
+        Alarms {
+            lag_threshold: Duration::from_secs(60),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// One `alarms.webhooks` entry. `Debug` shows neither header values nor the
+/// URL's path and query (hook URLs often carry their secret there).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `url` (required): `http://host[:port]/path` or `https://...`.
+    pub url: String,
+    /// `headers` (optional): extra request headers, in file order.
+    pub headers: Vec<(String, String)>,
+    /// `timeout` (optional): bound of one delivery attempt, default `5s`.
+    pub timeout: Duration,
+}
+
+impl Webhook {
+    /// `scheme://host:port/…`: what may be logged of the URL.
+    pub fn shown_url(&self) -> String {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        let more = if rest.len() > authority.len() {
+            "/…"
+        } else {
+            ""
+        };
+        format!("{scheme}://{host}{more}")
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Webhook")
+            .field("url", &self.shown_url())
+            .field("headers", &names)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }

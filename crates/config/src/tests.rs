@@ -72,6 +72,7 @@ batch: { max_rows: 2000, max_bytes: 4MiB, max_delay: 20ms }
 load: { workers: 4, ddl: apply }  # ddl: apply | skip | fail
 ha: { lease_ttl: 3s, standby_delay: 1s }
 node: { id: node-a, stages: [load, select] }
+stages: { listen: "0.0.0.0:7070", advertise: "http://node-a:7070/", window: 16, task_timeout: 30s }
 admin: { listen: "127.0.0.1:9090" }
 "#);
     assert_eq!(p.name, "shop");
@@ -89,7 +90,9 @@ admin: { listen: "127.0.0.1:9090" }
         p.coordination,
         Coordination::Etcd {
             endpoints: vec!["http://127.0.0.1:23790".into()],
-            prefix: "/sluice".into()
+            prefix: "/sluice".into(),
+            tls: None,
+            auth: None,
         }
     );
     assert!(p.filter.includes("shop", "orders"));
@@ -123,6 +126,11 @@ admin: { listen: "127.0.0.1:9090" }
     assert_eq!(p.node.stages, [Stage::Select, Stage::Load]);
     assert!(p.node.runs(Stage::Load) && !p.node.runs(Stage::Extract));
     assert_eq!(p.admin.unwrap().listen.to_string(), "127.0.0.1:9090");
+    let stages = p.stages.expect("stages");
+    assert_eq!(stages.advertise.as_deref(), Some("http://node-a:7070"));
+    assert_eq!(stages.window, Some(16));
+    assert_eq!(stages.task_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(stages.fetch_timeout, std::time::Duration::from_secs(10));
 }
 
 #[test]
@@ -187,7 +195,9 @@ fn the_repository_pipeline_yaml_parses() {
         p.coordination,
         Coordination::Etcd {
             endpoints: vec!["http://127.0.0.1:23790".into()],
-            prefix: "/sluice".into()
+            prefix: "/sluice".into(),
+            tls: None,
+            auth: None,
         }
     );
     assert!(p.filter.includes("shop", "users"));
@@ -245,7 +255,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         err(&with("extra: 1\n")),
-        "p.yaml:4:1: extra: unknown key `extra` (expected one of: name, source, target, coordination, filter, routes, columns, batch, load, ha, node, admin)"
+        "p.yaml:4:1: extra: unknown key `extra` (expected one of: name, source, target, coordination, filter, routes, columns, batch, load, ha, node, admin, alarms, stages)"
     );
     assert_eq!(kinds(&with("extra: 1\n")), [ErrorKind::UnknownKey]);
 }
@@ -667,7 +677,7 @@ load: { workers: 4, ddl: maybe }
 shop.yaml:1:7: name: invalid pipeline name `Bad Name` (use 1 to 64 characters from a-z, 0-9, `_` and `-`)
 shop.yaml:3:22: source.url: undefined variable `MISSING` (set it in the environment, give a default with `${MISSING:-...}`, or write `$${` for a literal `${`)
 shop.yaml:4:14: source.server_id: expected an integer, found the string \"abc\"
-shop.yaml:5:3: source.colour: unknown key `colour` (expected one of: url, urls, server_id, start, switch_after)
+shop.yaml:5:3: source.colour: unknown key `colour` (expected one of: url, urls, server_id, start, switch_after, tls)
 shop.yaml:6:1: target.url: missing required key `url`
 shop.yaml:7:21: filter.include[0]: invalid regex `shop\\.(`: unclosed group
 shop.yaml:8:34: routes[0].to: invalid route target `x.$3`: `$3` refers to capture group 3, but the `match` pattern has only 1 group
@@ -845,4 +855,325 @@ fn columns_and_renames() {
     assert!(p.columns.keeps("shop", "orders", "id"));
     assert!(!p.columns.keeps("shop", "orders", "total"));
     assert_eq!(p.columns.target_name("crm", "x", "email"), "email");
+}
+
+#[test]
+fn admin_token_and_alarms() {
+    let p = ok(&with(
+        "admin: { listen: '127.0.0.1:0', token: '${SRC_PASSWORD}' }\n\
+         alarms:\n  lag_threshold: 30s\n  webhooks:\n\
+         \x20   - url: https://hooks.example.com/services/T0/B0/s3cr3t\n\
+         \x20     headers: { Authorization: 'Bearer ${SRC_PASSWORD}', X-Env: prod }\n\
+         \x20   - { url: 'http://127.0.0.1:8080/hook', timeout: 1s }\n",
+    ));
+    let admin = p.admin.clone().unwrap();
+    assert_eq!(admin.token.as_deref(), Some("s3cr3t-pw"));
+    assert_eq!(p.alarms.lag_threshold, Duration::from_secs(30));
+    assert_eq!(p.alarms.webhooks.len(), 2);
+    let hook = &p.alarms.webhooks[0];
+    assert_eq!(
+        hook.headers,
+        [
+            ("Authorization".to_string(), "Bearer s3cr3t-pw".to_string()),
+            ("X-Env".to_string(), "prod".to_string())
+        ]
+    );
+    assert_eq!(hook.timeout, Duration::from_secs(5));
+    assert_eq!(p.alarms.webhooks[1].timeout, Duration::from_secs(1));
+    assert_eq!(hook.shown_url(), "https://hooks.example.com/…");
+    // Nothing secret in Debug: not the token, header values or hook path.
+    let shown = format!("{p:?}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+
+    let p = ok(MINIMAL);
+    assert_eq!(p.alarms, Alarms::default());
+    assert_eq!(p.alarms.lag_threshold, Duration::from_secs(60));
+
+    let all = errs(&with(
+        "admin: { listen: '127.0.0.1:1', token: 'a b', extra: 1 }\n\
+         alarms:\n  lag_threshold: 0s\n  webhooks:\n\
+         \x20   - url: ftp://h/x\n\
+         \x20     headers: { 'Bad Name': x, ok: \"\\x01\" }\n\
+         \x20   - { url: 'http://u:${SRC_PASSWORD}@h/x', timeout: 5m, other: 1 }\n\
+         \x20   - { headers: { a: 1, A: 2 } }\n",
+    ));
+    assert_eq!(
+        all,
+        [
+            "p.yaml:4:40: admin.token: use visible ASCII characters only (no spaces)",
+            "p.yaml:4:47: admin.extra: unknown key `extra` (expected one of: listen, token)",
+            "p.yaml:6:18: alarms.lag_threshold: duration `0s` is out of range (must be between 1s and 7d)",
+            "p.yaml:8:12: alarms.webhooks[0].url: invalid URL `ftp://h/…`: unsupported scheme `ftp://` (use http:// or https://)",
+            "p.yaml:9:18: alarms.webhooks[0].headers.Bad Name: invalid HTTP header name",
+            "p.yaml:9:37: alarms.webhooks[0].headers.ok: header values take printable ASCII only",
+            "p.yaml:10:14: alarms.webhooks[1].url: invalid URL `http://h/…`: credentials do not belong in the URL (use `headers`)",
+            "p.yaml:10:55: alarms.webhooks[1].timeout: duration `5m` is out of range (must be between 100ms and 1m)",
+            "p.yaml:10:59: alarms.webhooks[1].other: unknown key `other` (expected one of: url, headers, timeout)",
+            "p.yaml:11:7: alarms.webhooks[2].url: missing required key `url`",
+            "p.yaml:11:26: alarms.webhooks[2].headers.A: header given twice",
+        ]
+    );
+    assert!(!all.join("\n").contains("s3cr3t"));
+}
+
+/// A directory with empty certificate files, for the TLS keys (they must
+/// exist).
+struct CertDir(PathBuf);
+
+impl CertDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sluice-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tls")).unwrap();
+        for name in ["ca.pem", "client.pem", "client.key"] {
+            std::fs::write(dir.join("tls").join(name), b"").unwrap();
+        }
+        CertDir(dir)
+    }
+
+    fn parse(&self, text: &str) -> Result<Pipeline, ConfigErrors> {
+        parse_with_base(text, "p.yaml", &env, Some(&self.0))
+    }
+
+    fn ok(&self, text: &str) -> Pipeline {
+        self.parse(text)
+            .unwrap_or_else(|e| panic!("expected a valid pipeline, got:\n{e}"))
+    }
+
+    fn errs(&self, text: &str) -> Vec<String> {
+        match self.parse(text) {
+            Ok(p) => panic!("expected errors, got {p:?}"),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn tls_for_source_and_target() {
+    use sluice_core::{TlsConfig, TlsMode};
+    let d = CertDir::new("tls");
+    // Default: disabled, no files.
+    let p = d.ok(MINIMAL);
+    assert_eq!(p.source.tls, TlsConfig::disabled());
+    assert_eq!(p.target.tls, TlsConfig::disabled());
+
+    // Relative paths follow the pipeline file; absolute ones stay.
+    let ca_abs = d.0.join("tls/ca.pem");
+    let p = d.ok(&format!(
+        "\
+name: shop
+source:
+  url: \"mysql://repl:${{SRC_PASSWORD}}@db1:3306\"
+  server_id: 1
+  tls: {{ mode: verify_identity, ca: tls/ca.pem, cert: tls/client.pem, key: tls/client.key }}
+target:
+  url: \"mysql://root@db2:3306\"
+  tls: {{ mode: verify_ca, ca: '{}' }}
+",
+        ca_abs.display()
+    ));
+    assert_eq!(p.source.tls.mode, TlsMode::VerifyIdentity);
+    assert_eq!(p.source.tls.ca.as_deref(), Some(ca_abs.as_path()));
+    let client = p.source.tls.client.as_ref().unwrap();
+    assert_eq!(client.cert, d.0.join("tls/client.pem"));
+    assert_eq!(client.key, d.0.join("tls/client.key"));
+    assert_eq!(p.target.tls.mode, TlsMode::VerifyCa);
+    assert_eq!(p.target.tls.ca.as_deref(), Some(ca_abs.as_path()));
+    assert!(p.target.tls.client.is_none());
+
+    // `required` needs no files (but may present a client certificate).
+    let p = d.ok(&with("coordination: { local: { dir: st } }\n").replace(
+        "server_id: 4001 }",
+        "server_id: 4001, tls: { mode: required, cert: tls/client.pem, key: tls/client.key } }",
+    ));
+    assert_eq!(p.source.tls.mode, TlsMode::Required);
+    assert!(p.source.tls.ca.is_none() && p.source.tls.client.is_some());
+}
+
+#[test]
+fn tls_mistakes_are_refused_all_at_once() {
+    let d = CertDir::new("tls-bad");
+    let text = "\
+name: shop
+source:
+  url: \"mysql://repl:${SRC_PASSWORD}@db1:3306\"
+  server_id: 1
+  tls:
+    mode: verify_identity
+    cert: tls/client.pem
+target:
+  url: \"mysql://root@db2:3306\"
+  tls: { mode: verify_all, ca: tls/missing.pem }
+";
+    let all = d.errs(text);
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(
+        all[0],
+        "p.yaml:7:5: source.tls.key: `cert` needs `key` (the client certificate's private key)"
+    );
+    assert_eq!(
+        all[1],
+        "p.yaml:10:16: target.tls.mode: `verify_all` is not one of: disabled, required, verify_ca, verify_identity"
+    );
+    assert!(
+        all[2].starts_with("p.yaml:10:32: target.tls.ca: cannot use `tls/missing.pem` (")
+            && all[2].contains("No such file"),
+        "{}",
+        all[2]
+    );
+
+    let one = |text: &str| {
+        let mut all = d.errs(text);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        all.remove(0)
+    };
+    let source_tls = |tls: &str| {
+        MINIMAL.replace(
+            "server_id: 4001 }",
+            &format!("server_id: 4001, tls: {tls} }}"),
+        )
+    };
+    assert_eq!(
+        one(&source_tls("{ mode: verify_ca }")),
+        "p.yaml:2:94: source.tls.mode: mode `verify_ca` needs `ca`: the CA certificate (PEM) that signed the server's certificate"
+    );
+    assert_eq!(
+        one(&source_tls("{ mode: required, ca: tls/ca.pem }")),
+        "p.yaml:2:104: source.tls.ca: mode `required` does not verify the server, so `ca` would be ignored (use `verify_ca` or `verify_identity`, or drop `ca`)"
+    );
+    assert_eq!(
+        one(&source_tls("{ ca: tls/ca.pem }")),
+        "p.yaml:2:88: source.tls: certificate files have no effect with mode `disabled` (set `mode` to `required`, `verify_ca` or `verify_identity`)"
+    );
+    assert_eq!(
+        one(&source_tls("{ mode: required, key: tls/client.key }")),
+        "p.yaml:2:104: source.tls.cert: `key` needs `cert` (the client certificate)"
+    );
+    assert_eq!(
+        one(&source_tls("{ mode: required, ca: tls }")),
+        "p.yaml:2:108: source.tls.ca: cannot use `tls` (".to_string()
+            + &d.0.join("tls").display().to_string()
+            + "): not a regular file"
+    );
+    assert_eq!(
+        one(&source_tls("{ mode: required, sslmode: x }")),
+        "p.yaml:2:104: source.tls.sslmode: unknown key `sslmode` (expected one of: mode, ca, cert, key)"
+    );
+
+    // TLS options in the URL itself: one place decides, named without values.
+    let e = one(&MINIMAL.replace(
+        "@127.0.0.1:13306",
+        "@127.0.0.1:13306/?ssl-mode=${SRC_PASSWORD}",
+    ));
+    assert_eq!(
+        e,
+        "p.yaml:2:16: source.url: URL option `ssl-mode`: configure TLS in `source.tls` instead of the URL"
+    );
+    assert_eq!(
+        one(&MINIMAL.replace("@127.0.0.1:13307", "@127.0.0.1:13307?require_ssl=true")),
+        "p.yaml:3:16: target.url: URL option `require_ssl`: configure TLS in `target.tls` instead of the URL"
+    );
+}
+
+#[test]
+fn etcd_tls_and_credentials() {
+    let d = CertDir::new("etcd");
+    let env = |name: &str| match name {
+        "ETCD_PASSWORD" => Some("etcd-s3cret".to_string()),
+        other => super::tests::env(other),
+    };
+    let text = "\
+name: shop
+source: { url: \"mysql://h\", server_id: 1 }
+target: { url: \"mysql://t\" }
+coordination:
+  etcd:
+    endpoints: [\"https://etcd1:2379\", \"https://etcd2:2379\"]
+    tls: { ca: tls/ca.pem, cert: tls/client.pem, key: tls/client.key }
+    user: sluice
+    password: ${ETCD_PASSWORD}
+";
+    let p = parse_with_base(text, "p.yaml", &env, Some(&d.0)).unwrap();
+    let Coordination::Etcd { tls, auth, .. } = &p.coordination else {
+        panic!("{:?}", p.coordination)
+    };
+    let tls = tls.as_ref().unwrap();
+    assert_eq!(tls.ca, d.0.join("tls/ca.pem"));
+    assert_eq!(tls.client.as_ref().unwrap().key, d.0.join("tls/client.key"));
+    let auth = auth.as_ref().unwrap();
+    assert_eq!(auth.user, "sluice");
+    assert_eq!(auth.password.expose(), "etcd-s3cret");
+    // Never printed.
+    let debug = format!("{p:?}");
+    assert!(!debug.contains("etcd-s3cret"), "{debug}");
+
+    let base = "\
+name: shop
+source: { url: \"mysql://h\", server_id: 1 }
+target: { url: \"mysql://t\" }
+coordination:
+  etcd:
+";
+    let one = |etcd: &str| {
+        let all = match parse_with_base(&format!("{base}{etcd}"), "p.yaml", &env, Some(&d.0)) {
+            Ok(p) => panic!("expected an error, got {p:?}"),
+            Err(e) => e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(!all[0].contains("etcd-s3cret"), "{all:?}");
+        all[0].clone()
+    };
+    assert_eq!(
+        one("    endpoints: [\"https://e:2379\"]\n"),
+        "p.yaml:6:17: coordination.etcd.endpoints[0]: an https:// endpoint needs `coordination.etcd.tls` with `ca` (the CA certificate that signed etcd's)"
+    );
+    assert_eq!(
+        one("    endpoints: [\"http://e:2379\"]\n    tls: { ca: tls/ca.pem }\n"),
+        "p.yaml:7:5: coordination.etcd.tls: TLS needs https:// endpoints (the endpoints use http://)"
+    );
+    assert_eq!(
+        one("    endpoints: [\"https://e:2379\", \"http://f:2379\"]\n    tls: { ca: tls/ca.pem }\n"),
+        "p.yaml:6:35: coordination.etcd.endpoints[1]: all endpoints must use the same scheme (http:// or https://)"
+    );
+    assert_eq!(
+        one("    endpoints: [\"https://e:2379\"]\n    tls: { cert: tls/client.pem, key: tls/client.key }\n"),
+        "p.yaml:7:5: coordination.etcd.tls.ca: missing required key `ca`"
+    );
+    assert_eq!(
+        one("    endpoints: [\"http://e:2379\"]\n    user: sluice\n"),
+        "p.yaml:7:5: coordination.etcd.password: missing `password`, required with `user` (e.g. password: ${ETCD_PASSWORD})"
+    );
+    assert_eq!(
+        one("    endpoints: [\"http://e:2379\"]\n    password: ${ETCD_PASSWORD}\n"),
+        "p.yaml:7:5: coordination.etcd.password: `password` needs `user`"
+    );
+    assert_eq!(
+        one("    endpoints: [\"http://e:2379\"]\n    user: sluice\n    password: ${ETCD_PASSWORD}x\n    pasword: 1\n"),
+        "p.yaml:9:5: coordination.etcd.pasword: unknown key `pasword` (did you mean `password`?)"
+    );
+}
+
+#[test]
+fn stages_section_is_checked() {
+    let errs_text = |text: &str| errs(text).join("\n");
+    let local = "name: p\nsource: { url: \"mysql://r@h\", server_id: 1 }\ntarget: { url: \"mysql://r@h\" }\n";
+    let errs = errs_text(&format!("{local}stages: {{ listen: \"127.0.0.1:0\" }}\n"));
+    assert!(
+        errs.contains("distributed stages need `coordination.etcd`"),
+        "{errs}"
+    );
+    let etcd = format!("{local}coordination: {{ etcd: {{ endpoints: [\"http://e:2379\"] }} }}\n");
+    let errs = errs_text(
+        &format!("{etcd}node: {{ stages: [transform] }}\nstages: {{ listen: \"0.0.0.0:7070\", advertise: ftp://x, window: 0 }}\n"));
+    assert!(errs.contains("stages.advertise"), "{errs}");
+    assert!(errs.contains("stages.window"), "{errs}");
+    let errs = errs_text(&format!("{etcd}node: {{ stages: [load] }}\n"));
+    assert!(errs.contains("needs the `stages` section"), "{errs}");
+    let errs = errs_text(&format!("{etcd}stages: {{ listen: \"0.0.0.0:7070\" }}\n"));
+    assert!(errs.contains("needs `stages.advertise`"), "{errs}");
 }

@@ -49,6 +49,10 @@ pub struct ElectionConfig {
     pub standby_delay: Duration,
     /// Deadline of each etcd request.
     pub request_timeout: Duration,
+    /// Extra wait before every campaign: nodes that should lead only when
+    /// no better-placed node is alive (distributed stages: nodes without
+    /// `select` in `node.stages`) set it so that the others win.
+    pub campaign_delay: Duration,
 }
 
 impl Default for ElectionConfig {
@@ -57,6 +61,7 @@ impl Default for ElectionConfig {
             lease_ttl: Duration::from_secs(3),
             standby_delay: Duration::from_secs(1),
             request_timeout: Duration::from_secs(2),
+            campaign_delay: Duration::ZERO,
         }
     }
 }
@@ -297,6 +302,12 @@ impl Candidate {
         self.node.since_unix_ms = unix_ms();
         self.put_node(&node_key, lease_id).await?;
         tracing::info!(node = %self.node.node_id, "registered as standby");
+        if !self.cfg.campaign_delay.is_zero() {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(self.cfg.campaign_delay) => {}
+            }
+        }
 
         loop {
             if lost.is_cancelled() {
@@ -377,10 +388,11 @@ impl Candidate {
             };
             let last_holder = deleted_by.unwrap_or(holder);
             if last_holder != self.node.node_id || !self.held_last {
-                tracing::info!(previous = %last_holder, delay_ms = self.cfg.standby_delay.as_millis() as u64, "leader key gone; campaigning after the standby delay");
+                let delay = self.cfg.standby_delay + self.cfg.campaign_delay;
+                tracing::info!(previous = %last_holder, delay_ms = delay.as_millis() as u64, "leader key gone; campaigning after the standby delay");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(None),
-                    () = tokio::time::sleep(self.cfg.standby_delay) => {}
+                    () = tokio::time::sleep(delay) => {}
                 }
             } else {
                 tracing::info!("leader key gone; this node held it last, campaigning at once");
@@ -478,7 +490,7 @@ impl Drop for KeeperGuard {
 
 /// Renews `lease_id` every `ttl / 3`; cancels `lost` when the lease can no
 /// longer be guaranteed (see the module docs).
-fn spawn_keeper(
+pub(crate) fn spawn_keeper(
     client: Client,
     lease_id: i64,
     ttl: Duration,

@@ -98,14 +98,26 @@ pub enum CoordError {
         source: serde_json::Error,
     },
 
-    #[error("connecting to etcd at {endpoints}: {source}")]
+    /// The message digs out the reason (refused, certificate not trusted,
+    /// name mismatch, authentication failed): tonic's own text is either
+    /// "transport error" or a debug dump of the gRPC status.
+    #[error("connecting to etcd at {endpoints}: {}", describe_etcd(source))]
     EtcdConnect {
         endpoints: String,
         #[source]
         source: etcd_client::Error,
     },
 
-    #[error("etcd {op} {key}: {source}")]
+    /// A file of `coordination.etcd.tls` cannot be read.
+    #[error("connecting to etcd at {endpoints}: reading {}: {source}", path.display())]
+    EtcdTlsFile {
+        endpoints: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("etcd {op} {key}: {}", describe_etcd(source))]
     Etcd {
         op: &'static str,
         key: String,
@@ -144,6 +156,11 @@ pub enum CoordError {
         /// ` (pid N)` when the holder wrote its pid, else empty.
         holder: String,
     },
+
+    /// The local state directory (or its parent) can be changed by other
+    /// users, who could then rewrite the position sluice resumes from.
+    #[error("state directory {}: {reason}; refusing to keep positions where other users can change them", .dir.display())]
+    InsecureStateDir { dir: PathBuf, reason: String },
 }
 
 fn describe_revision(actual: &Option<i64>) -> String {
@@ -181,6 +198,7 @@ impl Classify for CoordError {
             CoordError::Etcd { source, .. } | CoordError::EtcdConnect { source, .. } => {
                 classify_etcd(source)
             }
+            CoordError::EtcdTlsFile { .. } => ErrorClass::Definite,
             CoordError::EtcdTimeout { .. } | CoordError::Contention { .. } => ErrorClass::Transient,
             CoordError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::Interrupted
@@ -198,7 +216,8 @@ impl Classify for CoordError {
             | CoordError::FenceUnsupported { .. }
             | CoordError::InvalidWriter { .. }
             | CoordError::Corrupt { .. }
-            | CoordError::Locked { .. } => ErrorClass::Definite,
+            | CoordError::Locked { .. }
+            | CoordError::InsecureStateDir { .. } => ErrorClass::Definite,
         }
     }
 }
@@ -223,6 +242,11 @@ mod grpc {
 /// retry fixes.
 pub(crate) fn classify_etcd(error: &etcd_client::Error) -> ErrorClass {
     use etcd_client::Error as E;
+    // A certificate etcd or we do not accept: the next attempt meets the
+    // same certificate.
+    if etcd_cause(error).is_some_and(is_tls_failure) {
+        return ErrorClass::Definite;
+    }
     match error {
         E::GRpcStatus(status) => classify_grpc_code(i32::from(status.code())),
         E::TransportError(_) | E::IoError(_) | E::LeaseKeepAliveError(_) | E::WatchError(_) => {
@@ -230,6 +254,70 @@ pub(crate) fn classify_etcd(error: &etcd_client::Error) -> ErrorClass {
         }
         _ => ErrorClass::Definite,
     }
+}
+
+/// Whether a `rustls::Error` (a refused certificate, a TLS alert) is in
+/// `error`'s cause chain. rustls errors travel inside `io::Error`s, whose
+/// `source()` skips the wrapped error itself, so those are opened by hand.
+pub(crate) fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The error inside an etcd-client error, which does not expose it as its
+/// `source()`.
+fn etcd_cause(error: &etcd_client::Error) -> Option<&(dyn std::error::Error + 'static)> {
+    use etcd_client::Error as E;
+    match error {
+        E::GRpcStatus(status) => Some(status),
+        E::TransportError(e) => Some(e),
+        E::IoError(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// An etcd-client error for people: a gRPC status as its message (and
+/// code), a transport error as its cause chain.
+pub(crate) fn describe_etcd(error: &etcd_client::Error) -> String {
+    use etcd_client::Error as E;
+    match error {
+        E::GRpcStatus(status) => {
+            let text = match std::error::Error::source(status) {
+                Some(cause) if status.message().is_empty() => error_chain(cause),
+                _ => status.message().to_string(),
+            };
+            format!("{text} ({:?})", status.code())
+        }
+        E::TransportError(e) => error_chain(e),
+        other => other.to_string(),
+    }
+}
+
+/// `error` and its causes, `: `-separated, without repeats (wrappers often
+/// print their cause themselves).
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
 }
 
 fn classify_grpc_code(code: i32) -> ErrorClass {

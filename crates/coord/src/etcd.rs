@@ -40,7 +40,7 @@ use std::time::Duration;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
-use sluice_core::Position;
+use sluice_core::{EtcdAuth, EtcdTls, Position};
 
 use crate::error::CoordError;
 use crate::keys::PipelineKeys;
@@ -67,6 +67,11 @@ pub struct EtcdOptions {
     pub keep_alive_interval: Duration,
     /// How long a ping may go unanswered before the connection is dropped.
     pub keep_alive_timeout: Duration,
+    /// TLS (`https://` endpoints): the CA etcd's certificate must lead to
+    /// (host names are always checked), and a client certificate.
+    pub tls: Option<EtcdTls>,
+    /// User and password for etcd's authentication (`Debug` masks it).
+    pub auth: Option<EtcdAuth>,
 }
 
 impl EtcdOptions {
@@ -77,7 +82,16 @@ impl EtcdOptions {
             request_timeout: Duration::from_secs(5),
             keep_alive_interval: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(5),
+            tls: None,
+            auth: None,
         }
+    }
+
+    /// With `coordination.etcd.tls` and `user`/`password`.
+    pub fn with_security(mut self, tls: Option<EtcdTls>, auth: Option<EtcdAuth>) -> Self {
+        self.tls = tls;
+        self.auth = auth;
+        self
     }
 }
 
@@ -112,12 +126,19 @@ pub(crate) async fn timed<T>(
 /// deadline.
 pub async fn connect(options: &EtcdOptions) -> Result<Client, CoordError> {
     let endpoints = options.endpoints.join(",");
-    let connect_options = ConnectOptions::new()
+    let mut connect_options = ConnectOptions::new()
         .with_connect_timeout(options.connect_timeout)
         .with_timeout(options.request_timeout)
         .with_keep_alive(options.keep_alive_interval, options.keep_alive_timeout)
         .with_keep_alive_while_idle(true)
         .with_require_leader(true);
+    if let Some(tls) = &options.tls {
+        connect_options = connect_options.with_tls(tls_options(tls, &endpoints)?);
+    }
+    if let Some(auth) = &options.auth {
+        connect_options =
+            connect_options.with_user(auth.user.clone(), auth.password.expose().to_owned());
+    }
     let connecting = Client::connect(&options.endpoints, Some(connect_options));
     match tokio::time::timeout(options.connect_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),
@@ -128,6 +149,25 @@ pub async fn connect(options: &EtcdOptions) -> Result<Client, CoordError> {
             timeout: options.connect_timeout,
         }),
     }
+}
+
+/// tonic's TLS settings: `ca` as the only root, the endpoint's host name
+/// checked (tonic always does), and the client certificate if any. The
+/// files are read here, so a missing or unreadable one is named at once.
+fn tls_options(tls: &EtcdTls, endpoints: &str) -> Result<etcd_client::TlsOptions, CoordError> {
+    use etcd_client::{Certificate, Identity, TlsOptions};
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| CoordError::EtcdTlsFile {
+            endpoints: endpoints.to_owned(),
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+    if let Some(client) = &tls.client {
+        options = options.identity(Identity::from_pem(read(&client.cert)?, read(&client.key)?));
+    }
+    Ok(options)
 }
 
 /// A pipeline's position at `{prefix}/pipelines/{name}/position`.

@@ -38,6 +38,7 @@ pub mod keys;
 pub mod local;
 pub mod record;
 pub mod store;
+pub mod tasks;
 
 pub use cache::{
     AckError, Acked, CacheConfig, FlushFailure, FlushOutcome, FlushStatus, PositionCache,
@@ -53,3 +54,7 @@ pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
 pub use local::LocalPositionStore;
 pub use record::{Fence, HistoryEntry, StoredPosition, FIRST_BATCH_ID};
 pub use store::{AnyPositionStore, PositionStore};
+pub use tasks::{
+    Board, Claim, ClaimRecord, DataRef, EpochRecord, Task, TaskBoard, TaskRecord, TaskStage,
+    TaskState, WorkerLease,
+};

@@ -30,13 +30,21 @@
 //!   are kept out by the lock.
 //! * **Private.** The directory is created with mode 0700 and files with
 //!   0600: positions name the source's binlog and writer ids name hosts.
+//!   An existing directory is checked when the store opens: one owned by
+//!   another user, or writable by group or others — or whose parent (the
+//!   configured `coordination.local.dir`) is writable by group or others
+//!   without the sticky bit — is **refused** ([`CoordError::InsecureStateDir`]),
+//!   because whoever can write there can rewrite the position sluice resumes
+//!   from (skipping or replaying changes). A directory that others can only
+//!   read or enter gets a warning. Modes are never changed behind the
+//!   operator's back; the message says what to run.
 //!
 //! This store has no leader key, so it accepts only [`Fence::None`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -82,10 +90,7 @@ impl LocalPositionStore {
             .mode(DIR_MODE)
             .create(&dir)
             .map_err(CoordError::io("creating state directory", &dir))?;
-        let mode = fs::metadata(&dir)
-            .map_err(CoordError::io("reading state directory", &dir))?
-            .permissions()
-            .mode();
+        let mode = check_private(&dir)?;
         if mode & 0o077 != 0 {
             // Created by someone else; changing an operator's directory mode
             // behind their back would be a surprise, so only say so.
@@ -276,6 +281,49 @@ impl Inner {
     }
 }
 
+/// Refuses a state directory that other users can change (see "Private" in
+/// the module docs); returns its mode.
+fn check_private(dir: &Path) -> Result<u32, CoordError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir).map_err(CoordError::io("reading state directory", dir))?;
+    let mode = meta.mode() & 0o7777;
+    let insecure = |reason: String| CoordError::InsecureStateDir {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(insecure(format!(
+            "owned by uid {}, not by this process's user (uid {me}); use a directory of your own",
+            meta.uid()
+        )));
+    }
+    if mode & 0o022 != 0 {
+        return Err(insecure(format!(
+            "writable by group or others (mode {:o}); run `chmod 700 {}`",
+            mode & 0o777,
+            dir.display()
+        )));
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let parent_mode = fs::metadata(parent)
+            .map_err(CoordError::io("reading state directory", parent))?
+            .mode();
+        // The sticky bit (as on /tmp) stops others renaming our directory.
+        if parent_mode & 0o022 != 0 && parent_mode & 0o1000 == 0 {
+            return Err(insecure(format!(
+                "its parent {} is writable by group or others (mode {:o}), who could replace it; \
+                 run `chmod go-w {}`",
+                parent.display(),
+                parent_mode & 0o777,
+                parent.display()
+            )));
+        }
+    }
+    Ok(mode)
+}
+
 /// Runs file I/O (fsync can take milliseconds) off the async workers.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, CoordError> + Send + 'static,
@@ -318,6 +366,8 @@ impl PositionStore for LocalPositionStore {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use sluice_core::{Classify, ErrorClass};
 
     use super::*;
@@ -361,6 +411,35 @@ mod tests {
         assert_eq!(mode(&dir.join(POSITION_FILE)), 0o600);
         assert_eq!(mode(&dir.join(LOCK_FILE)), 0o600);
         assert!(!dir.join(TEMP_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn directories_others_can_change_are_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("state/shop");
+        drop(LocalPositionStore::open(&dir).expect("open"));
+        assert_eq!(mode(&root.path().join("state")), 0o700);
+
+        // Group-writable state directory: refused, naming the fix.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).expect("chmod");
+        let err = LocalPositionStore::open(&dir).expect_err("group-writable");
+        assert!(matches!(err, CoordError::InsecureStateDir { .. }), "{err}");
+        assert_eq!(err.class(), ErrorClass::Definite);
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+
+        // Readable by others: allowed (with a warning).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        drop(LocalPositionStore::open(&dir).expect("readable by others is allowed"));
+
+        // A world-writable parent without the sticky bit: refused; with it
+        // (like /tmp): allowed.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        let parent = root.path().join("state");
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = LocalPositionStore::open(&dir).expect_err("world-writable parent");
+        assert!(err.to_string().contains("its parent"), "{err}");
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        drop(LocalPositionStore::open(&dir).expect("sticky parent is fine"));
     }
 
     #[tokio::test]

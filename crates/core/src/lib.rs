@@ -16,6 +16,7 @@ pub mod gtid;
 pub mod position;
 pub mod redact;
 pub mod schema;
+pub mod security;
 pub mod value;
 
 pub use change::{ChangeKind, Row, RowChange};
@@ -27,4 +28,5 @@ pub use gtid::{
 pub use position::{cmp_binlog_file_names, Position, PositionParseError};
 pub use redact::redact_url;
 pub use schema::{Column, TableSchema};
+pub use security::{ClientCert, EtcdAuth, EtcdTls, Secret, TlsConfig, TlsMode};
 pub use value::{DateTime, Time, Value};

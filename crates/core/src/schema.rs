@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// MySQL/MariaDB column type codes as they appear in TABLE_MAP events.
 pub mod type_code {
     pub const DECIMAL: u8 = 0;
@@ -54,7 +56,7 @@ pub mod type_code {
 pub const BINARY_COLLATION: u16 = 63;
 
 /// One column of a table, in binlog order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
     /// The column's name, or `@n` (1-based) when the table map has no names.
     pub name: String,
@@ -94,7 +96,7 @@ impl Column {
 }
 
 /// A table as described by its latest table map.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSchema {
     pub schema: String,
     pub table: String,

@@ -10,8 +10,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// One column value of one row image.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Null,
     /// The column is not in this row image (MINIMAL/NOBLOB images). sluice
@@ -81,7 +83,7 @@ pub enum Value {
 }
 
 /// A DATETIME value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DateTime {
     pub year: u16,
     pub month: u8,
@@ -94,7 +96,7 @@ pub struct DateTime {
 }
 
 /// A TIME value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Time {
     pub negative: bool,
     pub hours: u32,

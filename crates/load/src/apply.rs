@@ -108,8 +108,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use sluice_core::{ChangeKind, Classify, ErrorClass, Row, RowChange, TableSchema};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sluice_core::{
+    ChangeKind, Classify, ErrorClass, Row, RowChange, TableSchema, TlsConfig, TlsMode,
+};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::Executor as _;
 
 use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
@@ -178,6 +180,8 @@ pub struct LoaderOptions {
     /// Write only under this leadership term (see "Fencing" in the module
     /// docs); `None` for single-node runs.
     pub term: Option<TermFence>,
+    /// TLS towards the target (`target.tls`); default disabled.
+    pub tls: TlsConfig,
 }
 
 /// A write of the pipeline's metadata row.
@@ -224,6 +228,7 @@ impl Default for LoaderOptions {
             statement_cache: 256,
             unique_conflict: UniqueConflict::Fail,
             term: None,
+            tls: TlsConfig::disabled(),
         }
     }
 }
@@ -280,12 +285,41 @@ pub struct Loader {
 }
 
 /// Parses a target URL into connect options with the loader's session
-/// settings (charset utf8mb4; the rest is set after connecting).
-pub fn connect_options(url: &str) -> Result<MySqlConnectOptions, LoadError> {
-    let opts: MySqlConnectOptions = url.parse().map_err(|e: sqlx::Error| LoadError::Config {
-        url: sluice_core::redact_url(url),
-        message: e.to_string(),
-    })?;
+/// settings (charset utf8mb4; the rest is set after connecting) and `tls`.
+///
+/// TLS modes map onto sqlx's `ssl-mode` of the same name. sqlx (rustls)
+/// verifies against `ca` *plus* the public web roots it is built with
+/// (webpki-roots); it has no switch to trust `ca` alone, unlike the source
+/// side. `disabled` is set explicitly: sqlx's own default would be
+/// "preferred", i.e. TLS whenever the server offers it.
+pub fn connect_options(url: &str, tls: &TlsConfig) -> Result<MySqlConnectOptions, LoadError> {
+    // sqlx reads `mariadb://` as an unknown scheme.
+    let url_text = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_string(),
+    };
+    let opts: MySqlConnectOptions =
+        url_text
+            .parse()
+            .map_err(|e: sqlx::Error| LoadError::Config {
+                url: sluice_core::redact_url(url),
+                message: sluice_core::redact_url(&e.to_string()),
+            })?;
+    let mode = match tls.mode {
+        TlsMode::Disabled => MySqlSslMode::Disabled,
+        TlsMode::Required => MySqlSslMode::Required,
+        TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+        TlsMode::VerifyIdentity => MySqlSslMode::VerifyIdentity,
+    };
+    let mut opts = opts.ssl_mode(mode);
+    if let Some(ca) = &tls.ca {
+        opts = opts.ssl_ca(ca);
+    }
+    if let Some(client) = &tls.client {
+        opts = opts
+            .ssl_client_cert(&client.cert)
+            .ssl_client_key(&client.key);
+    }
     Ok(opts
         .charset("utf8mb4")
         .pipes_as_concat(false)
@@ -299,7 +333,8 @@ impl Loader {
     /// batch fail as transient, not this call. Use [`check`](Self::check)
     /// to fail fast on a wrong address or credentials.
     pub async fn connect(url: &str, opts: LoaderOptions) -> Result<Self, LoadError> {
-        let connect = connect_options(url)?.statement_cache_capacity(opts.statement_cache);
+        let connect =
+            connect_options(url, &opts.tls)?.statement_cache_capacity(opts.statement_cache);
         Ok(Self::with_options(connect, opts))
     }
 

@@ -104,6 +104,12 @@ pub fn classify_sqlx(err: &sqlx::Error) -> ErrorClass {
             Some(s) if is_transient_code(s.code) => ErrorClass::Transient,
             _ => ErrorClass::Definite,
         },
+        // A TLS handshake the certificate check failed (rustls reports it
+        // as an I/O error wrapping a `rustls::Error`): the next connection
+        // meets the same certificate.
+        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            ErrorClass::Definite
+        }
         // The connection broke (reset, refused while the server restarts,
         // EOF after KILL) or the pool could not get one in time: a new
         // connection later may work.

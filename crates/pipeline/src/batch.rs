@@ -53,7 +53,7 @@ pub enum Selected {
 }
 
 /// A DDL statement from the binlog, and (after Transform) what to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DdlStatement {
     /// The session's default schema when the statement ran.
     pub schema: String,

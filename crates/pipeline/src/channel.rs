@@ -82,6 +82,27 @@ impl<T> Sender<T> {
     pub fn bytes_in_use(&self) -> usize {
         self.budget - self.bytes.available_permits()
     }
+
+    /// A handle that reads the byte use without keeping the channel open.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            bytes: Arc::clone(&self.bytes),
+            budget: self.budget,
+        }
+    }
+}
+
+/// Reads a channel's byte use (queue depth metrics).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    bytes: Arc<Semaphore>,
+    budget: usize,
+}
+
+impl Probe {
+    pub fn bytes_in_use(&self) -> usize {
+        self.budget - self.bytes.available_permits()
+    }
 }
 
 impl<T> Receiver<T> {

@@ -95,7 +95,7 @@
 use sluice_config::{Filter, Routes};
 
 /// What kind of statement (for logs and for the pipeline's decisions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DdlKind {
     CreateTable,
     AlterTable,
@@ -121,7 +121,7 @@ impl DdlKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoutedDdl {
     pub kind: DdlKind,
     /// The statement with every table reference replaced by `` `tschema`.`ttable` `` (backticks in names doubled).
@@ -134,7 +134,7 @@ pub struct RoutedDdl {
     pub create_schemas: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DdlDecision {
     Apply(RoutedDdl),
     /// Not replicated; `reason` is a short human phrase for a log line, e.g. "not a table statement (CREATE DATABASE)", "table shop.tmp_x is filtered out", "unqualified table name and no default schema".

@@ -47,6 +47,18 @@ pub enum PipelineError {
     /// A column rule drops a column the target needs to apply changes.
     #[error("table {table}: {reason}")]
     Transform { table: String, reason: String },
+    /// Moving batch data between nodes (distributed stages): transient — the
+    /// task is re-run, or the pipeline rolls back and replays.
+    #[error("stage pipe: {0}")]
+    Pipe(#[from] crate::pipe::PipeError),
+    /// A distributed stage failed definitely on another node.
+    #[error("batch {batch_id}: {message}")]
+    Remote { batch_id: u64, message: String },
+    /// Distributed stages lost a batch they cannot recompute (or a task
+    /// made no progress): the term restarts from the last acknowledged
+    /// position. Handled by the runtime; never ends a run.
+    #[error("rolling back to the last acknowledged position: {reason}")]
+    Rollback { reason: String },
     /// A stage task panicked or was cancelled unexpectedly.
     #[error("stage {stage} ended abnormally: {message}")]
     Stage {
@@ -73,6 +85,7 @@ impl Classify for PipelineError {
             PipelineError::Source(e) => e.class(),
             PipelineError::Load(e) => e.class(),
             PipelineError::Coord(e) => e.class(),
+            PipelineError::Pipe(_) | PipelineError::Rollback { .. } => ErrorClass::Transient,
             _ => ErrorClass::Definite,
         }
     }

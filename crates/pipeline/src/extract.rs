@@ -312,6 +312,8 @@ async fn cut(
     let next = Pending::new(pending.end.clone());
     let done = std::mem::replace(pending, next);
     let bytes = done.bytes;
+    metrics::counter!("sluice_batches_total", "stage" => "extract").increment(1);
+    crate::status::count_rows("extract", &done.changes);
     let batch = Batch {
         id: *next_id,
         start: done.start,

@@ -28,12 +28,18 @@ pub mod ddl;
 
 pub mod batch;
 pub mod channel;
+pub mod distributed;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod load;
+pub mod pipe;
 pub mod runtime;
 pub mod select;
+pub mod status;
 pub mod transform;
 
 pub use error::PipelineError;
+pub use events::Events;
 pub use runtime::{loader, open_store, run, RunOptions, RunSummary};
+pub use status::NodeStatus;

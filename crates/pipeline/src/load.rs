@@ -60,15 +60,24 @@ pub struct LoadStats {
     pub retries: AtomicU64,
     /// Source time of the last applied event (Unix seconds).
     pub last_event_time: AtomicU64,
+    /// Where the target's connection state and alarms are reported.
+    pub status: crate::status::NodeStatus,
 }
 
 pub struct LoadStage {
-    pub pipeline: String,
-    pub loader: Arc<Loader>,
+    pub applier: Applier,
     pub cache: PositionCache<AnyPositionStore>,
-    pub ddl: DdlPolicy,
     /// Replay horizon: see the module docs.
     pub horizon: Option<Position>,
+}
+
+/// Applies one batch to the target (intent, rows or DDL, checkpoint),
+/// retrying transient failures. Shared by the in-process Load stage and
+/// the Load tasks of distributed stages.
+pub struct Applier {
+    pub pipeline: String,
+    pub loader: Arc<Loader>,
+    pub ddl: DdlPolicy,
     pub stats: Arc<LoadStats>,
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -155,10 +164,12 @@ impl LoadStage {
                 }
             }
             let applied = if group.is_empty() {
-                self.apply(&msg.item, &abandon).await?
+                let replaying = self.replaying(&msg.item);
+                self.applier.apply(&msg.item, replaying, &abandon).await?
             } else {
                 let combined = combine(&mut msg.item, &mut group);
-                let ok = self.apply(&combined, &abandon).await?;
+                let replaying = self.replaying(&combined);
+                let ok = self.applier.apply(&combined, replaying, &abandon).await?;
                 tracing::debug!(
                     first = msg.item.id,
                     last = combined.id,
@@ -174,10 +185,14 @@ impl LoadStage {
             for batch in std::iter::once(&msg.item).chain(group.iter().map(|b| &b.item)) {
                 self.cache.ack(batch.id, batch.end.clone())?;
             }
-            self.stats
+            self.applier
+                .stats
                 .batches
                 .fetch_add(1 + group.len() as u64, Ordering::Relaxed);
-            self.stats
+            metrics::counter!("sluice_batches_total", "stage" => "load")
+                .increment(1 + group.len() as u64);
+            self.applier
+                .stats
                 .last_event_time
                 .store(u64::from(last.timestamp), Ordering::Relaxed);
             let batch = last;
@@ -198,11 +213,15 @@ impl LoadStage {
             .as_ref()
             .is_some_and(|h| is_before(&batch.start, h))
     }
+}
 
-    /// `Ok(false)` when abandoned.
-    async fn apply(
+impl Applier {
+    /// Applies `batch`; `replaying` when the target may already hold part of
+    /// it (see the module docs). `Ok(false)` when abandoned.
+    pub async fn apply(
         &self,
         batch: &Batch,
+        replaying: bool,
         abandon: &CancellationToken,
     ) -> Result<bool, PipelineError> {
         let rows = match &batch.body {
@@ -238,7 +257,6 @@ impl LoadStage {
         else {
             return Ok(false);
         };
-        let replaying = self.replaying(batch);
         let applied = match (rows, &batch.body) {
             (Some(rows), _) => {
                 let conflicts = if replaying {
@@ -263,6 +281,9 @@ impl LoadStage {
                     self.stats
                         .rows
                         .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    metrics::histogram!("sluice_batch_apply_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    crate::status::count_rows("load", rows);
                     tracing::debug!(
                         batch_id = batch.id,
                         rows = rows.len(),
@@ -287,6 +308,7 @@ impl LoadStage {
                     return Ok(false);
                 }
                 self.stats.ddl.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("sluice_ddl_total").increment(1);
                 let end = batch.end.to_string();
                 let recorded = self
                     .retrying(batch.id, abandon, || {
@@ -396,10 +418,14 @@ impl LoadStage {
                 r = op() => r,
             };
             match result {
-                Ok(v) => return Ok(Some(v)),
+                Ok(v) => {
+                    self.stats.status.target_up();
+                    return Ok(Some(v));
+                }
                 Err(e) if e.class().is_transient() => {
                     attempt += 1;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.stats.status.target_down(&e.to_string());
                     let wait = self.backoff(attempt);
                     tracing::warn!(batch_id, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "target unavailable; the batch will be applied again");
                     tokio::select! {

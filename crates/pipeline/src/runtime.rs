@@ -49,7 +49,7 @@ use crate::batch::is_before;
 use crate::channel;
 use crate::error::PipelineError;
 use crate::extract::{self, ExtractConfig};
-use crate::load::{LoadStage, LoadStats};
+use crate::load::{Applier, LoadStage, LoadStats};
 use crate::select::{self, SelectConfig};
 use crate::transform::{self, TransformConfig, Transformer};
 
@@ -65,6 +65,9 @@ pub struct RunOptions {
     /// Replica server_id of this node, overriding `source.server_id` (each
     /// node of an HA pair needs its own).
     pub server_id: Option<u32>,
+    /// Live status for the admin endpoint, and where alarms go
+    /// ([`crate::status`]).
+    pub status: crate::status::NodeStatus,
 }
 
 impl Default for RunOptions {
@@ -74,6 +77,7 @@ impl Default for RunOptions {
             drain_timeout: Duration::from_secs(10),
             progress_interval: Duration::from_secs(10),
             server_id: None,
+            status: crate::status::NodeStatus::default(),
         }
     }
 }
@@ -91,11 +95,16 @@ pub struct RunSummary {
 /// Opens the position store `coordination` names for `pipeline`.
 pub async fn open_store(pipeline: &Pipeline) -> Result<AnyPositionStore, PipelineError> {
     Ok(match &pipeline.coordination {
-        Coordination::Etcd { endpoints, prefix } => {
+        Coordination::Etcd {
+            endpoints,
+            prefix,
+            tls,
+            auth,
+        } => {
             let keys = KeyLayout::new(prefix)?.pipeline(&pipeline.name)?;
-            EtcdPositionStore::connect(&EtcdOptions::new(endpoints.clone()), keys)
-                .await?
-                .into()
+            let options =
+                EtcdOptions::new(endpoints.clone()).with_security(tls.clone(), auth.clone());
+            EtcdPositionStore::connect(&options, keys).await?.into()
         }
         Coordination::Local { dir } => {
             let dir: PathBuf = dir.join(&pipeline.name);
@@ -109,13 +118,14 @@ pub async fn loader(pipeline: &Pipeline) -> Result<Loader, PipelineError> {
     loader_with_term(pipeline, None).await
 }
 
-async fn loader_with_term(
+pub(crate) async fn loader_with_term(
     pipeline: &Pipeline,
     term: Option<TermFence>,
 ) -> Result<Loader, PipelineError> {
     let opts = LoaderOptions {
         workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
         term,
+        tls: pipeline.target.tls.clone(),
         ..LoaderOptions::default()
     };
     Ok(Loader::connect(pipeline.target.url.expose(), opts).await?)
@@ -134,7 +144,18 @@ pub async fn run(
     opts: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, PipelineError> {
-    let (endpoints, prefix) = match &pipeline.coordination {
+    let status = opts.status.clone();
+    let result = run_node(pipeline, opts, shutdown).await;
+    status.set_role(crate::status::Role::Stopped);
+    result
+}
+
+async fn run_node(
+    pipeline: &Pipeline,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, PipelineError> {
+    let (endpoints, prefix, tls, auth) = match &pipeline.coordination {
         Coordination::Local { .. } => {
             let store = retry_transient("opening the position store", &shutdown, || {
                 open_store(pipeline)
@@ -144,17 +165,24 @@ pub async fn run(
                 return Ok(RunSummary::default());
             };
             let never = CancellationToken::new();
+            opts.status.set_role(crate::status::Role::Active);
             let term = Term {
                 lost: never,
                 fence: Fence::None,
                 publisher: None,
+                stages: None,
             };
             return run_term(pipeline, &opts, &shutdown, term, store).await;
         }
-        Coordination::Etcd { endpoints, prefix } => (endpoints, prefix),
+        Coordination::Etcd {
+            endpoints,
+            prefix,
+            tls,
+            auth,
+        } => (endpoints, prefix, tls, auth),
     };
     let keys = KeyLayout::new(prefix)?.pipeline(&pipeline.name)?;
-    let etcd_opts = EtcdOptions::new(endpoints.clone());
+    let etcd_opts = EtcdOptions::new(endpoints.clone()).with_security(tls.clone(), auth.clone());
     let Some(client) = retry_transient("connecting to etcd", &shutdown, || async {
         sluice_coord::etcd::connect(&etcd_opts)
             .await
@@ -164,10 +192,35 @@ pub async fn run(
     else {
         return Ok(RunSummary::default());
     };
+    opts.status.etcd_link(true);
+    opts.status.set_role(crate::status::Role::Standby);
+    // Distributed stages: this node's pipe and worker run for the whole
+    // process, leader or not.
+    let dist = match &pipeline.stages {
+        Some(settings) => Some(
+            crate::distributed::NodeStages::start(
+                pipeline,
+                settings,
+                &opts.node_id,
+                client.clone(),
+                keys.clone(),
+                etcd_opts.request_timeout,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let election = ElectionConfig {
         lease_ttl: pipeline.ha.lease_ttl,
         standby_delay: pipeline.ha.standby_delay,
         request_timeout: etcd_opts.request_timeout,
+        // Nodes that cannot run Select lead only when no node that can is
+        // alive (see `distributed`).
+        campaign_delay: if dist.is_some() && !pipeline.node.runs(sluice_config::Stage::Select) {
+            pipeline.ha.standby_delay.max(Duration::from_secs(1))
+        } else {
+            Duration::ZERO
+        },
     };
     let node = NodeRecord {
         node_id: opts.node_id.clone(),
@@ -180,18 +233,39 @@ pub async fn run(
     };
     let mut candidate = Candidate::new(client.clone(), keys.clone(), election, node);
     let mut summary = RunSummary::default();
-    loop {
+    let outcome = async { loop {
         let Some(leadership) = candidate.campaign(&shutdown).await? else {
             return Ok(summary);
         };
-        let store: AnyPositionStore =
-            EtcdPositionStore::new(client.clone(), keys.clone(), etcd_opts.request_timeout).into();
-        let term = Term {
-            lost: leadership.lost.clone(),
-            fence: leadership.fence.clone(),
-            publisher: Some(leadership.publisher()),
+        opts.status.etcd_link(true);
+        opts.status
+            .leadership_gained(leadership.fence.leader_revision());
+        let result = loop {
+            let store: AnyPositionStore =
+                EtcdPositionStore::new(client.clone(), keys.clone(), etcd_opts.request_timeout)
+                    .into();
+            let term = Term {
+                lost: leadership.lost.clone(),
+                fence: leadership.fence.clone(),
+                publisher: Some(leadership.publisher()),
+                stages: dist.as_ref().map(|d| d.for_term()),
+            };
+            let result = run_term(pipeline, &opts, &shutdown, term, store).await;
+            if let Err(PipelineError::Rollback { reason }) = &result {
+                if shutdown.is_cancelled() || leadership.lost.is_cancelled() {
+                    break Ok(RunSummary::default());
+                }
+                tracing::warn!(%reason, "distributed stages: restarting from the last acknowledged position");
+                // Pacing, so that a persistent cause does not spin.
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = leadership.lost.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            break result;
         };
-        let result = run_term(pipeline, &opts, &shutdown, term, store).await;
         let fenced_out = match &result {
             Err(PipelineError::Load(e)) => e.is_fenced_out(),
             Err(PipelineError::Coord(e)) => matches!(**e, CoordError::FencedOut { .. }),
@@ -217,11 +291,21 @@ pub async fn run(
                 return Ok(summary);
             }
             tracing::warn!("leadership lost: replication stopped; back to standby");
+            opts.status.leadership_lost(if fenced_out {
+                "fenced out by a newer term"
+            } else {
+                "lease lost"
+            });
             continue;
         }
         leadership.resign().await;
         return result.map(|_| summary);
+    } }
+    .await;
+    if let Some(d) = dist {
+        d.stop().await;
     }
+    outcome
 }
 
 /// What a term of replication runs under.
@@ -230,6 +314,8 @@ struct Term {
     lost: CancellationToken,
     fence: Fence,
     publisher: Option<ProgressPublisher>,
+    /// Distributed stages: the board and this node's pipe.
+    stages: Option<crate::distributed::TermStages>,
 }
 
 /// One term of replication: resume, run the stages, stop.
@@ -283,6 +369,7 @@ async fn run_stages(
     else {
         return Ok(RunSummary::default());
     };
+    opts.status.target_up();
     // Before reading where to resume: writes of an older term are then
     // either visible or impossible.
     let Some(()) = retry_transient(
@@ -352,6 +439,42 @@ async fn run_stages(
         CacheConfig::new(opts.node_id.clone(), fence),
     );
     let first_batch_id = cache.next_batch_id();
+    // Distributed stages: a new epoch before any batch is published; its
+    // term, raised on the target, fences every older worker out.
+    let epoch = match &term_.stages {
+        Some(st) => {
+            let Some(epoch) =
+                retry_transient("starting the stage epoch", shutdown_or_lost, || async {
+                    st.board
+                        .begin_epoch(&term_.fence, &opts.node_id, first_batch_id)
+                        .await
+                        .map_err(PipelineError::from)
+                })
+                .await?
+            else {
+                return Ok(RunSummary::default());
+            };
+            let epoch_fence = TermFence {
+                pipeline: pipeline.name.clone(),
+                term: i64::try_from(epoch).unwrap_or(i64::MAX),
+                node: opts.node_id.clone(),
+            };
+            let epoch_loader = loader_with_term(pipeline, Some(epoch_fence)).await?;
+            let claimed = retry_transient(
+                "claiming the stage epoch's term on the target",
+                shutdown_or_lost,
+                || async { epoch_loader.claim_term().await.map_err(PipelineError::from) },
+            )
+            .await;
+            epoch_loader.close().await;
+            if claimed?.is_none() {
+                return Ok(RunSummary::default());
+            }
+            tracing::info!(epoch, first_batch_id, "distributed stages: epoch started");
+            Some(epoch)
+        }
+        None => None,
+    };
     // Id of the last batch Extract cut (for the in-flight count).
     let cut = Arc::new(AtomicU64::new(first_batch_id.saturating_sub(1)));
     // Stops Select and, through closing channels, the stages after it.
@@ -374,12 +497,19 @@ async fn run_stages(
         start,
     );
     select_cfg.fresh = fresh;
+    select_cfg.tls = pipeline.source.tls.clone();
     select_cfg.fallback_urls = pipeline.source.urls[1..]
         .iter()
         .map(|u| u.expose().to_string())
         .collect();
     select_cfg.switch_after = pipeline.source.switch_after;
     select_cfg.max_chunk_bytes = max_bytes;
+    select_cfg.status = opts.status.clone();
+    let queues = vec![
+        ("select", sel_tx.probe()),
+        ("extract", ext_tx.probe()),
+        ("transform", tr_tx.probe()),
+    ];
     let start_position = resume
         .record
         .as_ref()
@@ -399,16 +529,21 @@ async fn run_stages(
         routes: pipeline.routes.clone(),
         columns: pipeline.columns.clone(),
     });
-    let stats = Arc::new(LoadStats::default());
+    let stats = Arc::new(LoadStats {
+        status: opts.status.clone(),
+        ..LoadStats::default()
+    });
     let load = LoadStage {
-        pipeline: pipeline.name.clone(),
-        loader: Arc::clone(&loader),
+        applier: Applier {
+            pipeline: pipeline.name.clone(),
+            loader: Arc::clone(&loader),
+            ddl: pipeline.load.ddl,
+            stats: Arc::clone(&stats),
+            retry_initial: Duration::from_millis(250),
+            retry_max: Duration::from_secs(5),
+        },
         cache: cache.clone(),
-        ddl: pipeline.load.ddl,
         horizon: resume.horizon,
-        stats: Arc::clone(&stats),
-        retry_initial: Duration::from_millis(250),
-        retry_max: Duration::from_secs(5),
     };
 
     let mut tasks: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)> = vec![
@@ -420,16 +555,56 @@ async fn run_stages(
             "extract",
             tokio::spawn(extract::run(extract_cfg, sel_rx, ext_tx, abandon.clone())),
         ),
-        (
-            "transform",
-            tokio::spawn(transform::run(transformer, ext_rx, tr_tx, abandon.clone())),
-        ),
-        ("load", tokio::spawn(load.run(tr_rx, abandon.clone()))),
     ];
+    match (&term_.stages, epoch) {
+        (Some(st), Some(epoch)) => {
+            let scheduler = crate::distributed::Scheduler {
+                board: st.board.clone(),
+                fence: term_.fence.clone(),
+                term: epoch,
+                node_id: opts.node_id.clone(),
+                advertise: st.advertise.clone(),
+                store: st.store.clone(),
+                cache: cache.clone(),
+                window: st.window,
+                horizon: load.horizon.clone(),
+                task_timeout: st.task_timeout,
+                stats: Arc::clone(&stats),
+            };
+            drop((transformer, load, tr_tx, tr_rx));
+            tasks.push((
+                "schedule",
+                tokio::spawn(crate::distributed::schedule(
+                    scheduler,
+                    ext_rx,
+                    abandon.clone(),
+                )),
+            ));
+        }
+        _ => {
+            tasks.push((
+                "transform",
+                tokio::spawn(transform::run(transformer, ext_rx, tr_tx, abandon.clone())),
+            ));
+            tasks.push(("load", tokio::spawn(load.run(tr_rx, abandon.clone()))));
+        }
+    }
     let progress = tokio::spawn(log_progress(
         cache.clone(),
         Arc::clone(&stats),
         opts.progress_interval,
+        abandon.clone(),
+    ));
+    let monitor = tokio::spawn(crate::status::monitor(
+        opts.status.clone(),
+        crate::status::MonitorInputs {
+            cache: cache.clone(),
+            stats: Arc::clone(&stats),
+            cut: Arc::clone(&cut),
+            queues,
+            etcd: matches!(pipeline.coordination, Coordination::Etcd { .. }),
+            loader: Arc::clone(&loader),
+        },
         abandon.clone(),
     ));
     let published = publisher.map(|p| {
@@ -480,6 +655,10 @@ async fn run_stages(
         };
         if let Err(error) = outcome {
             tracing::error!(stage, %error, "stage failed; stopping the pipeline");
+            let fenced = matches!(&error, PipelineError::Load(e) if e.is_fenced_out());
+            if !fenced && !lost.is_cancelled() {
+                opts.status.definite_error(stage, &error.to_string());
+            }
             stop.cancel();
             abandon.cancel();
             if failure.is_none() {
@@ -489,6 +668,7 @@ async fn run_stages(
     }
     abandon.cancel();
     let _ = progress.await;
+    let _ = monitor.await;
     if let Some(p) = published {
         let _ = p.await;
     }
@@ -636,6 +816,8 @@ where
         match result {
             Ok(v) => return Ok(Some(v)),
             Err(e) if e.class().is_transient() => {
+                metrics::counter!("sluice_errors_total", "class" => "transient", "stage" => "runtime")
+                    .increment(1);
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(None),

@@ -31,8 +31,9 @@ use crate::batch::{DdlStatement, SelectMsg, Selected, TxnChunk};
 use crate::channel::Sender;
 use crate::error::PipelineError;
 
-/// How Select connects and where it starts.
-#[derive(Debug, Clone)]
+/// How Select connects and where it starts. (`Debug` would print the URLs'
+/// passwords, so there is none.)
+#[derive(Clone)]
 pub struct SelectConfig {
     /// Source URL with its password (never logged).
     pub url: String,
@@ -41,6 +42,8 @@ pub struct SelectConfig {
     /// `switch_after`; replication continues there from the GTID set of
     /// the last whole transaction.
     pub fallback_urls: Vec<String>,
+    /// TLS towards every source URL (`source.tls`).
+    pub tls: sluice_core::TlsConfig,
     pub switch_after: Duration,
     pub server_id: u32,
     pub start: StartAt,
@@ -56,6 +59,8 @@ pub struct SelectConfig {
     /// How long a clash with our own `server_id` is retried at startup (the
     /// previous process's dump thread, see [`BinlogError::ServerIdInUse`]).
     pub server_id_grace: Duration,
+    /// Connection state and alarms (source unreachable, switched, purged).
+    pub status: crate::status::NodeStatus,
 }
 
 impl SelectConfig {
@@ -63,6 +68,7 @@ impl SelectConfig {
         SelectConfig {
             url,
             fallback_urls: Vec::new(),
+            tls: sluice_core::TlsConfig::disabled(),
             switch_after: Duration::from_secs(10),
             server_id,
             start,
@@ -72,6 +78,7 @@ impl SelectConfig {
             reconnect_initial: Duration::from_millis(250),
             reconnect_max: Duration::from_secs(5),
             server_id_grace: Duration::from_secs(15),
+            status: crate::status::NodeStatus::default(),
         }
     }
 }
@@ -109,6 +116,12 @@ pub async fn run(
                             unreachable_s = since.elapsed().as_secs(),
                             "source switched: continuing from the GTID set of the last whole transaction"
                         );
+                        cfg.status.source_switched(
+                            &sluice_core::redact_url(urls[current]),
+                            &sluice_core::redact_url(urls[next]),
+                            &set.to_string(),
+                            since.elapsed().as_secs(),
+                        );
                         current = next;
                         start = StartAt::Gtid(set.clone());
                         failing_since = Some(Instant::now());
@@ -121,6 +134,7 @@ pub async fn run(
         }
         let mut replica = ReplicaConfig::new(urls[current].clone(), cfg.server_id, start.clone());
         replica.heartbeat = cfg.heartbeat;
+        replica.tls = cfg.tls.clone();
         let connected = tokio::select! {
             () = stop.cancelled() => return Ok(()),
             r = ReplicaStream::connect(&replica) => r,
@@ -130,8 +144,15 @@ pub async fn run(
             Err(error) => {
                 let own_ghost = matches!(error, BinlogError::ServerIdInUse { .. })
                     && began.elapsed() < cfg.server_id_grace;
+                if matches!(error, BinlogError::Purged(_)) {
+                    cfg.status.start_purged(&error.to_string());
+                }
                 if !error.class().is_transient() && !own_ghost {
                     return Err(error.into());
+                }
+                if !own_ghost {
+                    cfg.status
+                        .source_down(&sluice_core::redact_url(urls[current]), &error.to_string());
                 }
                 attempt += 1;
                 failing_since.get_or_insert_with(Instant::now);
@@ -143,6 +164,8 @@ pub async fn run(
                 }
             }
         };
+        cfg.status
+            .source_up(&sluice_core::redact_url(urls[current]));
         if connected_before {
             if tx.send(SelectMsg::Restart, 0).await.is_err() {
                 return Ok(());
@@ -193,6 +216,7 @@ pub async fn run(
                 attempt += 1;
                 let wait = backoff(&cfg, attempt);
                 tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "binlog dump interrupted; reconnecting after the last whole transaction");
+                cfg.status.transient_error("select", &error);
                 tokio::select! {
                     () = stop.cancelled() => return Ok(()),
                     () = tokio::time::sleep(wait) => {}

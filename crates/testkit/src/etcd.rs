@@ -2,7 +2,10 @@
 //!
 //! It can be stopped and started again on the same ports and data dir, so
 //! tests can take coordination away for a while and give it back.
+//! [`Etcd::start_tls`] serves clients over TLS (`https://`), optionally
+//! requiring client certificates.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,10 +15,26 @@ use crate::{io_err, ports, KitError, Result};
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: usize = 6;
 
+/// PEM files for an etcd whose client listener speaks TLS.
+#[derive(Debug, Clone)]
+pub struct EtcdTlsFiles {
+    /// CA that signed the server certificate (and client certificates).
+    pub ca: PathBuf,
+    /// The server's certificate and key (`--cert-file`, `--key-file`); its
+    /// SAN must name 127.0.0.1.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// A client certificate and key. When given, etcd requires client
+    /// certificates signed by `ca` (`--client-cert-auth`), and the kit's
+    /// own client ([`Etcd::client`], the readiness probe) presents this one.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
 /// A running single-member etcd cluster in its own temp dir.
 #[derive(Debug)]
 pub struct Etcd {
     binary: std::path::PathBuf,
+    tls: Option<EtcdTlsFiles>,
     // The process must die before its dir is removed.
     process: Option<ServerProcess>,
     dir: tempfile::TempDir,
@@ -25,6 +44,15 @@ pub struct Etcd {
 
 impl Etcd {
     pub async fn start() -> Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// An etcd serving clients over TLS (`https://127.0.0.1:PORT`).
+    pub async fn start_tls(tls: EtcdTlsFiles) -> Result<Self> {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<EtcdTlsFiles>) -> Result<Self> {
         let binary = find_binary("etcd", "etcd-server")?;
         let dir = tempfile::Builder::new()
             .prefix("sluice-etcd-")
@@ -32,6 +60,7 @@ impl Etcd {
             .map_err(io_err("creating a temp dir for etcd"))?;
         let mut etcd = Etcd {
             binary,
+            tls,
             process: None,
             dir,
             client_port: 0,
@@ -59,9 +88,10 @@ impl Etcd {
         }))
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     pub fn client_port(&self) -> u16 {
@@ -72,8 +102,16 @@ impl Etcd {
         self.dir.path().join("etcd.log")
     }
 
+    /// A client (over TLS, with the kit's client certificate, for
+    /// [`Etcd::start_tls`]). No etcd user: enabling authentication is up
+    /// to the test.
     pub async fn client(&self) -> Result<etcd_client::Client> {
-        connect(&self.endpoint()).await
+        connect(&self.endpoint(), self.tls.as_ref(), None).await
+    }
+
+    /// A client authenticated as `user`.
+    pub async fn client_as(&self, user: &str, password: &str) -> Result<etcd_client::Client> {
+        connect(&self.endpoint(), self.tls.as_ref(), Some((user, password))).await
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -138,11 +176,27 @@ impl Etcd {
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster=sluice-test={peer}"))
             .arg("--logger=zap")
+            .args(self.tls_args())
             .arg("--log-outputs=stderr")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io_err("cloning log handle"))?)
             .stderr(log);
         Ok(cmd)
+    }
+
+    fn tls_args(&self) -> Vec<String> {
+        let Some(tls) = &self.tls else {
+            return Vec::new();
+        };
+        let mut args = vec![
+            format!("--cert-file={}", tls.cert.display()),
+            format!("--key-file={}", tls.key.display()),
+            format!("--trusted-ca-file={}", tls.ca.display()),
+        ];
+        if tls.client.is_some() {
+            args.push("--client-cert-auth".into());
+        }
+        args
     }
 
     async fn launch(&mut self) -> Result<()> {
@@ -153,9 +207,13 @@ impl Etcd {
             self.log_path(),
         )?);
         let endpoint = self.endpoint();
+        let tls = self.tls.clone();
         await_ready(&mut self.process, STARTUP_TIMEOUT, || async {
-            let Ok(Ok(mut client)) =
-                tokio::time::timeout(Duration::from_secs(2), connect(&endpoint)).await
+            let Ok(Ok(mut client)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                connect(&endpoint, tls.as_ref(), None),
+            )
+            .await
             else {
                 return false;
             };
@@ -168,9 +226,25 @@ impl Etcd {
     }
 }
 
-async fn connect(endpoint: &str) -> Result<etcd_client::Client> {
-    let opts = etcd_client::ConnectOptions::new()
+async fn connect(
+    endpoint: &str,
+    tls: Option<&EtcdTlsFiles>,
+    user: Option<(&str, &str)>,
+) -> Result<etcd_client::Client> {
+    let mut opts = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        let read = |path: &PathBuf| std::fs::read(path).map_err(io_err("reading a TLS file"));
+        let mut options = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca)?));
+        if let Some((cert, key)) = &tls.client {
+            options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        opts = opts.with_tls(options);
+    }
+    if let Some((user, password)) = user {
+        opts = opts.with_user(user, password);
+    }
     Ok(etcd_client::Client::connect([endpoint], Some(opts)).await?)
 }

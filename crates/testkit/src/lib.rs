@@ -24,7 +24,7 @@ mod ports;
 mod process;
 mod wait;
 
-pub use etcd::Etcd;
+pub use etcd::{Etcd, EtcdTlsFiles};
 pub use mariadb::{MariaDb, MariaDbBuilder, Role, REPL_PASSWORD, REPL_USER};
 pub use ports::free_port;
 pub use process::{find_binary, spawn_guarded, ServerProcess};

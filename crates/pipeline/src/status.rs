@@ -1,0 +1,631 @@
+//! The node's live status, shared by the runtime and the admin endpoint,
+//! and the per-term monitor that feeds it and the metrics gauges.
+//!
+//! [`NodeStatus`] is a small `Arc`'d, mutex-guarded record: the runtime and
+//! the stages report *transitions* (role, connection to source, target and
+//! etcd, errors) and the monitor refreshes counters, position and lag once
+//! a second. Readers (`/status`, `/readyz`) take a snapshot. The mutex is
+//! taken at most once per batch on the hot path (the target's "still up"
+//! report), never per row.
+//!
+//! Transitions are where alarms come from: a link going down raises
+//! `*_unreachable` (firing), coming back resolves it; lag above
+//! `alarms.lag_threshold` for [`LAG_GRACE`] fires `lag`, back under
+//! resolves it ([`crate::events`]).
+//!
+//! # Lag
+//!
+//! Load records the source time of the last applied event. That alone
+//! makes an idle source look ever more lagging, so the monitor also notes
+//! when nothing was in flight (every batch cut is acknowledged and Select's
+//! queue is empty): the node is then caught up and lag is 0; while batches
+//! are in flight, lag is the smaller of "now − source time of the last
+//! applied event" and "now − last time caught up".
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use sluice_coord::{AnyPositionStore, PositionCache};
+use sluice_core::Position;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::Probe;
+use crate::events::{details, EventKind, EventState, Events};
+use crate::load::LoadStats;
+
+/// How long lag must stay above the threshold before the alarm fires.
+pub const LAG_GRACE: Duration = Duration::from_secs(3);
+/// How often the monitor refreshes the status and gauges.
+pub const MONITOR_EVERY: Duration = Duration::from_secs(1);
+
+pub fn unix_ms() -> u64 {
+    sluice_coord::election::unix_ms()
+}
+
+/// What this node is doing for its pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Connecting to the coordination store.
+    Starting,
+    /// Campaigning for the pipeline's leader key (etcd).
+    Standby,
+    /// Replicating (the leader, or the single node).
+    Active,
+    /// `run` returned.
+    Stopped,
+}
+
+/// State of a connection, as last observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Link {
+    fn gauge(self) -> f64 {
+        if self == Link::Up {
+            1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Stage counters of the current term (as `sluice status` shows them).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    pub batches_extracted: u64,
+    pub batches_loaded: u64,
+    pub rows_loaded: u64,
+    pub ddl_applied: u64,
+    pub retries: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastError {
+    pub unix_ms: u64,
+    /// `transient` (retried) or `definite` (stopped the pipeline).
+    pub class: &'static str,
+    pub stage: &'static str,
+    /// Already free of passwords (error texts carry redacted URLs only).
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct State {
+    role: Role,
+    replicating: bool,
+    since_unix_ms: u64,
+    source: Link,
+    target: Link,
+    etcd: Option<Link>,
+    /// Redacted URL of the source server in use.
+    source_url: Option<String>,
+    acknowledged_batch: Option<u64>,
+    position: Option<Position>,
+    lag_seconds: Option<u64>,
+    counters: Counters,
+    last_error: Option<LastError>,
+    lag_alarm: bool,
+}
+
+/// Cheap to clone; every clone shares one record.
+#[derive(Clone)]
+pub struct NodeStatus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pipeline: String,
+    node: String,
+    events: Events,
+    lag_threshold: Duration,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeStatus")
+            .field("pipeline", &self.inner.pipeline)
+            .field("node", &self.inner.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for NodeStatus {
+    fn default() -> Self {
+        NodeStatus::new("", "", Events::disabled(), Duration::from_secs(60))
+    }
+}
+
+impl NodeStatus {
+    pub fn new(pipeline: &str, node: &str, events: Events, lag_threshold: Duration) -> Self {
+        NodeStatus {
+            inner: Arc::new(Inner {
+                pipeline: pipeline.to_string(),
+                node: node.to_string(),
+                events,
+                lag_threshold,
+                state: Mutex::new(State {
+                    role: Role::Starting,
+                    replicating: false,
+                    since_unix_ms: unix_ms(),
+                    source: Link::Unknown,
+                    target: Link::Unknown,
+                    etcd: None,
+                    source_url: None,
+                    acknowledged_batch: None,
+                    position: None,
+                    lag_seconds: None,
+                    counters: Counters::default(),
+                    last_error: None,
+                    lag_alarm: false,
+                }),
+            }),
+        }
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn role(&self) -> Role {
+        self.state().role
+    }
+
+    pub fn set_role(&self, role: Role) {
+        let mut s = self.state();
+        if s.role != role {
+            s.role = role;
+            s.since_unix_ms = unix_ms();
+        }
+        if role != Role::Active {
+            s.replicating = false;
+        }
+        metrics::gauge!("sluice_active").set(if role == Role::Active { 1.0 } else { 0.0 });
+    }
+
+    /// Elected leader of the pipeline (etcd).
+    pub fn leadership_gained(&self, term: Option<i64>) {
+        self.set_role(Role::Active);
+        metrics::counter!("sluice_leadership_changes_total", "change" => "gained").increment(1);
+        self.inner.events.emit(
+            EventKind::LeadershipGained,
+            EventState::Event,
+            "leadership gained: this node replicates the pipeline",
+            details([("term", json!(term))]),
+        );
+    }
+
+    /// The term ended without a shutdown: back to standby.
+    pub fn leadership_lost(&self, reason: &str) {
+        self.set_role(Role::Standby);
+        metrics::counter!("sluice_leadership_changes_total", "change" => "lost").increment(1);
+        self.inner.events.emit(
+            EventKind::LeadershipLost,
+            EventState::Event,
+            "leadership lost: replication stopped on this node; back to standby",
+            details([("reason", json!(reason))]),
+        );
+    }
+
+    /// The stages of a term started (`true`) or stopped.
+    pub fn set_replicating(&self, on: bool) {
+        self.state().replicating = on;
+    }
+
+    /// The binlog dump started on `url` (redacted).
+    pub fn source_up(&self, url: &str) {
+        let was = {
+            let mut s = self.state();
+            s.source_url = Some(url.to_string());
+            std::mem::replace(&mut s.source, Link::Up)
+        };
+        metrics::gauge!("sluice_connection_up", "peer" => "source").set(1.0);
+        if was == Link::Down {
+            self.inner.events.emit(
+                EventKind::SourceUnreachable,
+                EventState::Resolved,
+                "source reachable again: binlog dump running",
+                details([("source", json!(url))]),
+            );
+        }
+    }
+
+    /// The binlog dump cannot start on `url` (redacted); `error` is the
+    /// driver's message (which never holds the password).
+    pub fn source_down(&self, url: &str, error: &str) {
+        let was = std::mem::replace(&mut self.state().source, Link::Down);
+        metrics::gauge!("sluice_connection_up", "peer" => "source").set(0.0);
+        self.transient_error("select", error);
+        if was != Link::Down {
+            self.inner.events.emit(
+                EventKind::SourceUnreachable,
+                EventState::Firing,
+                "source unreachable: cannot start the binlog dump; retrying",
+                details([("source", json!(url)), ("error", json!(error))]),
+            );
+        }
+    }
+
+    pub fn source_switched(&self, from: &str, to: &str, gtid: &str, unreachable_s: u64) {
+        metrics::counter!("sluice_source_switches_total").increment(1);
+        self.inner.events.emit(
+            EventKind::SourceSwitched,
+            EventState::Event,
+            "source switched: continuing from the GTID set of the last whole transaction",
+            details([
+                ("from", json!(from)),
+                ("to", json!(to)),
+                ("gtid", json!(gtid)),
+                ("unreachable_s", json!(unreachable_s)),
+            ]),
+        );
+    }
+
+    /// The target accepted a write. Cheap when nothing changes.
+    pub fn target_up(&self) {
+        let was = {
+            let mut s = self.state();
+            if s.target == Link::Up {
+                return;
+            }
+            std::mem::replace(&mut s.target, Link::Up)
+        };
+        metrics::gauge!("sluice_connection_up", "peer" => "target").set(1.0);
+        if was == Link::Down {
+            self.inner.events.emit(
+                EventKind::TargetUnreachable,
+                EventState::Resolved,
+                "target reachable again: batches are applied",
+                serde_json::Map::new(),
+            );
+        }
+    }
+
+    /// A transient target failure (the batch will be applied again).
+    pub fn target_down(&self, error: &str) {
+        let was = std::mem::replace(&mut self.state().target, Link::Down);
+        metrics::gauge!("sluice_connection_up", "peer" => "target").set(0.0);
+        self.transient_error("load", error);
+        if was != Link::Down {
+            self.inner.events.emit(
+                EventKind::TargetUnreachable,
+                EventState::Firing,
+                "target unavailable: the batch will be applied again; nothing is acknowledged meanwhile",
+                details([("error", json!(error))]),
+            );
+        }
+    }
+
+    /// Connection to etcd as last observed.
+    pub fn etcd_link(&self, up: bool) {
+        let link = if up { Link::Up } else { Link::Down };
+        self.state().etcd = Some(link);
+        metrics::gauge!("sluice_connection_up", "peer" => "etcd").set(link.gauge());
+    }
+
+    /// A failure that is retried.
+    pub fn transient_error(&self, stage: &'static str, message: &str) {
+        metrics::counter!("sluice_errors_total", "class" => "transient", "stage" => stage)
+            .increment(1);
+        self.state().last_error = Some(LastError {
+            unix_ms: unix_ms(),
+            class: "transient",
+            stage,
+            message: message.to_string(),
+        });
+    }
+
+    /// A failure that stopped the pipeline; a failing Load raises
+    /// `load_error`.
+    pub fn definite_error(&self, stage: &'static str, message: &str) {
+        metrics::counter!("sluice_errors_total", "class" => "definite", "stage" => stage)
+            .increment(1);
+        self.state().last_error = Some(LastError {
+            unix_ms: unix_ms(),
+            class: "definite",
+            stage,
+            message: message.to_string(),
+        });
+        if stage == "load" || stage == "transform" {
+            self.inner.events.emit(
+                EventKind::LoadError,
+                EventState::Event,
+                "load error: the pipeline stopped",
+                details([("stage", json!(stage)), ("error", json!(message))]),
+            );
+        }
+    }
+
+    /// The start position is no longer on the source (Select stops next).
+    pub fn start_purged(&self, message: &str) {
+        self.inner.events.emit(
+            EventKind::StartPositionPurged,
+            EventState::Event,
+            "start position purged on the source: the pipeline cannot continue without a new position",
+            details([("error", json!(message))]),
+        );
+    }
+
+    /// `Ok(what)` when ready for `/readyz`, else why not.
+    pub fn readiness(&self) -> Result<&'static str, String> {
+        let s = self.state();
+        match s.role {
+            Role::Active if !s.replicating => Err("active, but the stages are not running".into()),
+            Role::Active if s.source != Link::Up => {
+                Err(format!("active, but the source is {}", link_name(s.source)))
+            }
+            Role::Active if s.target == Link::Down => {
+                Err("active, but the target is unreachable".into())
+            }
+            Role::Active => Ok("active and replicating"),
+            Role::Standby if s.etcd == Some(Link::Up) => Ok("standby, campaigning"),
+            Role::Standby => Err("standby, but etcd is not reachable".into()),
+            Role::Starting => Err("starting".into()),
+            Role::Stopped => Err("stopped".into()),
+        }
+    }
+
+    /// The `/status` document.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ready = self.readiness();
+        let s = self.state().clone();
+        json!({
+            "pipeline": self.inner.pipeline,
+            "node": self.inner.node,
+            "role": s.role,
+            "since_unix_ms": s.since_unix_ms,
+            "ready": ready.is_ok(),
+            "ready_reason": match &ready { Ok(r) => r.to_string(), Err(e) => e.clone() },
+            "replicating": s.replicating,
+            "connections": {
+                "source": s.source,
+                "target": s.target,
+                "etcd": s.etcd,
+            },
+            "source": s.source_url,
+            "position": s.position.as_ref().map(|p| json!({
+                "file": p.file,
+                "offset": p.offset,
+                "gtid": p.gtid.as_ref().map(ToString::to_string),
+                "text": p.to_string(),
+            })),
+            "acknowledged_batch": s.acknowledged_batch,
+            "lag_seconds": s.lag_seconds,
+            "lag_alarm": s.lag_alarm,
+            "counters": s.counters,
+            "last_error": s.last_error,
+        })
+    }
+}
+
+fn link_name(link: Link) -> &'static str {
+    match link {
+        Link::Unknown => "not connected yet",
+        Link::Up => "connected",
+        Link::Down => "unreachable",
+    }
+}
+
+/// Records rows and bytes of `rows` per table for `stage`: one counter
+/// update per distinct table per batch (tables compared by pointer first,
+/// so this is a scan with no allocation per row).
+pub(crate) fn count_rows(stage: &'static str, rows: &[sluice_core::RowChange]) {
+    let mut tables: Vec<(&Arc<sluice_core::TableSchema>, u64, u64)> = Vec::new();
+    for row in rows {
+        let bytes = row.size_hint() as u64;
+        match tables.iter_mut().rev().find(|(t, _, _)| {
+            Arc::ptr_eq(t, &row.table)
+                || (t.schema == row.table.schema && t.table == row.table.table)
+        }) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += bytes;
+            }
+            None => tables.push((&row.table, 1, bytes)),
+        }
+    }
+    for (table, n, bytes) in tables {
+        let name = format!("{}.{}", table.schema, table.table);
+        metrics::counter!("sluice_rows_total", "stage" => stage, "table" => name.clone())
+            .increment(n);
+        metrics::counter!("sluice_bytes_total", "stage" => stage, "table" => name).increment(bytes);
+    }
+}
+
+/// What the monitor of one term reads.
+pub(crate) struct MonitorInputs {
+    pub cache: PositionCache<AnyPositionStore>,
+    pub stats: Arc<LoadStats>,
+    /// Id of the last batch Extract cut.
+    pub cut: Arc<AtomicU64>,
+    /// Byte use of the queues after Select, Extract and Transform.
+    pub queues: Vec<(&'static str, Probe)>,
+    /// Positions go to etcd: flush failures say etcd is unreachable.
+    pub etcd: bool,
+    /// The target loader: its retry count reveals a failing target long
+    /// before a batch gives up (a connection attempt waits for its pool's
+    /// acquire timeout first).
+    pub loader: Arc<sluice_load::Loader>,
+}
+
+/// Refreshes `status` and the gauges every [`MONITOR_EVERY`] until `stop`;
+/// raises and resolves the lag alarm.
+pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: CancellationToken) {
+    status.set_replicating(true);
+    let mut ticker = tokio::time::interval(MONITOR_EVERY);
+    let mut caught_up: Option<u64> = None;
+    let mut above_since: Option<tokio::time::Instant> = None;
+    let mut last_retries = inputs.loader.retries_total();
+    let mut last_acked: Option<u64> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let now_s = unix_ms() / 1000;
+        let flush = inputs.cache.status();
+        let acked = inputs.cache.acknowledged();
+        let cut = inputs.cut.load(Ordering::Relaxed);
+        let stats = &inputs.stats;
+        let in_flight = cut.saturating_sub(flush.acknowledged.unwrap_or(0));
+        let select_queued = inputs
+            .queues
+            .iter()
+            .any(|(name, p)| *name == "select" && p.bytes_in_use() > 0);
+        let event_time = stats.last_event_time.load(Ordering::Relaxed);
+        let lag = if in_flight == 0 && !select_queued {
+            caught_up = Some(now_s);
+            Some(0)
+        } else {
+            let by_event = (event_time > 0).then(|| now_s.saturating_sub(event_time));
+            let by_catch_up = caught_up.map(|c| now_s.saturating_sub(c));
+            match (by_event, by_catch_up) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        let counters = Counters {
+            batches_extracted: cut,
+            batches_loaded: stats.batches.load(Ordering::Relaxed),
+            rows_loaded: stats.rows.load(Ordering::Relaxed),
+            ddl_applied: stats.ddl.load(Ordering::Relaxed),
+            retries: stats.retries.load(Ordering::Relaxed),
+            in_flight,
+        };
+
+        if let Some(lag) = lag {
+            metrics::gauge!("sluice_lag_seconds").set(lag as f64);
+        }
+        metrics::gauge!("sluice_batches_in_flight").set(in_flight as f64);
+        for (name, probe) in &inputs.queues {
+            metrics::gauge!("sluice_queue_bytes", "queue" => *name)
+                .set(probe.bytes_in_use() as f64);
+        }
+        if let Some(a) = &acked {
+            metrics::gauge!("sluice_acknowledged_batch").set(a.batch_id as f64);
+            metrics::gauge!("sluice_acknowledged_file_index").set(file_index(&a.position.file));
+            metrics::gauge!("sluice_acknowledged_offset").set(a.position.offset as f64);
+        }
+        if inputs.etcd {
+            status.etcd_link(flush.last_error.is_none());
+        }
+        // Retries without progress: the target is failing now, even though
+        // the batch has not given up yet.
+        let retries = inputs.loader.retries_total();
+        if retries > last_retries && flush.acknowledged == last_acked && in_flight > 0 {
+            status.target_down(&format!(
+                "the target keeps failing: {} retries and no batch applied in the last {}s (see the log for the errors)",
+                retries - last_retries,
+                MONITOR_EVERY.as_secs()
+            ));
+        }
+        last_retries = retries;
+        last_acked = flush.acknowledged;
+
+        let threshold = status.inner.lag_threshold.as_secs();
+        let (fire, resolve) = {
+            let mut s = status.state();
+            s.counters = counters;
+            s.lag_seconds = lag;
+            if let Some(a) = acked {
+                s.acknowledged_batch = Some(a.batch_id);
+                s.position = Some(a.position);
+            }
+            match lag {
+                Some(l) if l > threshold => {
+                    let since = *above_since.get_or_insert_with(tokio::time::Instant::now);
+                    let fire = !s.lag_alarm && since.elapsed() >= LAG_GRACE;
+                    s.lag_alarm |= fire;
+                    (fire, false)
+                }
+                _ => {
+                    above_since = None;
+                    let resolve = s.lag_alarm && lag.is_some();
+                    if resolve {
+                        s.lag_alarm = false;
+                    }
+                    (false, resolve)
+                }
+            }
+        };
+        let lag_details = || {
+            details([
+                ("lag_seconds", json!(lag)),
+                ("threshold_seconds", json!(threshold)),
+            ])
+        };
+        if fire {
+            status.events().emit(
+                EventKind::Lag,
+                EventState::Firing,
+                format!(
+                    "replication lag {}s is above the threshold of {threshold}s",
+                    lag.unwrap_or_default()
+                ),
+                lag_details(),
+            );
+        } else if resolve {
+            status.events().emit(
+                EventKind::Lag,
+                EventState::Resolved,
+                format!("replication lag back under the threshold of {threshold}s"),
+                lag_details(),
+            );
+        }
+    }
+    status.set_replicating(false);
+}
+
+/// The numeric suffix of a binlog file name (`mysql-bin.000042` → 42).
+fn file_index(file: &str) -> f64 {
+    file.rsplit('.')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or(0.0, |n| n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_role_and_links() {
+        let s = NodeStatus::default();
+        assert!(s.readiness().is_err());
+        s.set_role(Role::Standby);
+        assert!(s.readiness().is_err(), "standby without etcd");
+        s.etcd_link(true);
+        assert_eq!(s.readiness(), Ok("standby, campaigning"));
+        s.set_role(Role::Active);
+        assert!(s.readiness().is_err(), "stages not running");
+        s.set_replicating(true);
+        s.source_up("mysql://u:***@h:1");
+        assert_eq!(s.readiness(), Ok("active and replicating"));
+        s.target_down("connection refused");
+        assert!(s.readiness().unwrap_err().contains("target"));
+        s.target_up();
+        assert!(s.readiness().is_ok());
+        let doc = s.to_json();
+        assert_eq!(doc["role"], "active");
+        assert_eq!(doc["connections"]["target"], "up");
+        assert_eq!(doc["last_error"]["class"], "transient");
+        assert_eq!(file_index("mysql-bin.000042"), 42.0);
+    }
+}
