@@ -4,215 +4,142 @@
 //! data (seeded, deterministic) and times sluice and the reference on the
 //! same input, back to back, on the same machine, and reports the ratio.
 //! Absolute numbers on a shared 2-core machine are noise; the ratio is the
-//! result. Output: a Markdown table on stdout and the same as JSON
-//! (`--json FILE`).
+//! result. sluice runs as a real process (the release `sluice` binary next
+//! to this one, or `--sluice`). Output: progress on stderr, a Markdown
+//! table on stdout, the same as JSON with `--json FILE`.
 //!
-//! Scenarios so far: `decode` (binlog row decoding vs
-//! `mariadb-binlog --base64-output=decode-rows -v`).
+//! Scenarios (one module each): `decode`, `bulk`, `oltp`, `latency`,
+//! `memory`, `distributed` (three nodes vs one; no target, reported).
+//! `--quick` runs each at a small scale (a smoke run for CI).
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod bulk;
+mod data;
+mod decode;
+mod distributed;
+mod latency;
+mod memory;
+mod oltp;
+mod report;
+mod servers;
+mod sluice;
+mod sysbench;
 
-use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Instant;
+
 use clap::Parser;
-use mysql_async::prelude::Queryable;
-use sluice_testkit::{find_binary, MariaDb};
+
+use crate::sysbench::Workload;
+
+const SCENARIOS: [&str; 6] = ["decode", "bulk", "oltp", "latency", "memory", "distributed"];
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks sluice against reference tools on local servers")]
 struct Args {
     /// Scenarios to run (default: all).
-    #[arg(value_parser = ["decode"])]
+    #[arg(value_parser = SCENARIOS)]
     scenarios: Vec<String>,
-    /// Rows to generate for the decode scenario.
-    #[arg(long, default_value_t = 1_000_000)]
-    rows: u64,
     /// A small, fast smoke run (CI).
     #[arg(long)]
     quick: bool,
-    /// Timed repetitions per tool; the best run counts.
-    #[arg(long, default_value_t = 3)]
-    runs: u32,
+    /// Rows for `decode`, `bulk` and `memory` (default 1,000,000; 100,000
+    /// with --quick).
+    #[arg(long)]
+    rows: Option<u64>,
+    /// Backlog transactions for `oltp` (default 100,000; 5,000 with --quick).
+    #[arg(long)]
+    transactions: Option<u64>,
+    /// Seconds of steady load for `latency` (default 60; 10 with --quick).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Timed repetitions per tool for `decode` and `bulk`; the best counts
+    /// (default 3; 1 with --quick).
+    #[arg(long)]
+    runs: Option<u32>,
+    /// The `sluice` binary (default: next to this executable).
+    #[arg(long)]
+    sluice: Option<PathBuf>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    json: Option<PathBuf>,
+    /// Keep sluice's logs (`<pipeline>.log`) in this directory; with
+    /// `SLUICE_LOG=debug` for per-batch timings.
+    #[arg(long)]
+    logs: Option<PathBuf>,
     /// Keep a copy of the generated decode binlog here (for profiling).
     #[arg(long)]
-    save_binlog: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug)]
-struct Outcome {
-    scenario: String,
-    metric: String,
-    sluice: f64,
-    reference: f64,
-    reference_tool: String,
-    ratio: f64,
-    note: String,
-}
-
-impl Outcome {
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "scenario": self.scenario,
-            "metric": self.metric,
-            "sluice": self.sluice,
-            "reference": self.reference,
-            "reference_tool": self.reference_tool,
-            "ratio": self.ratio,
-            "note": self.note,
-        })
-    }
+    save_binlog: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let all = args.scenarios.is_empty();
+    let q = args.quick;
+    let want = |s: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|x| x == s);
+    let rows = args.rows.unwrap_or(if q { 100_000 } else { 1_000_000 });
+    let runs = args.runs.unwrap_or(if q { 1 } else { 3 }).max(1);
+    let needs_sluice = SCENARIOS[1..].iter().any(|s| want(s));
+    let sluice_bin = if needs_sluice {
+        Some(sluice::locate(args.sluice.as_deref())?)
+    } else {
+        None
+    };
+    let sluice_bin = sluice_bin.as_deref();
+    if let Some(dir) = &args.logs {
+        sluice::keep_logs_in(dir.clone())?;
+    }
+    let began = Instant::now();
     let mut outcomes = Vec::new();
-    if all || args.scenarios.iter().any(|s| s == "decode") {
-        let rows = if args.quick {
-            args.rows.min(100_000)
-        } else {
-            args.rows
+
+    if want("decode") {
+        outcomes.push(decode::run(rows, runs, args.save_binlog.as_deref()).await?);
+    }
+    if let (true, Some(bin)) = (want("bulk"), sluice_bin) {
+        outcomes.push(bulk::run(bin, rows, runs).await?);
+    }
+    if let (true, Some(bin)) = (want("oltp"), sluice_bin) {
+        let size = oltp::Size {
+            workload: Workload {
+                tables: if q { 4 } else { 8 },
+                table_size: if q { 10_000 } else { 100_000 },
+                seed: 1,
+            },
+            transactions: args.transactions.unwrap_or(if q { 5_000 } else { 100_000 }),
         };
-        outcomes.push(
-            decode_scenario(
-                rows,
-                if args.quick { 1 } else { args.runs },
-                args.save_binlog.as_deref(),
-            )
-            .await?,
-        );
+        outcomes.push(oltp::run(bin, &size).await?);
     }
-    println!("| scenario | metric | sluice | reference | ratio | reference tool |");
-    println!("|---|---|---:|---:|---:|---|");
-    for o in &outcomes {
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {} |",
-            o.scenario, o.metric, o.sluice, o.reference, o.ratio, o.reference_tool
-        );
+    if let (true, Some(bin)) = (want("latency"), sluice_bin) {
+        let size = latency::Size {
+            workload: Workload {
+                tables: 4,
+                table_size: if q { 10_000 } else { 100_000 },
+                seed: 2,
+            },
+            rate: 2_000,
+            seconds: args.seconds.unwrap_or(if q { 10 } else { 60 }),
+        };
+        outcomes.push(latency::run(bin, &size).await?);
     }
-    for o in &outcomes {
-        if !o.note.is_empty() {
-            println!("\n{}: {}", o.scenario, o.note);
-        }
+    if let (true, Some(bin)) = (want("memory"), sluice_bin) {
+        outcomes.push(memory::run(bin, rows).await?);
     }
+    if let (true, Some(bin)) = (want("distributed"), sluice_bin) {
+        // A fifth of the bulk size: three nodes share the two cores.
+        outcomes.push(distributed::run(bin, (rows / 5).max(10_000)).await?);
+    }
+
+    eprintln!(
+        "sluice-bench: done in {:.0}s",
+        began.elapsed().as_secs_f64()
+    );
+    print!("{}", report::markdown(&outcomes));
     if let Some(path) = &args.json {
-        let doc: Vec<serde_json::Value> = outcomes.iter().map(|o| o.to_json()).collect();
+        let doc = serde_json::json!({
+            "quick": q,
+            "seconds": began.elapsed().as_secs_f64(),
+            "results": outcomes.iter().map(report::Outcome::to_json).collect::<Vec<_>>(),
+        });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
     }
     Ok(())
-}
-
-/// Decode: rows/s turning a binlog file into typed rows and printing them as
-/// JSON Lines, vs `mariadb-binlog --base64-output=decode-rows -v` printing
-/// its pseudo-SQL, both to a sink.
-async fn decode_scenario(
-    rows: u64,
-    runs: u32,
-    save: Option<&std::path::Path>,
-) -> anyhow::Result<Outcome> {
-    let mariadb_binlog = find_binary("mariadb-binlog", "mariadb-client")?;
-    eprintln!("decode: generating {rows} rows ...");
-    let source = MariaDb::builder(sluice_testkit::Role::Source)
-        .arg("--innodb-buffer-pool-size=512M")
-        .arg("--innodb-log-file-size=256M")
-        .start()
-        .await?;
-    let mut conn = source.conn().await?;
-    conn.query_drop(
-        "CREATE DATABASE bench;
-         CREATE TABLE bench.orders (
-           id BIGINT UNSIGNED PRIMARY KEY, customer INT NOT NULL, sku VARCHAR(32) NOT NULL,
-           qty SMALLINT NOT NULL, price DECIMAL(10,2) NOT NULL, weight DOUBLE,
-           note VARCHAR(64) CHARACTER SET utf8mb4, created DATETIME(3) NOT NULL,
-           status ENUM('new','paid','shipped','done') NOT NULL)",
-    )
-    .await?;
-    conn.query_drop("FLUSH BINARY LOGS").await?;
-    let file: String = conn
-        .query_first::<mysql_async::Row, _>("SHOW MASTER STATUS")
-        .await?
-        .and_then(|r| r.get(0))
-        .context("no master status")?;
-    // Deterministic data from the row number (the "seed" is the formula).
-    let chunk = 50_000u64;
-    let mut done = 0u64;
-    while done < rows {
-        let n = chunk.min(rows - done);
-        conn.query_drop(format!(
-            "INSERT INTO bench.orders SELECT seq, seq % 100003, CONCAT('SKU-', seq % 9973),
-               seq % 50, (seq % 100000) / 100, (seq % 977) * 0.125,
-               IF(seq % 7 = 0, NULL, CONCAT('note ', seq, ' ✓')),
-               '2024-01-01 00:00:00.000' + INTERVAL seq SECOND,
-               1 + seq % 4
-             FROM bench.seq_{}_to_{}",
-            done + 1,
-            done + n
-        ))
-        .await?;
-        done += n;
-    }
-    conn.query_drop("FLUSH BINARY LOGS").await?;
-    let path = source.binlog_path(&file);
-    let size = std::fs::metadata(&path)?.len();
-    eprintln!("decode: {} ({} MB)", path.display(), size / 1_000_000);
-    if let Some(save) = save {
-        std::fs::copy(&path, save)?;
-    }
-
-    // sluice: decode every row and render it, as `sluice binlog decode` does.
-    let mut best_sluice = Duration::MAX;
-    let mut decoded = 0u64;
-    for _ in 0..runs {
-        let p = path.clone();
-        let (elapsed, n) = tokio::task::spawn_blocking(move || sluice_decode(&p)).await??;
-        decoded = n;
-        best_sluice = best_sluice.min(elapsed);
-    }
-    anyhow::ensure!(
-        decoded == rows,
-        "sluice decoded {decoded} rows, expected {rows}"
-    );
-
-    let mut best_ref = Duration::MAX;
-    for _ in 0..runs {
-        let start = Instant::now();
-        let status = Command::new(&mariadb_binlog)
-            .args(["--no-defaults", "--base64-output=decode-rows", "-v"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        anyhow::ensure!(status.success(), "mariadb-binlog failed: {status}");
-        best_ref = best_ref.min(start.elapsed());
-    }
-    let s = rows as f64 / best_sluice.as_secs_f64();
-    let r = rows as f64 / best_ref.as_secs_f64();
-    Ok(Outcome {
-        scenario: "decode".into(),
-        metric: "rows/s".into(),
-        sluice: s,
-        reference: r,
-        reference_tool: "mariadb-binlog --base64-output=decode-rows -v".into(),
-        ratio: s / r,
-        note: format!(
-            "{rows} rows, {} MB binlog; best of {runs}: sluice {:.2}s, mariadb-binlog {:.2}s (both print every row to a sink)",
-            size / 1_000_000,
-            best_sluice.as_secs_f64(),
-            best_ref.as_secs_f64()
-        ),
-    })
-}
-
-fn sluice_decode(path: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
-    let start = Instant::now();
-    let mut sink = std::io::sink();
-    let mut printer = sluice_binlog::output::LinePrinter::default();
-    for event in sluice_binlog::file::BinlogFile::open(path, None)? {
-        printer.print(&event?, &mut sink)?;
-    }
-    Ok((start.elapsed(), printer.rows()))
 }

@@ -1,0 +1,216 @@
+//! OLTP catch-up: a `sysbench oltp_write_only` backlog replicated by sluice
+//! vs MariaDB's own replication of the same backlog, single-threaded and
+//! with optimistic parallel apply.
+//!
+//! All three targets start from the same state the same way: sluice and
+//! two native replicas (`CHANGE MASTER TO … MASTER_USE_GTID=slave_pos`)
+//! replicate `sysbench prepare` from the source, then sluice is stopped
+//! (SIGTERM: position flushed) and the replicas `STOP SLAVE`d. The backlog
+//! is written while nothing replicates. Then, one after another, each is
+//! started again and timed until it holds the whole backlog: sluice until
+//! its checkpoint reaches the source's end of binlog (from spawning the
+//! process), a replica until `@@gtid_slave_pos` equals the source's
+//! `@@gtid_binlog_pos` (from `START SLAVE`: its IO thread fetches the
+//! backlog while the SQL threads apply it, as sluice's dump does). Each
+//! target's tables are then checksummed against the source.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mysql_async::prelude::Queryable;
+use sluice_testkit::{MariaDb, Role, REPL_PASSWORD, REPL_USER};
+
+use crate::report::Outcome;
+use crate::servers::{self, ensure_same, gtid_binlog_pos, gtid_seq, master_status};
+use crate::sluice::{PipelineSpec, Sluice, Start, MIB};
+use crate::sysbench::Workload;
+
+/// Native parallel replication threads (sluice runs 4 workers).
+const PARALLEL_THREADS: u32 = 4;
+
+pub struct Size {
+    pub workload: Workload,
+    pub transactions: u64,
+}
+
+pub async fn run(sluice_bin: &Path, size: &Size) -> anyhow::Result<Outcome> {
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-bench-oltp-")
+        .tempdir()?;
+    let w = size.workload;
+    let tables = w.tables();
+    let source = servers::start(Role::Source, &[]).await?;
+    let target = servers::start(Role::Target, &[]).await?;
+    let single = servers::start(Role::Target, &["--slave-parallel-threads=0"]).await?;
+    let threads = format!("--slave-parallel-threads={PARALLEL_THREADS}");
+    let parallel = servers::start(
+        Role::Target,
+        &[threads.as_str(), "--slave-parallel-mode=optimistic"],
+    )
+    .await?;
+
+    source.exec("CREATE DATABASE sbtest").await?;
+    target.exec("CREATE DATABASE IF NOT EXISTS sbtest").await?;
+    let mut conn = source.conn().await?;
+    let start = master_status(&mut conn).await?;
+    for replica in [&single, &parallel] {
+        replica
+            .exec(&format!(
+                "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, \
+                 MASTER_USER='{REPL_USER}', MASTER_PASSWORD='{REPL_PASSWORD}', \
+                 MASTER_USE_GTID=slave_pos; START SLAVE",
+                source.port()
+            ))
+            .await?;
+    }
+    let spec = PipelineSpec::new("oltp", r"sbtest\..*", Start::At(start));
+    let mut sluice = Sluice::spawn(sluice_bin, dir.path(), &spec, &source, &target)?;
+
+    eprintln!(
+        "oltp: sysbench prepare ({} tables x {} rows), replicated to all three targets ...",
+        w.tables, w.table_size
+    );
+    {
+        let source = &source;
+        tokio::task::block_in_place(|| w.prepare(source))?;
+    }
+    let prepared = master_status(&mut conn).await?;
+    let prepared_gtid = gtid_binlog_pos(&mut conn).await?;
+    let long = Duration::from_secs(900);
+    sluice
+        .wait_caught_up(&target, &prepared, long, Duration::from_millis(50))
+        .await?;
+    sluice.stop().await?;
+    for replica in [&single, &parallel] {
+        wait_replica(replica, &prepared_gtid, long).await?;
+        replica.exec("STOP SLAVE").await?;
+    }
+    for (name, t) in [
+        ("sluice", &target),
+        ("single-threaded replica", &single),
+        ("parallel replica", &parallel),
+    ] {
+        ensure_same(&format!("oltp prepare ({name})"), &source, t, &tables).await?;
+    }
+
+    eprintln!(
+        "oltp: writing a backlog of {} transactions while nothing replicates ...",
+        size.transactions
+    );
+    let ran = {
+        let source = &source;
+        let extra = [format!("--events={}", size.transactions), "--time=0".into()];
+        tokio::task::block_in_place(|| w.run(source, 4, &extra))?
+    };
+    let end = master_status(&mut conn).await?;
+    let end_gtid = gtid_binlog_pos(&mut conn).await?;
+    conn.disconnect().await?;
+    let txns = gtid_seq(&end_gtid)? - gtid_seq(&prepared_gtid)?;
+    eprintln!(
+        "oltp: backlog of {txns} transactions written at {:.0}/s ({} committed by sysbench)",
+        ran.per_sec, ran.transactions
+    );
+
+    eprintln!("oltp: sluice catching up ...");
+    let mut sluice = Sluice::spawn(sluice_bin, dir.path(), &spec, &source, &target)?;
+    let done = sluice
+        .wait_caught_up(&target, &end, long, Duration::from_millis(10))
+        .await?;
+    let sluice_time = done - sluice.started();
+    let rss = sluice.peak_rss()?;
+    let cpu = sluice.cpu_time()?;
+    sluice.stop().await?;
+    eprintln!(
+        "oltp:   sluice {:.2}s (CPU {:.2}s)",
+        sluice_time.as_secs_f64(),
+        cpu.as_secs_f64()
+    );
+
+    let mut native = Vec::new();
+    for (name, replica) in [("single-threaded", &single), ("parallel", &parallel)] {
+        eprintln!("oltp: {name} native replica catching up ...");
+        let begin = Instant::now();
+        replica.exec("START SLAVE").await?;
+        wait_replica(replica, &end_gtid, long).await?;
+        let took = begin.elapsed();
+        eprintln!("oltp:   {name} replica {:.2}s", took.as_secs_f64());
+        native.push((name, took));
+    }
+    ensure_same("oltp backlog (sluice)", &source, &target, &tables).await?;
+    ensure_same("oltp backlog (single)", &source, &single, &tables).await?;
+    ensure_same("oltp backlog (parallel)", &source, &parallel, &tables).await?;
+
+    let rate = |d: Duration| txns as f64 / d.as_secs_f64();
+    let (best_name, best_time) = native
+        .iter()
+        .min_by_key(|(_, d)| *d)
+        .copied()
+        .context("no native run")?;
+    let s = rate(sluice_time);
+    let r = rate(best_time);
+    Ok(Outcome {
+        scenario: "OLTP catch-up".into(),
+        metric: "transactions/s".into(),
+        sluice: s,
+        reference: r,
+        reference_tool: format!("MariaDB replication, {best_name} (the faster native mode)"),
+        ratio: s / r,
+        target: 1.5,
+        note: format!(
+            "sysbench oltp_write_only, {} tables x {} rows, backlog of {txns} transactions ({} row changes); sluice {:.2}s ({:.2}s CPU, peak RSS {:.0} MiB); native single-threaded {:.2}s ({:.0}/s), parallel optimistic with {PARALLEL_THREADS} threads {:.2}s ({:.0}/s)",
+            w.tables,
+            w.table_size,
+            txns * 4,
+            sluice_time.as_secs_f64(),
+            cpu.as_secs_f64(),
+            rss as f64 / MIB,
+            native[0].1.as_secs_f64(),
+            rate(native[0].1),
+            native[1].1.as_secs_f64(),
+            rate(native[1].1),
+        ),
+    })
+}
+
+/// Waits until a native replica's `@@gtid_slave_pos` is `gtid`; fails at
+/// once if its SQL or IO thread stopped with an error.
+async fn wait_replica(replica: &MariaDb, gtid: &str, timeout: Duration) -> anyhow::Result<()> {
+    let mut conn = replica.conn().await?;
+    let begin = Instant::now();
+    let mut checked = Instant::now();
+    loop {
+        let pos: Option<String> = conn.query_first("SELECT @@gtid_slave_pos").await?;
+        if pos.as_deref() == Some(gtid) {
+            conn.disconnect().await?;
+            return Ok(());
+        }
+        if checked.elapsed() > Duration::from_secs(1) {
+            checked = Instant::now();
+            let status: Option<mysql_async::Row> = conn.query_first("SHOW SLAVE STATUS").await?;
+            if let Some(row) = status {
+                let get = |name: &str| -> String {
+                    row.columns_ref()
+                        .iter()
+                        .position(|c| c.name_str() == name)
+                        .and_then(|i| row.get::<Option<String>, _>(i).flatten())
+                        .unwrap_or_default()
+                };
+                anyhow::ensure!(
+                    get("Slave_SQL_Running") == "Yes" && get("Slave_IO_Running") == "Yes",
+                    "native replica on port {} stopped: {} {}",
+                    replica.port(),
+                    get("Last_IO_Error"),
+                    get("Last_SQL_Error")
+                );
+            }
+        }
+        anyhow::ensure!(
+            begin.elapsed() < timeout,
+            "timed out after {:.0?} waiting for the replica on port {} to reach {gtid} (at {pos:?})",
+            begin.elapsed(),
+            replica.port()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

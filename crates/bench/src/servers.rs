@@ -1,0 +1,117 @@
+//! Servers for the scenarios, and what is read from them.
+//!
+//! Every server (source, sluice's target, reference targets) gets the same
+//! InnoDB sizing, larger than the test kit's defaults (an 8 MB redo log
+//! would make every bulk load checkpoint-bound and measure nothing but
+//! that), so sluice and the reference write to identically configured
+//! servers.
+
+use anyhow::Context as _;
+use mysql_async::prelude::Queryable;
+use sluice_testkit::{MariaDb, Role};
+
+/// Options every bench server gets.
+const BENCH_ARGS: &[&str] = &[
+    "--innodb-buffer-pool-size=1G",
+    "--innodb-log-file-size=512M",
+];
+
+/// Starts a server with the bench sizing plus `extra` options.
+pub async fn start(role: Role, extra: &[&str]) -> anyhow::Result<MariaDb> {
+    let mut builder = MariaDb::builder(role);
+    for a in BENCH_ARGS.iter().chain(extra) {
+        builder = builder.arg(*a);
+    }
+    let server = builder
+        .start()
+        .await
+        .with_context(|| format!("starting a {role:?} mariadbd"))?;
+    Ok(server)
+}
+
+/// A binlog coordinate; orders by file name, then offset (file names of one
+/// server have fixed-width numbers, so they order as text).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BinlogPos {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl std::fmt::Display for BinlogPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+impl BinlogPos {
+    /// The `file:offset` head of sluice's `Position` text form
+    /// (`mysql-bin.000001:1234 gtid=... ts=...`).
+    pub fn parse_position_text(text: &str) -> Option<Self> {
+        let head = text.split_whitespace().next()?;
+        let (file, pos) = head.rsplit_once(':')?;
+        Some(BinlogPos {
+            file: file.to_string(),
+            pos: pos.parse().ok()?,
+        })
+    }
+}
+
+/// The source's current end of binlog (`SHOW MASTER STATUS`).
+pub async fn master_status(conn: &mut mysql_async::Conn) -> anyhow::Result<BinlogPos> {
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .context("SHOW MASTER STATUS returned nothing (binlog off?)")?;
+    let file: String = row.get(0).context("SHOW MASTER STATUS: no File")?;
+    let pos: u64 = row.get(1).context("SHOW MASTER STATUS: no Position")?;
+    Ok(BinlogPos { file, pos })
+}
+
+/// `@@gtid_binlog_pos` of a source.
+pub async fn gtid_binlog_pos(conn: &mut mysql_async::Conn) -> anyhow::Result<String> {
+    let v: Option<String> = conn.query_first("SELECT @@gtid_binlog_pos").await?;
+    Ok(v.unwrap_or_default())
+}
+
+/// The sequence number of a single-domain MariaDB GTID position
+/// (`0-1-123` → 123); 0 for an empty position.
+pub fn gtid_seq(gtid: &str) -> anyhow::Result<u64> {
+    if gtid.trim().is_empty() {
+        return Ok(0);
+    }
+    anyhow::ensure!(!gtid.contains(','), "expected one GTID domain, got {gtid}");
+    gtid.rsplit('-')
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .with_context(|| format!("not a GTID: {gtid}"))
+}
+
+/// `CHECKSUM TABLE` of each table, in order (the same rows give the same
+/// checksum on identically configured servers).
+pub async fn checksums(server: &MariaDb, tables: &[String]) -> anyhow::Result<Vec<Option<u64>>> {
+    let mut conn = server.conn().await?;
+    let mut out = Vec::new();
+    for t in tables {
+        let row: Option<(String, Option<u64>)> =
+            conn.query_first(format!("CHECKSUM TABLE {t}")).await?;
+        out.push(row.and_then(|(_, c)| c));
+    }
+    conn.disconnect().await?;
+    Ok(out)
+}
+
+/// Fails unless `target` holds the same rows as `source` in `tables`.
+pub async fn ensure_same(
+    what: &str,
+    source: &MariaDb,
+    target: &MariaDb,
+    tables: &[String],
+) -> anyhow::Result<()> {
+    let a = checksums(source, tables).await?;
+    let b = checksums(target, tables).await?;
+    anyhow::ensure!(
+        a == b,
+        "{what}: target differs from source: checksums {b:?} vs {a:?} for {tables:?}"
+    );
+    Ok(())
+}
