@@ -6,6 +6,9 @@
 //! {prefix}/pipelines/{name}/nodes/{node_id}        node registry, one key per node, under its lease
 //! {prefix}/pipelines/{name}/history/{ms}-{batch}   audit log of forced position changes
 //! {prefix}/pipelines/{name}/batches/{batch_id}     stage task state of in-flight batches
+//! {prefix}/pipelines/{name}/claims/{batch_id}/{stage}  a node's claim of a stage task, under its lease
+//! {prefix}/pipelines/{name}/epoch                  distributed stages: the active node's epoch
+//! {prefix}/pipelines/{name}/load_next              distributed stages: the next batch Load may claim
 //! ```
 //!
 //! # Invariants
@@ -37,6 +40,9 @@ const LEADER: &str = "leader";
 const NODES: &str = "nodes";
 const HISTORY: &str = "history";
 const BATCHES: &str = "batches";
+const CLAIMS: &str = "claims";
+const EPOCH: &str = "epoch";
+const LOAD_NEXT: &str = "load_next";
 
 /// Why a prefix, pipeline name or node id cannot be used in a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,6 +202,41 @@ impl PipelineKeys {
         format!("{}{batch_id:020}", self.batches_prefix())
     }
 
+    /// `.../claims/` — every stage claim.
+    pub fn claims_prefix(&self) -> String {
+        format!("{}{CLAIMS}/", self.root)
+    }
+
+    /// `.../claims/{batch_id}/` — the claims of one batch.
+    pub fn batch_claims_prefix(&self, batch_id: u64) -> String {
+        format!("{}{batch_id:020}/", self.claims_prefix())
+    }
+
+    /// The claim of `stage` (a lowercase stage name) of one batch.
+    pub fn claim(&self, batch_id: u64, stage: &str) -> String {
+        format!("{}{stage}", self.batch_claims_prefix(batch_id))
+    }
+
+    /// The `(batch_id, stage)` of a key under [`Self::claims_prefix`].
+    pub fn claim_of<'k>(&self, key: &'k str) -> Option<(u64, &'k str)> {
+        let rest = key.strip_prefix(&self.claims_prefix())?;
+        let (digits, stage) = rest.split_once('/')?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((digits.parse().ok()?, stage))
+    }
+
+    /// The active node's epoch of distributed stages.
+    pub fn epoch(&self) -> String {
+        format!("{}{EPOCH}", self.root)
+    }
+
+    /// The next batch id Load may claim (distributed stages).
+    pub fn load_next(&self) -> String {
+        format!("{}{LOAD_NEXT}", self.root)
+    }
+
     /// The batch id of a key under [`Self::batches_prefix`].
     pub fn batch_id_of(&self, key: &str) -> Option<u64> {
         let digits = key.strip_prefix(&self.batches_prefix())?;
@@ -265,6 +306,21 @@ mod tests {
         KeyLayout::new("/sluice")
             .and_then(|l| l.pipeline("shop"))
             .expect("valid")
+    }
+
+    #[test]
+    fn stage_task_keys_round_trip() {
+        let k = shop();
+        let claim = k.claim(42, "load");
+        assert_eq!(
+            claim,
+            "/sluice/pipelines/shop/claims/00000000000000000042/load"
+        );
+        assert!(claim.starts_with(&k.batch_claims_prefix(42)));
+        assert_eq!(k.claim_of(&claim), Some((42, "load")));
+        assert_eq!(k.claim_of("/sluice/pipelines/shop/claims/42/load"), None);
+        assert_eq!(k.epoch(), "/sluice/pipelines/shop/epoch");
+        assert_eq!(k.load_next(), "/sluice/pipelines/shop/load_next");
     }
 
     #[test]

@@ -219,19 +219,19 @@ impl TaskBoard {
     }
 
     fn claims_prefix(&self) -> String {
-        format!("{}claims/", self.keys.root())
+        self.keys.claims_prefix()
     }
 
     fn claim_key(&self, batch_id: u64, stage: TaskStage) -> String {
-        format!("{}{batch_id:020}/{}", self.claims_prefix(), stage.name())
+        self.keys.claim(batch_id, stage.name())
     }
 
     fn epoch_key(&self) -> String {
-        format!("{}epoch", self.keys.root())
+        self.keys.epoch()
     }
 
     fn load_next_key(&self) -> String {
-        format!("{}load_next", self.keys.root())
+        self.keys.load_next()
     }
 
     fn fence_compare(fence: &Fence) -> Vec<Compare> {
@@ -329,7 +329,7 @@ impl TaskBoard {
         let txn = Txn::new().when(when).and_then(vec![
             TxnOp::put(key.as_str(), value, None),
             TxnOp::delete(
-                format!("{}{:020}/", self.claims_prefix(), record.batch_id),
+                self.keys.batch_claims_prefix(record.batch_id),
                 Some(DeleteOptions::new().with_prefix()),
             ),
         ]);
@@ -342,7 +342,7 @@ impl TaskBoard {
         let txn = Txn::new().when(Self::fence_compare(fence)).and_then(vec![
             TxnOp::delete(key.as_str(), None),
             TxnOp::delete(
-                format!("{}{batch_id:020}/", self.claims_prefix()),
+                self.keys.batch_claims_prefix(batch_id),
                 Some(DeleteOptions::new().with_prefix()),
             ),
         ]);
@@ -400,13 +400,10 @@ impl TaskBoard {
                         }
                     },
                     3 => {
-                        let Some(rest) = key.strip_prefix(&self.claims_prefix()) else {
-                            continue;
-                        };
-                        let Some((id, stage)) = rest.split_once('/') else {
-                            continue;
-                        };
-                        let (Ok(id), Some(stage)) = (id.parse::<u64>(), TaskStage::parse(stage))
+                        let Some((id, stage)) = self
+                            .keys
+                            .claim_of(key)
+                            .and_then(|(id, s)| Some((id, TaskStage::parse(s)?)))
                         else {
                             continue;
                         };

@@ -36,6 +36,12 @@
 //!   term fences every older worker out of the target.
 //! * A definite failure of a stage on any node is recorded in the task and
 //!   stops the pipeline on the leader with that message.
+//! * A worker cut off from etcd drops its claimed work when its lease can
+//!   no longer be guaranteed (2/3 of the TTL after the last renewal, as the
+//!   leader does), a third of a TTL before anyone else can claim it. As
+//!   with the leader, a statement already sent to the target may still
+//!   commit after that; an epoch change (new leader or rollback) fences
+//!   such a worker out of the target completely.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -83,6 +89,8 @@ pub struct Scheduler {
     pub horizon: Option<Position>,
     pub task_timeout: Duration,
     pub stats: Arc<LoadStats>,
+    /// Id of the last batch acknowledged (read by Extract).
+    pub acked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct InFlight {
@@ -108,6 +116,19 @@ pub async fn schedule(
         .board
         .spawn_watcher(Arc::clone(&notify), watch_stop.clone());
     let result = schedule_inner(&s, &mut rx, &abandon, &notify).await;
+    // etcd trouble that outlasted the request timeouts: start the term over
+    // rather than stop the node (the lease keeper decides when the term
+    // itself is lost).
+    let result = result.map_err(|e| {
+        use sluice_core::Classify as _;
+        if e.class().is_transient() && !matches!(e, PipelineError::Rollback { .. }) {
+            PipelineError::Rollback {
+                reason: e.to_string(),
+            }
+        } else {
+            e
+        }
+    });
     watch_stop.cancel();
     watcher.abort();
     // This epoch's frames are of no use to anyone any more.
@@ -232,6 +253,7 @@ async fn supervise(
             break;
         };
         s.cache.ack(id, meta.end)?;
+        s.acked.store(id, Ordering::Relaxed);
         s.stats.batches.fetch_add(1, Ordering::Relaxed);
         s.stats.rows.fetch_add(meta.rows, Ordering::Relaxed);
         s.stats
