@@ -1097,7 +1097,16 @@ async fn keyless_rows_commit_with_the_checkpoint() {
     )
     .await
     .unwrap();
-    let l = loader(&db, opts(2)).await;
+    // One worker per row: the keyed shares and the keyless transaction are
+    // separate commits (small batches are otherwise one transaction).
+    let l = loader(
+        &db,
+        LoaderOptions {
+            min_rows_per_worker: 1,
+            ..opts(2)
+        },
+    )
+    .await;
     l.migrate().await.unwrap();
     let keyed = kv("s", "keyed");
     let log = schema(
@@ -1125,7 +1134,12 @@ async fn keyless_rows_commit_with_the_checkpoint() {
         text_rows(&db, "SELECT COUNT(*) FROM s.log").await,
         vec![vec![Some("0".into())]]
     );
-    assert_eq!(l.read_checkpoint("p").await.unwrap(), None);
+    // Only the batch in flight is recorded (its workers commit separately).
+    let cp = l.read_checkpoint("p").await.unwrap().unwrap();
+    assert_eq!(
+        (cp.batch_id, cp.applying),
+        (0, Some((7, "mysql-bin.000001:500".to_string())))
+    );
 
     let fixed = vec![ins(&log, r(1, "once")), ins(&keyed, r(1, "ok"))];
     let stats = l
@@ -1143,7 +1157,8 @@ async fn keyless_rows_commit_with_the_checkpoint() {
         (7, "mysql-bin.000001:500")
     );
 
-    // Without keyless rows the checkpoint is written after the batch.
+    // Without keyless rows, over two workers, the checkpoint is written
+    // after the batch.
     let mark8 = CheckpointMark {
         position: "mysql-bin.000001:900",
         through: "mysql-bin.000001:950",
@@ -1152,16 +1167,39 @@ async fn keyless_rows_commit_with_the_checkpoint() {
     let stats = l
         .apply_batch_checkpointed(
             8,
-            &[upd(&keyed, r(1, "ok"), r(1, "new"))],
+            &[upd(&keyed, r(1, "ok"), r(1, "new")), ins(&keyed, r(2, "b"))],
             UniqueConflict::Fail,
             &mark8,
         )
         .await
         .unwrap();
-    assert!(!stats.checkpointed);
+    assert!(!stats.checkpointed && !stats.atomic, "{stats:?}");
     let cp = l.read_checkpoint("p").await.unwrap().unwrap();
     assert_eq!(
-        (cp.batch_id, cp.through.as_deref()),
-        (8, Some("mysql-bin.000001:950"))
+        (cp.batch_id, cp.through.as_deref(), cp.applying),
+        (8, Some("mysql-bin.000001:950"), None)
+    );
+
+    // A batch for one worker is one transaction with its checkpoint, and
+    // needs no batch-in-flight record.
+    let mark9 = CheckpointMark {
+        position: "mysql-bin.000001:990",
+        through: "mysql-bin.000001:990",
+        ..mark
+    };
+    let stats = l
+        .apply_batch_checkpointed(
+            9,
+            &[upd(&keyed, r(2, "b"), r(2, "c"))],
+            UniqueConflict::Fail,
+            &mark9,
+        )
+        .await
+        .unwrap();
+    assert!(stats.checkpointed && stats.atomic, "{stats:?}");
+    let cp = l.read_checkpoint("p").await.unwrap().unwrap();
+    assert_eq!(
+        (cp.batch_id, cp.position.as_str()),
+        (9, "mysql-bin.000001:990")
     );
 }

@@ -60,6 +60,11 @@ pub struct ExtractConfig {
     /// (the last checkpointed batch ended inside the transaction the stream
     /// resumes at): they are skipped.
     pub skip_through: Option<Position>,
+    /// Id of the last batch Load finished. When it has finished every batch
+    /// cut so far, Load is idle and waiting for `max_delay` would only add
+    /// latency: the batch is cut at the next transaction end. Batches grow
+    /// only while Load is busy.
+    pub acknowledged: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 struct Pending {
@@ -291,7 +296,13 @@ async fn add_chunk(
         pending.committed_len = pending.changes.len();
         pending.committed_bytes = pending.bytes;
         pending.open = false;
+        let load_idle = !pending.changes.is_empty()
+            && cfg
+                .acknowledged
+                .as_ref()
+                .is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed) + 1 >= *next_id);
         let due = urgent
+            || load_idle
             || pending.changes.len() >= cfg.max_rows
             || pending.bytes >= cfg.max_bytes
             || pending.since.is_some_and(|s| s.elapsed() >= cfg.max_delay);

@@ -2,7 +2,9 @@
 //!
 //! For each batch, in order:
 //! 1. record the batch as *in flight* on the target (`applying_*` columns
-//!    of `sluice_meta.checkpoint`);
+//!    of `sluice_meta.checkpoint`) — unless it is a row batch small enough
+//!    for one target transaction, which then carries its checkpoint and
+//!    cannot be half applied;
 //! 2. apply it with its checkpoint (batch id, end position, position after
 //!    its last event) ([`Loader::apply_batch_checkpointed`]: merged by key,
 //!    parallel by key hash, idempotent; rows of keyless tables commit
@@ -69,6 +71,8 @@ pub struct LoadStage {
     pub cache: PositionCache<AnyPositionStore>,
     /// Replay horizon: see the module docs.
     pub horizon: Option<Position>,
+    /// Id of the last batch acknowledged (read by Extract).
+    pub acked: Arc<AtomicU64>,
 }
 
 /// Applies one batch to the target (intent, rows or DDL, checkpoint),
@@ -184,6 +188,7 @@ impl LoadStage {
             let last = group.last().map_or(&msg.item, |b| &b.item);
             for batch in std::iter::once(&msg.item).chain(group.iter().map(|b| &b.item)) {
                 self.cache.ack(batch.id, batch.end.clone())?;
+                self.acked.store(batch.id, Ordering::Relaxed);
             }
             self.applier
                 .stats
@@ -248,15 +253,19 @@ impl Applier {
             },
         };
         let through = batch.through.to_string();
-        let Some(()) = self
-            .retrying(batch.id, abandon, || {
-                self.loader
-                    .record_intent(&self.pipeline, batch.id, &through)
-            })
-            .await?
-        else {
-            return Ok(false);
-        };
+        // Row batches record themselves as in flight inside the loader, and
+        // only when they take more than one transaction.
+        if rows.is_none() {
+            let Some(()) = self
+                .retrying(batch.id, abandon, || {
+                    self.loader
+                        .record_intent(&self.pipeline, batch.id, &through)
+                })
+                .await?
+            else {
+                return Ok(false);
+            };
+        }
         let applied = match (rows, &batch.body) {
             (Some(rows), _) => {
                 let conflicts = if replaying {

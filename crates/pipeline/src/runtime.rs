@@ -475,6 +475,9 @@ async fn run_stages(
         }
         None => None,
     };
+    // Id of the last batch Load finished (Extract cuts early when Load is
+    // idle).
+    let acked = Arc::new(AtomicU64::new(first_batch_id.saturating_sub(1)));
     // Id of the last batch Extract cut (for the in-flight count).
     let cut = Arc::new(AtomicU64::new(first_batch_id.saturating_sub(1)));
     // Stops Select and, through closing channels, the stages after it.
@@ -523,6 +526,7 @@ async fn run_stages(
         cut: Arc::clone(&cut),
         start: start_position,
         skip_through: resume.skip_through.clone(),
+        acknowledged: Some(Arc::clone(&acked)),
     };
     let transformer = Transformer::new(TransformConfig {
         filter: pipeline.filter.clone(),
@@ -544,6 +548,7 @@ async fn run_stages(
         },
         cache: cache.clone(),
         horizon: resume.horizon,
+        acked: Arc::clone(&acked),
     };
 
     let mut tasks: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)> = vec![
@@ -570,6 +575,7 @@ async fn run_stages(
                 horizon: load.horizon.clone(),
                 task_timeout: st.task_timeout,
                 stats: Arc::clone(&stats),
+                acked: Arc::clone(&acked),
             };
             drop((transformer, load, tr_tx, tr_rx));
             tasks.push((
