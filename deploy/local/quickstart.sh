@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Quick start, command 1: install prerequisites, start a local source, target
 # and etcd (deploy/local/servers.sh), build sluice and run the pipeline of
-# pipeline.yaml in the foreground (Ctrl-C stops it gracefully; run this
-# script again to resume where it stopped).
+# pipeline.yaml as an active/standby pair of nodes, node-a and node-b, in the
+# foreground, their logs prefixed with their names (Ctrl-C stops both
+# gracefully; run this script again to resume where they stopped). Kill the
+# active one (`kill <pid>` as printed) to watch the other take over.
 #
 # pipeline.yaml starts at the source's `latest` position, so once sluice has
 # registered with the source a small demo writer creates `shop.orders` there
@@ -53,4 +55,23 @@ demo() {
 }
 demo &
 
-exec ./target/release/sluice run --config pipeline.yaml
+# The HA pair: same pipeline file, own node id, replica server id and admin
+# port each.
+# Ctrl-C reaches every process of the group: the nodes stop gracefully by
+# themselves, and the log prefixers ignore it so that their last lines (the
+# drain and the final position) still get through.
+node() {
+  SLUICE_ADMIN_PORT="$3" ./target/release/sluice run --config pipeline.yaml \
+    --node-id "$1" --server-id "$2" > >(trap '' INT TERM; exec sed -u "s/^/[$1] /") 2>&1 &
+}
+node node-a 4001 9090
+pid_a=$!
+node node-b 4002 9091
+pid_b=$!
+echo "quickstart: node-a (pid $pid_a, admin http://127.0.0.1:9090/status) and node-b (pid $pid_b, admin http://127.0.0.1:9091/status); Ctrl-C stops both" >&2
+stop() { kill -TERM "$pid_a" "$pid_b" 2>/dev/null || true; }
+trap stop INT TERM
+status=0
+wait "$pid_a" || status=$?
+wait "$pid_b" || status=$?
+exit "$status"
