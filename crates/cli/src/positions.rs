@@ -90,8 +90,12 @@
 //! 2 s (`NodeProgress`). JSON: `pipeline`, `coordination`,
 //! `store`, `position`, `target` as above, plus `active` (the leader's node
 //! id or null), `nodes` (every registered node as a node object with an
-//! extra `active: bool`; null under local coordination) and
-//! `stage_counters` (the active node's `NodeProgress` fields, or null).
+//! extra `active: bool`; null under local coordination),
+//! `stage_counters` (the active node's `NodeProgress` fields, or null) and
+//! `batches_in_flight` (distributed stages: each task on the board with
+//! `batch_id`, `stage` — `extracted`, `transforming`, `transformed`,
+//! `loading`, `loaded` —, `owner`, `age_ms`, `rows`, `load_attempts`;
+//! empty otherwise).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
