@@ -44,12 +44,14 @@ pub(crate) async fn wait_leader(
     }
 }
 
-/// Inserts `marker` on the source and returns how long until the target has it.
+/// Inserts `marker` on the source and returns how long until the target has
+/// it; on timeout, fails with the log tails of `nodes`.
 pub(crate) async fn marker_latency(
     source: &MariaDb,
     target: &MariaDb,
     id: i64,
     timeout: Duration,
+    nodes: &[&Sluice],
 ) -> Duration {
     let started = Instant::now();
     source
@@ -65,10 +67,13 @@ pub(crate) async fn marker_latency(
         if got == vec![vec![Some("marker".to_string())]] {
             return started.elapsed();
         }
-        assert!(
-            started.elapsed() < timeout,
-            "marker {id} never reached the target"
-        );
+        if started.elapsed() >= timeout {
+            let logs: Vec<String> = nodes.iter().map(|n| n.log_tail()).collect();
+            panic!(
+                "marker {id} never reached the target; logs:\n{}",
+                logs.join("\n-----\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -129,7 +134,7 @@ async fn start_pair(
     let a = Sluice::start_node(config, "node-a", Some(server_id()));
     wait_leader(etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
     let b = Sluice::start_node(config, "node-b", Some(server_id()));
-    marker_latency(source, target, 1, Duration::from_secs(30)).await;
+    marker_latency(source, target, 1, Duration::from_secs(30), &[]).await;
     (a, b)
 }
 
@@ -182,7 +187,7 @@ async fn standby_takes_over_after_sigkill() -> TestResult {
         a.kill().await;
         let killed = Instant::now();
         wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(20)).await;
-        marker_latency(&source, &target, 2, Duration::from_secs(20)).await;
+        marker_latency(&source, &target, 2, Duration::from_secs(20), &[]).await;
         killed.elapsed()
     };
     let ((), failover) = tokio::join!(load, kill_and_measure);
@@ -216,7 +221,7 @@ async fn sigterm_hands_over_without_replay() -> TestResult {
     assert!(status.success(), "{}", a.log_tail());
     wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(10)).await;
     let handover = started.elapsed();
-    let latency = marker_latency(&source, &target, 5, Duration::from_secs(20)).await;
+    let latency = marker_latency(&source, &target, 5, Duration::from_secs(20), &[]).await;
     println!("handover: node-b leader {handover:?} after SIGTERM; marker {latency:?}");
     assert!(handover < Duration::from_secs(3), "{}", b.log_tail());
 
@@ -380,7 +385,7 @@ async fn etcd_outage_never_yields_two_leaders() -> TestResult {
     };
     tokio::join!(load, outage);
     let leader = wait_leader(&etcd, "pair", None, Duration::from_secs(30)).await;
-    let latency = marker_latency(&source, &target, 2, Duration::from_secs(30)).await;
+    let latency = marker_latency(&source, &target, 2, Duration::from_secs(30), &[]).await;
     println!("after the etcd outage {leader} leads; marker in {latency:?}");
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     let active = if leader == "node-a" { &a } else { &b };

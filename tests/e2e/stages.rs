@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sluice_testkit::{Etcd, MariaDb};
 
-use crate::ha::{paced_load, wait_leader};
+use crate::ha::{marker_latency, paced_load, wait_leader};
 use crate::pipeline::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
@@ -50,34 +50,6 @@ async fn setup(
     Ok((source, target, etcd, dir, config))
 }
 
-/// Inserts marker row `id` on the source and waits for it on the target;
-/// on timeout, fails with every node's log.
-async fn marker(source: &MariaDb, target: &MariaDb, id: i64, nodes: &[&Sluice]) {
-    source
-        .exec(&format!("INSERT INTO shop.events VALUES ({id}, 'marker')"))
-        .await
-        .expect("insert marker");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = rows(
-            target,
-            &format!("SELECT v FROM shop.events WHERE id = {id}"),
-        )
-        .await;
-        if got == vec![vec![Some("marker".to_string())]] {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let logs: Vec<String> = nodes.iter().map(|n| n.log_tail()).collect();
-            panic!(
-                "marker {id} never reached the target; logs:\n{}",
-                logs.join("\n-----\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// `(batch_id, at_ms)` of every log line with `message` (e.g. `batch
 /// loaded`) in `log`.
 fn stage_events(log: &str, message: &str) -> Vec<(u64, u64)> {
@@ -106,7 +78,7 @@ async fn worker_and_leader_loss_under_load() -> TestResult {
     wait_leader(&etcd, "split", Some("node-a"), Duration::from_secs(30)).await;
     let mut b = Sluice::start_node(&b_cfg, "node-b", Some(server_id()));
     let mut c = Sluice::start_node(&c_cfg, "node-c", Some(server_id()));
-    marker(&source, &target, 1, &[&a, &b, &c]).await;
+    marker_latency(&source, &target, 1, Duration::from_secs(30), &[&a, &b, &c]).await;
 
     let mut conn = source.conn().await?;
     let load = paced_load(&mut conn, 100..700, 5, Some(4));
@@ -182,7 +154,7 @@ async fn load_applies_in_batch_order_across_nodes() -> TestResult {
         &[("SLUICE_TEST_TRANSFORM_DELAY_MS", "700")],
     );
     let mut c = Sluice::start_node(&c_cfg, "node-c", Some(server_id()));
-    marker(&source, &target, 1, &[&a, &b, &c]).await;
+    marker_latency(&source, &target, 1, Duration::from_secs(30), &[&a, &b, &c]).await;
     // The table exists on the target once its CREATE was replicated.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -10,7 +10,6 @@
 //! node, not speed on one machine; the figure says what it costs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -129,23 +128,14 @@ fn node_file(base: &Path, node: &str, stages: &str) -> anyhow::Result<PathBuf> {
 
 fn spawn(bin: &Path, config: &Path, node: &str, server_id: u32) -> anyhow::Result<ServerProcess> {
     let log = config.with_file_name(format!("{node}.log"));
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("run")
-        .arg("--config")
-        .arg(config)
-        .args(["--node-id", node, "--server-id", &server_id.to_string()])
-        .env(
-            "SLUICE_LOG",
-            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    Ok(ServerProcess::spawn(format!("sluice ({node})"), cmd, log)?)
+    let id = server_id.to_string();
+    crate::sluice::run_process(
+        bin,
+        config,
+        &log,
+        node,
+        &["--node-id", node, "--server-id", &id],
+    )
 }
 
 /// Polls the target until it holds all `rows` rows; returns the time

@@ -95,6 +95,38 @@ pub fn keep_logs_in(dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts `sluice run --config <config> <extra>`, its output appended to
+/// `log` (`SLUICE_LOG` passed through, default `info`).
+pub fn run_process(
+    bin: &Path,
+    config: &Path,
+    log: &Path,
+    label: &str,
+    extra: &[&str],
+) -> anyhow::Result<ServerProcess> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .env(
+            "SLUICE_LOG",
+            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    Ok(ServerProcess::spawn(
+        format!("sluice ({label})"),
+        cmd,
+        log.to_path_buf(),
+    )?)
+}
+
 /// A running `sluice run`.
 pub struct Sluice {
     process: ServerProcess,
@@ -119,25 +151,8 @@ impl Sluice {
             .get()
             .map_or(dir, PathBuf::as_path)
             .join(format!("{}.log", spec.name));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&file)
-            .arg("--progress-every")
-            .arg("5")
-            .env(
-                "SLUICE_LOG",
-                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
         let started = Instant::now();
-        let process = ServerProcess::spawn(format!("sluice ({})", spec.name), cmd, log.clone())?;
+        let process = run_process(bin, &file, &log, &spec.name, &["--progress-every", "5"])?;
         Ok(Sluice {
             process,
             name: spec.name.clone(),

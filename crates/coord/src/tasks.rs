@@ -218,22 +218,6 @@ impl TaskBoard {
         &self.client
     }
 
-    fn claims_prefix(&self) -> String {
-        self.keys.claims_prefix()
-    }
-
-    fn claim_key(&self, batch_id: u64, stage: TaskStage) -> String {
-        self.keys.claim(batch_id, stage.name())
-    }
-
-    fn epoch_key(&self) -> String {
-        self.keys.epoch()
-    }
-
-    fn load_next_key(&self) -> String {
-        self.keys.load_next()
-    }
-
     fn fence_compare(fence: &Fence) -> Vec<Compare> {
         match fence {
             Fence::None => Vec::new(),
@@ -264,7 +248,7 @@ impl TaskBoard {
         leader: &str,
         first_batch: u64,
     ) -> Result<u64, CoordError> {
-        let epoch_key = self.epoch_key();
+        let epoch_key = self.keys.epoch();
         let record = EpochRecord {
             leader: leader.to_string(),
             first_batch,
@@ -277,10 +261,10 @@ impl TaskBoard {
                 Some(DeleteOptions::new().with_prefix()),
             ),
             TxnOp::delete(
-                self.claims_prefix(),
+                self.keys.claims_prefix(),
                 Some(DeleteOptions::new().with_prefix()),
             ),
-            TxnOp::put(self.load_next_key(), first_batch.to_string(), None),
+            TxnOp::put(self.keys.load_next(), first_batch.to_string(), None),
             TxnOp::put(epoch_key.as_str(), value, None),
         ]);
         let mut kv = self.client.kv_client();
@@ -357,10 +341,10 @@ impl TaskBoard {
     pub async fn snapshot(&self) -> Result<Board, CoordError> {
         let prefix = GetOptions::new().with_prefix();
         let txn = Txn::new().and_then(vec![
-            TxnOp::get(self.epoch_key(), None),
-            TxnOp::get(self.load_next_key(), None),
+            TxnOp::get(self.keys.epoch(), None),
+            TxnOp::get(self.keys.load_next(), None),
             TxnOp::get(self.keys.batches_prefix(), Some(prefix.clone())),
-            TxnOp::get(self.claims_prefix(), Some(prefix.clone())),
+            TxnOp::get(self.keys.claims_prefix(), Some(prefix.clone())),
             TxnOp::get(self.keys.nodes_prefix(), Some(prefix.with_keys_only())),
         ]);
         let mut kv = self.client.kv_client();
@@ -440,7 +424,7 @@ impl TaskBoard {
     ) -> Result<Option<Task>, CoordError> {
         let id = seen.record.batch_id;
         let task_key = self.keys.batch(id);
-        let claim_key = self.claim_key(id, stage);
+        let claim_key = self.keys.claim(id, stage.name());
         let claim = ClaimRecord {
             node: node.to_string(),
             since_unix_ms: unix_ms_now(),
@@ -457,7 +441,7 @@ impl TaskBoard {
         let mut record = seen.record.clone();
         if stage == TaskStage::Load {
             when.push(Compare::value(
-                self.load_next_key(),
+                self.keys.load_next(),
                 CompareOp::Equal,
                 id.to_string(),
             ));
@@ -502,7 +486,7 @@ impl TaskBoard {
     ) -> Result<bool, CoordError> {
         let id = record.batch_id;
         let task_key = self.keys.batch(id);
-        let claim_key = self.claim_key(id, stage);
+        let claim_key = self.keys.claim(id, stage.name());
         let mut ops = vec![
             TxnOp::put(
                 task_key.as_str(),
@@ -512,7 +496,11 @@ impl TaskBoard {
             TxnOp::delete(claim_key.as_str(), None),
         ];
         if stage == TaskStage::Load && record.state == TaskState::Loaded {
-            ops.push(TxnOp::put(self.load_next_key(), (id + 1).to_string(), None));
+            ops.push(TxnOp::put(
+                self.keys.load_next(),
+                (id + 1).to_string(),
+                None,
+            ));
         }
         let txn = Txn::new()
             .when(vec![
@@ -525,7 +513,7 @@ impl TaskBoard {
 
     /// Gives a claim back without a result (the node could not run it).
     pub async fn release(&self, batch_id: u64, stage: TaskStage) -> Result<(), CoordError> {
-        let key = self.claim_key(batch_id, stage);
+        let key = self.keys.claim(batch_id, stage.name());
         let mut kv = self.client.kv_client();
         timed(
             "release claim",
