@@ -41,7 +41,8 @@ mariadb_start() { # name port server_id binlog(yes/no)
   mkdir -p "$dir"
   chmod 700 "$state" "$dir"
   if [ ! -d "$dir/data/mysql" ]; then
-    "$(sbin mariadb-install-db)" --no-defaults --user="$(id -un)" --datadir="$dir/data" \
+    mkdir -p "$dir/tmp"
+    "$(sbin mariadb-install-db)" --no-defaults --user="$(id -un)" --datadir="$dir/data" --tmpdir="$dir/tmp" \
       --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
       || { echo "$name: mariadb-install-db failed, see $dir/install.log" >&2; exit 1; }
   fi
@@ -54,7 +55,10 @@ ALTER USER 'repl'@'127.0.0.1' IDENTIFIED BY '${src_password//\'/\'\'}';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, REPLICATION MASTER ADMIN, SELECT ON *.* TO 'repl'@'127.0.0.1';
 SQL
   chmod 600 "$dir/init.sql"
-  local args=(--no-defaults --user="$(id -un)" --datadir="$dir/data" --port="$port"
+  # A private tmpdir: a starting mariadbd deletes every #sql* file in its
+  # tmpdir, which would break another server sharing the system one.
+  mkdir -p "$dir/tmp"
+  local args=(--no-defaults --user="$(id -un)" --datadir="$dir/data" --port="$port" --tmpdir="$dir/tmp"
     --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid"
     --log-error="$dir/error.log" --init-file="$dir/init.sql" --server-id="$id"
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci

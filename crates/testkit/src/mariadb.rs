@@ -292,6 +292,10 @@ impl MariaDb {
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
+            // A private tmpdir: a starting mariadbd deletes every `#sql*`
+            // file in its tmpdir, so servers sharing the system one delete
+            // each other's internal temporary tables.
+            .arg(format!("--tmpdir={}", self.tmpdir().display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", self.error_log().display()))
             .arg(format!("--init-file={}", dir.join("init.sql").display()))
@@ -307,7 +311,13 @@ impl MariaDb {
         cmd
     }
 
+    /// This server's own tmpdir (see [`Self::command`]).
+    fn tmpdir(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
     async fn launch(&mut self) -> Result<()> {
+        std::fs::create_dir_all(self.tmpdir()).map_err(io_err("creating mariadbd's tmpdir"))?;
         let process = ServerProcess::spawn(self.name(), self.command(), self.error_log())?;
         self.process = Some(process);
         let url = self.url();
@@ -416,6 +426,8 @@ fn template_datadir() -> Result<PathBuf> {
         .arg("--auth-root-authentication-method=normal")
         .arg("--skip-test-db")
         .arg("--innodb-log-file-size=8M")
+        // Passed on to the bootstrapping mariadbd (see `MariaDb::tmpdir`).
+        .arg(format!("--tmpdir={}", staging.path().display()))
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().map_err(io_err("cloning log handle"))?)
         .stderr(log_file)
