@@ -60,7 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let node_id = args
         .node_id
         .or_else(|| pipeline.node.id.clone())
-        .unwrap_or_else(host_name);
+        .unwrap_or_else(default_node_id);
     let events = sluice_pipeline::Events::new(&pipeline.name, &node_id, &pipeline.alarms.webhooks);
     let status = sluice_pipeline::NodeStatus::new(
         &pipeline.name,
@@ -142,19 +142,11 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The host name, or `sluice` if it cannot be read.
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it when the name fits.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "sluice".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
-    // Node ids are [A-Za-z0-9_.-]+.
-    let clean: String = name
+
+/// The default node id: the host name with characters outside node ids'
+/// `[A-Za-z0-9_.-]` replaced by `_`.
+fn default_node_id() -> String {
+    sluice_core::time::host_name()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "_.-".contains(c) {
@@ -163,10 +155,5 @@ fn host_name() -> String {
                 '_'
             }
         })
-        .collect();
-    if clean.is_empty() {
-        "sluice".into()
-    } else {
-        clean
-    }
+        .collect()
 }

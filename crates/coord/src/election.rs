@@ -115,10 +115,8 @@ pub struct LeaderRecord {
     pub since_unix_ms: u64,
 }
 
-/// Milliseconds since the Unix epoch (0 before it).
-pub fn unix_ms() -> u64 {
-    crate::record::unix_ms_now()
-}
+/// Milliseconds since the Unix epoch (one definition: [`sluice_core::time`]).
+pub use sluice_core::time::unix_ms;
 
 /// A node taking part in the election of one pipeline.
 pub struct Candidate {

@@ -13,7 +13,7 @@
 //!   it was fenced by (`None` under [`Fence::None`] and for forced writes),
 //!   so the position itself records which leadership term wrote it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use sluice_core::time::unix_ms;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::Position;
@@ -55,7 +55,7 @@ impl StoredPosition {
             batch_id,
             written_by: written_by.into(),
             leader_revision: fence.leader_revision(),
-            written_at_unix_ms: unix_ms_now(),
+            written_at_unix_ms: unix_ms(),
         }
     }
 
@@ -175,7 +175,7 @@ pub(crate) fn forced_record(
         batch_id: current.map_or(FIRST_BATCH_ID - 1, |c| c.batch_id.saturating_add(1)),
         written_by: changed_by.to_owned(),
         leader_revision: None,
-        written_at_unix_ms: unix_ms_now(),
+        written_at_unix_ms: unix_ms(),
     })
 }
 
@@ -196,12 +196,6 @@ pub(crate) fn check_writer(writer: &str) -> Result<(), CoordError> {
         return Err(err("is longer than 256 bytes"));
     }
     Ok(())
-}
-
-pub(crate) fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::CoordError;
 use crate::etcd::timed;
 use crate::keys::PipelineKeys;
-use crate::record::{unix_ms_now, Fence};
+use crate::record::Fence;
+use sluice_core::time::unix_ms;
 
 /// The stages that run as claimable tasks (Select and Extract run on the
 /// leader, which cuts and numbers the batches).
@@ -252,7 +253,7 @@ impl TaskBoard {
         let record = EpochRecord {
             leader: leader.to_string(),
             first_batch,
-            since_unix_ms: unix_ms_now(),
+            since_unix_ms: unix_ms(),
         };
         let value = serde_json::to_vec(&record).unwrap_or_default();
         let txn = Txn::new().when(Self::fence_compare(fence)).and_then(vec![
@@ -427,7 +428,7 @@ impl TaskBoard {
         let claim_key = self.keys.claim(id, stage.name());
         let claim = ClaimRecord {
             node: node.to_string(),
-            since_unix_ms: unix_ms_now(),
+            since_unix_ms: unix_ms(),
         };
         let mut when = vec![
             Compare::mod_revision(task_key.as_str(), CompareOp::Equal, seen.mod_revision),
@@ -450,7 +451,7 @@ impl TaskBoard {
                 // The previous loader may have committed part of it.
                 record.replay = true;
             }
-            record.updated_unix_ms = unix_ms_now();
+            record.updated_unix_ms = unix_ms();
             ops.push(TxnOp::put(
                 task_key.as_str(),
                 serde_json::to_vec(&record).unwrap_or_default(),

@@ -6,7 +6,9 @@
 //! ([`ErrorClass`]). It deliberately depends on no driver, no etcd and no async
 //! runtime: everything here is plain data with exact, lossless representations,
 //! so that the stages can be tested without servers and so that a position or a
-//! value never changes meaning when it crosses a crate boundary.
+//! value never changes meaning when it crosses a crate boundary. The one
+//! exception is [`retry`], the shared retry loop, which needs tokio's timer
+//! (and nothing else of it); [`time`] holds the wall-clock helpers.
 //!
 //! Dependencies in the workspace point down toward this crate; it points nowhere.
 
@@ -15,8 +17,10 @@ pub mod error;
 pub mod gtid;
 pub mod position;
 pub mod redact;
+pub mod retry;
 pub mod schema;
 pub mod security;
+pub mod time;
 pub mod value;
 
 pub use change::{ChangeKind, Row, RowChange};

@@ -202,7 +202,7 @@ async fn publish(s: &Scheduler, batch: &Batch) -> Result<InFlight, PipelineError
         crc32: pipe::frame_crc(&frame),
     };
     s.store.put(path, frame);
-    let now = sluice_coord::election::unix_ms();
+    let now = sluice_core::time::unix_ms();
     let record = TaskRecord {
         term: s.term,
         batch_id: batch.id,
@@ -237,7 +237,7 @@ async fn supervise(
     board: &Board,
     in_flight: &mut BTreeMap<u64, InFlight>,
 ) -> Result<(), PipelineError> {
-    let now = sluice_coord::election::unix_ms();
+    let now = sluice_core::time::unix_ms();
     let timeout_ms = s.task_timeout.as_millis() as u64;
     // Acknowledge from the front while loaded.
     while let Some((&id, _)) = in_flight.first_key_value() {
@@ -587,7 +587,7 @@ fn spawn_job(
                 let mut failed = task.record.clone();
                 failed.state = TaskState::Failed;
                 failed.error = Some(format!("{} on node {}: {error}", stage.name(), shared.w.node_id));
-                failed.updated_unix_ms = sluice_coord::election::unix_ms();
+                failed.updated_unix_ms = sluice_core::time::unix_ms();
                 let _ = board.complete(&task, stage, &failed).await;
             } else {
                 tracing::warn!(batch_id = id, stage = stage.name(), %error, "stage task failed; releasing it for another attempt");
@@ -670,7 +670,7 @@ async fn transform_task(
     let mut done = record.clone();
     done.state = TaskState::Transformed;
     done.transformed = Some(data);
-    done.updated_unix_ms = sluice_coord::election::unix_ms();
+    done.updated_unix_ms = sluice_core::time::unix_ms();
     if shared
         .w
         .board
@@ -710,7 +710,7 @@ async fn load_task(
             let mut again = record.clone();
             again.state = TaskState::Extracted;
             again.transformed = None;
-            again.updated_unix_ms = sluice_coord::election::unix_ms();
+            again.updated_unix_ms = sluice_core::time::unix_ms();
             shared
                 .w
                 .board
@@ -735,7 +735,7 @@ async fn load_task(
     let mut done = record.clone();
     done.state = TaskState::Loaded;
     done.loaded_by = Some(shared.w.node_id.clone());
-    done.updated_unix_ms = sluice_coord::election::unix_ms();
+    done.updated_unix_ms = sluice_core::time::unix_ms();
     if shared
         .w
         .board

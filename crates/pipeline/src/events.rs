@@ -201,7 +201,7 @@ impl Events {
         details: serde_json::Map<String, serde_json::Value>,
     ) {
         let message = message.into();
-        let unix_ms = crate::status::unix_ms();
+        let unix_ms = sluice_core::time::unix_ms();
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let event = Event {
             id: format!("{}-{unix_ms}-{seq}", self.inner.node),

@@ -790,7 +790,7 @@ fn resume_point(
     }
 }
 
-use sluice_coord::election::unix_ms;
+use sluice_core::time::unix_ms;
 
 fn config_start(start: &sluice_config::StartAt) -> StartAt {
     match start {

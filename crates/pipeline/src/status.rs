@@ -41,9 +41,8 @@ pub const LAG_GRACE: Duration = Duration::from_secs(3);
 /// How often the monitor refreshes the status and gauges.
 pub const MONITOR_EVERY: Duration = Duration::from_secs(1);
 
-pub fn unix_ms() -> u64 {
-    sluice_coord::election::unix_ms()
-}
+/// Milliseconds since the Unix epoch (one definition: [`sluice_core::time`]).
+pub use sluice_core::time::unix_ms;
 
 /// What this node is doing for its pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
