@@ -30,6 +30,7 @@
 //! The stage task queue (distributed stages) will build on the same [`keys`]
 //! layout and [`etcd::connect`].
 
+pub mod any_store;
 pub mod cache;
 pub mod election;
 pub mod error;
@@ -53,7 +54,8 @@ pub use etcd::{EtcdOptions, EtcdPositionStore};
 pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
 pub use local::LocalPositionStore;
 pub use record::{Fence, HistoryEntry, StoredPosition, FIRST_BATCH_ID};
-pub use store::{AnyPositionStore, PositionStore};
+pub use any_store::AnyPositionStore;
+pub use store::PositionStore;
 pub use tasks::{
     Board, Claim, ClaimRecord, DataRef, EpochRecord, Task, TaskBoard, TaskRecord, TaskStage,
     TaskState, WorkerLease,
