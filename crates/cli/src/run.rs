@@ -142,7 +142,6 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-
 /// The default node id: the host name with characters outside node ids'
 /// `[A-Za-z0-9_.-]` replaced by `_`.
 fn default_node_id() -> String {

@@ -41,6 +41,7 @@ pub mod record;
 pub mod store;
 pub mod tasks;
 
+pub use any_store::AnyPositionStore;
 pub use cache::{
     AckError, Acked, CacheConfig, FlushFailure, FlushOutcome, FlushStatus, PositionCache,
     DEFAULT_FLUSH_INTERVAL,
@@ -54,7 +55,6 @@ pub use etcd::{EtcdOptions, EtcdPositionStore};
 pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
 pub use local::LocalPositionStore;
 pub use record::{Fence, HistoryEntry, StoredPosition, FIRST_BATCH_ID};
-pub use any_store::AnyPositionStore;
 pub use store::PositionStore;
 pub use tasks::{
     Board, Claim, ClaimRecord, DataRef, EpochRecord, Task, TaskBoard, TaskRecord, TaskStage,

@@ -213,10 +213,16 @@ mod tests {
         assert_eq!(p.decide(1, ErrorClass::Transient), Decision::RetryAfter(MS));
         assert_eq!(p.decide(3, ErrorClass::Transient), Decision::GiveUp);
         let u = RetryPolicy::unbounded(MS, MS);
-        assert_eq!(u.decide(1_000, ErrorClass::Transient), Decision::RetryAfter(MS));
+        assert_eq!(
+            u.decide(1_000, ErrorClass::Transient),
+            Decision::RetryAfter(MS)
+        );
         assert_eq!(u.decide(1, ErrorClass::Definite), Decision::GiveUp);
         // At least one attempt even when configured with zero.
-        assert_eq!(RetryPolicy::bounded(0, MS, MS).decide(1, ErrorClass::Transient), Decision::GiveUp);
+        assert_eq!(
+            RetryPolicy::bounded(0, MS, MS).decide(1, ErrorClass::Transient),
+            Decision::GiveUp
+        );
     }
 
     #[tokio::test(start_paused = true)]

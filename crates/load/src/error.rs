@@ -183,6 +183,15 @@ pub enum LoadError {
     /// The target URL cannot be used.
     #[error("target URL {url}: {message}")]
     Config { url: String, message: String },
+    /// The target refused (or failed to run) a replicated DDL statement.
+    #[error("batch {batch_id}: DDL failed on the target: {sql}: {source}")]
+    Ddl {
+        batch_id: u64,
+        sql: String,
+        #[source]
+        source: sqlx::Error,
+        class: ErrorClass,
+    },
 }
 
 fn batch_prefix(batch_id: Option<u64>) -> String {
@@ -214,11 +223,24 @@ impl LoadError {
         }
     }
 
+    /// A DDL statement the target refused or could not run.
+    pub(crate) fn ddl(batch_id: u64, sql: &str, source: sqlx::Error) -> Self {
+        let class = classify_sqlx(&source);
+        LoadError::Ddl {
+            batch_id,
+            sql: sql.to_string(),
+            source,
+            class,
+        }
+    }
+
     /// The server error behind this error, if any.
     pub fn server_error(&self) -> Option<ServerError> {
         match self {
             LoadError::Rejected { server, .. } => Some(server.clone()),
-            LoadError::Target { source, .. } => ServerError::from_sqlx(source),
+            LoadError::Target { source, .. } | LoadError::Ddl { source, .. } => {
+                ServerError::from_sqlx(source)
+            }
             _ => None,
         }
     }
@@ -255,7 +277,9 @@ impl LoadError {
 impl Classify for LoadError {
     fn class(&self) -> ErrorClass {
         match self {
-            LoadError::Rejected { class, .. } | LoadError::Target { class, .. } => *class,
+            LoadError::Rejected { class, .. }
+            | LoadError::Target { class, .. }
+            | LoadError::Ddl { class, .. } => *class,
             LoadError::Migrate { source, .. } => match source {
                 sqlx::migrate::MigrateError::Execute(e) => classify_sqlx(e),
                 _ => ErrorClass::Definite,

@@ -28,11 +28,14 @@ pub mod meta;
 pub mod sql;
 
 pub use apply::{
-    connect_options, ApplyStats, CheckpointMark, Loader, LoaderOptions, RetryPolicy, TermFence,
-    UniqueConflict, SESSION_SQL_MODE,
+    connect_options, default_retry, ApplyStats, CheckpointMark, DdlOutcome, Loader, LoaderOptions,
+    TermFence, UniqueConflict, ALREADY_APPLIED, SESSION_SQL_MODE,
 };
 pub use error::{LoadError, ServerError};
 pub use meta::{
     migrate, read_checkpoint, record_checkpoint, record_intent, Checkpoint, META_SCHEMA, MIGRATOR,
 };
+/// The retry policy type of [`LoaderOptions::retry`] (one policy for all of
+/// sluice, see [`sluice_core::retry`]).
+pub use sluice_core::retry::RetryPolicy;
 pub use sql::Limits;

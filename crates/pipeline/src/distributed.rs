@@ -62,7 +62,8 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{is_before, Batch};
 use crate::channel::Receiver;
 use crate::error::PipelineError;
-use crate::load::{Applier, LoadStats};
+use crate::load::{Applier, APPLY_RETRY};
+use crate::stats::LoadStats;
 use crate::pipe::{self, PipeClient, PipeStore};
 use crate::transform::{TransformConfig, Transformer};
 
@@ -726,8 +727,8 @@ async fn load_task(
         loader,
         ddl: shared.w.pipeline.load.ddl,
         stats: Arc::clone(&shared.w.stats),
-        retry_initial: Duration::from_millis(250),
-        retry_max: Duration::from_secs(5),
+        status: crate::status::NodeStatus::default(),
+        retry: APPLY_RETRY,
     };
     if !applier.apply(&batch, record.replay, stop).await? {
         return Ok(());

@@ -42,9 +42,9 @@ use std::time::Duration;
 
 use sluice_config::DdlPolicy;
 use sluice_coord::{AnyPositionStore, PositionCache};
-use sluice_core::{Classify, Position};
+use sluice_core::retry::{retry, RetryPolicy};
+use sluice_core::Position;
 use sluice_load::{CheckpointMark, LoadError, Loader, UniqueConflict};
-use sqlx::Executor as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -52,19 +52,8 @@ use crate::batch::{is_before, Batch, BatchBody};
 use crate::channel::Receiver;
 use crate::ddl::DdlDecision;
 use crate::error::PipelineError;
-
-/// Counters shared with the runtime's progress log (and later `/status`).
-#[derive(Debug, Default)]
-pub struct LoadStats {
-    pub batches: AtomicU64,
-    pub rows: AtomicU64,
-    pub ddl: AtomicU64,
-    pub retries: AtomicU64,
-    /// Source time of the last applied event (Unix seconds).
-    pub last_event_time: AtomicU64,
-    /// Where the target's connection state and alarms are reported.
-    pub status: crate::status::NodeStatus,
-}
+use crate::stats::LoadStats;
+use crate::status::NodeStatus;
 
 pub struct LoadStage {
     pub applier: Applier,
@@ -83,9 +72,17 @@ pub struct Applier {
     pub loader: Arc<Loader>,
     pub ddl: DdlPolicy,
     pub stats: Arc<LoadStats>,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
+    /// Where the target's connection state and alarms are reported.
+    pub status: NodeStatus,
+    /// How a batch is applied again after a transient failure (unbounded:
+    /// the pipeline waits for the target; the loader's own policy is
+    /// bounded and retries inside each attempt).
+    pub retry: RetryPolicy,
 }
+
+/// The Applier's default: 250 ms doubling to 5 s, for as long as it takes.
+pub const APPLY_RETRY: RetryPolicy =
+    RetryPolicy::unbounded(Duration::from_millis(250), Duration::from_secs(5));
 
 /// Queued row batches are applied together up to this many rows.
 const COALESCE_MAX_ROWS: usize = 20_000;
@@ -112,18 +109,6 @@ fn combine(first: &mut Batch, rest: &mut [crate::channel::Sized<Batch>]) -> Batc
         body: BatchBody::Rows(changes),
     }
 }
-
-/// MySQL errors of DDL that was already applied: tolerated while replaying.
-const ALREADY_APPLIED: &[u16] = &[
-    1050, // table already exists
-    1051, // unknown table (DROP)
-    1054, // unknown column
-    1060, // duplicate column name
-    1061, // duplicate key name
-    1068, // multiple primary key defined
-    1091, // can't DROP; check that column/key exists
-    1146, // table doesn't exist
-];
 
 impl LoadStage {
     /// Applies batches until the channel closes, or `abandon` fires (then
@@ -280,19 +265,41 @@ impl Applier {
                     position: &position,
                     through: &through,
                 };
+                // An attempt whose commit answer was lost (the connection
+                // broke during COMMIT) may have committed: the next attempt
+                // first asks the checkpoint, so rows of keyless tables are
+                // never applied twice within a run.
+                let mut attempts = 0u32;
                 let stats = self
                     .retrying(batch.id, abandon, || {
-                        self.loader
-                            .apply_batch_checkpointed(batch.id, rows, conflicts, &mark)
+                        attempts += 1;
+                        let again = attempts > 1;
+                        let mark = &mark;
+                        async move {
+                            if again && self.committed(batch.id).await? {
+                                tracing::info!(
+                                    batch_id = batch.id,
+                                    "the failed attempt had committed the batch"
+                                );
+                                return Ok(None);
+                            }
+                            self.loader
+                                .apply_batch_checkpointed(batch.id, rows, conflicts, mark)
+                                .await
+                                .map(Some)
+                        }
                     })
                     .await?;
-                if let Some(stats) = &stats {
+                let applied = stats.is_some();
+                if applied {
                     self.stats
                         .rows
                         .fetch_add(rows.len() as u64, Ordering::Relaxed);
                     metrics::histogram!("sluice_batch_apply_seconds")
                         .record(started.elapsed().as_secs_f64());
                     crate::status::count_rows("load", rows);
+                }
+                if let Some(Some(stats)) = &stats {
                     tracing::debug!(
                         batch_id = batch.id,
                         rows = rows.len(),
@@ -304,7 +311,7 @@ impl Applier {
                         "batch applied"
                     );
                 }
-                stats.is_some()
+                applied
             }
             (None, BatchBody::Ddl(ddl)) => {
                 let Some(DdlDecision::Apply(routed)) = &ddl.decision else {
@@ -332,6 +339,16 @@ impl Applier {
         Ok(applied)
     }
 
+    /// Whether the target's checkpoint already records `batch_id` (or a
+    /// later batch of this term).
+    async fn committed(&self, batch_id: u64) -> Result<bool, LoadError> {
+        Ok(self
+            .loader
+            .read_checkpoint(&self.pipeline)
+            .await?
+            .is_some_and(|c| c.batch_id >= batch_id))
+    }
+
     async fn apply_ddl(
         &self,
         batch_id: u64,
@@ -340,110 +357,64 @@ impl Applier {
         replaying: bool,
         abandon: &CancellationToken,
     ) -> Result<bool, PipelineError> {
-        let mut statements: Vec<String> = routed
-            .create_schemas
-            .iter()
-            .map(|s| format!("CREATE DATABASE IF NOT EXISTS `{}`", s.replace('`', "``")))
-            .collect();
-        statements.push(routed.sql.clone());
-        // DDL commits implicitly, outside any transaction that could hold
-        // the term's lock: check the term right before.
-        if self
-            .retrying(batch_id, abandon, || self.loader.verify_term())
-            .await?
-            .is_none()
-        {
-            return Ok(false);
-        }
+        // A retry after a transient failure may find the statement already
+        // committed (its answer was lost): tolerate "already applied" then
+        // too, not only while replaying.
         let mut attempt = 0u32;
-        let mut next = 0;
-        while next < statements.len() {
-            let sql = &statements[next];
-            let result = tokio::select! {
-                () = abandon.cancelled() => return Ok(false),
-                r = self.loader.pool().execute(sql.as_str()) => r,
-            };
-            match result {
-                Ok(_) => {
-                    next += 1;
-                    attempt = 0;
-                }
-                Err(e) => {
-                    let code = sluice_load::ServerError::from_sqlx(&e).map(|s| s.code);
-                    if replaying && code.is_some_and(|c| ALREADY_APPLIED.contains(&c)) {
-                        tracing::warn!(batch_id, %at, %sql, error = %e, "DDL already applied before the last stop; skipped");
-                        next += 1;
-                        continue;
-                    }
-                    if sluice_load::error::classify_sqlx(&e).is_transient() {
-                        attempt += 1;
-                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                        let wait = self.backoff(attempt);
-                        tracing::warn!(batch_id, %at, error = %e, attempt, "DDL failed on the target; retrying");
-                        tokio::select! {
-                            () = abandon.cancelled() => return Ok(false),
-                            () = tokio::time::sleep(wait) => continue,
-                        }
-                    }
-                    return Err(PipelineError::Ddl {
-                        batch_id,
-                        at: at.to_string(),
-                        sql: sql.clone(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-        // Keys the loader looked up on the target may have changed.
-        self.loader.forget_all_tables();
-        tracing::info!(batch_id, %at, kind = ?routed.kind, sql = %routed.sql, "DDL applied");
+        let outcome = self
+            .retrying(batch_id, abandon, || {
+                attempt += 1;
+                self.loader.apply_ddl(
+                    batch_id,
+                    &routed.create_schemas,
+                    &routed.sql,
+                    replaying || attempt > 1,
+                )
+            })
+            .await
+            .map_err(|e| match e {
+                PipelineError::Load(LoadError::Ddl { sql, source, .. }) => PipelineError::Ddl {
+                    batch_id,
+                    at: at.to_string(),
+                    sql,
+                    message: source.to_string(),
+                },
+                other => other,
+            })?;
+        let Some(outcome) = outcome else {
+            return Ok(false);
+        };
+        tracing::info!(batch_id, %at, kind = ?routed.kind, sql = %routed.sql, skipped = outcome.skipped.len(), "DDL applied");
         Ok(true)
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.retry_initial
-            .saturating_mul(factor)
-            .min(self.retry_max)
-    }
-
-    /// Runs `op` until it succeeds, retrying transient errors with backoff
-    /// (the loader already retried a few times inside); `Ok(None)` when
-    /// abandoned.
+    /// Runs `op` under [`Applier::retry`], reporting the target's state;
+    /// `Ok(None)` when abandoned.
     async fn retrying<T, F, Fut>(
         &self,
         batch_id: u64,
         abandon: &CancellationToken,
-        mut op: F,
+        op: F,
     ) -> Result<Option<T>, PipelineError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, LoadError>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            let result = tokio::select! {
-                () = abandon.cancelled() => return Ok(None),
-                r = op() => r,
-            };
-            match result {
-                Ok(v) => {
-                    self.stats.status.target_up();
-                    return Ok(Some(v));
-                }
-                Err(e) if e.class().is_transient() => {
-                    attempt += 1;
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    self.stats.status.target_down(&e.to_string());
-                    let wait = self.backoff(attempt);
-                    tracing::warn!(batch_id, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "target unavailable; the batch will be applied again");
-                    tokio::select! {
-                        () = abandon.cancelled() => return Ok(None),
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let outcome = retry(
+            &self.retry,
+            abandon.cancelled(),
+            |e: &LoadError, a| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                self.status.target_down(&e.to_string());
+                tracing::warn!(batch_id, error = %e, attempt = a.number, retry_in_ms = a.wait.as_millis() as u64, "target unavailable; the batch will be applied again");
+            },
+            op,
+        )
+        .await
+        .into_result();
+        if let Ok(Some(_)) = &outcome {
+            self.status.target_up();
         }
+        Ok(outcome?)
     }
 }

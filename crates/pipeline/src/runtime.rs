@@ -49,7 +49,8 @@ use crate::batch::is_before;
 use crate::channel;
 use crate::error::PipelineError;
 use crate::extract::{self, ExtractConfig};
-use crate::load::{Applier, LoadStage, LoadStats};
+use crate::load::{Applier, LoadStage, APPLY_RETRY};
+use crate::stats::LoadStats;
 use crate::select::{self, SelectConfig};
 use crate::transform::{self, TransformConfig, Transformer};
 
@@ -533,18 +534,15 @@ async fn run_stages(
         routes: pipeline.routes.clone(),
         columns: pipeline.columns.clone(),
     });
-    let stats = Arc::new(LoadStats {
-        status: opts.status.clone(),
-        ..LoadStats::default()
-    });
+    let stats = Arc::new(LoadStats::default());
     let load = LoadStage {
         applier: Applier {
             pipeline: pipeline.name.clone(),
             loader: Arc::clone(&loader),
             ddl: pipeline.load.ddl,
             stats: Arc::clone(&stats),
-            retry_initial: Duration::from_millis(250),
-            retry_max: Duration::from_secs(5),
+            status: opts.status.clone(),
+            retry: APPLY_RETRY,
         },
         cache: cache.clone(),
         horizon: resume.horizon,

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::Probe;
 use crate::events::{details, EventKind, EventState, Events};
-use crate::load::LoadStats;
+use crate::stats::LoadStats;
 
 /// How long lag must stay above the threshold before the alarm fires.
 pub const LAG_GRACE: Duration = Duration::from_secs(3);

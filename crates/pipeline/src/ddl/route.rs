@@ -20,7 +20,12 @@ pub fn route_ddl(default_schema: &str, sql: &str, filter: &Filter, routes: &Rout
 /// `Err` is the reason the statement is ignored.
 pub(super) type Outcome = Result<RoutedDdl, String>;
 
-pub(super) fn analyse(default_schema: &str, sql: &str, filter: &Filter, routes: &Routes) -> Outcome {
+pub(super) fn analyse(
+    default_schema: &str,
+    sql: &str,
+    filter: &Filter,
+    routes: &Routes,
+) -> Outcome {
     let lexed = lex(sql).map_err(|e| format!("cannot parse: {e}"))?;
     let ctx = Ctx {
         sql,
@@ -51,7 +56,6 @@ pub(super) fn analyse(default_schema: &str, sql: &str, filter: &Filter, routes: 
         _ => Err(not_table(&p, &word)),
     }
 }
-
 
 pub(super) struct Ctx<'a> {
     pub(super) sql: &'a str,
@@ -107,7 +111,12 @@ impl Ctx<'_> {
 
     /// Applies `edits` to `sql[start..end]`. Edits must lie inside the range,
     /// not overlap each other, and not touch an executable comment marker.
-    pub(super) fn splice(&self, start: usize, end: usize, mut edits: Vec<Edit>) -> Result<String, String> {
+    pub(super) fn splice(
+        &self,
+        start: usize,
+        end: usize,
+        mut edits: Vec<Edit>,
+    ) -> Result<String, String> {
         edits.sort_by_key(|e| e.0);
         let mut out = String::with_capacity(end.saturating_sub(start) + 32);
         let mut at = start;
@@ -184,7 +193,12 @@ pub(super) struct Item {
 
 /// Rewrites a list of items: in place when every item is kept, otherwise by
 /// replacing the whole list with the kept items joined by `", "`.
-pub(super) fn rewrite_list(ctx: &Ctx<'_>, items: &[Item], keep: &[bool], out: &mut Out) -> Result<(), String> {
+pub(super) fn rewrite_list(
+    ctx: &Ctx<'_>,
+    items: &[Item],
+    keep: &[bool],
+    out: &mut Out,
+) -> Result<(), String> {
     if keep.iter().all(|k| *k) {
         for r in items.iter().flat_map(|i| &i.refs) {
             out.replace(ctx, r);

@@ -207,8 +207,7 @@ fn target_names_are_quoted() {
     let routes = Routes::new(vec![
         Route::new(pat(r"shop\.(.*)"), "we`ird.t_$1").expect("route")
     ]);
-    let DdlDecision::Apply(r) =
-        route_ddl("shop", "TRUNCATE users", &Filter::default(), &routes)
+    let DdlDecision::Apply(r) = route_ddl("shop", "TRUNCATE users", &Filter::default(), &routes)
     else {
         panic!("ignored")
     };
@@ -561,7 +560,10 @@ fn other_statements_are_ignored() {
         ("CREATE DATABASE shop", "CREATE DATABASE"),
         ("create schema if not exists shop", "CREATE SCHEMA"),
         ("DROP DATABASE shop", "DROP DATABASE"),
-        ("ALTER DATABASE shop CHARACTER SET utf8mb4", "ALTER DATABASE"),
+        (
+            "ALTER DATABASE shop CHARACTER SET utf8mb4",
+            "ALTER DATABASE",
+        ),
         (
             "CREATE DEFINER=`root`@`%` SQL SECURITY DEFINER VIEW v AS SELECT * FROM users",
             "CREATE VIEW",
@@ -574,7 +576,10 @@ fn other_statements_are_ignored() {
         ),
         ("DROP TRIGGER IF EXISTS tr", "DROP TRIGGER"),
         ("CREATE PROCEDURE p() BEGIN END", "CREATE PROCEDURE"),
-        ("CREATE AGGREGATE FUNCTION f RETURNS INT SONAME 'x'", "CREATE FUNCTION"),
+        (
+            "CREATE AGGREGATE FUNCTION f RETURNS INT SONAME 'x'",
+            "CREATE FUNCTION",
+        ),
         ("DROP EVENT e", "DROP EVENT"),
         ("CREATE USER 'a'@'%'", "CREATE USER"),
         ("RENAME USER a TO b", "RENAME USER"),

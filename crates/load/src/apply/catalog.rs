@@ -1,0 +1,330 @@
+//! What the loader learns about target tables: the replication key of tables
+//! whose table map has no primary key, and each table's generated columns.
+//!
+//! # Replication keys
+//!
+//! Tables without a primary key in their table map get a replication key
+//! from the *target*: its PRIMARY KEY, else its smallest unique index whose
+//! columns are all NOT NULL, whole (no prefix) and present in the source
+//! rows — the index InnoDB itself would cluster on.
+//!
+//! # Generated columns
+//!
+//! Row images carry the values of generated columns (MariaDB logs VIRTUAL
+//! and STORED ones), but a target refuses explicit values for them (1906,
+//! 3105). Each target table's generated columns are read once from
+//! `information_schema` (again after [`Loader::forget_table`]) and left out
+//! of every statement: the target computes them from the other columns.
+//!
+//!
+//! Both are looked up once per table and cached until
+//! [`Loader::forget_table`] (after DDL).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sluice_core::{Row, RowChange, TableSchema};
+
+use super::Loader;
+use crate::error::LoadError;
+use crate::sql;
+
+/// Target-side replication keys of tables whose table map has no primary
+/// key: (schema, table) → key column names, or `None` for no usable key.
+pub(super) type TargetKeys = HashMap<(String, String), Option<Vec<String>>>;
+
+/// Generated columns of target tables: (schema, table) → column names.
+pub(super) type GeneratedColumns = HashMap<(String, String), Arc<[String]>>;
+
+/// The loader's cache of target table facts.
+#[derive(Default)]
+pub(super) struct Catalog {
+    /// Target-side keys of tables whose table map has no primary key:
+    /// (schema, table) → key column names, or `None` for no usable key.
+    pub(super) keys: Mutex<TargetKeys>,
+    /// Generated columns of each target table written so far.
+    pub(super) generated: Mutex<GeneratedColumns>,
+}
+
+impl Loader {
+    /// Forget the cached target key of a table (after DDL on it).
+    pub fn forget_table(&self, schema: &str, table: &str) {
+        let name = (schema.to_string(), table.to_string());
+        self.catalog
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+        self.catalog
+            .generated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+    }
+
+    /// Forget every cached target key.
+    pub fn forget_all_tables(&self) {
+        self.catalog
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.catalog
+            .generated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The batch without values for the target's generated columns, or
+    /// `None` when no table of the batch has any.
+    pub(super) async fn strip_generated(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+    ) -> Result<Option<Vec<RowChange>>, LoadError> {
+        // Distinct tables by pointer (one Arc per table version).
+        let mut tables: Vec<&Arc<TableSchema>> = Vec::new();
+        for c in changes {
+            if !tables.iter().any(|t| Arc::ptr_eq(t, &c.table)) {
+                tables.push(&c.table);
+            }
+        }
+        let mut plans: Vec<(&Arc<TableSchema>, Arc<TableSchema>, Vec<usize>)> = Vec::new();
+        for t in tables {
+            let name = (t.schema.clone(), t.table.clone());
+            let cached = self
+                .catalog
+                .generated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .cloned();
+            let generated = match cached {
+                Some(g) => g,
+                None => {
+                    let g: Arc<[String]> = self
+                        .lookup_generated(batch_id, &name.0, &name.1)
+                        .await?
+                        .into();
+                    self.catalog
+                        .generated
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, Arc::clone(&g));
+                    g
+                }
+            };
+            if generated.is_empty() {
+                continue;
+            }
+            let keep: Vec<usize> = (0..t.columns.len())
+                .filter(|&i| {
+                    !generated
+                        .iter()
+                        .any(|g| g.eq_ignore_ascii_case(&t.columns[i].name))
+                })
+                .collect();
+            if keep.len() == t.columns.len() {
+                continue;
+            }
+            let schema = TableSchema {
+                schema: t.schema.clone(),
+                table: t.table.clone(),
+                columns: keep.iter().map(|&i| t.columns[i].clone()).collect(),
+                primary_key: t
+                    .primary_key
+                    .iter()
+                    .filter_map(|k| keep.iter().position(|i| i == k))
+                    .collect(),
+                has_names: t.has_names,
+            };
+            plans.push((t, Arc::new(schema), keep));
+        }
+        if plans.is_empty() {
+            return Ok(None);
+        }
+        let project = |row: &Option<Row>, keep: &[usize]| {
+            row.as_ref()
+                .map(|r| keep.iter().map(|&i| r[i].clone()).collect::<Row>())
+        };
+        Ok(Some(
+            changes
+                .iter()
+                .map(
+                    |c| match plans.iter().find(|(t, _, _)| Arc::ptr_eq(t, &c.table)) {
+                        Some((_, schema, keep)) => RowChange {
+                            table: Arc::clone(schema),
+                            kind: c.kind,
+                            before: project(&c.before, keep),
+                            after: project(&c.after, keep),
+                        },
+                        None => c.clone(),
+                    },
+                )
+                .collect(),
+        ))
+    }
+
+    /// Names of the target table's generated (virtual or stored) columns.
+    async fn lookup_generated(
+        &self,
+        batch_id: u64,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<String>, LoadError> {
+        let what = format!(
+            "reading the generated columns of {}.{} on the target",
+            sql::quote_ident(schema),
+            sql::quote_ident(table)
+        );
+        self.retrying(&what, || async {
+            sqlx::query_scalar::<_, String>(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 AND (EXTRA LIKE '%VIRTUAL GENERATED%' OR EXTRA LIKE '%STORED GENERATED%' \
+                      OR EXTRA IN ('VIRTUAL', 'PERSISTENT'))",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LoadError::target(Some(batch_id), what.as_str(), e))
+        })
+        .await
+        .0
+    }
+
+    /// Target-side keys of the batch's tables that have no primary key in
+    /// their table map.
+    pub(super) async fn resolve_keys(
+        &self,
+        batch_id: u64,
+        changes: &[RowChange],
+    ) -> Result<TargetKeys, LoadError> {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for c in changes {
+            let t = &c.table;
+            if t.primary_key.is_empty()
+                && !wanted.iter().any(|(s, n)| *s == t.schema && *n == t.table)
+            {
+                wanted.push((t.schema.clone(), t.table.clone()));
+            }
+        }
+        let mut out = HashMap::new();
+        for name in wanted {
+            let cached = self
+                .catalog
+                .keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .cloned();
+            let key = match cached {
+                Some(k) => k,
+                None => {
+                    let k = self.lookup_target_key(batch_id, &name.0, &name.1).await?;
+                    self.catalog
+                        .keys
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), k.clone());
+                    k
+                }
+            };
+            out.insert(name, key);
+        }
+        Ok(out)
+    }
+
+    async fn lookup_target_key(
+        &self,
+        batch_id: u64,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, LoadError> {
+        let what = format!(
+            "reading the unique keys of {}.{} on the target",
+            sql::quote_ident(schema),
+            sql::quote_ident(table)
+        );
+        self.retrying(&what, || async {
+            sqlx::query_as::<_, (String, String, String, String)>(
+                "SELECT INDEX_NAME, COLUMN_NAME, NULLABLE, IF(SUB_PART IS NULL, 'whole', 'prefix') \
+                 FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .map(|rows| choose_unique_key(&rows))
+            .map_err(|e| LoadError::target(Some(batch_id), what.as_str(), e))
+        })
+        .await
+        .0
+    }
+}
+
+/// position: PRIMARY if present, else the smallest unique index whose
+/// columns are all NOT NULL and whole (ties by name).
+pub(super) fn choose_unique_key(rows: &[(String, String, String, String)]) -> Option<Vec<String>> {
+    let mut indexes: Vec<(&str, Vec<String>, bool)> = Vec::new();
+    for (index, column, nullable, part) in rows {
+        let usable = nullable != "YES" && part == "whole";
+        match indexes.last_mut() {
+            Some((name, cols, ok)) if *name == index.as_str() => {
+                cols.push(column.clone());
+                *ok &= usable;
+            }
+            _ => indexes.push((index.as_str(), vec![column.clone()], usable)),
+        }
+    }
+    if let Some((_, cols, _)) = indexes.iter().find(|(n, _, _)| *n == "PRIMARY") {
+        return Some(cols.clone());
+    }
+    indexes
+        .into_iter()
+        .filter(|(_, _, ok)| *ok)
+        .min_by(|a, b| a.1.len().cmp(&b.1.len()).then(a.0.cmp(b.0)))
+        .map(|(_, cols, _)| cols)
+}
+
+/// The replication key of a table: its primary key, else the target's
+/// unique key mapped onto this table map's columns.
+pub(super) fn replication_key(t: &TableSchema, keys: &TargetKeys) -> Option<Vec<usize>> {
+    if !t.primary_key.is_empty() {
+        return Some(t.primary_key.clone());
+    }
+    let names = keys.get(&(t.schema.clone(), t.table.clone()))?.as_ref()?;
+    names.iter().map(|n| t.column_index(n)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_key_choice() {
+        let row = |i: &str, c: &str, n: &str, p: &str| {
+            (i.to_string(), c.to_string(), n.to_string(), p.to_string())
+        };
+        // Nullable and prefix indexes are skipped; the smallest wins.
+        let rows = vec![
+            row("a_nullable", "x", "YES", "whole"),
+            row("b_pair", "y", "", "whole"),
+            row("b_pair", "z", "", "whole"),
+            row("c_prefix", "t", "", "prefix"),
+            row("d_single", "w", "", "whole"),
+        ];
+        assert_eq!(choose_unique_key(&rows), Some(vec!["w".to_string()]));
+        let rows = vec![
+            row("PRIMARY", "id", "", "whole"),
+            row("d", "w", "", "whole"),
+        ];
+        assert_eq!(choose_unique_key(&rows), Some(vec!["id".to_string()]));
+        assert_eq!(choose_unique_key(&[row("u", "x", "YES", "whole")]), None);
+        assert_eq!(choose_unique_key(&[]), None);
+    }
+}

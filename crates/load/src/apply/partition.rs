@@ -1,0 +1,237 @@
+//! Cutting merged plans into worker shares (by key hash, plan order kept
+//! within a share), the serial source-order share of the unique-conflict
+//! fallback, and errors that name the row a statement failed on.
+
+use std::sync::Arc;
+
+use sluice_core::{ChangeKind, Row, RowChange, TableSchema};
+
+use super::catalog::{replication_key, TargetKeys};
+use super::options::UniqueConflict;
+use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
+use crate::key::{describe_key, describe_row, key_bytes};
+use crate::merge::{qualified, PlanBody, SerialOp, TablePlan};
+use crate::sql::{self, Kind};
+
+/// What one worker applies, in order.
+pub(super) struct Piece<'a> {
+    pub(super) table: &'a TableSchema,
+    pub(super) op: PieceOp,
+    /// Key columns (keyed tables).
+    pub(super) key: Option<Arc<[usize]>>,
+    pub(super) rows: Vec<&'a Row>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PieceOp {
+    Upsert,
+    Replace,
+    Delete,
+    Insert,
+    DeleteOne,
+}
+
+impl Piece<'_> {
+    pub(super) fn kind(&self) -> Kind<'_> {
+        match self.op {
+            PieceOp::Upsert => Kind::Upsert(self.key.as_deref().unwrap_or(&[])),
+            PieceOp::Replace => Kind::Replace,
+            PieceOp::Delete => Kind::Delete(self.key.as_deref().unwrap_or(&[])),
+            PieceOp::Insert => Kind::Insert,
+            PieceOp::DeleteOne => Kind::DeleteOne,
+        }
+    }
+
+    /// The key (or row) of row `i`, for messages.
+    pub(super) fn describe(&self, i: usize) -> String {
+        let row = self.rows[i.min(self.rows.len() - 1)];
+        match &self.key {
+            Some(key) => describe_key(self.table, row, key),
+            None => describe_row(self.table, row),
+        }
+    }
+}
+
+pub(super) struct ShareOutcome {
+    pub(super) result: Result<usize, LoadError>,
+    pub(super) retries: u32,
+}
+
+/// Splits plans over at most `workers` shares, keeping plan order within
+/// each share. Empty shares are dropped.
+pub(super) fn partition<'a>(
+    plans: &'a [TablePlan<'a>],
+    workers: usize,
+    conflicts: UniqueConflict,
+) -> Vec<Vec<Piece<'a>>> {
+    let n = workers.max(1);
+    let upsert = match conflicts {
+        UniqueConflict::Fail => PieceOp::Upsert,
+        UniqueConflict::Replace => PieceOp::Replace,
+    };
+    let mut shares: Vec<Vec<Piece<'a>>> = (0..n).map(|_| Vec::new()).collect();
+    for plan in plans {
+        let table: &TableSchema = plan.table;
+        match &plan.body {
+            PlanBody::Keyed {
+                key,
+                deletes,
+                upserts,
+            } => {
+                let key: Arc<[usize]> = Arc::from(&key.columns[..]);
+                for (op, list) in [(PieceOp::Delete, deletes), (upsert, upserts)] {
+                    let mut per: Vec<Vec<&'a Row>> = vec![Vec::new(); n];
+                    for r in list {
+                        per[(r.hash % n as u64) as usize].push(r.row);
+                    }
+                    for (w, rows) in per.into_iter().enumerate() {
+                        if !rows.is_empty() {
+                            shares[w].push(Piece {
+                                table,
+                                op,
+                                key: Some(key.clone()),
+                                rows,
+                            });
+                        }
+                    }
+                }
+            }
+            PlanBody::Unkeyed(ops) => {
+                let w = (crate::key::partition_hash(table, None) % n as u64) as usize;
+                for op in ops {
+                    let (pop, row) = match op {
+                        SerialOp::Insert(r) => (PieceOp::Insert, *r),
+                        SerialOp::DeleteOne(r) => (PieceOp::DeleteOne, *r),
+                    };
+                    match shares[w].last_mut() {
+                        Some(p) if p.op == pop && std::ptr::eq(p.table, table) => p.rows.push(row),
+                        _ => shares[w].push(Piece {
+                            table,
+                            op: pop,
+                            key: None,
+                            rows: vec![row],
+                        }),
+                    }
+                }
+            }
+        }
+    }
+    shares.retain(|s| !s.is_empty());
+    shares
+}
+
+/// The batch in source order, one row per statement (the unique-conflict
+/// fallback), without the changes of keyless tables for which `skip_unkeyed`
+/// says they are already committed. Under [`UniqueConflict::Fail`] a row is
+/// written as delete-by-key + plain insert, so a collision with another row
+/// is the server's own 1062 naming the value and the unique key.
+pub(super) fn serial_share<'a>(
+    changes: &'a [RowChange],
+    keys: &TargetKeys,
+    conflicts: UniqueConflict,
+    skip_unkeyed: impl Fn(&TableSchema) -> bool,
+) -> Vec<Piece<'a>> {
+    let mut out = Vec::new();
+    let mut key_cache: Vec<(&'a TableSchema, Option<Arc<[usize]>>)> = Vec::new();
+    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    for c in changes {
+        let table: &'a TableSchema = &c.table;
+        let key = match key_cache.iter().find(|(t, _)| std::ptr::eq(*t, table)) {
+            Some((_, k)) => k.clone(),
+            None => {
+                let k: Option<Arc<[usize]>> = replication_key(table, keys).map(Arc::from);
+                key_cache.push((table, k.clone()));
+                k
+            }
+        };
+        if key.is_none() && skip_unkeyed(table) {
+            continue;
+        }
+        let piece = |op, row: &'a Row| Piece {
+            table,
+            op,
+            key: key.clone(),
+            rows: vec![row],
+        };
+        let write = |out: &mut Vec<Piece<'a>>, row: &'a Row| match conflicts {
+            UniqueConflict::Fail => {
+                out.push(piece(PieceOp::Delete, row));
+                out.push(piece(PieceOp::Insert, row));
+            }
+            UniqueConflict::Replace => out.push(piece(PieceOp::Replace, row)),
+        };
+        // Images were validated by `merge` before the first attempt.
+        match (c.kind, key.as_deref(), &c.before, &c.after) {
+            (ChangeKind::Insert, Some(_), _, Some(a)) => write(&mut out, a),
+            (ChangeKind::Delete, Some(_), Some(b), _) => out.push(piece(PieceOp::Delete, b)),
+            (ChangeKind::Update, Some(k), Some(b), Some(a)) => {
+                if key_bytes(&mut buf_a, b, k) != key_bytes(&mut buf_b, a, k) {
+                    out.push(piece(PieceOp::Delete, b));
+                }
+                write(&mut out, a);
+            }
+            (ChangeKind::Insert, None, _, Some(a)) => out.push(piece(PieceOp::Insert, a)),
+            (ChangeKind::Delete, None, Some(b), _) => out.push(piece(PieceOp::DeleteOne, b)),
+            (ChangeKind::Update, None, Some(b), Some(a)) => {
+                out.push(piece(PieceOp::DeleteOne, b));
+                out.push(piece(PieceOp::Insert, a));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Turns a failed statement into an error naming the row the server blamed
+/// (`at row N`) or the statement's first row.
+pub(super) fn statement_error(
+    batch_id: u64,
+    piece: &Piece<'_>,
+    chunk: sql::Chunk,
+    e: sqlx::Error,
+) -> LoadError {
+    let Some(server) = ServerError::from_sqlx(&e) else {
+        return LoadError::target(
+            Some(batch_id),
+            format!(
+                "{} of {} row(s) into {}",
+                sql::describe_kind(piece.kind()),
+                chunk.len,
+                qualified(piece.table)
+            ),
+            e,
+        );
+    };
+    let key = match server.row_number() {
+        Some(n) if n >= 1 => piece.describe(chunk.start + (n - 1).min(chunk.len - 1)),
+        _ if chunk.len == 1 => piece.describe(chunk.start),
+        _ => format!(
+            "{} (first of {} rows in the statement)",
+            piece.describe(chunk.start),
+            chunk.len
+        ),
+    };
+    let class = crate::error::classify_sqlx(&e);
+    // The upsert's guard (see `crate::sql`): the first key column set to
+    // NULL means the row collided with another row on another unique key.
+    let guard = piece.op == PieceOp::Upsert
+        && server.code == ER_BAD_NULL
+        && piece
+            .key
+            .as_deref()
+            .and_then(|k| k.first())
+            .is_some_and(|&k0| {
+                server.message
+                    == format!("Column '{}' cannot be null", piece.table.columns[k0].name)
+            });
+    let unique_conflict = guard || server.code == ER_DUP_ENTRY;
+    LoadError::Rejected {
+        batch_id,
+        table: qualified(piece.table),
+        key,
+        server,
+        class,
+        attempts: 1,
+        unique_conflict,
+    }
+}
