@@ -307,7 +307,7 @@ mod tests {
             &RetryPolicy::unbounded(MS, MS),
             std::future::ready(()),
             |_, _| {},
-            || std::future::pending(),
+            std::future::pending,
         )
         .await;
         assert!(matches!(r, Retried::Stopped));

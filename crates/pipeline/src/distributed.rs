@@ -63,8 +63,8 @@ use crate::batch::{is_before, Batch};
 use crate::channel::Receiver;
 use crate::error::PipelineError;
 use crate::load::{Applier, APPLY_RETRY};
-use crate::stats::LoadStats;
 use crate::pipe::{self, PipeClient, PipeStore};
+use crate::stats::LoadStats;
 use crate::transform::{TransformConfig, Transformer};
 
 /// How often boards are re-read without a watch event.
@@ -776,7 +776,7 @@ async fn epoch_loader(shared: &Shared, term: u64) -> Result<Arc<Loader>, Pipelin
         term: i64::try_from(term).unwrap_or(i64::MAX),
         node: shared.w.node_id.clone(),
     };
-    let loader = Arc::new(crate::runtime::loader_with_term(&shared.w.pipeline, Some(fence)).await?);
+    let loader = Arc::new(crate::open::loader_with_term(&shared.w.pipeline, Some(fence)).await?);
     *slot = Some((term, Arc::clone(&loader)));
     Ok(loader)
 }

@@ -33,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod load;
+pub mod open;
 pub mod pipe;
 pub mod runtime;
 pub mod select;
@@ -42,5 +43,6 @@ pub mod transform;
 
 pub use error::PipelineError;
 pub use events::Events;
-pub use runtime::{loader, open_store, run, RunOptions, RunSummary};
+pub use open::{loader, open_store};
+pub use runtime::{run, RunOptions, RunSummary};
 pub use status::NodeStatus;

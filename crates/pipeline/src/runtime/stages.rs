@@ -1,0 +1,340 @@
+//! A term's stage tasks: wiring, supervision and the orderly stop.
+//!
+//! The stages are tokio tasks joined by bounded channels: Select → Extract
+//! → Transform → Load, or, with distributed stages, Select → Extract → the
+//! scheduler (which publishes batches as tasks and acknowledges them in
+//! order). Beside them run the position flusher, the progress log, the
+//! status monitor and, under an election, the node-record publisher.
+//!
+//! Stopping (see [`super`]'s docs): on shutdown Select stops reading and
+//! batches already cut may finish for `drain_timeout`; a lost term or a
+//! definite error in any stage abandons batches in flight at once. Either
+//! way the flusher then writes the last acknowledged position. A flusher
+//! that ended abnormally (it panicked) fails the run: the position it should
+//! have written is unknown, and exit 0 would claim otherwise.
+
+use std::future::Future as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::{Coordination, Pipeline};
+use sluice_coord::{AnyPositionStore, CoordError, PositionCache};
+use sluice_core::Position;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::options::{RunOptions, RunSummary};
+use super::progress::{log_progress, publish_progress};
+use super::term::{Prepared, Term};
+use crate::channel;
+use crate::error::PipelineError;
+use crate::extract::{self, ExtractConfig};
+use crate::load::{Applier, LoadStage, APPLY_RETRY};
+use crate::select::{self, SelectConfig};
+use crate::stats::LoadStats;
+use crate::transform::{self, TransformConfig, Transformer};
+
+type StageHandle = (&'static str, JoinHandle<Result<(), PipelineError>>);
+
+/// A term's running tasks and what stopping them needs.
+struct Running {
+    stages: Vec<StageHandle>,
+    /// Progress log, monitor, node-record publisher.
+    helpers: Vec<JoinHandle<()>>,
+    flusher: JoinHandle<Result<(), Arc<CoordError>>>,
+    flusher_stop: CancellationToken,
+    /// Stops Select and, through closing channels, the stages after it.
+    stop: CancellationToken,
+    /// Abandons batches in flight.
+    abandon: CancellationToken,
+    stats: Arc<LoadStats>,
+    cache: PositionCache<AnyPositionStore>,
+    loader: Arc<sluice_load::Loader>,
+}
+
+/// Runs the term's stages until they end; see the module docs.
+pub(super) async fn run(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+    term: &Term,
+    prepared: Prepared,
+) -> Result<RunSummary, PipelineError> {
+    let mut running = spawn(pipeline, opts, term, prepared);
+    let failure = supervise(&mut running, opts, shutdown, &term.lost).await;
+    finish(running, failure).await
+}
+
+/// Channels, stage configs and tasks.
+fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Running {
+    let Prepared {
+        loader,
+        resume,
+        start,
+        fresh,
+        cache,
+        first_batch_id,
+        epoch,
+    } = p;
+    // Id of the last batch Load finished (Extract cuts early when Load is
+    // idle).
+    let acked = Arc::new(AtomicU64::new(first_batch_id.saturating_sub(1)));
+    // Id of the last batch Extract cut (for the in-flight count).
+    let cut = Arc::new(AtomicU64::new(first_batch_id.saturating_sub(1)));
+    let stop = CancellationToken::new();
+    let abandon = CancellationToken::new();
+    let flusher_stop = CancellationToken::new();
+    let flusher = cache.spawn_flusher(flusher_stop.clone().cancelled_owned());
+
+    let window = usize::try_from(pipeline.batch.window).unwrap_or(8);
+    let max_bytes = usize::try_from(pipeline.batch.max_bytes).unwrap_or(4 << 20);
+    let budget = max_bytes.saturating_mul(window);
+    let (sel_tx, sel_rx) = channel::bounded(4096, budget);
+    let (ext_tx, ext_rx) = channel::bounded(window, budget);
+    let (tr_tx, tr_rx) = channel::bounded(window, budget);
+
+    let mut select_cfg = SelectConfig::new(
+        pipeline.source.url().expose().to_string(),
+        opts.server_id.unwrap_or(pipeline.source.server_id),
+        start,
+    );
+    select_cfg.fresh = fresh;
+    select_cfg.tls = pipeline.source.tls.clone();
+    select_cfg.fallback_urls = pipeline.source.urls[1..]
+        .iter()
+        .map(|u| u.expose().to_string())
+        .collect();
+    select_cfg.switch_after = pipeline.source.switch_after;
+    select_cfg.max_chunk_bytes = max_bytes;
+    select_cfg.status = opts.status.clone();
+    let queues = vec![
+        ("select", sel_tx.probe()),
+        ("extract", ext_tx.probe()),
+        ("transform", tr_tx.probe()),
+    ];
+    let start_position = resume
+        .record
+        .as_ref()
+        .map_or_else(|| Position::new(String::new(), 4), |r| r.position.clone());
+    let extract_cfg = ExtractConfig {
+        filter: pipeline.filter.clone(),
+        max_rows: usize::try_from(pipeline.batch.max_rows).unwrap_or(2000),
+        max_bytes,
+        max_delay: pipeline.batch.max_delay,
+        first_batch_id,
+        cut: Arc::clone(&cut),
+        start: start_position,
+        skip_through: resume.skip_through.clone(),
+        acknowledged: Some(Arc::clone(&acked)),
+    };
+    let stats = Arc::new(LoadStats::default());
+
+    let mut stages: Vec<StageHandle> = vec![
+        (
+            "select",
+            tokio::spawn(select::run(select_cfg, sel_tx, stop.clone())),
+        ),
+        (
+            "extract",
+            tokio::spawn(extract::run(extract_cfg, sel_rx, ext_tx, abandon.clone())),
+        ),
+    ];
+    match (&term.stages, epoch) {
+        (Some(st), Some(epoch)) => {
+            let scheduler = crate::distributed::Scheduler {
+                board: st.board.clone(),
+                fence: term.fence.clone(),
+                term: epoch,
+                node_id: opts.node_id.clone(),
+                advertise: st.advertise.clone(),
+                store: st.store.clone(),
+                cache: cache.clone(),
+                window: st.window,
+                horizon: resume.horizon.clone(),
+                task_timeout: st.task_timeout,
+                stats: Arc::clone(&stats),
+                acked: Arc::clone(&acked),
+            };
+            drop((tr_tx, tr_rx));
+            stages.push((
+                "schedule",
+                tokio::spawn(crate::distributed::schedule(
+                    scheduler,
+                    ext_rx,
+                    abandon.clone(),
+                )),
+            ));
+        }
+        _ => {
+            let transformer = Transformer::new(TransformConfig {
+                filter: pipeline.filter.clone(),
+                routes: pipeline.routes.clone(),
+                columns: pipeline.columns.clone(),
+            });
+            let load = LoadStage {
+                applier: Applier {
+                    pipeline: pipeline.name.clone(),
+                    loader: Arc::clone(&loader),
+                    ddl: pipeline.load.ddl,
+                    stats: Arc::clone(&stats),
+                    status: opts.status.clone(),
+                    retry: APPLY_RETRY,
+                },
+                cache: cache.clone(),
+                horizon: resume.horizon,
+                acked: Arc::clone(&acked),
+            };
+            stages.push((
+                "transform",
+                tokio::spawn(transform::run(transformer, ext_rx, tr_tx, abandon.clone())),
+            ));
+            stages.push(("load", tokio::spawn(load.run(tr_rx, abandon.clone()))));
+        }
+    }
+    let mut helpers = vec![
+        tokio::spawn(log_progress(
+            cache.clone(),
+            Arc::clone(&stats),
+            opts.progress_interval,
+            abandon.clone(),
+        )),
+        tokio::spawn(crate::status::monitor(
+            opts.status.clone(),
+            crate::status::MonitorInputs {
+                cache: cache.clone(),
+                stats: Arc::clone(&stats),
+                cut: Arc::clone(&cut),
+                queues,
+                etcd: matches!(pipeline.coordination, Coordination::Etcd { .. }),
+                loader: Arc::clone(&loader),
+            },
+            abandon.clone(),
+        )),
+    ];
+    if let Some(p) = term.publisher.clone() {
+        helpers.push(tokio::spawn(publish_progress(
+            p,
+            cache.clone(),
+            Arc::clone(&stats),
+            cut,
+            abandon.clone(),
+        )));
+    }
+    Running {
+        stages,
+        helpers,
+        flusher,
+        flusher_stop,
+        stop,
+        abandon,
+        stats,
+        cache,
+        loader,
+    }
+}
+
+/// Waits for every stage; the first error stops the others and is returned.
+async fn supervise(
+    r: &mut Running,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+) -> Option<PipelineError> {
+    let mut failure: Option<PipelineError> = None;
+    let mut shutting_down = false;
+    let drain = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain);
+    while !r.stages.is_empty() {
+        let (done, index) = tokio::select! {
+            () = lost.cancelled(), if !r.abandon.is_cancelled() => {
+                tracing::error!("leadership lost: stopping the dump and abandoning batches in flight");
+                r.stop.cancel();
+                r.abandon.cancel();
+                shutting_down = true;
+                continue;
+            }
+            () = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");
+                r.stop.cancel();
+                drain.as_mut().reset(tokio::time::Instant::now() + opts.drain_timeout);
+                continue;
+            }
+            () = &mut drain, if shutting_down && !r.abandon.is_cancelled() => {
+                tracing::warn!("drain timeout: abandoning batches in flight (they will be replayed)");
+                r.abandon.cancel();
+                continue;
+            }
+            done = first_finished(&mut r.stages) => done,
+        };
+        let (stage, _) = r.stages.swap_remove(index);
+        let outcome = match done {
+            Ok(result) => result,
+            Err(join) => Err(PipelineError::Stage {
+                stage,
+                message: join.to_string(),
+            }),
+        };
+        if let Err(error) = outcome {
+            tracing::error!(stage, %error, "stage failed; stopping the pipeline");
+            let fenced = matches!(&error, PipelineError::Load(e) if e.is_fenced_out());
+            if !fenced && !lost.is_cancelled() {
+                opts.status.definite_error(stage, &error.to_string());
+            }
+            r.stop.cancel();
+            r.abandon.cancel();
+            failure.get_or_insert(error);
+        }
+    }
+    failure
+}
+
+/// Stops the helpers, flushes the position, closes the loader.
+async fn finish(r: Running, failure: Option<PipelineError>) -> Result<RunSummary, PipelineError> {
+    r.abandon.cancel();
+    for helper in r.helpers {
+        let _ = helper.await;
+    }
+    r.flusher_stop.cancel();
+    let flushed: Result<(), PipelineError> = match r.flusher.await {
+        Ok(outcome) => outcome.map_err(PipelineError::from),
+        Err(join) => Err(PipelineError::Stage {
+            stage: "position flusher",
+            message: join.to_string(),
+        }),
+    };
+    r.loader.close().await;
+    let summary = RunSummary {
+        batches: r.stats.batches.load(Ordering::Relaxed),
+        rows: r.stats.rows.load(Ordering::Relaxed),
+        ddl: r.stats.ddl.load(Ordering::Relaxed),
+        acknowledged: r.cache.acknowledged().map(|a| (a.batch_id, a.position)),
+    };
+    if let Some(error) = failure {
+        if let Err(flush) = flushed {
+            tracing::error!(error = %flush, "final position flush failed; the next run replays from the last stored position");
+        }
+        return Err(error);
+    }
+    flushed?;
+    Ok(summary)
+}
+
+/// The first stage task to finish, with its index.
+async fn first_finished(
+    stages: &mut [StageHandle],
+) -> (
+    Result<Result<(), PipelineError>, tokio::task::JoinError>,
+    usize,
+) {
+    std::future::poll_fn(|cx| {
+        for (i, (_, handle)) in stages.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(r) = std::pin::Pin::new(handle).poll(cx) {
+                return std::task::Poll::Ready((r, i));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
