@@ -797,11 +797,7 @@ async fn lock_wait_timeout_is_retried_until_the_lock_is_released() {
         LoaderOptions {
             workers: 2,
             lock_wait_timeout: Some(Duration::from_secs(1)),
-            retry: RetryPolicy {
-                max_attempts: 30,
-                initial_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(200),
-            },
+            retry: RetryPolicy::bounded(30, Duration::from_millis(20), Duration::from_millis(200)),
             ..LoaderOptions::default()
         },
     )
@@ -841,11 +837,7 @@ async fn killed_connection_is_retried() {
         &db,
         LoaderOptions {
             workers: 1,
-            retry: RetryPolicy {
-                max_attempts: 10,
-                initial_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(200),
-            },
+            retry: RetryPolicy::bounded(10, Duration::from_millis(20), Duration::from_millis(200)),
             ..LoaderOptions::default()
         },
     )

@@ -9,10 +9,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use sluice_binlog::events::EventKind;
 use sluice_binlog::output::LinePrinter;
 use sluice_binlog::BinlogError;
+use sluice_core::retry::{retry, Retried, RetryPolicy};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BinlogCommand {
@@ -78,25 +80,25 @@ async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
         _ => StartAt::Latest,
     };
     let mut printer = LinePrinter::default();
-    let mut backoff = std::time::Duration::from_millis(200);
+    let policy = RetryPolicy::unbounded(Duration::from_millis(200), Duration::from_secs(10));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let cfg = ReplicaConfig::new(&args.source, args.server_id, start.clone());
-        let mut stream = tokio::select! {
-            _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
-            s = ReplicaStream::connect(&cfg) => match s {
-                Ok(s) => s,
-                Err(e) if e.class().is_transient() => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "source unreachable; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-                    continue;
-                }
-                Err(e) => anyhow::bail!("{}", sluice_core::redact_url(&e.to_string())),
+        let connected = retry(
+            &policy,
+            &mut shutdown,
+            |e: &sluice_binlog::BinlogError, a| {
+                tracing::warn!(error = %e, retry_in_ms = a.wait.as_millis() as u64, "source unreachable; retrying");
             },
+            || ReplicaStream::connect(&cfg),
+        )
+        .await;
+        let mut stream = match connected {
+            Retried::Done(s) => s,
+            Retried::Stopped => return Ok(ExitCode::SUCCESS),
+            Retried::Failed(e) => anyhow::bail!("{}", sluice_core::redact_url(&e.to_string())),
         };
-        backoff = std::time::Duration::from_millis(200);
         let stdout = std::io::stdout();
         loop {
             let next = tokio::select! {

@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use sluice_core::retry::{Decision, RetryPolicy};
 use sluice_core::Classify as _;
 
 use crate::error::CoordError;
@@ -248,23 +249,27 @@ impl Candidate {
         &mut self,
         shutdown: &CancellationToken,
     ) -> Result<Option<Leadership>, CoordError> {
-        let mut wait = Duration::from_millis(250);
+        // `retry` cannot hold the `&mut self` each attempt borrows: the same
+        // policy, decided by the error's class, in a loop.
+        let policy = RetryPolicy::unbounded(Duration::from_millis(250), Duration::from_secs(2));
+        let mut attempt = 1;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(None);
             }
-            match self.try_campaign(shutdown).await {
+            let e = match self.try_campaign(shutdown).await {
                 Ok(r) => return Ok(r),
-                Err(e) if e.class().is_transient() => {
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "election: etcd unavailable; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Ok(None),
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            let Decision::RetryAfter(wait) = policy.decide(attempt, e.class()) else {
+                return Err(e);
+            };
+            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "election: etcd unavailable; retrying");
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(wait) => {}
             }
+            attempt += 1;
         }
     }
 
