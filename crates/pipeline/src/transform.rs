@@ -42,16 +42,14 @@ struct Mapping {
     keep: Option<Vec<usize>>,
 }
 
-/// Per-table work cached across batches.
+/// Per-table work cached across batches, keyed by the address of the
+/// source schema's `Arc` (held in the entry, so the address stays unique to
+/// it while the entry lives).
 #[derive(Default)]
 pub struct Transformer {
     cfg: TransformConfig,
-    cache: HashMap<*const TableSchema, Mapping>,
+    cache: HashMap<usize, Mapping>,
 }
-
-// The raw pointers are only compared, never dereferenced, and the `Arc`
-// each key came from is held in the entry.
-unsafe impl Send for Transformer {}
 
 /// Entries beyond which the cache is cleared (tables altered many times).
 const CACHE_LIMIT: usize = 4096;
@@ -84,7 +82,7 @@ impl Transformer {
     }
 
     fn transform_change(&mut self, change: &mut RowChange) -> Result<(), PipelineError> {
-        let key = Arc::as_ptr(&change.table);
+        let key = Arc::as_ptr(&change.table) as usize;
         if !self.cache.contains_key(&key) {
             if self.cache.len() >= CACHE_LIMIT {
                 self.cache.clear();
