@@ -13,6 +13,7 @@ mod deploy;
 mod fixtures;
 mod ha;
 mod kit;
+mod layout;
 mod load_target;
 mod ops;
 mod pipeline;

@@ -11,6 +11,8 @@
 //! * [`cli`] — one-shot `sluice` commands and their output.
 //! * [`ha`] — an active/standby pair: servers, pipeline file, leader,
 //!   markers and a paced write load.
+//! * [`layout`] — the workspace's module graph and file sizes, read from the
+//!   sources (the `layout` tests check them).
 //!
 //! Every wait is `sluice_testkit::wait_until_async` (poll with a deadline);
 //! on timeout the test fails with what it waited for and the logs that
@@ -20,6 +22,7 @@
 pub mod cli;
 pub mod etcd;
 pub mod ha;
+pub mod layout;
 pub mod sluice;
 pub mod sql;
 
