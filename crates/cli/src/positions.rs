@@ -53,7 +53,7 @@
 //! # `sluice positions set --config FILE (--gtid G | --file F --pos P) [--force]`
 //!
 //! Writes a new acknowledged position through
-//! [`PositionStore::force_store`]: batch id one past the stored one (so it
+//! `PositionStore::force_store`: batch id one past the stored one (so it
 //! supersedes everything acknowledged so far), `written_by` =
 //! `operator@<host> (<$USER> via sluice positions set)`, no leader revision,
 //! and an audit entry in the store's history. `--gtid` together with
