@@ -15,21 +15,6 @@ fn decode(path: &Path) -> Output {
         .expect("sluice runs")
 }
 
-/// Set SLUICE_DUMP_FIXTURE=<path under binlogs/> to print a fixture's lines.
-#[test]
-fn dump_for_inspection() {
-    if let Ok(which) = std::env::var("SLUICE_DUMP_FIXTURE") {
-        let lines = if which.ends_with(".hex") {
-            capture(&which)
-        } else {
-            file(&which)
-        };
-        for l in lines {
-            println!("{l}");
-        }
-    }
-}
-
 #[test]
 fn every_valid_fixture_decodes_and_every_negative_fails_at_an_offset() {
     let mut valid = 0;

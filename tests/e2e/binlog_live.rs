@@ -435,6 +435,64 @@ async fn starts_from_gtid_and_from_file_offset() -> TestResult {
     Ok(())
 }
 
+/// `gtid_resolve` places a MariaDB GTID position at the file and offset of
+/// the next transaction: where `SHOW MASTER STATUS` stood when that GTID
+/// was the last one, also across a rotation (then in the newer file, where
+/// the next transaction is) and at the very end of the binlog; a position
+/// the source never reached is not placed at all.
+#[tokio::test]
+async fn gtid_positions_resolve_to_the_next_transaction() -> TestResult {
+    let source = MariaDb::source().await?;
+    source
+        .exec("CREATE DATABASE g; CREATE TABLE g.t (id INT PRIMARY KEY)")
+        .await?;
+    // (GTID position, where the next transaction starts)
+    let mut marks: Vec<(String, (String, u64))> = Vec::new();
+    for id in 0..3 {
+        source
+            .exec(&format!("INSERT INTO g.t VALUES ({id})"))
+            .await?;
+        if id == 1 {
+            source.exec("FLUSH BINARY LOGS").await?;
+        }
+        let gtid: Vec<String> = source.query("SELECT @@gtid_binlog_pos").await?;
+        marks.push((gtid[0].clone(), master_status(&source).await?));
+    }
+    assert_ne!(marks[0].1 .0, marks[1].1 .0, "the rotation opened a file");
+    let tls = sluice_core::TlsConfig::disabled();
+    let resolve = |gtid: String| {
+        let url = source.repl_url();
+        let tls = tls.clone();
+        async move {
+            let want: sluice_core::MariadbGtidSet = gtid.parse().expect("a MariaDB GTID position");
+            sluice_binlog::gtid_resolve::resolve_on_source(
+                &url,
+                &tls,
+                Duration::from_secs(10),
+                &want,
+            )
+            .await
+        }
+    };
+    for (gtid, (file, offset)) in &marks {
+        let found = resolve(gtid.clone())
+            .await?
+            .ok_or_else(|| format!("{gtid} was not placed"))?;
+        assert_eq!((&found.file, found.offset), (file, *offset), "{gtid}");
+        assert_eq!(
+            found.gtid.map(|g| g.to_string()).as_deref(),
+            Some(gtid.as_str())
+        );
+    }
+    let unreached = marks[2]
+        .0
+        .rsplit_once('-')
+        .map(|(head, _)| format!("{head}-999999"));
+    let unreached = unreached.ok_or("no sequence number")?;
+    assert!(resolve(unreached).await?.is_none());
+    Ok(())
+}
+
 #[tokio::test]
 async fn follows_flush_binary_logs_and_alter_table() -> TestResult {
     let source = MariaDb::source().await?;

@@ -952,6 +952,52 @@ async fn many_workers_keep_per_key_order() {
     }
 }
 
+/// `meta::delete_checkpoint` removes one pipeline's row and returns what
+/// it held; another pipeline's row stays; a target never migrated answers
+/// with the server's "no such table" (42S02), which `positions set` reports
+/// as nothing to remove.
+#[tokio::test]
+async fn checkpoint_row_is_deleted_with_what_it_held() {
+    let db = MariaDb::target().await.unwrap();
+    let l = loader(&db, opts(1)).await;
+    let missing = sluice_load::meta::delete_checkpoint(l.pool(), "shop")
+        .await
+        .expect_err("no metadata tables yet");
+    let code = missing
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("42S02"), "{missing}");
+    l.migrate().await.unwrap();
+    l.record_checkpoint("shop", 5, "mysql-bin.000001:1234", "mysql-bin.000001:1234")
+        .await
+        .unwrap();
+    l.record_checkpoint("other", 1, "mysql-bin.000002:4", "mysql-bin.000002:4")
+        .await
+        .unwrap();
+    let removed = sluice_load::meta::delete_checkpoint(l.pool(), "shop")
+        .await
+        .unwrap()
+        .expect("the row it removed");
+    assert_eq!(
+        (removed.batch_id, removed.position.as_str()),
+        (5, "mysql-bin.000001:1234")
+    );
+    assert_eq!(l.read_checkpoint("shop").await.unwrap(), None);
+    assert_eq!(
+        sluice_load::meta::delete_checkpoint(l.pool(), "shop")
+            .await
+            .unwrap(),
+        None
+    );
+    let other = l.read_checkpoint("other").await.unwrap().expect("kept");
+    assert_eq!(other.batch_id, 1);
+    assert_eq!(
+        sluice_load::meta::delete_checkpoint_statement("shop"),
+        "DELETE FROM sluice_meta.checkpoint WHERE pipeline = 'shop'"
+    );
+}
+
 #[tokio::test]
 async fn migrations_and_checkpoint() {
     let db = MariaDb::target().await.unwrap();

@@ -2,7 +2,9 @@
 //!
 //! One test binary for the whole system (as ripgrep does): each module is an
 //! area, each test starts the servers it needs on its own ports, so tests run
-//! in parallel and alongside other test binaries.
+//! in parallel and alongside other test binaries. What several areas share
+//! (the `sluice` process, SQL, etcd, CLI and wait helpers, the HA setup) is
+//! in [`support`].
 
 mod binlog_fixtures;
 mod binlog_live;
@@ -11,11 +13,13 @@ mod deploy;
 mod fixtures;
 mod ha;
 mod kit;
+mod layout;
 mod load_target;
 mod ops;
 mod pipeline;
 mod pipeline_workload;
 mod positions;
 mod stages;
+mod support;
 mod tls;
 mod workload;

@@ -9,15 +9,14 @@
 //! loopback; HTTP requests are written by hand (no client dependency).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use sluice_testkit::{Etcd, MariaDb};
+use sluice_testkit::{wait_until_async, Etcd, MariaDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::pipeline::{rows, server_id, start_of_binlog, TestResult};
+use crate::support::{server_id, start_of_binlog, wait_same, Launch, Sluice, TestResult};
 
 const SOURCE_PASSWORD: &str = "Src-Pw-9f3Kq-UNLIKELY";
 const TARGET_PASSWORD: &str = "Tgt-Pw-7Zx2w-UNLIKELY";
@@ -87,97 +86,57 @@ fn config(
     path
 }
 
-/// A `sluice run` with debug logging everywhere; output in `<node>.log`.
-struct Node {
-    child: Option<tokio::process::Child>,
-    log: PathBuf,
-}
-
-impl Node {
-    fn start(config: &Path, node_id: &str, json_logs: bool) -> Node {
-        let log = config.with_file_name(format!("{node_id}.log"));
-        let out = std::fs::File::create(&log).expect("create the log");
-        let err = out.try_clone().expect("clone the log handle");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["run", "--config"])
-            .arg(config)
-            .args([
-                "--node-id",
-                node_id,
-                "--server-id",
-                &server_id().to_string(),
-            ])
-            .env("SLUICE_LOG", "debug")
+/// A `sluice run` with debug logging everywhere (human or JSON lines);
+/// output in `<node>.log`.
+fn start_node(config: &Path, node_id: &str, json_logs: bool) -> Sluice {
+    Sluice::launch(
+        config,
+        Launch::node(node_id)
+            .server_id(server_id())
+            .without_progress()
+            .log_filter("debug")
             .env("RUST_LOG", "debug")
             .env(
                 "SLUICE_LOG_FORMAT",
                 if json_logs { "json" } else { "human" },
-            )
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn sluice");
-        Node {
-            child: Some(child),
-            log,
-        }
-    }
+            ),
+    )
+}
 
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+/// The admin address from the node's `admin HTTP listening` line.
+async fn admin_addr(node: &Sluice) -> String {
+    wait_until_async(
+        "the admin address in the log",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let text = node.log_text();
+            let line = text.lines().find(|l| l.contains("admin HTTP listening"))?;
+            // Human: `addr=127.0.0.1:PORT`; JSON: `"addr":"127.0.0.1:PORT"`.
+            let rest = line
+                .split_once("addr=")
+                .or_else(|| line.split_once("\"addr\":\""))
+                .map(|(_, r)| r)
+                .unwrap_or_default();
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            (!addr.is_empty()).then_some(addr)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: no admin address logged:\n{}", node.log_tail()))
+}
 
-    fn log_tail(&self) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// The admin address from the `admin HTTP listening` line.
-    async fn admin_addr(&self) -> String {
-        let started = Instant::now();
-        loop {
-            let text = self.log_text();
-            if let Some(line) = text.lines().find(|l| l.contains("admin HTTP listening")) {
-                // Human: `addr=127.0.0.1:PORT`; JSON: `"addr":"127.0.0.1:PORT"`.
-                let rest = line
-                    .split_once("addr=")
-                    .or_else(|| line.split_once("\"addr\":\""))
-                    .map(|(_, r)| r)
-                    .unwrap_or_default();
-                let addr: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                if !addr.is_empty() {
-                    return addr;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no admin address logged:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                // SAFETY: plain kill(2) on our own child's pid.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
-            let exited = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
-            assert!(
-                matches!(exited, Ok(Ok(s)) if s.success()),
-                "sluice did not stop cleanly: {exited:?}\n{}",
-                self.log_tail()
-            );
-        }
-    }
+/// SIGTERM; the node must stop cleanly.
+async fn stop(node: &mut Sluice) {
+    let status = node.terminate(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "sluice did not stop cleanly: {status:?}\n{}",
+        node.log_tail()
+    );
 }
 
 /// `GET path` over HTTP/1.1; `(status, body)`.
@@ -292,46 +251,58 @@ impl Hook {
         kind: &str,
         state: &str,
         timeout: Duration,
-        node: &Node,
+        node: &Sluice,
     ) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
-            if let Some((event, _)) = self
-                .events()
-                .into_iter()
-                .find(|(e, _)| e["kind"] == kind && e["state"] == state)
-            {
-                return event;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "no {kind}/{state} event within {timeout:?}; got {:?}\n{}",
+        wait_until_async(
+            &format!("a {kind}/{state} event"),
+            timeout,
+            Duration::from_millis(50),
+            || async {
+                self.events()
+                    .into_iter()
+                    .find(|(e, _)| e["kind"] == kind && e["state"] == state)
+                    .map(|(event, _)| event)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: got {:?}\n{}",
                 self.events()
                     .iter()
                     .map(|(e, _)| format!("{}/{}", e["kind"], e["state"]))
                     .collect::<Vec<_>>(),
                 node.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        })
     }
 }
 
 /// Polls `/readyz` until it answers `code`; returns the body.
-async fn wait_ready(addr: &str, code: u16, node: &Node) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let (got, body) = get(addr, "/readyz", None).await;
-        if got == code {
-            return serde_json::from_str(&body).unwrap_or_default();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "/readyz never answered {code} (last {got} {body})\n{}",
+async fn wait_ready(addr: &str, code: u16, node: &Sluice) -> serde_json::Value {
+    let last = std::cell::RefCell::new((0, String::new()));
+    wait_until_async(
+        &format!("/readyz to answer {code}"),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let last = &last;
+            async move {
+                let (got, body) = get(addr, "/readyz", None).await;
+                let ready = (got == code).then(|| serde_json::from_str(&body).unwrap_or_default());
+                *last.borrow_mut() = (got, body);
+                ready
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        let (got, body) = last.into_inner();
+        panic!(
+            "{e}: /readyz never answered {code} (last {got} {body})\n{}",
             node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        )
+    })
 }
 
 /// Inserts ids `ids` on the source, `pause_ms` apart (bounded).
@@ -365,8 +336,8 @@ async fn metrics_move_and_a_stopped_target_alarms_the_webhook() -> TestResult {
             "alarms:\n  lag_threshold: 2s\n  webhooks:\n    - url: \"{hook_url}\"\n      headers: {{ X-Test: \"{HOOK_SECRET}\" }}\n      timeout: 2s\n"
         ),
     );
-    let mut node = Node::start(&config, "solo", false);
-    let addr = node.admin_addr().await;
+    let mut node = start_node(&config, "solo", false);
+    let addr = admin_addr(&node).await;
     let mut captured = String::new();
 
     assert_eq!(get(&addr, "/healthz", None).await, (200, "ok\n".into()));
@@ -379,47 +350,58 @@ async fn metrics_move_and_a_stopped_target_alarms_the_webhook() -> TestResult {
     let mut conn = source.conn().await?;
     let rows_series = "sluice_rows_total{stage=\"load\",table=\"shop.events\"}";
     write_rows(&mut conn, 1..51, 5).await;
-    let started = Instant::now();
-    let first = loop {
-        let (code, text) = get(&addr, "/metrics", Some(ADMIN_TOKEN)).await;
-        assert_eq!(code, 200);
-        captured.push_str(&text);
-        if let Some(v) = metric(&text, rows_series).filter(|v| *v >= 50.0) {
-            break v;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{rows_series} never reached 50:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let scraped = std::cell::RefCell::new(String::new());
+    let first = wait_until_async(
+        &format!("{rows_series} to reach 50"),
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let (scraped, addr) = (&scraped, &addr);
+            async move {
+                let (code, text) = get(addr, "/metrics", Some(ADMIN_TOKEN)).await;
+                assert_eq!(code, 200);
+                let value = metric(&text, rows_series).filter(|v| *v >= 50.0);
+                scraped.borrow_mut().push_str(&text);
+                value
+            }
+        },
+    )
+    .await;
+    captured.push_str(&scraped.take());
+    let first = first.unwrap_or_else(|e| panic!("{e}:\n{captured}"));
     write_rows(&mut conn, 51..101, 5).await;
-    let started = Instant::now();
-    loop {
-        let (_, text) = get(&addr, "/metrics", Some(ADMIN_TOKEN)).await;
-        captured.push_str(&text);
-        // Gauges are refreshed by a once-a-second monitor: poll for them
-        // too rather than expect them with the row counter.
-        let missing: Vec<&str> = [
-            "sluice_batches_total{stage=\"extract\"}",
-            "sluice_rows_total{stage=\"extract\",table=\"shop.events\"}",
-            "sluice_batch_apply_seconds_count",
-            "sluice_acknowledged_offset",
-            "sluice_connection_up{peer=\"target\"}",
-        ]
-        .into_iter()
-        .filter(|series| !metric(&text, series).is_some_and(|v| v > 0.0))
-        .collect();
-        let moved = metric(&text, rows_series).is_some_and(|v| v >= first + 50.0);
-        if moved && missing.is_empty() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "rows moved: {moved}; series missing or zero: {missing:?}\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = std::cell::RefCell::new(String::new());
+    let moved = wait_until_async(
+        "the row counter to move and every gauge to be set",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let (scraped, last, addr) = (&scraped, &last, &addr);
+            async move {
+                let (_, text) = get(addr, "/metrics", Some(ADMIN_TOKEN)).await;
+                scraped.borrow_mut().push_str(&text);
+                // Gauges are refreshed by a once-a-second monitor: poll for
+                // them too rather than expect them with the row counter.
+                let missing: Vec<&str> = [
+                    "sluice_batches_total{stage=\"extract\"}",
+                    "sluice_rows_total{stage=\"extract\",table=\"shop.events\"}",
+                    "sluice_batch_apply_seconds_count",
+                    "sluice_acknowledged_offset",
+                    "sluice_connection_up{peer=\"target\"}",
+                ]
+                .into_iter()
+                .filter(|series| !metric(&text, series).is_some_and(|v| v > 0.0))
+                .collect();
+                let moved = metric(&text, rows_series).is_some_and(|v| v >= first + 50.0);
+                *last.borrow_mut() =
+                    format!("rows moved: {moved}; series missing or zero: {missing:?}\n{text}");
+                (moved && missing.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+    captured.push_str(&scraped.take());
+    moved.unwrap_or_else(|e| panic!("{e}: {}", last.borrow()));
     let (code, body) = get(&addr, "/status", Some(ADMIN_TOKEN)).await;
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&body)?;
@@ -482,17 +464,8 @@ async fn metrics_move_and_a_stopped_target_alarms_the_webhook() -> TestResult {
         .await;
     wait_ready(&addr, 200, &node).await;
     let all = "SELECT id, v FROM shop.events ORDER BY id";
-    let target_rows = rows(&target, all).await;
-    let started = Instant::now();
-    while rows(&source, all).await != rows(&target, all).await {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "target behind after restart: {} rows\n{}",
-            target_rows.len(),
-            node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The target catches up after its restart.
+    wait_same(&source, &target, all, all, Duration::from_secs(30), &node).await;
     let (_, text) = get(&addr, "/metrics", Some(ADMIN_TOKEN)).await;
     assert_eq!(metric(&text, "sluice_lag_seconds"), Some(0.0), "{text}");
     assert!(
@@ -506,7 +479,7 @@ async fn metrics_move_and_a_stopped_target_alarms_the_webhook() -> TestResult {
     captured.push_str(&text);
     captured.push_str(&get(&addr, "/status", Some(ADMIN_TOKEN)).await.1);
 
-    node.terminate().await;
+    stop(&mut node).await;
     // The webhook got its configured header; the events carry no secret.
     let events = hook.events();
     assert!(events.iter().all(|(_, h)| h == HOOK_SECRET));
@@ -541,12 +514,12 @@ async fn readyz_tells_active_from_standby() -> TestResult {
         &start,
         "",
     );
-    let mut a = Node::start(&config, "node-a", false);
-    let a_addr = a.admin_addr().await;
+    let mut a = start_node(&config, "node-a", false);
+    let a_addr = admin_addr(&a).await;
     let ready = wait_ready(&a_addr, 200, &a).await;
     assert_eq!(ready["role"], "active", "{ready}");
-    let mut b = Node::start(&config, "node-b", true);
-    let b_addr = b.admin_addr().await;
+    let mut b = start_node(&config, "node-b", true);
+    let b_addr = admin_addr(&b).await;
     let ready = wait_ready(&b_addr, 200, &b).await;
     assert_eq!(ready["role"], "standby", "{ready}");
     assert_eq!(ready["reason"], "standby, campaigning");
@@ -556,15 +529,7 @@ async fn readyz_tells_active_from_standby() -> TestResult {
     let mut conn = source.conn().await?;
     write_rows(&mut conn, 1..21, 5).await;
     let all = "SELECT id, v FROM shop.events ORDER BY id";
-    let started = Instant::now();
-    while rows(&source, all).await != rows(&target, all).await {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{}",
-            a.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
     let mut captured = String::new();
     for addr in [&a_addr, &b_addr] {
         for path in ["/status", "/metrics"] {
@@ -583,20 +548,30 @@ async fn readyz_tells_active_from_standby() -> TestResult {
     assert_eq!(b_status["node"], "node-b");
 
     // Handover: the standby becomes active.
-    a.terminate().await;
-    let started = Instant::now();
-    loop {
-        let (code, body) = get(&b_addr, "/readyz", None).await;
-        if code == 200 && body.contains("\"active\"") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "node-b never became active: {code} {body}\n{}",
+    stop(&mut a).await;
+    let last = std::cell::RefCell::new((0, String::new()));
+    wait_until_async(
+        "node-b to become active",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let (last, b_addr) = (&last, &b_addr);
+            async move {
+                let (code, body) = get(b_addr, "/readyz", None).await;
+                let active = code == 200 && body.contains("\"active\"");
+                *last.borrow_mut() = (code, body);
+                active.then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        let (code, body) = last.into_inner();
+        panic!(
+            "{e}: node-b never became active: {code} {body}\n{}",
             b.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        )
+    });
     let (_, metrics) = get(&b_addr, "/metrics", Some(ADMIN_TOKEN)).await;
     assert_eq!(metric(&metrics, "sluice_active"), Some(1.0), "{metrics}");
     assert!(
@@ -607,7 +582,7 @@ async fn readyz_tells_active_from_standby() -> TestResult {
         "{metrics}"
     );
     captured.push_str(&metrics);
-    b.terminate().await;
+    stop(&mut b).await;
 
     // `--log-format json`: every line node-b wrote is a JSON object.
     let b_log = b.log_text();

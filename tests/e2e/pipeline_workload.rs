@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use sluice_testkit::{Etcd, MariaDb};
 
-use crate::pipeline::{start_of_binlog, write_config, Coord, Sluice, TestResult};
-use crate::workload::{seed_from_env, wait_until_same, CompareOpts, Rng, Workload};
+use sluice_testkit::compare::{wait_until_same, CompareOpts};
+use sluice_testkit::wait_until_async;
+use sluice_testkit::workload::{seed_from_env, Rng, Workload};
+
+use crate::support::{start_of_binlog, write_config, Coord, Sluice, TestResult};
 
 const BIG_TRANSACTION_ROWS: usize = 100_000;
 
@@ -54,18 +57,24 @@ async fn converge(source: &MariaDb, target: &MariaDb, sluice: &Sluice, started: 
 /// Waits until the current `sluice` process has started replicating (it
 /// first waits out the killed process's etcd lease).
 async fn wait_replicating(sluice: &Sluice) {
-    let started = Instant::now();
-    while sluice.log_text().matches("pipeline starting").count() < sluice.runs as usize {
-        if started.elapsed() > Duration::from_secs(30) {
-            let kept = std::env::temp_dir().join(format!("sluice-e2e-{}.log", std::process::id()));
-            let _ = std::fs::write(&kept, sluice.log_text());
-            panic!(
-                "sluice did not start replicating again (whole log in {}):\n{}",
-                kept.display(),
-                sluice.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = wait_until_async(
+        "the current sluice process to start replicating",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            (sluice.log_text().matches("pipeline starting").count() >= sluice.runs as usize)
+                .then_some(())
+        },
+    )
+    .await;
+    if let Err(e) = started {
+        let kept = std::env::temp_dir().join(format!("sluice-e2e-{}.log", std::process::id()));
+        let _ = std::fs::write(&kept, sluice.log_text());
+        panic!(
+            "{e}: sluice did not start replicating again (whole log in {}):\n{}",
+            kept.display(),
+            sluice.log_tail()
+        );
     }
 }
 

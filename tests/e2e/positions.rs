@@ -5,96 +5,15 @@
 //! commands under local coordination with an unreachable target.
 
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use sluice_testkit::{Etcd, MariaDb};
+use sluice_testkit::{wait_until_async, Etcd, MariaDb};
 
-use crate::pipeline::{rows, server_id, wait_same, Sluice, TestResult};
-
-/// Runs `sluice ARGS` to completion.
-async fn sluice(args: &[&str], config: &Path) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.args(args).arg("--config").arg(config);
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("sluice answered within 60 s")
-        .expect("run sluice")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "{}", text(out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)))
-}
-
-/// The value of the table row `key` (`key  value`).
-fn row<'a>(stdout: &'a str, key: &str) -> &'a str {
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)
-                .filter(|rest| rest.starts_with("  "))
-                .map(str::trim)
-        })
-        .unwrap_or_else(|| panic!("no `{key}` row in:\n{stdout}"))
-}
-
-fn keys(pipeline: &str) -> sluice_coord::PipelineKeys {
-    sluice_coord::KeyLayout::new("/e2e")
-        .and_then(|l| l.pipeline(pipeline))
-        .expect("keys")
-}
-
-/// The values of every key under `prefix` (one key when `prefix` is a key).
-async fn etcd_values(etcd: &Etcd, prefix: &str, with_prefix: bool) -> Vec<Value> {
-    let mut client = etcd.client().await.expect("etcd client");
-    let options = with_prefix.then(|| etcd_client::GetOptions::new().with_prefix());
-    let got = client.get(prefix, options).await.expect("etcd get");
-    got.kvs()
-        .iter()
-        .map(|kv| serde_json::from_slice(kv.value()).expect("JSON value"))
-        .collect()
-}
-
-/// Polls until `check` holds for the values under `prefix`.
-async fn wait_etcd(
-    etcd: &Etcd,
-    prefix: &str,
-    with_prefix: bool,
-    what: &str,
-    check: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let values = etcd_values(etcd, prefix, with_prefix).await;
-        if check(&values) {
-            return values;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{what}: never happened; {prefix} holds {values:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The source's current end of binlog.
-async fn master_status(source: &MariaDb) -> (String, u64) {
-    let end: Vec<mysql_async::Row> = source.query("SHOW MASTER STATUS").await.expect("status");
-    let file: String = end[0].get(0).expect("file");
-    let pos: u64 = end[0].get(1).expect("position");
-    (file, pos)
-}
+use crate::support::cli::{json_of, output_text as text, run_sluice as sluice, table_row as row};
+use crate::support::etcd::{etcd_values, pipeline_keys as keys, wait_etcd};
+use crate::support::ha::setup;
+use crate::support::{master_status, rows, server_id, wait_same, Sluice, TestResult};
 
 /// Starts node-a (leader) and node-b (standby), replicates a few rows and
 /// waits until the stored position and the target checkpoint agree on the
@@ -127,26 +46,43 @@ async fn run_pair(
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(source, target, all, all, Duration::from_secs(30), &a).await;
     // Positions are flushed every second, after the checkpoint.
-    let started = Instant::now();
-    loop {
-        let checkpoint = rows(
-            target,
-            &format!("SELECT position FROM sluice_meta.checkpoint WHERE pipeline = '{name}'"),
-        )
-        .await;
-        let stored = etcd_values(etcd, &k.position(), false).await;
-        if let (Some(cp), Some(stored)) = (checkpoint.first(), stored.first()) {
-            let position: sluice_core::Position =
-                serde_json::from_value(stored["position"].clone()).expect("a position");
-            if cp[0].as_deref() == Some(position.to_string().as_str()) {
-                return (a, b, stored.clone(), before_rows);
+    let last = std::cell::RefCell::new((Vec::new(), Vec::new()));
+    let agreed = wait_until_async(
+        "the stored position and the checkpoint to agree",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let (last, k) = (&last, &k);
+            async move {
+                let checkpoint = rows(
+                    target,
+                    &format!(
+                        "SELECT position FROM sluice_meta.checkpoint WHERE pipeline = '{name}'"
+                    ),
+                )
+                .await;
+                let stored = etcd_values(etcd, &k.position(), false).await;
+                let agreed = match (checkpoint.first(), stored.first()) {
+                    (Some(cp), Some(stored)) => {
+                        let position: sluice_core::Position =
+                            serde_json::from_value(stored["position"].clone()).expect("a position");
+                        (cp[0].as_deref() == Some(position.to_string().as_str()))
+                            .then(|| stored.clone())
+                    }
+                    _ => None,
+                };
+                *last.borrow_mut() = (checkpoint, stored);
+                agreed
             }
+        },
+    )
+    .await;
+    match agreed {
+        Ok(stored) => (a, b, stored, before_rows),
+        Err(e) => {
+            let (checkpoint, stored) = last.into_inner();
+            panic!("{e}: stored position and checkpoint never agreed: {checkpoint:?} vs {stored:?}")
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "stored position and checkpoint never agreed: {checkpoint:?} vs {stored:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -156,7 +92,7 @@ async fn run_pair(
 #[tokio::test]
 async fn positions_and_status_show_the_active_pair() -> TestResult {
     let name = "shown";
-    let (source, target, etcd, _dir, config) = crate::ha::setup(name).await?;
+    let (source, target, etcd, _dir, config) = setup(name).await?;
     let (mut a, mut b, stored, _) = run_pair(name, &source, &target, &etcd, &config).await;
     let file = stored["position"]["file"]
         .as_str()
@@ -219,15 +155,23 @@ async fn positions_and_status_show_the_active_pair() -> TestResult {
 
     // The active node publishes its counters every 2 s: wait until they
     // include the rows it applied.
-    let started = std::time::Instant::now();
-    loop {
-        let status = json_of(&sluice(&["status", "--json"], &config).await);
-        if status["stage_counters"]["rows_loaded"].as_u64() > Some(0) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "{status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = std::cell::RefCell::new(Value::Null);
+    wait_until_async(
+        "the active node's counters to show loaded rows",
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || {
+            let (last, config) = (&last, &config);
+            async move {
+                let status = json_of(&sluice(&["status", "--json"], config).await);
+                let loaded = status["stage_counters"]["rows_loaded"].as_u64() > Some(0);
+                *last.borrow_mut() = status;
+                loaded.then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", last.borrow()));
     let out = sluice(&["status"], &config).await;
     assert!(out.status.success(), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -272,7 +216,7 @@ async fn positions_and_status_show_the_active_pair() -> TestResult {
 #[tokio::test]
 async fn positions_set_refuses_while_active_then_rewinds() -> TestResult {
     let name = "rewound";
-    let (source, target, etcd, _dir, config) = crate::ha::setup(name).await?;
+    let (source, target, etcd, _dir, config) = setup(name).await?;
     let (mut a, mut b, running, (mid_file, mid_pos)) =
         run_pair(name, &source, &target, &etcd, &config).await;
     let k = keys(name);
@@ -395,24 +339,22 @@ async fn positions_set_refuses_while_active_then_rewinds() -> TestResult {
     target.exec("DELETE FROM shop.events WHERE id = 1").await?;
     a.restart();
     let want = format!("resume={mid_file}:{mid_pos} ");
-    let started = Instant::now();
-    loop {
-        let log = a.log_text();
-        let starts: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("pipeline starting"))
-            .collect();
-        if starts.len() == 2 {
-            assert!(starts[1].contains(&want), "{}", starts[1]);
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{}",
-            a.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let second_start = wait_until_async(
+        "node-a's second start",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let log = a.log_text();
+            let starts: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("pipeline starting"))
+                .collect();
+            (starts.len() == 2).then(|| starts[1].to_string())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", a.log_tail()));
+    assert!(second_start.contains(&want), "{second_start}");
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
     let exit = a.terminate(Duration::from_secs(30)).await;

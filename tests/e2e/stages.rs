@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_testkit::{Etcd, MariaDb};
+use sluice_testkit::{wait_until_async, Etcd, MariaDb};
 
-use crate::ha::{marker_latency, paced_load, wait_leader};
-use crate::pipeline::{
+use crate::support::cli::run_sluice;
+use crate::support::ha::{marker_latency, paced_load, wait_leader};
+use crate::support::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
 
@@ -85,18 +86,24 @@ async fn worker_and_leader_loss_under_load() -> TestResult {
     let kill_b = async {
         // When to inject the fault: part-way into the load, once both
         // workers have loaded a few batches.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while stage_events(&b.log_text(), "batch loaded").len() < 5
-            || stage_events(&c.log_text(), "batch loaded").len() < 5
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "both workers never loaded a batch\nB:\n{}\nC:\n{}",
+        wait_until_async(
+            "both workers to load 5 batches",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                (stage_events(&b.log_text(), "batch loaded").len() >= 5
+                    && stage_events(&c.log_text(), "batch loaded").len() >= 5)
+                    .then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: both workers never loaded a batch\nB:\n{}\nC:\n{}",
                 b.log_tail(),
                 c.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        });
         b.kill().await;
     };
     tokio::join!(load, kill_b);
@@ -156,22 +163,21 @@ async fn load_applies_in_batch_order_across_nodes() -> TestResult {
     let mut c = Sluice::start_node(&c_cfg, "node-c", Some(server_id()));
     marker_latency(&source, &target, 1, Duration::from_secs(30), &[&a, &b, &c]).await;
     // The table exists on the target once its CREATE was replicated.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let exists = rows(
-            &target,
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'shop' AND table_name = 'counter'",
-        )
-        .await;
-        if exists == vec![vec![Some("1".to_string())]] {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "shop.counter never reached the target"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_async(
+        "shop.counter on the target",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let exists = rows(
+                &target,
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'shop' AND table_name = 'counter'",
+            )
+            .await;
+            (exists == vec![vec![Some("1".to_string())]]).then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: shop.counter never reached the target"));
     target
         .exec(
             "CREATE TRIGGER shop.counter_ins AFTER INSERT ON shop.counter FOR EACH ROW \
@@ -193,28 +199,33 @@ async fn load_applies_in_batch_order_across_nodes() -> TestResult {
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     // `sluice status` lists the batches in flight (node-b holds some back).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let in_flight = loop {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["status", "--json", "--config"])
-            .arg(&a_cfg)
-            .output()
-            .await?;
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let tasks = json["batches_in_flight"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !tasks.is_empty() {
-            break tasks;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "status never showed a batch in flight: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let last = std::cell::RefCell::new(String::new());
+    let in_flight = wait_until_async(
+        "a batch in flight in `sluice status`",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let (last, a_cfg) = (&last, &a_cfg);
+            async move {
+                let out = run_sluice(&["status", "--json"], a_cfg).await;
+                let json: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                *last.borrow_mut() = String::from_utf8_lossy(&out.stdout).into_owned();
+                let tasks = json["batches_in_flight"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                (!tasks.is_empty()).then_some(tasks)
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: status never showed a batch in flight: {}",
+            last.borrow()
+        )
+    });
     let first = &in_flight[0];
     assert!(first["batch_id"].as_u64().is_some(), "{first}");
     assert!(

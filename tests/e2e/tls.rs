@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sluice_testkit::{Etcd, EtcdTlsFiles, MariaDb, Role};
 
-use crate::pipeline::{rows, server_id, start_of_binlog, wait_same, Sluice, TestResult};
+use crate::support::{rows, server_id, start_of_binlog, wait_same, Sluice, TestResult};
 
 const SRC_PW: &str = "src-S3cret-pw";
 const TGT_PW: &str = "tgt-S3cret-pw";

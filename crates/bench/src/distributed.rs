@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use sluice_testkit::{Etcd, MariaDb, Role, ServerProcess};
+use sluice_testkit::{Etcd, MariaDb, Role, SluiceProcess};
 
 use crate::data::{insert_orders, ORDERS, ORDERS_DDL};
 use crate::report::Outcome;
@@ -126,7 +126,7 @@ fn node_file(base: &Path, node: &str, stages: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(bin: &Path, config: &Path, node: &str, server_id: u32) -> anyhow::Result<ServerProcess> {
+fn spawn(bin: &Path, config: &Path, node: &str, server_id: u32) -> anyhow::Result<SluiceProcess> {
     let log = config.with_file_name(format!("{node}.log"));
     let id = server_id.to_string();
     crate::sluice::run_process(
@@ -146,7 +146,7 @@ async fn wait_rows(
     target: &MariaDb,
     pipeline: &str,
     rows: u64,
-    nodes: &mut [ServerProcess],
+    nodes: &mut [SluiceProcess],
     started: Instant,
 ) -> anyhow::Result<Duration> {
     let mut conn = target.conn().await?;
@@ -178,11 +178,8 @@ async fn wait_rows(
 
 /// SIGTERM every node, workers first (the leader's drain needs nothing
 /// from them once caught up).
-async fn stop(nodes: Vec<ServerProcess>) {
-    let _ = tokio::task::spawn_blocking(move || {
-        for mut node in nodes.into_iter().rev() {
-            node.terminate(Duration::from_secs(30));
-        }
-    })
-    .await;
+async fn stop(nodes: Vec<SluiceProcess>) {
+    for mut node in nodes.into_iter().rev() {
+        let _ = node.terminate(Duration::from_secs(30)).await;
+    }
 }

@@ -7,12 +7,11 @@
 //! (the checkpoint is written after the batch's rows commit).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
-use sluice_testkit::{MariaDb, ServerProcess};
+use sluice_testkit::{MariaDb, SluiceCommand, SluiceProcess};
 
 use crate::servers::BinlogPos;
 
@@ -95,41 +94,27 @@ pub fn keep_logs_in(dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `sluice run --config <config> <extra>`, its output appended to
-/// `log` (`SLUICE_LOG` passed through, default `info`).
+/// Starts `sluice run --config <config> <extra>` with the kit's spawner
+/// (the one the e2e tests use), its output appended to `log` (`SLUICE_LOG`
+/// passed through, default `info`).
 pub fn run_process(
     bin: &Path,
     config: &Path,
     log: &Path,
     label: &str,
     extra: &[&str],
-) -> anyhow::Result<ServerProcess> {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("run")
-        .arg("--config")
-        .arg(config)
+) -> anyhow::Result<SluiceProcess> {
+    let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    Ok(SluiceCommand::run(bin, config, log)
         .args(extra)
-        .env(
-            "SLUICE_LOG",
-            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    Ok(ServerProcess::spawn(
-        format!("sluice ({label})"),
-        cmd,
-        log.to_path_buf(),
-    )?)
+        .env("SLUICE_LOG", level)
+        .label(format!("sluice ({label})"))
+        .spawn()?)
 }
 
 /// A running `sluice run`.
 pub struct Sluice {
-    process: ServerProcess,
+    process: SluiceProcess,
     name: String,
     log: PathBuf,
     started: Instant,
@@ -231,14 +216,11 @@ impl Sluice {
 
     /// SIGTERM and wait for the graceful exit (drain, position flush).
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        let log = self.log.clone();
-        let clean =
-            tokio::task::spawn_blocking(move || self.process.terminate(Duration::from_secs(30)))
-                .await?;
+        let stopped = self.process.terminate(Duration::from_secs(30)).await;
         anyhow::ensure!(
-            clean,
+            stopped.is_ok(),
             "sluice did not exit within 30 s of SIGTERM (log: {})",
-            log.display()
+            self.log.display()
         );
         Ok(())
     }

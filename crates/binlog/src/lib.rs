@@ -21,6 +21,7 @@ pub mod decimal;
 pub mod error;
 pub mod events;
 pub mod file;
+pub mod gtid_resolve;
 pub mod jsonb;
 pub mod output;
 pub mod preflight;

@@ -170,3 +170,37 @@ pub async fn read_checkpoint<'e>(
         },
     ))
 }
+
+/// Deletes a pipeline's checkpoint row and returns what it held (`None`:
+/// the pipeline had no row). `sluice positions set` needs the row gone:
+/// `sluice run` resumes from the further of the stored position and the
+/// checkpoint, so a rewound position would otherwise lose to it.
+///
+/// Read and delete run in one transaction on one connection; the caller
+/// makes sure no node writes the row meanwhile (`positions set` refuses
+/// while nodes run). A target that was never migrated fails with the
+/// server's "table does not exist" (42S02), as [`read_checkpoint`] does.
+pub async fn delete_checkpoint(
+    pool: &MySqlPool,
+    pipeline: &str,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let before = read_checkpoint(&mut *tx, pipeline).await?;
+    sqlx::query("DELETE FROM `sluice_meta`.`checkpoint` WHERE pipeline = ?")
+        .bind(pipeline)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(before)
+}
+
+/// The statement [`delete_checkpoint`] runs, with the pipeline's name
+/// inlined, for an operator to run by hand when the target was unreachable.
+/// Pipeline names are `[a-z0-9_-]` (validated by the config), so quoting
+/// them needs no escapes; a `'` would still be doubled.
+pub fn delete_checkpoint_statement(pipeline: &str) -> String {
+    format!(
+        "DELETE FROM sluice_meta.checkpoint WHERE pipeline = '{}'",
+        pipeline.replace('\'', "''")
+    )
+}

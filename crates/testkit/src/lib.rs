@@ -17,17 +17,27 @@
 //!
 //! A missing binary is an error naming the Debian package to install, never a
 //! silent skip.
+//!
+//! Besides the servers, the kit holds what the e2e tests and `sluice-bench`
+//! share: the `sluice` process spawner ([`SluiceCommand`]), a seeded
+//! [`workload`] for a source, and the semantic [`compare`] of a source schema
+//! with its replica.
 
+pub mod compare;
 mod etcd;
 mod mariadb;
 mod ports;
 mod process;
+mod sluice;
+pub mod sql;
 mod wait;
+pub mod workload;
 
 pub use etcd::{Etcd, EtcdTlsFiles};
 pub use mariadb::{MariaDb, MariaDbBuilder, Role, REPL_PASSWORD, REPL_USER};
 pub use ports::free_port;
-pub use process::{find_binary, spawn_guarded, ServerProcess};
+pub use process::{find_binary, log_tail, spawn_guarded, ServerProcess};
+pub use sluice::{SluiceCommand, SluiceProcess};
 pub use wait::{wait_until, wait_until_async};
 
 use std::path::PathBuf;
@@ -73,9 +83,54 @@ pub enum KitError {
     Etcd(#[from] etcd_client::Error),
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout { what: String, waited: Duration },
+    /// A statement of a workload or a comparison failed.
+    #[error("{0}")]
+    Mysql(#[from] mysql_async::Error),
+    /// What was being done when `source` happened.
+    #[error("{what}: {source}")]
+    Context {
+        what: String,
+        #[source]
+        source: Box<KitError>,
+    },
+    /// [`compare::wait_until_same`] gave up; `report` is the last comparison.
+    #[error("source `{source_schema}` and target `{target_schema}` still differ after {waited:?}:\n{report}")]
+    StillDifferent {
+        source_schema: String,
+        target_schema: String,
+        waited: Duration,
+        report: String,
+    },
+    /// Something a tool found that makes it stop (a table the workload
+    /// needs is gone, a dump failed).
+    #[error("{0}")]
+    Failed(String),
 }
 
 pub type Result<T, E = KitError> = std::result::Result<T, E>;
+
+/// `.context(..)` for kit results: wraps any error the kit can hold in
+/// [`KitError::Context`], so a failure says what was being done.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T, E: Into<KitError>> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| KitError::Context {
+            what: what.into(),
+            source: Box::new(e.into()),
+        })
+    }
+
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| KitError::Context {
+            what: what().into(),
+            source: Box::new(e.into()),
+        })
+    }
+}
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KitError {
     let what = what.into();

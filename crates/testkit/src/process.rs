@@ -126,6 +126,12 @@ impl ServerProcess {
         }
     }
 
+    /// SIGTERM without waiting: the caller polls [`try_exited`](Self::try_exited)
+    /// (e.g. from async code, where [`terminate`](Self::terminate) would block).
+    pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
     /// SIGKILL and reap: an abrupt crash, as in production.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
