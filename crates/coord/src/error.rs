@@ -12,7 +12,6 @@
 //!   a different position, a corrupt stored record, invalid names, a locked
 //!   state directory, a full or read-only disk. A human has to act.
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -330,21 +329,6 @@ fn classify_grpc_code(code: i32) -> ErrorClass {
         | grpc::INTERNAL
         | grpc::UNAVAILABLE => ErrorClass::Transient,
         _ => ErrorClass::Definite,
-    }
-}
-
-/// A fence rendered for messages.
-pub(crate) struct FenceDisplay<'a>(pub &'a crate::Fence);
-
-impl fmt::Display for FenceDisplay<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            crate::Fence::None => f.write_str("none"),
-            crate::Fence::Leader {
-                key,
-                create_revision,
-            } => write!(f, "{key}@{create_revision}"),
-        }
     }
 }
 

@@ -13,12 +13,14 @@
 //!   it was fenced by (`None` under [`Fence::None`] and for forced writes),
 //!   so the position itself records which leadership term wrote it.
 
+use std::fmt;
+
 use sluice_core::time::unix_ms;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::Position;
 
-use crate::error::{CoordError, FenceDisplay};
+use crate::error::CoordError;
 
 /// The acknowledged position of a pipeline, as stored (JSON).
 ///
@@ -196,6 +198,21 @@ pub(crate) fn check_writer(writer: &str) -> Result<(), CoordError> {
         return Err(err("is longer than 256 bytes"));
     }
     Ok(())
+}
+
+/// A fence rendered for messages.
+pub(crate) struct FenceDisplay<'a>(pub &'a Fence);
+
+impl fmt::Display for FenceDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Fence::None => f.write_str("none"),
+            Fence::Leader {
+                key,
+                create_revision,
+            } => write!(f, "{key}@{create_revision}"),
+        }
+    }
 }
 
 #[cfg(test)]

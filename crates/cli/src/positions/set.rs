@@ -234,7 +234,7 @@ async fn delete_checkpoint(loader: &sluice_load::Loader, name: &str) -> Result<D
 
 /// `operator@<host> (<user> via sluice positions set)`.
 fn operator_id() -> String {
-    let host = host_name();
+    let host = sluice_core::time::host_name();
     match std::env::var("USER").ok().filter(|u| !u.trim().is_empty()) {
         Some(user) => format!("operator@{host} ({user} via sluice positions set)"),
         None => format!("operator@{host} (via sluice positions set)"),
@@ -243,23 +243,6 @@ fn operator_id() -> String {
     .filter(|c| !c.is_control())
     .take(200)
     .collect()
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it when the name fits.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown-host".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
-    if name.is_empty() {
-        "unknown-host".into()
-    } else {
-        name
-    }
 }
 
 /// The file and offset right after GTID position `set` on the source (see

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::options::{RunOptions, RunSummary};
 use super::retry::retry_transient;
-use super::term::{run_term, Term};
+use super::stages;
+use super::term::{prepare, Term};
 use crate::error::PipelineError;
 use crate::open::open_store;
 
@@ -178,4 +179,39 @@ pub(super) async fn run_node(
         d.stop().await;
     }
     outcome
+}
+
+/// One term of replication: prepare, run the stages, stop.
+async fn run_term(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+    term: Term,
+    store: AnyPositionStore,
+) -> Result<RunSummary, PipelineError> {
+    // A lost term stops everything at once, like a definite error.
+    let shutdown_or_lost = CancellationToken::new();
+    let linked = {
+        let (a, b, c) = (
+            shutdown.clone(),
+            term.lost.clone(),
+            shutdown_or_lost.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                () = a.cancelled() => {}
+                () = b.cancelled() => {}
+            }
+            c.cancel();
+        })
+    };
+    let result = async {
+        let Some(prepared) = prepare(pipeline, opts, &term, store, &shutdown_or_lost).await? else {
+            return Ok(RunSummary::default());
+        };
+        stages::run(pipeline, opts, shutdown, &term, prepared).await
+    }
+    .await;
+    linked.abort();
+    result
 }

@@ -10,7 +10,7 @@
 //!    raise its term on the target, fencing every older worker out.
 //!
 //! Then [`super::stages`] runs the stages until shutdown, a lost term or a
-//! definite error.
+//! definite error ([`super::node`] calls one after the other).
 
 use std::sync::Arc;
 
@@ -24,10 +24,9 @@ use sluice_core::Position;
 use sluice_load::{Loader, TermFence};
 use tokio_util::sync::CancellationToken;
 
-use super::options::{RunOptions, RunSummary};
+use super::options::RunOptions;
 use super::resume::{config_start, resume_point, Resume};
 use super::retry::retry_transient;
-use super::stages;
 use crate::error::PipelineError;
 use crate::open::loader_with_term;
 
@@ -55,43 +54,8 @@ pub(super) struct Prepared {
     pub(super) epoch: Option<u64>,
 }
 
-/// One term of replication: prepare, run the stages, stop.
-pub(super) async fn run_term(
-    pipeline: &Pipeline,
-    opts: &RunOptions,
-    shutdown: &CancellationToken,
-    term: Term,
-    store: AnyPositionStore,
-) -> Result<RunSummary, PipelineError> {
-    // A lost term stops everything at once, like a definite error.
-    let shutdown_or_lost = CancellationToken::new();
-    let linked = {
-        let (a, b, c) = (
-            shutdown.clone(),
-            term.lost.clone(),
-            shutdown_or_lost.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                () = a.cancelled() => {}
-                () = b.cancelled() => {}
-            }
-            c.cancel();
-        })
-    };
-    let result = async {
-        let Some(prepared) = prepare(pipeline, opts, &term, store, &shutdown_or_lost).await? else {
-            return Ok(RunSummary::default());
-        };
-        stages::run(pipeline, opts, shutdown, &term, prepared).await
-    }
-    .await;
-    linked.abort();
-    result
-}
-
 /// Steps 1–4 of the module docs; `None` when stopped meanwhile.
-async fn prepare(
+pub(super) async fn prepare(
     pipeline: &Pipeline,
     opts: &RunOptions,
     term: &Term,
