@@ -17,5 +17,6 @@ mod pipeline;
 mod pipeline_workload;
 mod positions;
 mod stages;
+mod streams;
 mod tls;
 mod workload;
