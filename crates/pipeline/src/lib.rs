@@ -36,6 +36,7 @@ pub mod load;
 pub mod pipe;
 pub mod runtime;
 pub mod select;
+pub mod statements;
 pub mod status;
 pub mod transform;
 

@@ -508,6 +508,7 @@ async fn run_stages(
     select_cfg.switch_after = pipeline.source.switch_after;
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
+    select_cfg.filter = pipeline.filter.clone();
     let queues = vec![
         ("select", sel_tx.probe()),
         ("extract", ext_tx.probe()),
