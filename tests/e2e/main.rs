@@ -16,6 +16,7 @@ mod ops;
 mod pipeline;
 mod pipeline_workload;
 mod positions;
+mod soak;
 mod stages;
 mod streams;
 mod tls;
