@@ -280,10 +280,7 @@ async fn seeded_faults_of_every_kind_under_load() -> TestResult {
     let faults = async {
         let mut marker = 10i64;
         let mut i = 0usize;
-        loop {
-            let Some(strike) = plan.get(i).copied() else {
-                break;
-            };
+        while let Some(strike) = plan.get(i).copied() {
             if i >= Fault::KINDS && began.elapsed() >= soak_for {
                 break;
             }
