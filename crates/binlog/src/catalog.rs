@@ -19,7 +19,8 @@
 //! (unknown) unless `SHOW GRANTS` shows that privilege; a table the user
 //! has no privilege on is not listed at all (`found` empty).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -58,13 +59,21 @@ type ForeignKey = (String, String, String, Option<String>, Option<String>);
 /// Foreign keys are followed this deep (InnoDB's own limit is 15).
 const MAX_CASCADE_DEPTH: usize = 16;
 
-/// A lazily opened metadata connection to the source.
+/// How long an answer is reused: a tool writing thousands of statements
+/// into one table costs a few catalog queries, not thousands.
+const CACHE_FOR: Duration = Duration::from_secs(5);
+
+/// A lazily opened metadata connection to the source, with a short-lived
+/// cache of its answers ([`Self::forget`] drops it, e.g. at every DDL
+/// event of the stream).
 pub struct SourceCatalog {
     url: String,
     tls: TlsConfig,
     timeout: Duration,
     conn: Option<Conn>,
     grants: Option<Vec<Grant>>,
+    tables: HashMap<TableName, (Instant, TableFacts)>,
+    functions: HashMap<String, (Instant, Vec<(String, String)>)>,
 }
 
 impl SourceCatalog {
@@ -75,7 +84,16 @@ impl SourceCatalog {
             timeout,
             conn: None,
             grants: None,
+            tables: HashMap::new(),
+            functions: HashMap::new(),
         }
+    }
+
+    /// Drops every cached answer (the schema may have changed).
+    pub fn forget(&mut self) {
+        self.tables.clear();
+        self.functions.clear();
+        self.grants = None;
     }
 
     async fn conn(&mut self) -> Result<&mut Conn, BinlogError> {
@@ -137,6 +155,18 @@ impl SourceCatalog {
 
     /// What writing `table` does on the source.
     pub async fn table(&mut self, table: &TableName) -> Result<TableFacts, BinlogError> {
+        if let Some((at, facts)) = self.tables.get(table) {
+            if at.elapsed() < CACHE_FOR {
+                return Ok(facts.clone());
+            }
+        }
+        let facts = self.read_table(table).await?;
+        self.tables
+            .insert(table.clone(), (Instant::now(), facts.clone()));
+        Ok(facts)
+    }
+
+    async fn read_table(&mut self, table: &TableName) -> Result<TableFacts, BinlogError> {
         let found: Vec<(String, String, String)> = self
             .rows(
                 "reading information_schema.TABLES",
@@ -237,14 +267,27 @@ impl SourceCatalog {
         schemas.dedup();
         let mut out = Vec::new();
         for schema in schemas {
-            let functions: Vec<(String, String)> = self
-                .rows(
-                    "reading information_schema.ROUTINES",
-                    "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES \
-                     WHERE ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_SCHEMA = ?",
-                    vec![schema.into()],
-                )
-                .await?;
+            let cached = self
+                .functions
+                .get(schema)
+                .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+                .map(|(_, f)| f.clone());
+            let functions: Vec<(String, String)> = match cached {
+                Some(f) => f,
+                None => {
+                    let f: Vec<(String, String)> = self
+                        .rows(
+                            "reading information_schema.ROUTINES",
+                            "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES \
+                             WHERE ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_SCHEMA = ?",
+                            vec![schema.into()],
+                        )
+                        .await?;
+                    self.functions
+                        .insert(schema.to_string(), (Instant::now(), f.clone()));
+                    f
+                }
+            };
             for call in calls.iter().filter(|c| c.schema == schema) {
                 if let Some((s, n)) = functions
                     .iter()

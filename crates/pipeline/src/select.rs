@@ -379,6 +379,7 @@ async fn pump(
             EventKind::Commit { .. } | EventKind::Ddl { .. } => {
                 let end = end.unwrap_or_else(through);
                 if let EventKind::Ddl { schema, sql, .. } = kind {
+                    guard.schema_changed();
                     chunk.items.push(Selected::Ddl(DdlStatement {
                         schema,
                         sql,

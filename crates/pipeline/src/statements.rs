@@ -22,7 +22,10 @@
 //!    an unqualified one is looked up in the default schema).
 //!
 //! Skipped statements are counted in `sluice_statements_skipped_total`
-//! (label `table`, the first table written) and logged at debug.
+//! (label `table`, the first table written) and logged at debug. The
+//! catalog's answers are reused for a few seconds (a tool writing one
+//! table thousands of times costs a few queries) and forgotten at every
+//! DDL event the stream passes.
 
 use sluice_binlog::catalog::SourceCatalog;
 use sluice_binlog::statement::{TableName, Writes};
@@ -49,6 +52,12 @@ pub struct StatementGuard {
 impl StatementGuard {
     pub fn new(filter: Filter, catalog: SourceCatalog) -> Self {
         StatementGuard { filter, catalog }
+    }
+
+    /// Forgets what the catalog said: the stream passed a DDL statement
+    /// (a trigger, view or function may have appeared).
+    pub fn schema_changed(&mut self) {
+        self.catalog.forget();
     }
 
     fn replicated(&self, t: &TableName) -> bool {
