@@ -9,7 +9,7 @@
 //!
 //! `SLUICE_SOAK_SEED=<n>` replays a run; `SLUICE_SOAK_SECONDS=<s>` keeps
 //! striking (further rounds of all kinds, each in a new order) for that
-//! long. By default one round: every kind once, about a minute. The seed
+//! long, and keeps the node logs in the temp dir. By default one round: every kind once, about a minute. The seed
 //! and the schedule are printed first, so a failure shows both.
 //!
 //! Faults come one at a time, each followed by a marker row that must
@@ -433,6 +433,14 @@ async fn seeded_faults_of_every_kind_under_load() -> TestResult {
         assert!(status.success(), "seed {seed}: {}", node.log_tail());
     }
 
+    if !soak_for.is_zero() {
+        // Long runs keep the node logs for a look at slow recoveries.
+        for (i, node) in nodes.iter().enumerate() {
+            let kept = std::env::temp_dir().join(format!("sluice-soak-{seed}-{}.log", NODES[i]));
+            let _ = std::fs::write(&kept, node.log_text());
+            println!("{} log kept in {}", NODES[i], kept.display());
+        }
+    }
     let intervals: Vec<Vec<(String, String)>> = (0..2)
         .map(|i| leadership(&nodes[i].log_text(), &cuts[i]))
         .collect();

@@ -78,6 +78,12 @@ impl StatementGuard {
                 )))
             }
         };
+        if w.tables.is_empty() {
+            return Ok(Verdict::Refuse(
+                "statement-based DML: sluice cannot tell which tables it writes (it names none)"
+                    .into(),
+            ));
+        }
         if let Some(f) = w.qualified_calls.first() {
             return Ok(Verdict::Refuse(format!(
                 "statement-based DML calls stored function {f}, which may write replicated tables"
