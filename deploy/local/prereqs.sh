@@ -6,6 +6,8 @@
 #   libprotobuf-dev                — google/protobuf/*.proto that protoc imports
 #                                    (only a Recommends of protobuf-compiler)
 #   sysbench                       — the reference OLTP load for benchmarks
+#   percona-toolkit                — pt-table-checksum, run against a source by
+#                                    the tests (statement-format DML it writes)
 #   openssl                        — the TLS tests make their certificates with it
 # As root it installs the missing ones with apt-get; otherwise it prints the
 # command to run. A Rust toolchain (cargo >= 1.85) must already be present.
@@ -20,6 +22,7 @@ have etcd || need+=(etcd-server)
 have protoc || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 have sysbench || need+=(sysbench)
+have pt-table-checksum || need+=(percona-toolkit)
 have openssl || need+=(openssl)
 have cc || need+=(gcc)
 have pkg-config || need+=(pkg-config)

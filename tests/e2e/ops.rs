@@ -140,7 +140,7 @@ async fn stop(node: &mut Sluice) {
 }
 
 /// `GET path` over HTTP/1.1; `(status, body)`.
-async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
+use sluice_binlog::dialect::{Dialect, SourceAddress};
 use sluice_testkit::{MariaDb, Role, REPL_PASSWORD, REPL_USER};
 
 use crate::report::Outcome;
@@ -54,14 +55,19 @@ pub async fn run(sluice_bin: &Path, size: &Size) -> anyhow::Result<Outcome> {
     target.exec("CREATE DATABASE IF NOT EXISTS sbtest").await?;
     let mut conn = source.conn().await?;
     let start = master_status(&mut conn).await?;
+    // Every reference replica is the same server build.
+    let replica_dialect = servers::dialect(&mut single.conn().await?).await?;
     for replica in [&single, &parallel] {
+        let change = replica_dialect.change_source(&SourceAddress {
+            host: "127.0.0.1",
+            port: source.port(),
+            user: REPL_USER,
+            password: REPL_PASSWORD,
+            gtid: true,
+            connect_retry_s: 60,
+        });
         replica
-            .exec(&format!(
-                "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, \
-                 MASTER_USER='{REPL_USER}', MASTER_PASSWORD='{REPL_PASSWORD}', \
-                 MASTER_USE_GTID=slave_pos; START SLAVE",
-                source.port()
-            ))
+            .exec(&format!("{change}; {}", replica_dialect.start_replica()))
             .await?;
     }
     let spec = PipelineSpec::new("oltp", r"sbtest\..*", Start::At(start));
@@ -83,8 +89,8 @@ pub async fn run(sluice_bin: &Path, size: &Size) -> anyhow::Result<Outcome> {
         .await?;
     sluice.stop().await?;
     for replica in [&single, &parallel] {
-        wait_replica(replica, &prepared_gtid, long).await?;
-        replica.exec("STOP SLAVE").await?;
+        wait_replica(replica, &replica_dialect, &prepared_gtid, long).await?;
+        replica.exec(replica_dialect.stop_replica()).await?;
     }
     for (name, t) in [
         ("sluice", &target),
@@ -131,8 +137,8 @@ pub async fn run(sluice_bin: &Path, size: &Size) -> anyhow::Result<Outcome> {
     for (name, replica) in [("single-threaded", &single), ("parallel", &parallel)] {
         eprintln!("oltp: {name} native replica catching up ...");
         let begin = Instant::now();
-        replica.exec("START SLAVE").await?;
-        wait_replica(replica, &end_gtid, long).await?;
+        replica.exec(replica_dialect.start_replica()).await?;
+        wait_replica(replica, &replica_dialect, &end_gtid, long).await?;
         let took = begin.elapsed();
         eprintln!("oltp:   {name} replica {:.2}s", took.as_secs_f64());
         native.push((name, took));
@@ -175,7 +181,12 @@ pub async fn run(sluice_bin: &Path, size: &Size) -> anyhow::Result<Outcome> {
 
 /// Waits until a native replica's `@@gtid_slave_pos` is `gtid`; fails at
 /// once if its SQL or IO thread stopped with an error.
-async fn wait_replica(replica: &MariaDb, gtid: &str, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_replica(
+    replica: &MariaDb,
+    dialect: &Dialect,
+    gtid: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let mut conn = replica.conn().await?;
     let begin = Instant::now();
     let mut checked = Instant::now();
@@ -187,12 +198,15 @@ async fn wait_replica(replica: &MariaDb, gtid: &str, timeout: Duration) -> anyho
         }
         if checked.elapsed() > Duration::from_secs(1) {
             checked = Instant::now();
-            let status: Option<mysql_async::Row> = conn.query_first("SHOW SLAVE STATUS").await?;
+            let status: Option<mysql_async::Row> =
+                conn.query_first(dialect.replica_status()).await?;
             if let Some(row) = status {
+                // MySQL 8.0.22+ names the columns Replica_…, MariaDB Slave_….
                 let get = |name: &str| -> String {
+                    let other = name.replace("Slave_", "Replica_");
                     row.columns_ref()
                         .iter()
-                        .position(|c| c.name_str() == name)
+                        .position(|c| c.name_str() == name || c.name_str() == other)
                         .and_then(|i| row.get::<Option<String>, _>(i).flatten())
                         .unwrap_or_default()
                 };

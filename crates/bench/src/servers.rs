@@ -9,6 +9,7 @@
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
 use sluice_testkit::compare::{compare, CompareOpts};
+use sluice_binlog::dialect::Dialect;
 use sluice_testkit::{MariaDb, Role};
 
 /// Options every bench server gets.
@@ -57,14 +58,23 @@ impl BinlogPos {
     }
 }
 
-/// The source's current end of binlog (`SHOW MASTER STATUS`).
+/// The replication statements `conn`'s server takes.
+pub async fn dialect(conn: &mut mysql_async::Conn) -> anyhow::Result<Dialect> {
+    Ok(Dialect::detect(conn).await?)
+}
+
+/// The source's current end of binlog (`SHOW MASTER STATUS` or the
+/// spelling the server's version takes).
 pub async fn master_status(conn: &mut mysql_async::Conn) -> anyhow::Result<BinlogPos> {
+    let status = dialect(conn).await?.binlog_status();
     let row: mysql_async::Row = conn
-        .query_first("SHOW MASTER STATUS")
+        .query_first(status)
         .await?
-        .context("SHOW MASTER STATUS returned nothing (binlog off?)")?;
-    let file: String = row.get(0).context("SHOW MASTER STATUS: no File")?;
-    let pos: u64 = row.get(1).context("SHOW MASTER STATUS: no Position")?;
+        .with_context(|| format!("{status} returned nothing (binlog off?)"))?;
+    let file: String = row.get(0).with_context(|| format!("{status}: no File"))?;
+    let pos: u64 = row
+        .get(1)
+        .with_context(|| format!("{status}: no Position"))?;
     Ok(BinlogPos { file, pos })
 }
 

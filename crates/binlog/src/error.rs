@@ -64,6 +64,16 @@ pub enum BinlogError {
     /// The requested start position or GTID set is no longer on the source.
     #[error("start position purged: {0}")]
     Purged(String),
+    /// The server has no such statement (a spelling its version removed or
+    /// never had): retrying cannot help.
+    #[error("the source ({server}, `{version}`) does not support `{statement}`: error {code}: {message}")]
+    StatementUnsupported {
+        statement: String,
+        server: String,
+        version: String,
+        code: u16,
+        message: String,
+    },
 }
 
 impl Classify for BinlogError {

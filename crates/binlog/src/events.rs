@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use mysql_common::binlog::consts::BinlogChecksumAlg;
 use mysql_common::binlog::events::{
-    Event as RawEvent, GtidEvent, PreviousGtidsEvent, QueryEvent, RotateEvent,
+    Event as RawEvent, ExecuteLoadQueryEvent, GtidEvent, PreviousGtidsEvent, QueryEvent,
+    RotateEvent, StatusVarVal, StatusVars,
 };
 use sluice_core::{
     GtidSet, GtidTag, MariadbGtid, MariadbGtidSet, MysqlGtidSet, RowChange, TableSchema, Uuid,
@@ -38,6 +39,16 @@ pub mod code {
     pub const QUERY: u8 = 2;
     pub const STOP: u8 = 3;
     pub const ROTATE: u8 = 4;
+    /// MySQL 3.23-4.x LOAD DATA events (5.0 servers may still write them).
+    pub const LOAD: u8 = 6;
+    pub const CREATE_FILE: u8 = 8;
+    pub const APPEND_BLOCK: u8 = 9;
+    pub const EXEC_LOAD: u8 = 10;
+    pub const DELETE_FILE: u8 = 11;
+    pub const NEW_LOAD: u8 = 12;
+    /// LOAD DATA since MySQL 5.0: the file's bytes, then the statement.
+    pub const BEGIN_LOAD_QUERY: u8 = 17;
+    pub const EXECUTE_LOAD_QUERY: u8 = 18;
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
     pub const TABLE_MAP: u8 = 19;
@@ -107,11 +118,20 @@ pub enum EventKind {
         schema: String,
         sql: String,
     },
-    /// A DML statement logged in STATEMENT format: sluice cannot replicate it
-    /// as rows (the source must use binlog_format=ROW).
+    /// A DML statement logged in STATEMENT format (a session with
+    /// `binlog_format=STATEMENT` or `MIXED`; `LOAD DATA` from an
+    /// EXECUTE_LOAD_QUERY event): sluice cannot replicate it as rows, and
+    /// may skip it only if it writes nothing replicated.
     Statement {
+        /// The session's default schema.
         schema: String,
         sql: String,
+        /// The tables it writes, or why they cannot be told
+        /// ([`crate::statement::analyse`]).
+        writes: Result<crate::statement::Writes, String>,
+        /// Logged outside BEGIN … COMMIT: the statement is its transaction
+        /// (the position after it is a transaction boundary).
+        standalone: bool,
     },
     /// The source ended this file; the stream continues in `next_file`.
     Rotate {
@@ -440,8 +460,23 @@ impl EventDecoder {
                 } else {
                     qe.query().into_owned()
                 };
-                Ok(self.on_query(schema, sql))
+                let mode = sql_mode(qe.status_vars());
+                Ok(self.on_query(schema, sql, mode))
             }
+            code::EXECUTE_LOAD_QUERY => {
+                // The LOAD DATA statement of a statement-format session (its
+                // data came in BEGIN_LOAD_QUERY/APPEND_BLOCK events).
+                let le: ExecuteLoadQueryEvent<'_> = ev.read_event().map_err(parse_err)?;
+                let schema = le.schema().into_owned();
+                let sql = le.query().into_owned();
+                let mode = sql_mode(le.status_vars());
+                Ok(Some(self.statement(schema, sql, mode)))
+            }
+            code::LOAD | code::NEW_LOAD | code::EXEC_LOAD => Ok(Some(EventKind::Unreplicable {
+                reason: format!(
+                    "pre-5.0 LOAD DATA event (type {ty}): rows loaded by statement, which sluice cannot replicate"
+                ),
+            })),
             code::XID => {
                 let xid = Cursor::new(data).u64("xid").ok();
                 Ok(Some(self.commit(xid)))
@@ -492,6 +527,10 @@ impl EventDecoder {
                 reason: "encrypted binlog (encrypt_binlog=ON): read it through a replica stream, not as a file".into(),
             }),
             code::STOP
+            | code::CREATE_FILE
+            | code::APPEND_BLOCK
+            | code::DELETE_FILE
+            | code::BEGIN_LOAD_QUERY
             | code::XA_PREPARE
             | code::MARIA_ANNOTATE_ROWS
             | code::MARIA_BINLOG_CHECKPOINT
@@ -503,7 +542,29 @@ impl EventDecoder {
         }
     }
 
-    fn on_query(&mut self, schema: String, sql: String) -> Option<EventKind> {
+    /// A statement-format DML statement, analysed; outside a transaction
+    /// it is a transaction of its own.
+    fn statement(&mut self, schema: String, sql: String, sql_mode: Option<u64>) -> EventKind {
+        let writes = crate::statement::analyse(&schema, &sql, sql_mode);
+        let standalone = !self.in_trx;
+        if standalone {
+            self.standalone = false;
+            self.advance_gtid();
+        }
+        EventKind::Statement {
+            schema,
+            sql,
+            writes,
+            standalone,
+        }
+    }
+
+    fn on_query(
+        &mut self,
+        schema: String,
+        sql: String,
+        sql_mode: Option<u64>,
+    ) -> Option<EventKind> {
         let head = first_word(&sql);
         match head.as_str() {
             "BEGIN" => {
@@ -532,9 +593,11 @@ impl EventDecoder {
                     ),
                 })
             }
-            "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" if self.in_trx => {
-                Some(EventKind::Statement { schema, sql })
-            }
+            // DML a statement-format session logged (SELECT/DO: calling a
+            // function that writes; WITH: MySQL 8's CTE before UPDATE or
+            // DELETE), in a transaction or alone.
+            "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" | "WITH" | "SELECT" | "DO"
+            | "CALL" => Some(self.statement(schema, sql, sql_mode)),
             _ => {
                 // DDL/DCL: its own transaction, implicitly committed.
                 let gtid = self.pending.as_ref().map(ToString::to_string);
@@ -658,6 +721,15 @@ impl EventDecoder {
     }
 }
 
+/// The session's `sql_mode` from a QUERY event's status variables.
+fn sql_mode(vars: &StatusVars<'_>) -> Option<u64> {
+    let var = vars.get_status_var(mysql_common::binlog::consts::StatusVarKey::SqlMode)?;
+    match var.get_value() {
+        Ok(StatusVarVal::SqlMode(mode)) => Some(mode.0),
+        _ => None,
+    }
+}
+
 /// The first word of a statement, upper-cased, skipping leading comments.
 fn first_word(sql: &str) -> String {
     let mut s = sql.trim_start();
@@ -750,7 +822,7 @@ mod tests {
     #[test]
     fn query_events_are_classified() {
         let mut d = EventDecoder::new("f");
-        let kind = |d: &mut EventDecoder, sql: &str| d.on_query("db".into(), sql.into());
+        let kind = |d: &mut EventDecoder, sql: &str| d.on_query("db".into(), sql.into(), Some(0));
         assert!(matches!(
             kind(&mut d, "BEGIN"),
             Some(EventKind::Begin { .. })

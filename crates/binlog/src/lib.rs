@@ -14,10 +14,12 @@
 //! (compressed columns, legacy "hires" temporals) and compressed rows events,
 //! which a generic per-type metadata walker would misread.
 
+pub mod catalog;
 pub mod charset;
 pub mod connect;
 mod cursor;
 pub mod decimal;
+pub mod dialect;
 pub mod error;
 pub mod events;
 pub mod file;
@@ -26,6 +28,7 @@ pub mod jsonb;
 pub mod output;
 pub mod preflight;
 pub mod rows;
+pub mod statement;
 pub mod stream;
 pub mod tablemap;
 pub mod temporal;

@@ -278,7 +278,7 @@ impl LinePrinter {
                     &meta(event, gtid.as_deref()),
                 );
             }
-            EventKind::Statement { schema, sql } => {
+            EventKind::Statement { schema, sql, .. } => {
                 push_statement(
                     &mut self.line,
                     "statement",

@@ -3,19 +3,15 @@
 //! Each `ensure_*` check runs before the dump starts and fails with one
 //! message that says what is wrong and what to change (as Materialize's MySQL
 //! source does), so an operator never has to read a stack of driver errors.
+//! The statements come from the server's [`Dialect`].
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::{GtidSet, MariadbGtidSet, MysqlGtidSet};
 
+use crate::dialect::Dialect;
+pub use crate::dialect::Flavor;
 use crate::error::BinlogError;
-
-/// Which server family the source is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Mysql,
-    Mariadb,
-}
 
 async fn var(conn: &mut Conn, name: &str) -> Result<Option<String>, BinlogError> {
     let row: Option<(String, String)> = conn
@@ -26,15 +22,7 @@ async fn var(conn: &mut Conn, name: &str) -> Result<Option<String>, BinlogError>
 }
 
 pub async fn flavor(conn: &mut Conn) -> Result<Flavor, BinlogError> {
-    let version: Option<String> = conn
-        .query_first("SELECT VERSION()")
-        .await
-        .map_err(|e| BinlogError::source("reading VERSION()", e))?;
-    Ok(if version.unwrap_or_default().contains("MariaDB") {
-        Flavor::Mariadb
-    } else {
-        Flavor::Mysql
-    })
+    Ok(Dialect::detect(conn).await?.flavor())
 }
 
 pub async fn ensure_binlog_enabled(conn: &mut Conn) -> Result<(), BinlogError> {
@@ -47,8 +35,13 @@ pub async fn ensure_binlog_enabled(conn: &mut Conn) -> Result<(), BinlogError> {
     }
 }
 
-pub async fn ensure_row_format(conn: &mut Conn) -> Result<(), BinlogError> {
-    let format = var(conn, "binlog_format").await?.unwrap_or_default();
+pub async fn ensure_row_format(conn: &mut Conn, dialect: &Dialect) -> Result<(), BinlogError> {
+    let format = match var(conn, "binlog_format").await? {
+        Some(f) => f,
+        // A server that dropped the variable logs rows only.
+        None if dialect.row_format_when_unset() => return Ok(()),
+        None => String::new(),
+    };
     if !format.eq_ignore_ascii_case("ROW") {
         return Err(BinlogError::Preflight(format!(
             "binlog_format is {format}: sluice needs ROW (SET GLOBAL binlog_format = 'ROW', and in the server config)"
@@ -90,13 +83,17 @@ pub async fn check_row_metadata(conn: &mut Conn) -> Result<Option<String>, Binlo
 /// REPLICATION CLIENT (BINLOG MONITOR) is tested by using it; REPLICATION
 /// SLAVE by reading the grants, since it cannot be used without starting a
 /// dump.
-pub async fn ensure_replication_privileges(conn: &mut Conn) -> Result<(), BinlogError> {
-    if let Err(e) = conn.query_drop("SHOW MASTER STATUS").await {
+pub async fn ensure_replication_privileges(
+    conn: &mut Conn,
+    dialect: &Dialect,
+) -> Result<(), BinlogError> {
+    let status = dialect.binlog_status();
+    if let Err(e) = conn.query_drop(status).await {
         return Err(match &e {
             mysql_async::Error::Server(s) if s.code == 1227 => BinlogError::Preflight(
                 "the source user lacks REPLICATION CLIENT (BINLOG MONITOR on MariaDB): GRANT REPLICATION CLIENT ON *.* TO <user>".into(),
             ),
-            _ => BinlogError::source("SHOW MASTER STATUS", e),
+            _ => dialect.refused(status, e),
         });
     }
     let grants: Vec<String> = conn
@@ -125,7 +122,11 @@ pub async fn ensure_replication_privileges(conn: &mut Conn) -> Result<(), Binlog
 
 /// No other replica is registered with our server_id (the source would cut
 /// one of the two dumps).
-pub async fn ensure_server_id_unused(conn: &mut Conn, server_id: u32) -> Result<(), BinlogError> {
+pub async fn ensure_server_id_unused(
+    conn: &mut Conn,
+    dialect: &Dialect,
+    server_id: u32,
+) -> Result<(), BinlogError> {
     let own: Option<u32> = conn.query_first("SELECT @@server_id").await.ok().flatten();
     if own == Some(server_id) {
         return Err(BinlogError::Preflight(format!(
@@ -134,10 +135,15 @@ pub async fn ensure_server_id_unused(conn: &mut Conn, server_id: u32) -> Result<
     }
     // Needs REPLICATION MASTER ADMIN on MariaDB 10.5+; without it we cannot
     // tell, and the source will cut one of two same-id dumps instead.
-    let rows = match conn.query::<mysql_async::Row, _>("SHOW SLAVE HOSTS").await {
+    let hosts = dialect.replica_hosts();
+    let rows = match conn.query::<mysql_async::Row, _>(hosts).await {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot list the source's replicas (MariaDB needs REPLICATION MASTER ADMIN): server_id {server_id} not checked for clashes");
+            let error = dialect.refused(hosts, e);
+            if matches!(error, BinlogError::StatementUnsupported { .. }) {
+                return Err(error);
+            }
+            tracing::warn!(%error, "cannot list the source's replicas (MariaDB needs REPLICATION MASTER ADMIN): server_id {server_id} not checked for clashes");
             return Ok(());
         }
     };
@@ -159,11 +165,12 @@ pub async fn ensure_server_id_unused(conn: &mut Conn, server_id: u32) -> Result<
 }
 
 /// The binlog files the source still has, oldest first, with sizes.
-pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<(String, u64)>, BinlogError> {
-    let rows: Vec<mysql_async::Row> = conn
-        .query("SHOW BINARY LOGS")
-        .await
-        .map_err(|e| BinlogError::source("SHOW BINARY LOGS", e))?;
+pub async fn binary_logs(
+    conn: &mut Conn,
+    dialect: &Dialect,
+) -> Result<Vec<(String, u64)>, BinlogError> {
+    let sql = dialect.binary_logs();
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(|e| dialect.refused(sql, e))?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -178,10 +185,11 @@ pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<(String, u64)>, BinlogEr
 /// The requested file still exists and the offset is inside it.
 pub async fn ensure_file_position_available(
     conn: &mut Conn,
+    dialect: &Dialect,
     file: &str,
     pos: u64,
 ) -> Result<(), BinlogError> {
-    let logs = binary_logs(conn).await?;
+    let logs = binary_logs(conn, dialect).await?;
     let oldest = logs.first().map(|(f, _)| f.clone()).unwrap_or_default();
     match logs.iter().find(|(f, _)| f == file) {
         None => Err(BinlogError::Purged(format!(
@@ -197,10 +205,10 @@ pub async fn ensure_file_position_available(
 /// The transactions after `requested` are all still in the source's binlogs.
 pub async fn ensure_gtid_available(
     conn: &mut Conn,
-    flavor: Flavor,
+    dialect: &Dialect,
     requested: &GtidSet,
 ) -> Result<(), BinlogError> {
-    match (flavor, requested) {
+    match (dialect.flavor(), requested) {
         (Flavor::Mysql, GtidSet::Mysql(req)) => {
             let purged: Option<String> = conn
                 .query_first("SELECT @@GLOBAL.gtid_purged")
@@ -219,19 +227,17 @@ pub async fn ensure_gtid_available(
             Ok(())
         }
         (Flavor::Mariadb, GtidSet::Mariadb(req)) => {
-            let logs = binary_logs(conn).await?;
+            let logs = binary_logs(conn, dialect).await?;
             let Some((first, _)) = logs.first() else {
                 return Ok(());
             };
             // The first file's GTID_LIST is the state before its first event:
             // anything at or before it is all that is left.
+            let sql = dialect.binlog_events(first, 5);
             let rows: Vec<mysql_async::Row> = conn
-                .query(format!(
-                    "SHOW BINLOG EVENTS IN '{}' LIMIT 5",
-                    first.replace('\'', "''")
-                ))
+                .query(&sql)
                 .await
-                .map_err(|e| BinlogError::source("SHOW BINLOG EVENTS", e))?;
+                .map_err(|e| dialect.refused(&sql, e))?;
             let list = rows
                 .iter()
                 .find(|r| r.get::<String, _>(2).as_deref() == Some("Gtid_list"))

@@ -13,16 +13,18 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_common::binlog::events::RotateEvent;
 use sluice_core::{GtidSet, Position, TlsConfig};
 
+use crate::dialect::{Dialect, Flavor};
 use crate::error::BinlogError;
 use crate::events::{Event, EventDecoder, EventKind};
-use crate::preflight::{self, Flavor};
+use crate::preflight;
 
 /// Where a replica stream starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartAt {
-    /// The source's current end (`SHOW MASTER STATUS`).
+    /// The source's current end (`SHOW MASTER STATUS` or its successor).
     Latest,
     /// A binlog file and the offset of the next event to read.
     File { file: String, pos: u64 },
@@ -76,7 +78,7 @@ impl std::fmt::Debug for ReplicaConfig {
 pub struct ReplicaStream {
     stream: BinlogStream,
     decoder: StreamDecoder,
-    flavor: Flavor,
+    dialect: Dialect,
     heartbeat: Duration,
     start: Position,
 }
@@ -85,6 +87,14 @@ pub struct ReplicaStream {
 /// real event's header carries its end offset and artificial events (the
 /// fake ROTATE, an FDE resent for a mid-file start, heartbeats) and the
 /// inner events of a compressed payload do not advance it.
+///
+/// Every ROTATE, real or fake, says where the stream continues. A real one
+/// ends a file. The fake one is what a source sends before each file it
+/// opens: at the start of every dump, and after a file that ended without
+/// a ROTATE — a STOP event (graceful shutdown) or nothing at all (a crash).
+/// It names the file and the offset of that file's next event, and both
+/// are taken from it: keeping the old file's end offset would give every
+/// later event a position in the new file that is not its own.
 #[derive(Debug)]
 pub struct StreamDecoder {
     decoder: EventDecoder,
@@ -104,6 +114,11 @@ impl StreamDecoder {
         &self.decoder
     }
 
+    /// Offset of the next event in the current file.
+    pub fn next_offset(&self) -> u64 {
+        self.next
+    }
+
     pub fn decode(
         &mut self,
         raw: &mysql_common::binlog::events::Event,
@@ -119,16 +134,19 @@ impl StreamDecoder {
         self.next = next;
         let event = self.decoder.decode(raw, offset, next)?;
         if let Some(Event {
-            kind:
-                EventKind::Rotate {
-                    next_file,
-                    next_pos,
-                },
+            kind: EventKind::Rotate { next_file, .. },
             ..
         }) = &event
         {
             self.decoder.set_file(next_file);
-            self.next = *next_pos;
+        }
+        if header.event_type_raw() == crate::events::code::ROTATE {
+            // Parsed again here: the decoder read it already (and failed on
+            // a malformed one), but only the real ROTATE is an event of its
+            // own.
+            if let Ok(rotate) = raw.read_event::<RotateEvent<'_>>() {
+                self.next = rotate.position().max(4);
+            }
         }
         Ok(event)
     }
@@ -209,30 +227,32 @@ impl ReplicaStream {
     pub async fn connect(cfg: &ReplicaConfig) -> Result<Self, BinlogError> {
         let mut conn = crate::connect::connect(&cfg.url, &cfg.tls, cfg.connect_timeout).await?;
 
-        let flavor = preflight::flavor(&mut conn).await?;
+        let dialect = Dialect::detect(&mut conn).await?;
+        let flavor = dialect.flavor();
         preflight::ensure_binlog_enabled(&mut conn).await?;
-        preflight::ensure_row_format(&mut conn).await?;
+        preflight::ensure_row_format(&mut conn, &dialect).await?;
         preflight::ensure_full_row_image(&mut conn).await?;
         preflight::check_row_metadata(&mut conn).await?;
-        preflight::ensure_replication_privileges(&mut conn).await?;
-        preflight::ensure_server_id_unused(&mut conn, cfg.server_id).await?;
+        preflight::ensure_replication_privileges(&mut conn, &dialect).await?;
+        preflight::ensure_server_id_unused(&mut conn, &dialect, cfg.server_id).await?;
 
         let (file, pos, gtid) = match &cfg.start {
             StartAt::Latest => {
+                let status = dialect.binlog_status();
                 let row: Option<mysql_async::Row> = conn
-                    .query_first("SHOW MASTER STATUS")
+                    .query_first(status)
                     .await
-                    .map_err(|e| BinlogError::source("SHOW MASTER STATUS", e))?;
+                    .map_err(|e| dialect.refused(status, e))?;
                 let row = row.ok_or_else(|| {
-                    BinlogError::Preflight("SHOW MASTER STATUS is empty: is log_bin on?".into())
+                    BinlogError::Preflight(format!("{status} is empty: is log_bin on?"))
                 })?;
                 let file: String = row.get(0).unwrap_or_default();
                 let pos: u64 = row.get(1).unwrap_or(4);
-                let gtid = current_gtid(&mut conn, flavor).await?;
+                let gtid = current_gtid(&mut conn, &dialect).await?;
                 (file, pos, gtid)
             }
             StartAt::File { file, pos } => {
-                preflight::ensure_file_position_available(&mut conn, file, *pos).await?;
+                preflight::ensure_file_position_available(&mut conn, &dialect, file, *pos).await?;
                 let gtid = match flavor {
                     // MariaDB can say which GTID state a file position is at.
                     Flavor::Mariadb => {
@@ -252,28 +272,18 @@ impl ReplicaStream {
                 (file.clone(), *pos, gtid)
             }
             StartAt::Gtid(set) => {
-                preflight::ensure_gtid_available(&mut conn, flavor, set).await?;
+                preflight::ensure_gtid_available(&mut conn, &dialect, set).await?;
                 (String::new(), 4, Some(set.clone()))
             }
         };
 
         let period_ns = cfg.heartbeat.as_nanos().min(u128::from(u32::MAX)) as u64;
-        let mut setup = vec![
-            format!("SET @master_heartbeat_period = {period_ns}"),
-            "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
-        ];
-        if flavor == Flavor::Mariadb {
-            // 4 = MARIA_SLAVE_CAPABILITY_GTID: GTID events, GTID_LIST, and
-            // annotate/checkpoint events as the server writes them.
-            setup.push("SET @mariadb_slave_capability = 4".into());
-            if let StartAt::Gtid(set) = &cfg.start {
-                setup.push(format!("SET @slave_connect_state = '{set}'"));
-                setup.push("SET @slave_gtid_strict_mode = 1".into());
-                setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
-            }
-        }
-        for sql in &setup {
-            conn.query_drop(sql)
+        let gtid_start = match (&cfg.start, flavor) {
+            (StartAt::Gtid(set), Flavor::Mariadb) => Some(set.to_string()),
+            _ => None,
+        };
+        for sql in dialect.dump_session(period_ns, gtid_start.as_deref()) {
+            conn.query_drop(&sql)
                 .await
                 .map_err(|e| BinlogError::source(sql.clone(), e))?;
         }
@@ -289,20 +299,25 @@ impl ReplicaStream {
             .get_binlog_stream(request)
             .await
             .map_err(|e| BinlogError::source("requesting the binlog dump", e))?;
-        tracing::info!(server_id = cfg.server_id, %file, pos, gtid = ?gtid.as_ref().map(ToString::to_string), "binlog dump started");
+        tracing::info!(server_id = cfg.server_id, server = %dialect.version, %file, pos, gtid = ?gtid.as_ref().map(ToString::to_string), "binlog dump started");
         let mut start = Position::new(file.clone(), pos);
         start.gtid = gtid.clone();
         Ok(Self {
             stream,
             decoder: StreamDecoder::new(EventDecoder::new(&file).with_gtid_set(gtid), pos),
-            flavor,
+            dialect,
             heartbeat: cfg.heartbeat,
             start,
         })
     }
 
     pub fn flavor(&self) -> Flavor {
-        self.flavor
+        self.dialect.flavor()
+    }
+
+    /// The source's flavour and version, and the statements it takes.
+    pub fn dialect(&self) -> &Dialect {
+        &self.dialect
     }
 
     /// Where the stream started.
@@ -353,11 +368,8 @@ impl ReplicaStream {
     }
 }
 
-async fn current_gtid(conn: &mut Conn, flavor: Flavor) -> Result<Option<GtidSet>, BinlogError> {
-    let sql = match flavor {
-        Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
-        Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
-    };
+async fn current_gtid(conn: &mut Conn, dialect: &Dialect) -> Result<Option<GtidSet>, BinlogError> {
+    let sql = dialect.executed_gtids();
     let text: Option<String> = conn
         .query_first(sql)
         .await

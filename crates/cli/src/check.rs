@@ -164,10 +164,8 @@ async fn connect(url: &str, tls: &TlsConfig) -> anyhow::Result<mysql_async::Conn
 
 async fn check_source(url: &str, tls: &TlsConfig) -> anyhow::Result<(String, Vec<String>)> {
     let mut conn = connect(url, tls).await?;
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .await?
-        .unwrap_or_default();
+    let dialect = sluice_binlog::dialect::Dialect::detect(&mut conn).await?;
+    let version = dialect.version.text.clone();
     let vars: Vec<(String, String)> = conn
         .query(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
@@ -191,16 +189,20 @@ async fn check_source(url: &str, tls: &TlsConfig) -> anyhow::Result<(String, Vec
             }
         }
     }
-    let position: Option<(String, u64)> = match conn.query_first("SHOW MASTER STATUS").await {
+    let status = dialect.binlog_status();
+    let position: Option<(String, u64)> = match conn.query_first(status).await {
         Ok(row) => row.map(|r: mysql_async::Row| {
             let file: String = r.get(0).unwrap_or_default();
             let pos: u64 = r.get(1).unwrap_or_default();
             (file, pos)
         }),
         Err(e) => {
-            problems.push(format!(
-                "SHOW MASTER STATUS failed: {e} (grant REPLICATION CLIENT)"
-            ));
+            problems.push(match dialect.refused(status, e) {
+                unsupported @ sluice_binlog::BinlogError::StatementUnsupported { .. } => {
+                    unsupported.to_string()
+                }
+                other => format!("{other} (grant REPLICATION CLIENT)"),
+            });
             None
         }
     };

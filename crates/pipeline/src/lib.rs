@@ -38,6 +38,7 @@ pub mod pipe;
 pub mod runtime;
 pub mod select;
 pub mod stats;
+pub mod statements;
 pub mod status;
 pub mod transform;
 

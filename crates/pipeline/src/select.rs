@@ -17,12 +17,20 @@
 //! GTIDs do not). Definite failures
 //! (purged position, missing privileges, a corrupt event, events sluice
 //! must not replicate) stop the pipeline.
+//!
+//! Statement-format DML (from sessions with `binlog_format=STATEMENT` or
+//! `MIXED`) is judged here, where the source connection settings are:
+//! skipped when it writes nothing the filter replicates, else refused
+//! ([`crate::statements`]). A skipped statement logged outside a
+//! transaction ends one, like a commit.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_binlog::catalog::SourceCatalog;
 use sluice_binlog::stream::{ReplicaConfig, ReplicaStream, StartAt};
 use sluice_binlog::{BinlogError, EventKind};
+use sluice_config::Filter;
 use sluice_core::{Classify, Position};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{DdlStatement, SelectMsg, Selected, TxnChunk};
 use crate::channel::Sender;
 use crate::error::PipelineError;
+use crate::statements::{plain, StatementGuard, Verdict};
 
 /// How Select connects and where it starts. (`Debug` would print the URLs'
 /// passwords, so there is none.)
@@ -61,6 +70,9 @@ pub struct SelectConfig {
     pub server_id_grace: Duration,
     /// Connection state and alarms (source unreachable, switched, purged).
     pub status: crate::status::NodeStatus,
+    /// The pipeline's table filter: statement-format DML that writes only
+    /// tables outside it is skipped.
+    pub filter: Filter,
 }
 
 impl SelectConfig {
@@ -79,6 +91,7 @@ impl SelectConfig {
             reconnect_max: Duration::from_secs(5),
             server_id_grace: Duration::from_secs(15),
             status: crate::status::NodeStatus::default(),
+            filter: Filter::default(),
         }
     }
 }
@@ -195,7 +208,15 @@ pub async fn run(
             };
         }
 
-        let outcome = pump(&cfg, &mut stream, &tx, &stop, &mut attempt).await;
+        let mut guard = StatementGuard::new(
+            cfg.filter.clone(),
+            SourceCatalog::new(
+                urls[current].clone(),
+                cfg.tls.clone(),
+                replica.connect_timeout,
+            ),
+        );
+        let outcome = pump(&cfg, &mut stream, &mut guard, &tx, &stop, &mut attempt).await;
         stream.close().await;
         match outcome {
             Pump::Stopped => return Ok(()),
@@ -248,6 +269,7 @@ enum Pump {
 async fn pump(
     cfg: &SelectConfig,
     stream: &mut ReplicaStream,
+    guard: &mut StatementGuard,
     tx: &Sender<SelectMsg>,
     stop: &CancellationToken,
     attempt: &mut u32,
@@ -275,11 +297,68 @@ async fn pump(
             Some(Err(error)) => return Pump::Failed(error.into()),
             Some(Ok(event)) => event,
         };
-        let end = matches!(event.kind, EventKind::Commit { .. } | EventKind::Ddl { .. })
-            .then(|| stream.position_after(&event));
+        let end = matches!(
+            event.kind,
+            EventKind::Commit { .. }
+                | EventKind::Ddl { .. }
+                | EventKind::Statement {
+                    standalone: true,
+                    ..
+                }
+        )
+        .then(|| stream.position_after(&event));
         let at = || format!("{}: offset {}", event.file, event.offset);
         let through = || Position::new(event.file.to_string(), event.next);
-        match event.kind {
+        let kind = match event.kind {
+            EventKind::Statement {
+                sql,
+                writes,
+                standalone,
+                ..
+            } => {
+                let verdict = tokio::select! {
+                    () = stop.cancelled() => return Pump::Stopped,
+                    v = guard.judge(&writes) => v,
+                };
+                match verdict {
+                    Err(error) if error.class().is_transient() => {
+                        return Pump::Lost {
+                            error: format!("judging statement-based DML at {}: {error}", at()),
+                            resume,
+                        }
+                    }
+                    Err(error) => return Pump::Failed(error.into()),
+                    Ok(Verdict::Refuse(why)) => {
+                        return Pump::Failed(PipelineError::Refused {
+                            at: at(),
+                            reason: format!(
+                                "{why} (`{}`): sluice replicates rows only; set binlog_format=ROW for the sessions that write replicated tables",
+                                truncate(&sql, 120)
+                            ),
+                        })
+                    }
+                    Ok(Verdict::Skip { tables }) => {
+                        let first = tables.first().map(plain).unwrap_or_default();
+                        metrics::counter!("sluice_statements_skipped_total", "table" => first.clone())
+                            .increment(1);
+                        tracing::debug!(
+                            table = %first,
+                            tables = ?tables.iter().map(plain).collect::<Vec<_>>(),
+                            at = %at(),
+                            sql = %truncate(&sql, 120),
+                            "statement-based DML outside the filter skipped"
+                        );
+                    }
+                }
+                if !standalone {
+                    continue;
+                }
+                // It was a transaction of its own: it ends here.
+                EventKind::Commit { xid: None }
+            }
+            other => other,
+        };
+        match kind {
             EventKind::Begin { .. } => {}
             EventKind::Rows(rows) => {
                 chunk.bytes += rows.data.len();
@@ -299,7 +378,8 @@ async fn pump(
             }
             EventKind::Commit { .. } | EventKind::Ddl { .. } => {
                 let end = end.unwrap_or_else(through);
-                if let EventKind::Ddl { schema, sql, .. } = event.kind {
+                if let EventKind::Ddl { schema, sql, .. } = kind {
+                    guard.schema_changed();
                     chunk.items.push(Selected::Ddl(DdlStatement {
                         schema,
                         sql,
@@ -317,15 +397,8 @@ async fn pump(
                 // A whole transaction arrived: the connection is healthy.
                 *attempt = 0;
             }
-            EventKind::Statement { schema, sql } => {
-                return Pump::Failed(PipelineError::Refused {
-                    at: at(),
-                    reason: format!(
-                        "statement-based DML in schema `{schema}` (`{}`): sluice replicates rows only; set binlog_format=ROW on the source (also for every session)",
-                        truncate(&sql, 120)
-                    ),
-                })
-            }
+            // Judged above.
+            EventKind::Statement { .. } => {}
             EventKind::Unreplicable { reason } => {
                 return Pump::Failed(PipelineError::Refused { at: at(), reason })
             }

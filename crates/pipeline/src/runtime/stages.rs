@@ -108,6 +108,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     select_cfg.switch_after = pipeline.source.switch_after;
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
+    select_cfg.filter = pipeline.filter.clone();
     let queues = vec![
         ("select", sel_tx.probe()),
         ("extract", ext_tx.probe()),
