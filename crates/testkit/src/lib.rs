@@ -18,12 +18,14 @@
 //! A missing binary is an error naming the Debian package to install, never a
 //! silent skip.
 
+pub mod corpus;
 mod etcd;
 mod mariadb;
 mod ports;
 mod process;
 mod wait;
 
+pub use corpus::skip_without_fixtures;
 pub use etcd::{Etcd, EtcdTlsFiles};
 pub use mariadb::{MariaDb, MariaDbBuilder, Role, REPL_PASSWORD, REPL_USER};
 pub use ports::free_port;
