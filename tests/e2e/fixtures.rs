@@ -186,5 +186,8 @@ fn missing_corpus_is_reported_or_fails_when_required() {
         !out.status.success() && stdout.contains("1 failed"),
         "required corpus missing must fail:\n{stdout}"
     );
-    assert!(stdout.contains("SLUICE_REQUIRE_FIXTURES is set"), "{stdout}");
+    assert!(
+        stdout.contains("SLUICE_REQUIRE_FIXTURES is set"),
+        "{stdout}"
+    );
 }

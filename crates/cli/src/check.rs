@@ -62,20 +62,40 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let mut reports = Vec::new();
     if let Some(path) = &args.config {
-        let pipeline = match sluice_config::load(path) {
-            Ok(p) => p,
+        // Every section's other problems are errors; an undefined `${VAR}`
+        // only stops the check of the server whose section holds it.
+        let loaded = match sluice_config::load_for(path, sluice_config::Uses::NOTHING) {
+            Ok(loaded) => loaded,
             Err(errors) => {
                 eprintln!("{errors}");
                 return Ok(ExitCode::FAILURE);
             }
         };
+        let pipeline = &loaded.pipeline;
+        let undefined = |section: &str| -> Option<String> {
+            let lines: Vec<String> = loaded
+                .unresolved_in(section)
+                .map(|e| e.to_string())
+                .collect();
+            (!lines.is_empty()).then(|| format!("not checked: {}", lines.join("; ")))
+        };
         for url in &pipeline.source.urls {
-            let result = check_source(url.expose(), &pipeline.source.tls).await;
-            reports.push(report("source", url.expose(), result));
+            reports.push(match undefined("source") {
+                Some(why) => not_checked("source", url.redacted(), why),
+                None => {
+                    let result = check_source(url.expose(), &pipeline.source.tls).await;
+                    report("source", url.expose(), result)
+                }
+            });
         }
         let target = &pipeline.target;
-        let result = check_target(target.url.expose(), &target.tls).await;
-        reports.push(report("target", target.url.expose(), result));
+        reports.push(match undefined("target") {
+            Some(why) => not_checked("target", target.url.redacted(), why),
+            None => {
+                let result = check_target(target.url.expose(), &target.tls).await;
+                report("target", target.url.expose(), result)
+            }
+        });
         if let Coordination::Etcd {
             endpoints,
             tls,
@@ -83,10 +103,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             ..
         } = &pipeline.coordination
         {
-            let options =
-                EtcdOptions::new(endpoints.clone()).with_security(tls.clone(), auth.clone());
-            let result = check_etcd(&options).await;
-            reports.push(report("etcd", &endpoints.join(","), result));
+            reports.push(match undefined("coordination") {
+                Some(why) => not_checked("etcd", endpoints.join(","), why),
+                None => {
+                    let options = EtcdOptions::new(endpoints.clone())
+                        .with_security(tls.clone(), auth.clone());
+                    let result = check_etcd(&options).await;
+                    report("etcd", &endpoints.join(","), result)
+                }
+            });
         }
     }
     let plain = TlsConfig::disabled();
@@ -116,6 +141,18 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A server of the pipeline file that cannot be checked (its section has an
+/// undefined variable).
+fn not_checked(role: &'static str, url: String, why: String) -> Report {
+    Report {
+        role,
+        url,
+        ok: false,
+        detail: why,
+        problems: Vec::new(),
+    }
 }
 
 fn report(role: &'static str, url: &str, result: anyhow::Result<(String, Vec<String>)>) -> Report {

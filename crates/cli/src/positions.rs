@@ -184,7 +184,7 @@ pub async fn positions(args: PositionsArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = args.config else {
         anyhow::bail!("--config FILE is required");
     };
-    let Some(pipeline) = load_config(&config) else {
+    let Some(pipeline) = load_config(&config, &[]) else {
         return Ok(ExitCode::FAILURE);
     };
     let report = Report::collect(&pipeline).await?;
@@ -201,7 +201,7 @@ pub async fn positions(args: PositionsArgs) -> anyhow::Result<ExitCode> {
 
 /// `sluice status`.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let Some(pipeline) = load_config(&args.config) else {
+    let Some(pipeline) = load_config(&args.config, &[]) else {
         return Ok(ExitCode::FAILURE);
     };
     let report = Report::collect(&pipeline).await?;
@@ -213,9 +213,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config(path: &Path) -> Option<Pipeline> {
-    match sluice_config::load(path) {
-        Ok(p) => Some(p),
+/// The pipeline file, needing `${VAR}`s only in the store's and the target's
+/// sections, and in `also` (e.g. `source` to resolve a GTID).
+fn load_config(path: &Path, also: &[&str]) -> Option<Pipeline> {
+    let loaded = sluice_config::load_for(path, sluice_config::Uses::STORE_AND_TARGET);
+    let pipeline = loaded.and_then(|loaded| {
+        loaded.require(also)?;
+        Ok(loaded.pipeline)
+    });
+    match pipeline {
+        Ok(pipeline) => Some(pipeline),
         Err(errors) => {
             eprintln!("{errors}");
             None
@@ -896,7 +903,9 @@ fn is_missing_table(e: &sqlx::Error) -> bool {
 // ---------------------------------------------------------------------------
 
 async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
-    let Some(pipeline) = load_config(&args.config) else {
+    let resolves_gtid = args.file.is_none();
+    let also: &[&str] = if resolves_gtid { &["source"] } else { &[] };
+    let Some(pipeline) = load_config(&args.config, also) else {
         return Ok(ExitCode::FAILURE);
     };
     let gtid = args
