@@ -17,10 +17,12 @@
 //! `sluice run` holds it), and nodes / leader are "n/a (local
 //! coordination)".
 //!
-//! Times are UTC, `YYYY-MM-DDTHH:MM:SSZ`. `lag` is now minus the timestamp
-//! of the last event before the acknowledged position: it also grows while
-//! the source is idle, and is unknown when the position carries no event
-//! timestamp (a position set by hand).
+//! Times are UTC, `YYYY-MM-DDTHH:MM:SSZ`. `lag` is defined once, in
+//! `sluice_pipeline::lag`: now minus the time up to which the target holds
+//! every change, which the active node publishes (0 while it is caught up
+//! and hears the source's heartbeats). With no active node it is now minus
+//! the event time of the acknowledged position, and unknown when that
+//! position carries none (a position set by hand).
 //!
 //! ## JSON (`--json`): one object, these field names are stable
 //!
@@ -38,8 +40,10 @@
 //!                              version, server_id, address, since, since_unix_ms}
 //! position            object|null   null when nothing is stored:
 //!                              {text, file, offset, gtid, server_id, event_time,
-//!                              event_unix, lag_seconds, batch_id, written_by,
-//!                              leader_revision, written_at, written_at_unix_ms}
+//!                              event_unix, lag_seconds, lag_basis, batch_id,
+//!                              written_by, leader_revision, written_at,
+//!                              written_at_unix_ms} (lag_basis: "active_node" or
+//!                              "last_applied_change", see `lag` above)
 //!                              (gtid, server_id, event_time, event_unix,
 //!                              lag_seconds, leader_revision may be null)
 //! target              object   {url (password masked), reachable: bool,
@@ -87,7 +91,9 @@
 //! A summary: pipeline, coordination, every node with its role, the
 //! acknowledged position and lag, and the target checkpoint. Stage-level
 //! counters are those the active node publishes in its node record every
-//! 2 s (`NodeProgress`). JSON: `pipeline`, `coordination`,
+//! 2 s (`NodeProgress`: counts per term — `batches_extracted` cut by
+//! Extract, `batches_loaded` applied by Load, … — and batch ids
+//! `last_batch_cut`, `acknowledged_batch`, `flushed_batch`). JSON: `pipeline`, `coordination`,
 //! `store`, `position`, `target` as above, plus `active` (the leader's node
 //! id or null), `nodes` (every registered node as a node object with an
 //! extra `active: bool`; null under local coordination),
@@ -342,6 +348,7 @@ impl Report {
             } => {
                 let keys = pipeline_keys(prefix, &pipeline.name)?;
                 let client = etcd_client(endpoints, tls, auth).await?;
+
                 let etcd_store = EtcdPositionStore::new(client.clone(), keys.clone(), ETCD_TIMEOUT);
                 let board =
                     sluice_coord::TaskBoard::new(client.clone(), keys.clone(), ETCD_TIMEOUT);
@@ -351,7 +358,7 @@ impl Report {
                     etcd_store.load(),
                     board.snapshot(),
                 )
-                .context("reading the pipeline's state in etcd")?;
+                .map_err(|e| etcd_read_error(e, endpoints))?;
                 tasks = TaskView::from_board(&board, sluice_coord::election::unix_ms());
                 (
                     etcd_store.location(),
@@ -378,9 +385,38 @@ impl Report {
         })
     }
 
-    fn lag_seconds(&self) -> Option<i64> {
-        let ts = self.position.as_ref()?.position.timestamp?;
-        Some((self.now_unix - i64::from(ts)).max(0))
+    /// Lag as `sluice_pipeline::lag` defines it (the same as the nodes'
+    /// `/status`): from the active node's applied-as-of time, else — no
+    /// active node — from the acknowledged position's event time alone.
+    fn lag_seconds(&self) -> Option<u64> {
+        use sluice_pipeline::lag;
+        let event_s = self.position.as_ref().and_then(|p| p.position.timestamp);
+        let complete_at = self.active_progress().and_then(|p| p.applied_as_of_unix_ms);
+        let now_ms = u64::try_from(self.now_unix).unwrap_or(0) * 1000;
+        lag::lag_seconds(now_ms, lag::applied_as_of_ms(event_s.map(u64::from), complete_at))
+    }
+
+    /// What the lag is measured from: `active_node` (its applied-as-of
+    /// time: the live lag) or `last_applied_change` (the acknowledged
+    /// position's event time: no active node publishes one).
+    fn lag_basis(&self) -> &'static str {
+        match self.active_progress().and_then(|p| p.applied_as_of_unix_ms) {
+            Some(_) => "active_node",
+            None => "last_applied_change",
+        }
+    }
+
+    fn lag_text(&self) -> String {
+        let Some(lag) = self.lag_seconds() else {
+            return "unknown".into();
+        };
+        match (self.lag_basis(), &self.coordination) {
+            ("active_node", _) => format!("{lag}s"),
+            (_, Coordination::Local { .. }) => format!(
+                "{lag}s since the last applied change (a local-coordination node publishes no live lag: see its /status)"
+            ),
+            _ => format!("{lag}s since the last applied change (no active node)"),
+        }
     }
 
     // -- JSON ---------------------------------------------------------------
@@ -413,6 +449,7 @@ impl Report {
             "event_time": p.timestamp.map(|ts| utc(i64::from(ts))),
             "event_unix": p.timestamp,
             "lag_seconds": self.lag_seconds(),
+            "lag_basis": self.lag_basis(),
             "batch_id": stored.batch_id,
             "written_by": stored.written_by,
             "leader_revision": stored.leader_revision,
@@ -501,7 +538,12 @@ impl Report {
             "nodes": nodes,
             "position": self.position_json(),
             "target": self.target_json(),
-            "stage_counters": self.active_progress().map_or(Value::Null, |p| json!(p)),
+            // The published record, with the lag as of now (as everywhere).
+            "stage_counters": self.active_progress().map_or(Value::Null, |p| {
+                let mut p = json!(p);
+                p["lag_seconds"] = json!(self.lag_seconds());
+                p
+            }),
             "batches_in_flight": self.tasks.iter().map(|t| json!({
                 "batch_id": t.batch_id,
                 "stage": t.stage,
@@ -559,8 +601,7 @@ impl Report {
         );
         t.row(
             "lag",
-            self.lag_seconds()
-                .map_or_else(|| "unknown".into(), |s| format!("{s}s")),
+            self.lag_text(),
         );
         t.row("batch_id", stored.batch_id.to_string());
         t.row("written_by", stored.written_by.as_str());
@@ -671,8 +712,7 @@ impl Report {
                 t.row("position", format!("{} (batch {})", s.position, s.batch_id));
                 t.row(
                     "lag",
-                    self.lag_seconds()
-                        .map_or_else(|| "unknown".into(), |s| format!("{s}s")),
+                    self.lag_text(),
                 );
                 t.row(
                     "written",
@@ -711,17 +751,15 @@ impl Report {
                         p.retries
                     ),
                 );
+                let id = |b: Option<u64>| b.map_or_else(|| "-".into(), |b| b.to_string());
                 t.row(
                     "",
                     format!(
-                        "in flight {} batches; acknowledged {}, flushed {}; lag {}; as of {}",
+                        "in flight {} batches; last batch cut {}, acknowledged {}, flushed {}; as of {}",
                         p.in_flight,
-                        p.acknowledged_batch
-                            .map_or_else(|| "-".into(), |b| b.to_string()),
-                        p.flushed_batch
-                            .map_or_else(|| "-".into(), |b| b.to_string()),
-                        p.lag_seconds
-                            .map_or_else(|| "-".into(), |l| format!("{l}s")),
+                        id(p.last_batch_cut),
+                        id(p.acknowledged_batch),
+                        id(p.flushed_batch),
                         utc_ms(p.updated_unix_ms)
                     ),
                 );
@@ -806,6 +844,21 @@ impl Table {
         }
         out
     }
+}
+
+/// A failed read of the pipeline's state; when etcd did not answer
+/// (transient), the message starts with what to do about it.
+fn etcd_read_error(e: sluice_coord::CoordError, endpoints: &[String]) -> anyhow::Error {
+    use sluice_core::Classify as _;
+    let what = if e.class() == sluice_core::ErrorClass::Transient {
+        format!(
+            "cannot read the pipeline's state from etcd at {} (is etcd running there? `sluice check --config FILE` tests each server)",
+            endpoints.join(",")
+        )
+    } else {
+        "reading the pipeline's state in etcd".to_string()
+    };
+    anyhow::Error::new(e).context(what)
 }
 
 fn pipeline_keys(prefix: &str, name: &str) -> anyhow::Result<PipelineKeys> {

@@ -74,7 +74,7 @@ pub use model::{
     StagesSettings, StartAt, Target, Webhook,
 };
 pub use rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern, SYSTEM_SCHEMAS};
-pub use url::{DbUrl, DEFAULT_MYSQL_PORT};
+pub use url::{parse_etcd_endpoint, DbUrl, DEFAULT_MYSQL_PORT};
 pub use uses::{Loaded, Uses};
 
 /// Reads and validates the pipeline file at `path`, taking `${VAR}` values

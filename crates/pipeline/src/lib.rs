@@ -32,6 +32,7 @@ pub mod distributed;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod lag;
 pub mod load;
 pub mod pipe;
 pub mod runtime;

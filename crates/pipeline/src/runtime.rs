@@ -37,7 +37,7 @@ use sluice_binlog::stream::StartAt;
 use sluice_config::{Coordination, Pipeline};
 use sluice_coord::{
     AckError, AnyPositionStore, CacheConfig, Candidate, CoordError, ElectionConfig, EtcdOptions,
-    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeProgress, NodeRecord,
+    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeRecord,
     PositionCache, PositionStore as _, ProgressPublisher, StoredPosition,
 };
 use sluice_core::{Classify, Position};
@@ -426,10 +426,10 @@ async fn run_stages(
         pipeline = %pipeline.name,
         store = %store.location(),
         target = %pipeline.target.url,
-        resume = %resume.record.as_ref().map_or_else(|| format!("{:?} (nothing stored)", pipeline.source.start), |r| r.position.to_string()),
+        resume = %resume.record.as_ref().map_or_else(|| format!("source.start {} (nothing stored)", pipeline.source.start), |r| r.position.to_string()),
         from = resume.from,
-        horizon = ?resume.horizon.as_ref().map(ToString::to_string),
-        skip_through = ?resume.skip_through.as_ref().map(ToString::to_string),
+        horizon = resume.horizon.as_ref().map(ToString::to_string),
+        skip_through = resume.skip_through.as_ref().map(ToString::to_string),
         "pipeline starting"
     );
 
@@ -508,6 +508,8 @@ async fn run_stages(
     select_cfg.switch_after = pipeline.source.switch_after;
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
+    let heartbeats = crate::lag::Heartbeats::new(select_cfg.heartbeat);
+    select_cfg.heartbeats = heartbeats.clone();
     let queues = vec![
         ("select", sel_tx.probe()),
         ("extract", ext_tx.probe()),
@@ -598,6 +600,7 @@ async fn run_stages(
     let progress = tokio::spawn(log_progress(
         cache.clone(),
         Arc::clone(&stats),
+        opts.status.clone(),
         opts.progress_interval,
         abandon.clone(),
     ));
@@ -607,6 +610,8 @@ async fn run_stages(
             cache: cache.clone(),
             stats: Arc::clone(&stats),
             cut: Arc::clone(&cut),
+            first_batch_id,
+            heartbeats,
             queues,
             etcd: matches!(pipeline.coordination, Coordination::Etcd { .. }),
             loader: Arc::clone(&loader),
@@ -617,8 +622,7 @@ async fn run_stages(
         tokio::spawn(publish_progress(
             p,
             cache.clone(),
-            Arc::clone(&stats),
-            Arc::clone(&cut),
+            opts.status.clone(),
             abandon.clone(),
         ))
     });
@@ -839,6 +843,7 @@ where
 async fn log_progress(
     cache: PositionCache<AnyPositionStore>,
     stats: Arc<LoadStats>,
+    status: crate::status::NodeStatus,
     every: Duration,
     stop: CancellationToken,
 ) {
@@ -851,17 +856,17 @@ async fn log_progress(
             _ = ticker.tick() => {}
         }
         let rows = stats.rows.load(Ordering::Relaxed);
-        let event_time = stats.last_event_time.load(Ordering::Relaxed);
-        let lag = (event_time > 0).then(|| (unix_ms() / 1000).saturating_sub(event_time));
-        let status = cache.status();
+        let flush = cache.status();
+        // Absent values are left out of the line, never printed as Rust's
+        // `None`/`Some(..)`.
         tracing::info!(
             batches = stats.batches.load(Ordering::Relaxed),
             rows,
             rows_per_s = (rows - last_rows) as f64 / every.as_secs_f64(),
-            lag_s = ?lag,
-            acknowledged = ?status.acknowledged,
-            flushed = ?status.flushed,
-            position = %cache.acknowledged().map_or_else(String::new, |a| a.position.to_string()),
+            lag_s = status.lag_seconds(),
+            acknowledged = flush.acknowledged,
+            flushed = flush.flushed,
+            position = cache.acknowledged().map(|a| a.position.to_string()),
             "progress"
         );
         last_rows = rows;
@@ -871,12 +876,12 @@ async fn log_progress(
 /// How often the leader refreshes its counters in its node record.
 const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 
-/// Publishes the term's counters in the node record (`sluice status`).
+/// Publishes the term's counters and lag, as the monitor computes them
+/// (`crate::status`), in the node record (`sluice status`).
 async fn publish_progress(
     publisher: ProgressPublisher,
     cache: PositionCache<AnyPositionStore>,
-    stats: Arc<LoadStats>,
-    cut: Arc<AtomicU64>,
+    status: crate::status::NodeStatus,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(PUBLISH_EVERY);
@@ -885,23 +890,9 @@ async fn publish_progress(
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let status = cache.status();
-        let event_time = stats.last_event_time.load(Ordering::Relaxed);
-        let cut = cut.load(Ordering::Relaxed);
+        let flush = cache.status();
         publisher
-            .publish(NodeProgress {
-                batches_extracted: cut,
-                batches_loaded: stats.batches.load(Ordering::Relaxed),
-                rows_loaded: stats.rows.load(Ordering::Relaxed),
-                ddl_applied: stats.ddl.load(Ordering::Relaxed),
-                retries: stats.retries.load(Ordering::Relaxed),
-                in_flight: cut.saturating_sub(status.acknowledged.unwrap_or(0)),
-                acknowledged_batch: status.acknowledged,
-                flushed_batch: status.flushed,
-                lag_seconds: (event_time > 0)
-                    .then(|| (unix_ms() / 1000).saturating_sub(event_time)),
-                updated_unix_ms: unix_ms(),
-            })
+            .publish(status.node_progress(flush.acknowledged, flush.flushed))
             .await;
     }
 }

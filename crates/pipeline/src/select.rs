@@ -61,6 +61,8 @@ pub struct SelectConfig {
     pub server_id_grace: Duration,
     /// Connection state and alarms (source unreachable, switched, purged).
     pub status: crate::status::NodeStatus,
+    /// Where each heartbeat from the source is noted ([`crate::lag`]).
+    pub heartbeats: crate::lag::Heartbeats,
 }
 
 impl SelectConfig {
@@ -79,6 +81,7 @@ impl SelectConfig {
             reconnect_max: Duration::from_secs(5),
             server_id_grace: Duration::from_secs(15),
             status: crate::status::NodeStatus::default(),
+            heartbeats: crate::lag::Heartbeats::default(),
         }
     }
 }
@@ -337,7 +340,10 @@ async fn pump(
                     ),
                 })
             }
-            EventKind::Rotate { .. } | EventKind::Heartbeat => {}
+            // The source had nothing new for a heartbeat period: everything
+            // it wrote until now has been received.
+            EventKind::Heartbeat => cfg.heartbeats.beat(),
+            EventKind::Rotate { .. } => {}
         }
     }
 }
