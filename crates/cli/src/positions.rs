@@ -393,7 +393,10 @@ impl Report {
         let event_s = self.position.as_ref().and_then(|p| p.position.timestamp);
         let complete_at = self.active_progress().and_then(|p| p.applied_as_of_unix_ms);
         let now_ms = u64::try_from(self.now_unix).unwrap_or(0) * 1000;
-        lag::lag_seconds(now_ms, lag::applied_as_of_ms(event_s.map(u64::from), complete_at))
+        lag::lag_seconds(
+            now_ms,
+            lag::applied_as_of_ms(event_s.map(u64::from), complete_at),
+        )
     }
 
     /// What the lag is measured from: `active_node` (its applied-as-of
@@ -599,10 +602,7 @@ impl Report {
             p.timestamp
                 .map_or_else(|| "unknown".into(), |ts| utc(i64::from(ts))),
         );
-        t.row(
-            "lag",
-            self.lag_text(),
-        );
+        t.row("lag", self.lag_text());
         t.row("batch_id", stored.batch_id.to_string());
         t.row("written_by", stored.written_by.as_str());
         t.row("written_at", utc_ms(stored.written_at_unix_ms));
@@ -710,10 +710,7 @@ impl Report {
             None => t.row("position", "none stored"),
             Some(s) => {
                 t.row("position", format!("{} (batch {})", s.position, s.batch_id));
-                t.row(
-                    "lag",
-                    self.lag_text(),
-                );
+                t.row("lag", self.lag_text());
                 t.row(
                     "written",
                     format!("{} by {}", utc_ms(s.written_at_unix_ms), s.written_by),

@@ -203,9 +203,9 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
 pub fn parse_etcd_endpoint(endpoint: &str) -> Result<String, String> {
     let Some((scheme, rest)) = endpoint.split_once("://") else {
         return Err(match bare_address(endpoint) {
-            Some(address) => format!(
-                "not a URL: write http://{address} (https://{address} for TLS)"
-            ),
+            Some(address) => {
+                format!("not a URL: write http://{address} (https://{address} for TLS)")
+            }
             None => "expected http://host:port or https://host:port".into(),
         });
     };
@@ -242,7 +242,7 @@ fn bare_address(text: &str) -> Option<&str> {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
-        && split_host_port(text).is_ok_and(|(host, _)| !host.is_empty());
+        && split_host_port(text).is_ok_and(|(host, port)| !host.is_empty() && port.is_some());
     looks_like_host.then_some(text)
 }
 
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn bad_database_urls() {
         for (text, needle) in [
-            ("127.0.0.1:3306", "expected a URL"),
+            ("127.0.0.1:3306", "write mysql://USER@127.0.0.1:3306"),
             ("postgres://h", "unsupported scheme"),
             ("mysql://", "missing host"),
             ("mysql://u:p@", "missing host"),
@@ -333,7 +333,7 @@ mod tests {
         );
         assert!(parse_etcd_endpoint("https://[::1]:2379").is_ok());
         for (text, needle) in [
-            ("127.0.0.1:2379", "expected http"),
+            ("127.0.0.1:2379", "write http://127.0.0.1:2379"),
             ("grpc://h:1", "unsupported scheme"),
             ("http://h", "missing port"),
             ("http://:1", "missing host"),

@@ -317,7 +317,9 @@ pub fn describe_etcd(error: &etcd_client::Error) -> String {
 
 /// The innermost cause, opening `io::Error`s by hand (their `source()`
 /// skips the error they wrap).
-fn root_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> &'e (dyn std::error::Error + 'static) {
+fn root_cause<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
     let mut last = error;
     loop {
         let next = last.source().or_else(|| {

@@ -33,7 +33,10 @@ use std::sync::Arc;
 /// The applied-as-of time (Unix ms): the later of the last applied event's
 /// source time (Unix seconds) and a time at which the target was known to be
 /// complete (Unix ms, from a heartbeat while nothing was in flight).
-pub fn applied_as_of_ms(last_applied_event_s: Option<u64>, complete_at_ms: Option<u64>) -> Option<u64> {
+pub fn applied_as_of_ms(
+    last_applied_event_s: Option<u64>,
+    complete_at_ms: Option<u64>,
+) -> Option<u64> {
     let by_event = last_applied_event_s.filter(|&s| s > 0).map(|s| s * 1000);
     by_event.max(complete_at_ms.filter(|&ms| ms > 0))
 }
@@ -101,7 +104,10 @@ mod tests {
         assert_eq!(applied_as_of_ms(Some(0), Some(0)), None);
         assert_eq!(lag_seconds(1, None), None);
         // A source clock ahead of ours is no negative lag.
-        assert_eq!(lag_seconds(999_000, applied_as_of_ms(Some(1_000), None)), Some(0));
+        assert_eq!(
+            lag_seconds(999_000, applied_as_of_ms(Some(1_000), None)),
+            Some(0)
+        );
     }
 
     #[test]

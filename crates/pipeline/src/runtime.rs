@@ -37,8 +37,8 @@ use sluice_binlog::stream::StartAt;
 use sluice_config::{Coordination, Pipeline};
 use sluice_coord::{
     AckError, AnyPositionStore, CacheConfig, Candidate, CoordError, ElectionConfig, EtcdOptions,
-    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeRecord,
-    PositionCache, PositionStore as _, ProgressPublisher, StoredPosition,
+    EtcdPositionStore, Fence, KeyLayout, LocalPositionStore, NodeRecord, PositionCache,
+    PositionStore as _, ProgressPublisher, StoredPosition,
 };
 use sluice_core::{Classify, Position};
 use sluice_load::{Checkpoint, Loader, LoaderOptions, TermFence};

@@ -390,7 +390,11 @@ impl NodeStatus {
     /// What the leader publishes in its node record for `sluice status`:
     /// this term's counters and the applied-as-of time, as the monitor last
     /// saw them.
-    pub fn node_progress(&self, acknowledged: Option<u64>, flushed: Option<u64>) -> sluice_coord::NodeProgress {
+    pub fn node_progress(
+        &self,
+        acknowledged: Option<u64>,
+        flushed: Option<u64>,
+    ) -> sluice_coord::NodeProgress {
         let now = unix_ms();
         let s = self.state();
         let c = &s.counters;
