@@ -16,6 +16,7 @@ mod ops;
 mod pipeline;
 mod pipeline_workload;
 mod positions;
+mod quickstart;
 mod stages;
 mod tls;
 mod workload;
