@@ -401,3 +401,82 @@ fn type_cases_in_fixture_files() {
     assert_eq!(rental[0]["after"]["@7"], "2006-02-15 20:30:53");
     assert!(rows(&lines).len() > 40_000, "every sakila row decodes");
 }
+
+/// Every `pos` printed for a row change of a real binlog (MySQL 5.1–9.x,
+/// MariaDB, compressed payloads included) is a valid `--start-offset`: the
+/// decode from there prints exactly the lines from that change on.
+#[test]
+fn every_row_pos_is_a_valid_start_offset() {
+    if fixtures::absent("every_row_pos_is_a_valid_start_offset") {
+        return;
+    }
+    let mut checked = 0;
+    for entry in fixtures::manifest() {
+        if entry.kind != "binlog" || entry.negative {
+            continue;
+        }
+        let all = decode(&entry.path);
+        if !all.status.success() {
+            continue; // decoding failures are the test above's business
+        }
+        let all: Vec<serde_json::Value> = String::from_utf8_lossy(&all.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        // The first and the last row change of each file, and one inside a
+        // transaction after its first change, keep the run short.
+        let changes: Vec<usize> = (0..all.len())
+            .filter(|&i| {
+                matches!(
+                    all[i]["kind"].as_str(),
+                    Some("insert" | "update" | "delete")
+                )
+            })
+            .collect();
+        let mut picks: Vec<usize> = changes
+            .first()
+            .into_iter()
+            .chain(changes.last())
+            .copied()
+            .collect();
+        if let Some(&mid) = changes.iter().find(|&&i| {
+            i > 0 && all[i - 1]["kind"] != "begin" && all[i - 1]["pos"] != all[i]["pos"]
+        }) {
+            picks.push(mid);
+        }
+        picks.dedup();
+        for i in picks {
+            let pos = all[i]["pos"].as_str().expect("pos");
+            let offset = pos.rsplit(':').next().expect("file:offset");
+            let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .args(["binlog", "decode", "--start-offset", offset])
+                .arg(&entry.path)
+                .output()
+                .expect("sluice runs");
+            assert!(
+                out.status.success(),
+                "{} --start-offset {offset}: {}",
+                entry.path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let from: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("JSON line"))
+                .collect();
+            // Lines at the same pos as the change (a compressed payload holds
+            // the whole transaction at one offset) start the expected tail.
+            let first = all
+                .iter()
+                .position(|l| l["pos"] == all[i]["pos"])
+                .expect("pos");
+            assert_eq!(
+                from,
+                all[first..],
+                "{} --start-offset {offset}",
+                entry.path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 80, "only {checked} start offsets checked");
+}

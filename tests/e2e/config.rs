@@ -16,7 +16,7 @@ fn validate(path: &std::path::Path, password: Option<&str>) -> std::process::Out
 
 #[test]
 fn repo_pipeline_validates() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipeline.yaml");
+    let path = sluice_testkit::repo_root().join("pipeline.yaml");
     let out = validate(&path, Some("s3cret"));
     assert!(
         out.status.success(),

@@ -19,7 +19,7 @@ use std::process::Command;
 use saphyr_parser::{Event, Parser};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    sluice_testkit::repo_root()
 }
 
 fn read(path: &Path) -> String {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sluice_testkit::free_port;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    sluice_testkit::repo_root()
 }
 
 /// The quick start's servers on private ports, under a private state dir.

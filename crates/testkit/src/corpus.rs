@@ -11,7 +11,7 @@
 //! a failure, so the corpus tests always run there.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Environment variable naming the corpus directory.
 pub const FIXTURES_ENV: &str = "SLUICE_FIXTURES";
@@ -30,8 +30,17 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// The repository root (the workspace that holds this crate).
+///
+/// Read at run time from `CARGO_MANIFEST_DIR`, which cargo sets for the test
+/// process to the package under test (every package sits at `crates/NAME`):
+/// a path compiled in would outlive a checkout when two checkouts share one
+/// target dir (CI's bare-clone check does), because cargo reuses artifacts
+/// across them.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    package.join("../..")
 }
 
 /// Whether the corpus is present (its `MANIFEST.txt` is a file).

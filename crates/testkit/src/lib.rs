@@ -25,7 +25,7 @@ mod ports;
 mod process;
 mod wait;
 
-pub use corpus::skip_without_fixtures;
+pub use corpus::{repo_root, skip_without_fixtures};
 pub use etcd::{Etcd, EtcdTlsFiles};
 pub use mariadb::{MariaDb, MariaDbBuilder, Role, REPL_PASSWORD, REPL_USER};
 pub use ports::free_port;
