@@ -11,7 +11,8 @@
 //! runs on its section. `sluice run` (and the command that uses the section)
 //! refuses it. `--strict` makes them errors, as `sluice run` sees them — for
 //! a check on the host that will run the pipeline. A malformed reference
-//! (`${1x}`, an unclosed `${`) is always an error.
+//! (`${1x}`, an unclosed `${`) is always an error, and a file with any error
+//! lists its undefined variables as errors too (as `sluice run` sees it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,13 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
+            // The file is refused anyway: list every problem as `sluice
+            // run` sees it, undefined variables included, so that one pass
+            // fixes them all.
+            let errors = match sluice_config::load_for(path, Uses::All) {
+                Err(all) => all,
+                Ok(_) => errors,
+            };
             // One error per line, FILE:LINE:COL: key.path: message.
             eprintln!("{errors}");
             Ok(ExitCode::FAILURE)
