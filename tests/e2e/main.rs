@@ -12,6 +12,7 @@ mod deploy;
 mod fixtures;
 mod ha;
 mod kit;
+mod lag;
 mod load_target;
 mod ops;
 mod pipeline;

@@ -399,11 +399,11 @@ impl Report {
         )
     }
 
-    /// What the lag is measured from: `active_node` (its applied-as-of
-    /// time: the live lag) or `last_applied_change` (the acknowledged
-    /// position's event time: no active node publishes one).
+    /// What the lag is measured from: `active_node` (the live lag the active
+    /// node publishes) or `last_applied_change` (no active node publishes
+    /// one: the acknowledged position's event time only).
     fn lag_basis(&self) -> &'static str {
-        match self.active_progress().and_then(|p| p.applied_as_of_unix_ms) {
+        match self.active_progress() {
             Some(_) => "active_node",
             None => "last_applied_change",
         }
