@@ -2,6 +2,8 @@
 # Installs what sluice needs to build, run locally and test on Debian 12:
 #   mariadb-server mariadb-client  — source/target servers and mariadb-binlog
 #   etcd-server                    — coordination
+#   etcd-client                    — etcdctl (the deploy guide's etcd user and
+#                                    role commands, which a test runs)
 #   protobuf-compiler              — protoc, needed to build the etcd client
 #   libprotobuf-dev                — google/protobuf/*.proto that protoc imports
 #                                    (only a Recommends of protobuf-compiler)
@@ -20,6 +22,7 @@ have mariadbd || need+=(mariadb-server)
 have mariadb || need+=(mariadb-client)
 have mariadb-binlog || need+=(mariadb-client)
 have etcd || need+=(etcd-server)
+have etcdctl || need+=(etcd-client)
 have protoc || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 have sysbench || need+=(sysbench)
