@@ -19,6 +19,7 @@ mod pipeline;
 mod pipeline_workload;
 mod positions;
 mod quickstart;
+mod readme;
 mod stages;
 mod tls;
 mod workload;

@@ -322,7 +322,7 @@ impl Candidate {
         tracing::info!(node = %self.node.node_id, "registered as standby");
         if !self.cfg.campaign_delay.is_zero() {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
+                () = shutdown.cancelled() => return Ok(guard.release().await),
                 () = tokio::time::sleep(self.cfg.campaign_delay) => {}
             }
         }
@@ -400,7 +400,7 @@ impl Candidate {
             }
             self.held_last = holder == self.node.node_id;
             let deleted_by = tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
+                () = shutdown.cancelled() => return Ok(guard.release().await),
                 () = lost.cancelled() => continue,
                 r = self.wait_deleted(&leader_key, revision) => r?,
             };
@@ -409,7 +409,7 @@ impl Candidate {
                 let delay = self.cfg.standby_delay + self.cfg.campaign_delay;
                 tracing::info!(previous = %last_holder, delay_ms = delay.as_millis() as u64, "leader key gone; campaigning after the standby delay");
                 tokio::select! {
-                    () = shutdown.cancelled() => return Ok(None),
+                    () = shutdown.cancelled() => return Ok(guard.release().await),
                     () = tokio::time::sleep(delay) => {}
                 }
             } else {
@@ -490,6 +490,19 @@ struct KeeperGuard {
 impl KeeperGuard {
     fn disarm(mut self) -> JoinHandle<()> {
         self.keeper.take().unwrap_or_else(|| tokio::spawn(async {}))
+    }
+
+    /// A standby stopping on purpose: revokes its lease now (and with it
+    /// its registration), rather than in a task the exiting process may
+    /// never run — so `sluice positions set` and the other nodes see it gone
+    /// at once, not `lease_ttl` later. Returns the campaign's `None`.
+    async fn release<T>(mut self) -> Option<T> {
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+            let mut lease = self.client.lease_client();
+            let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke(self.lease_id)).await;
+        }
+        None
     }
 }
 
