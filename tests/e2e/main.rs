@@ -14,6 +14,7 @@ mod ha;
 mod kit;
 mod lag;
 mod load_target;
+mod messages;
 mod ops;
 mod pipeline;
 mod pipeline_workload;
