@@ -334,6 +334,24 @@ async fn wait_ready(addr: &str, code: u16, node: &Node) -> serde_json::Value {
     }
 }
 
+/// Polls `/readyz` until 200 with `role` (a node is ready as a campaigning
+/// standby for a moment before it is elected).
+async fn wait_ready_as(addr: &str, role: &str, node: &Node) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let ready = wait_ready(addr, 200, node).await;
+        if ready["role"] == role {
+            return ready;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "/readyz never said {role}: {ready}\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Inserts ids `ids` on the source, `pause_ms` apart (bounded).
 async fn write_rows(conn: &mut mysql_async::Conn, ids: std::ops::Range<i64>, pause_ms: u64) {
     for id in ids {
@@ -420,14 +438,20 @@ async fn metrics_move_and_a_stopped_target_alarms_the_webhook() -> TestResult {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (code, body) = get(&addr, "/status", Some(ADMIN_TOKEN)).await;
-    assert_eq!(code, 200);
-    let status: serde_json::Value = serde_json::from_str(&body)?;
+    // The counters in /status are refreshed by the same once-a-second
+    // monitor: poll for them too.
+    let started = Instant::now();
+    let (status, body) = loop {
+        let (code, body) = get(&addr, "/status", Some(ADMIN_TOKEN)).await;
+        assert_eq!(code, 200);
+        let status: serde_json::Value = serde_json::from_str(&body)?;
+        if status["counters"]["rows_loaded"].as_u64() >= Some(100) {
+            break (status, body);
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(status["role"], "active");
-    assert!(
-        status["counters"]["rows_loaded"].as_u64() >= Some(100),
-        "{status}"
-    );
     assert!(status["position"]["offset"].as_u64() > Some(4), "{status}");
     captured.push_str(&body);
 
@@ -543,8 +567,7 @@ async fn readyz_tells_active_from_standby() -> TestResult {
     );
     let mut a = Node::start(&config, "node-a", false);
     let a_addr = a.admin_addr().await;
-    let ready = wait_ready(&a_addr, 200, &a).await;
-    assert_eq!(ready["role"], "active", "{ready}");
+    wait_ready_as(&a_addr, "active", &a).await;
     let mut b = Node::start(&config, "node-b", true);
     let b_addr = b.admin_addr().await;
     let ready = wait_ready(&b_addr, 200, &b).await;

@@ -118,7 +118,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 rows = summary.rows,
                 ddl = summary.ddl,
                 // Left out when this node acknowledged nothing (a standby).
-                position = summary.acknowledged.as_ref().map(|(_, p)| p.to_string()),
+                position = summary
+                    .acknowledged
+                    .as_ref()
+                    .map(|(_, p)| tracing::field::display(p)),
                 "stopped"
             );
             Ok(ExitCode::SUCCESS)

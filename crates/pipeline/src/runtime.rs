@@ -428,8 +428,8 @@ async fn run_stages(
         target = %pipeline.target.url,
         resume = %resume.record.as_ref().map_or_else(|| format!("source.start {} (nothing stored)", pipeline.source.start), |r| r.position.to_string()),
         from = resume.from,
-        horizon = resume.horizon.as_ref().map(ToString::to_string),
-        skip_through = resume.skip_through.as_ref().map(ToString::to_string),
+        horizon = resume.horizon.as_ref().map(tracing::field::display),
+        skip_through = resume.skip_through.as_ref().map(tracing::field::display),
         "pipeline starting"
     );
 
@@ -866,7 +866,9 @@ async fn log_progress(
             lag_s = status.lag_seconds(),
             acknowledged = flush.acknowledged,
             flushed = flush.flushed,
-            position = cache.acknowledged().map(|a| a.position.to_string()),
+            position = cache
+                .acknowledged()
+                .map(|a| tracing::field::display(a.position)),
             "progress"
         );
         last_rows = rows;
