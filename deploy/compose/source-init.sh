@@ -1,11 +1,13 @@
 #!/bin/bash
 # Source server, first start only (docker-entrypoint-initdb.d): the
 # replication account sluice connects with, and the demo schema `shop`.
-# Sourced or run by the mysql image's entrypoint while its temporary server
+# Sourced or run by the mariadb image's entrypoint while its temporary server
 # listens on the socket only.
-mysql --protocol=socket -uroot -p"$MYSQL_ROOT_PASSWORD" <<SQL
+mariadb --protocol=socket -uroot -p"$MARIADB_ROOT_PASSWORD" <<SQL
 CREATE USER 'repl'@'%' IDENTIFIED BY '${SRC_PASSWORD//\'/\'\'}';
--- Reading the binlog as a replica, plus SELECT for schema lookups.
-GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'repl'@'%';
+-- Reading the binlog as a replica, SELECT for schema lookups, and REPLICATION
+-- MASTER ADMIN so that sluice can list the replicas (SHOW SLAVE HOSTS) and
+-- refuse a server_id another replica uses.
+GRANT REPLICATION SLAVE, REPLICATION CLIENT, REPLICATION MASTER ADMIN, SELECT ON *.* TO 'repl'@'%';
 CREATE DATABASE IF NOT EXISTS shop;
 SQL

@@ -3,7 +3,7 @@
 # sluice applies changes with. It owns the replicated schema shop_copy (which
 # replicated DDL creates on demand) and sluice's own sluice_meta (checkpoint,
 # term), and nothing else.
-mysql --protocol=socket -uroot -p"$MYSQL_ROOT_PASSWORD" <<SQL
+mariadb --protocol=socket -uroot -p"$MARIADB_ROOT_PASSWORD" <<SQL
 CREATE USER 'sluice'@'%' IDENTIFIED BY '${DST_PASSWORD//\'/\'\'}';
 GRANT ALL PRIVILEGES ON shop_copy.* TO 'sluice'@'%';
 GRANT ALL PRIVILEGES ON sluice_meta.* TO 'sluice'@'%';

@@ -2,6 +2,8 @@
 # Installs what sluice needs to build, run locally and test on Debian 12:
 #   mariadb-server mariadb-client  — source/target servers and mariadb-binlog
 #   etcd-server                    — coordination
+#   etcd-client                    — etcdctl (the deploy guide's etcd user and
+#                                    role commands, which a test runs)
 #   protobuf-compiler              — protoc, needed to build the etcd client
 #   libprotobuf-dev                — google/protobuf/*.proto that protoc imports
 #                                    (only a Recommends of protobuf-compiler)
@@ -11,7 +13,10 @@
 #   openssl                        — the TLS tests make their certificates with it
 # As root it installs the missing ones with apt-get; otherwise it prints the
 # command to run. A Rust toolchain (cargo >= 1.85) must already be present.
+# `prereqs.sh --check` only reports (exit 1 if anything is missing).
 set -euo pipefail
+check_only=no
+[ "${1:-}" = --check ] && check_only=yes
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
@@ -19,6 +24,7 @@ have mariadbd || need+=(mariadb-server)
 have mariadb || need+=(mariadb-client)
 have mariadb-binlog || need+=(mariadb-client)
 have etcd || need+=(etcd-server)
+have etcdctl || need+=(etcd-client)
 have protoc || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 have sysbench || need+=(sysbench)
@@ -29,13 +35,13 @@ have pkg-config || need+=(pkg-config)
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-  if [ "$(id -u)" -eq 0 ]; then
+  if [ "$check_only" = no ] && [ "$(id -u)" -eq 0 ]; then
     echo "prereqs: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
-    echo "prereqs: missing packages; run as root:" >&2
+    echo "prereqs: missing packages; as root, run deploy/local/prereqs.sh or:" >&2
     echo "  apt-get update && apt-get install -y ${need[*]}" >&2
     exit 1
   fi

@@ -10,6 +10,14 @@
 # registered with the source a small demo writer creates `shop.orders` there
 # and writes a few transactions; they appear in `shop_copy.orders` on the
 # target. Stop the servers with `deploy/local/servers.sh stop`.
+#
+# Environment (defaults): the ports and state of servers.sh
+# (SLUICE_SOURCE_PORT=13306, SLUICE_TARGET_PORT=13307, SLUICE_ETCD_PORT=23790,
+# SLUICE_ETCD_PEER_PORT=23780, SLUICE_STATE=<repo>/.state), which
+# pipeline.yaml reads too; SRC_PASSWORD=repl_pw; the nodes' admin ports
+# SLUICE_NODE_A_ADMIN_PORT=9090 and SLUICE_NODE_B_ADMIN_PORT=9091; and
+# SLUICE_BIN, a sluice binary to run instead of building
+# ./target/release/sluice.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -17,9 +25,14 @@ cd "$repo"
 
 "$here/prereqs.sh"
 "$here/servers.sh" start
-cargo build --release --locked -p sluice
+if [ -z "${SLUICE_BIN:-}" ]; then
+  cargo build --release --locked -p sluice
+  SLUICE_BIN=./target/release/sluice
+fi
 export SRC_PASSWORD="${SRC_PASSWORD:-repl_pw}"
-./target/release/sluice validate --config pipeline.yaml
+"$SLUICE_BIN" validate --config pipeline.yaml
+admin_a="${SLUICE_NODE_A_ADMIN_PORT:-9090}"
+admin_b="${SLUICE_NODE_B_ADMIN_PORT:-9091}"
 
 src_port="${SLUICE_SOURCE_PORT:-13306}"
 tgt_port="${SLUICE_TARGET_PORT:-13307}"
@@ -61,17 +74,26 @@ demo &
 # themselves, and the log prefixers ignore it so that their last lines (the
 # drain and the final position) still get through.
 node() {
-  SLUICE_ADMIN_PORT="$3" ./target/release/sluice run --config pipeline.yaml \
+  SLUICE_ADMIN_PORT="$3" "$SLUICE_BIN" run --config pipeline.yaml \
     --node-id "$1" --server-id "$2" > >(trap '' INT TERM; exec sed -u "s/^/[$1] /") 2>&1 &
 }
-node node-a 4001 9090
+node node-a 4001 "$admin_a"
 pid_a=$!
-node node-b 4002 9091
+node node-b 4002 "$admin_b"
 pid_b=$!
-echo "quickstart: node-a (pid $pid_a, admin http://127.0.0.1:9090/status) and node-b (pid $pid_b, admin http://127.0.0.1:9091/status); Ctrl-C stops both" >&2
+echo "quickstart: node-a (pid $pid_a, admin http://127.0.0.1:$admin_a/status) and node-b (pid $pid_b, admin http://127.0.0.1:$admin_b/status); Ctrl-C stops both" >&2
 stop() { kill -TERM "$pid_a" "$pid_b" 2>/dev/null || true; }
 trap stop INT TERM
+# A node's exit status, also when a trapped signal interrupts `wait` (which
+# then returns early, with the node still draining).
+wait_node() {
+  while kill -0 "$1" 2>/dev/null; do wait "$1" || true; done
+  local rc=0
+  wait "$1" || rc=$?
+  return "$rc"
+}
 status=0
-wait "$pid_a" || status=$?
-wait "$pid_b" || status=$?
+wait_node "$pid_a" || status=$?
+wait_node "$pid_b" || status=$?
+echo "quickstart: both nodes stopped (exit $status); the servers keep running (deploy/local/servers.sh stop)" >&2
 exit "$status"

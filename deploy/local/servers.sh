@@ -12,6 +12,10 @@
 # The source gets a replication account `repl` with password $SRC_PASSWORD
 # (default `repl_pw`); root on both servers has no password and is reachable
 # from 127.0.0.1 only. Servers run as the current user (root: --user=root).
+#
+# Each server runs in a session of its own (setsid): it is in no terminal's
+# process group, so a Ctrl-C meant for sluice nodes in the same terminal
+# (the quick start) never reaches it. Only `stop` ends them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,7 +72,7 @@ SQL
       --binlog-row-metadata=FULL --binlog-checksum=CRC32 --gtid-strict-mode=1
       --log-slave-updates=1)
   fi
-  nohup "$(sbin mariadbd)" "${args[@]}" >/dev/null 2>&1 &
+  setsid "$(sbin mariadbd)" "${args[@]}" </dev/null >/dev/null 2>&1 &
   wait_for "$name" 60 "$(sbin mariadb-admin)" --no-defaults -h127.0.0.1 -P"$port" -uroot ping
   echo "$name: started on 127.0.0.1:$port (data $dir/data)"
 }
@@ -77,12 +81,15 @@ etcd_start() {
   local dir="$state/etcd"
   if alive "$dir/etcd.pid"; then echo "etcd: already running on 127.0.0.1:$etcd_port"; return; fi
   mkdir -p "$dir"; chmod 700 "$dir"
-  nohup "$(sbin etcd)" --name=sluice-local --data-dir="$dir/data" \
+  rm -f "$dir/etcd.pid"
+  # The pid is written by the process itself, which then becomes etcd, so it
+  # is right whether or not setsid had to fork.
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' - "$dir/etcd.pid" "$(sbin etcd)" \
+    --name=sluice-local --data-dir="$dir/data" \
     --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
     --listen-peer-urls="http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer" \
     --initial-cluster="sluice-local=http://127.0.0.1:$etcd_peer" --logger=zap --log-outputs=stderr \
-    >>"$dir/etcd.log" 2>&1 &
-  echo $! >"$dir/etcd.pid"
+    </dev/null >>"$dir/etcd.log" 2>&1 &
   wait_for etcd 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd_port"
   echo "etcd: started on 127.0.0.1:$etcd_port (data $dir/data)"
 }

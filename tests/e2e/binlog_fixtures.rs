@@ -1,4 +1,4 @@
-//! Every real binlog in `../shared/fixtures` decodes; every negative input
+//! Every real binlog in the corpus (`SLUICE_FIXTURES`) decodes; every negative input
 //! fails with a message naming the offset; decoded values match TYPE_CASES.md.
 
 use std::io::Read;
@@ -17,6 +17,9 @@ fn decode(path: &Path) -> Output {
 
 #[test]
 fn every_valid_fixture_decodes_and_every_negative_fails_at_an_offset() {
+    if fixtures::absent("every_valid_fixture_decodes_and_every_negative_fails_at_an_offset") {
+        return;
+    }
     let mut valid = 0;
     let mut negative = 0;
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -75,6 +78,9 @@ fn every_valid_fixture_decodes_and_every_negative_fails_at_an_offset() {
 
 #[test]
 fn truncated_file_prints_events_before_the_damage() {
+    if fixtures::absent("truncated_file_prints_events_before_the_damage") {
+        return;
+    }
     let src =
         fixtures::binlog("rust-us__mysql-cdc-rs/tests/events/8.0/32_delete_rows_v2/binlog.000001");
     let bytes = std::fs::read(&src).expect("fixture");
@@ -117,6 +123,9 @@ fn find<'a>(lines: &'a [serde_json::Value], table: &str) -> Vec<&'a serde_json::
 /// G2, A12: MySQL 8.4 with FULL metadata, through the replica-stream path.
 #[test]
 fn mysql84_capture_values() {
+    if fixtures::absent("mysql84_capture_values") {
+        return;
+    }
     let lines = capture("vlasky__zongji/test/fixtures/binlog-mysql84-fullmeta.json.packets.hex");
     let r = find(&lines, "capture_types");
     assert_eq!(r.len(), 4, "insert, update, delete, insert");
@@ -168,6 +177,9 @@ fn mysql84_capture_values() {
 /// cannot be told apart (TYPE_CASES A7), but values still decode.
 #[test]
 fn mysql84_minimal_metadata_capture() {
+    if fixtures::absent("mysql84_minimal_metadata_capture") {
+        return;
+    }
     let lines = capture("vlasky__zongji/test/fixtures/binlog-mysql84.json.packets.hex");
     let r = find(&lines, "capture_types");
     assert_eq!(r.len(), 4);
@@ -180,6 +192,9 @@ fn mysql84_minimal_metadata_capture() {
 /// TYPE_CASES F14/F10/F12 (opaque JSON values) and F22 (partial update).
 #[test]
 fn mysql_json_fixtures() {
+    if fixtures::absent("mysql_json_fixtures") {
+        return;
+    }
     let lines = file("blackbeam__rust_mysql_common/test-data/binlogs/json-opaque.binlog");
     let r = rows(&lines);
     assert_eq!(
@@ -213,6 +228,9 @@ fn mysql_json_fixtures() {
 /// bytes, compressed columns, a compressed rows event, MariaDB GTIDs.
 #[test]
 fn mariadb118_capture_values() {
+    if fixtures::absent("mariadb118_capture_values") {
+        return;
+    }
     let rel = "vlasky__zongji/test/fixtures/binlog-mariadb118.json.packets.hex";
     let events = fixtures::capture_events(rel);
     // capture_hires uses MariaDB's pre-10.1 temporal layouts, whose fsp is
@@ -275,6 +293,9 @@ fn mariadb118_capture_values() {
 /// D24, E17, E27, H7 and the tagged GTID of MySQL 9.
 #[test]
 fn type_cases_in_fixture_files() {
+    if fixtures::absent("type_cases_in_fixture_files") {
+        return;
+    }
     let rc = "blackbeam__rust_mysql_common/test-data/binlogs/";
     let first = |rel: &str| -> serde_json::Value {
         rows(&file(rel))
@@ -364,4 +385,83 @@ fn type_cases_in_fixture_files() {
     assert_eq!(rental[0]["after"]["@2"], "2005-05-24 22:53:30");
     assert_eq!(rental[0]["after"]["@7"], "2006-02-15 20:30:53");
     assert!(rows(&lines).len() > 40_000, "every sakila row decodes");
+}
+
+/// Every `pos` printed for a row change of a real binlog (MySQL 5.1–9.x,
+/// MariaDB, compressed payloads included) is a valid `--start-offset`: the
+/// decode from there prints exactly the lines from that change on.
+#[test]
+fn every_row_pos_is_a_valid_start_offset() {
+    if fixtures::absent("every_row_pos_is_a_valid_start_offset") {
+        return;
+    }
+    let mut checked = 0;
+    for entry in fixtures::manifest() {
+        if entry.kind != "binlog" || entry.negative {
+            continue;
+        }
+        let all = decode(&entry.path);
+        if !all.status.success() {
+            continue; // decoding failures are the test above's business
+        }
+        let all: Vec<serde_json::Value> = String::from_utf8_lossy(&all.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        // The first and the last row change of each file, and one inside a
+        // transaction after its first change, keep the run short.
+        let changes: Vec<usize> = (0..all.len())
+            .filter(|&i| {
+                matches!(
+                    all[i]["kind"].as_str(),
+                    Some("insert" | "update" | "delete")
+                )
+            })
+            .collect();
+        let mut picks: Vec<usize> = changes
+            .first()
+            .into_iter()
+            .chain(changes.last())
+            .copied()
+            .collect();
+        if let Some(&mid) = changes.iter().find(|&&i| {
+            i > 0 && all[i - 1]["kind"] != "begin" && all[i - 1]["pos"] != all[i]["pos"]
+        }) {
+            picks.push(mid);
+        }
+        picks.dedup();
+        for i in picks {
+            let pos = all[i]["pos"].as_str().expect("pos");
+            let offset = pos.rsplit(':').next().expect("file:offset");
+            let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .args(["binlog", "decode", "--start-offset", offset])
+                .arg(&entry.path)
+                .output()
+                .expect("sluice runs");
+            assert!(
+                out.status.success(),
+                "{} --start-offset {offset}: {}",
+                entry.path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let from: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("JSON line"))
+                .collect();
+            // Lines at the same pos as the change (a compressed payload holds
+            // the whole transaction at one offset) start the expected tail.
+            let first = all
+                .iter()
+                .position(|l| l["pos"] == all[i]["pos"])
+                .expect("pos");
+            assert_eq!(
+                from,
+                all[first..],
+                "{} --start-offset {offset}",
+                entry.path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 80, "only {checked} start offsets checked");
 }

@@ -16,7 +16,7 @@ fn validate(path: &std::path::Path, password: Option<&str>) -> std::process::Out
 
 #[test]
 fn repo_pipeline_validates() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipeline.yaml");
+    let path = sluice_testkit::repo_root().join("pipeline.yaml");
     let out = validate(&path, Some("s3cret"));
     assert!(
         out.status.success(),
@@ -24,12 +24,36 @@ fn repo_pipeline_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK"));
-    // Without the secret, the undefined variable is named with its place.
+    // Without the secret, the undefined variable is a warning naming its
+    // place (validate connects nowhere); `--strict` makes it an error, as
+    // `sluice run` sees it.
     let out = validate(&path, None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("pipeline.yaml:")
+            && err.contains(": warning: source.url: undefined variable `SRC_PASSWORD`"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(
+            "OK: pipeline `shop`; 1 undefined variable (warned above) must be set for `sluice run`"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["validate", "--strict"])
+        .arg(&path)
+        .env_remove("SRC_PASSWORD")
+        .output()
+        .expect("sluice runs");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("pipeline.yaml:") && err.contains("SRC_PASSWORD"),
+        err.contains("pipeline.yaml:")
+            && err.contains(": source.url: undefined variable `SRC_PASSWORD`")
+            && !err.contains("warning"),
         "{err}"
     );
 }

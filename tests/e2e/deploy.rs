@@ -1,12 +1,15 @@
 //! The deployment examples under `deploy/` (systemd, compose, Kubernetes)
 //! stay true to the real binary and the real config schema.
 //!
-//! Nothing here starts a container or a cluster (no network, no daemons):
-//! the files are parsed and checked structurally, every `sluice` command line
-//! they contain is checked against the built binary's own `--help`, and every
-//! pipeline file they ship (including the one embedded in the ConfigMap) must
-//! pass `sluice validate` with exactly the secrets the example provides —
-//! so a renamed flag or config key breaks this test, not a deployment.
+//! Nothing here starts a container or a cluster (no network): the files are
+//! parsed and checked structurally, every `sluice` command line they contain
+//! is checked against the built binary's own `--help`, and every pipeline
+//! file they ship (including the one embedded in the ConfigMap) must pass
+//! `sluice validate` with exactly the secrets the example provides — so a
+//! renamed flag or config key breaks this test, not a deployment. What can
+//! run on the test kit's real servers does: the guide's etcd user and role
+//! commands (then a pipeline logs in as that user), and the compose init
+//! scripts' SQL on MariaDB 10.11.
 //!
 //! YAML is read with `saphyr-parser` events (the parser the config crate
 //! uses) into a small tree; anchors, aliases and `<<` merge keys (used by
@@ -19,7 +22,7 @@ use std::process::Command;
 use saphyr_parser::{Event, Parser};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    sluice_testkit::repo_root()
 }
 
 fn read(path: &Path) -> String {
@@ -654,18 +657,22 @@ fn compose_has_source_target_etcd_and_the_pair() {
         assert!(!test.is_empty(), "{origin}: {name} has a healthcheck");
     }
 
-    // The source is what sluice requires: MySQL 8, ROW binlog with full
-    // images and metadata, GTIDs, its own server id.
+    // The source is what sluice requires and its live tests run against:
+    // MariaDB 10.11, ROW binlog with full images and metadata, strict GTIDs,
+    // its own server id.
     let source = services.at(&["source"]);
-    assert!(source.at(&["image"]).str().starts_with("mysql:8"));
+    assert!(source.at(&["image"]).str().starts_with("mariadb:10.11"));
+    assert!(services
+        .at(&["target", "image"])
+        .str()
+        .starts_with("mariadb:10.11"));
     let flags = source.at(&["command"]).strings();
     for want in [
         "--log-bin=mysql-bin",
         "--binlog-format=ROW",
         "--binlog-row-image=FULL",
         "--binlog-row-metadata=FULL",
-        "--gtid-mode=ON",
-        "--enforce-gtid-consistency=ON",
+        "--gtid-strict-mode=ON",
     ] {
         assert!(
             flags.iter().any(|f| f == want),
@@ -797,15 +804,27 @@ fn kubernetes_two_replicas_probes_configmap_and_secret() {
             }
         }
     }
-    // `kubectl apply -k` applies exactly the manifests in the directory.
+    // `kubectl apply -k` applies exactly the manifests in the directory,
+    // except the example Secret: applying must never overwrite the real
+    // secrets the README has the operator create first.
     let kustomization = kustomization.expect("deploy/k8s/kustomization.yaml");
     let listed: BTreeSet<String> = kustomization
         .at(&["resources"])
         .strings()
         .into_iter()
         .collect();
-    let present: BTreeSet<String> = objects.iter().map(|(f, _)| f.clone()).collect();
+    let present: BTreeSet<String> = objects
+        .iter()
+        .map(|(f, _)| f.clone())
+        .filter(|f| !f.ends_with(".example.yaml"))
+        .collect();
     assert_eq!(listed, present, "kustomization resources vs files");
+    for (file, doc) in &objects {
+        assert!(
+            !(listed.contains(file) && doc.at(&["kind"]).str() == "Secret"),
+            "{file}: a Secret in the kustomization would overwrite the real one on every apply -k"
+        );
+    }
 
     let by_kind = |kind: &str| -> &Yaml {
         let found: Vec<&Yaml> = objects
@@ -963,4 +982,237 @@ fn kubernetes_two_replicas_probes_configmap_and_secret() {
         .map(|(k, v)| (k.clone(), v.str().to_string()))
         .collect();
     validate_pipeline("configmap.yaml pipeline.yaml", pipeline, &env);
+}
+
+// ---------------------------------------------------------------------------
+// On real servers
+
+/// The commands of the first `sh` block after `heading` in a Markdown file
+/// (comment lines and blank lines skipped; no line continuations).
+fn commands_after(markdown: &str, heading: &str) -> Vec<String> {
+    let rest = markdown
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("no `{heading}`"))
+        .1;
+    let block = rest
+        .split_once("```sh\n")
+        .and_then(|(_, b)| b.split_once("```"))
+        .map(|(b, _)| b)
+        .unwrap_or_else(|| panic!("no sh block after `{heading}`"));
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// deploy/README.md's etcd user and role commands, as written, against a
+/// real etcd: afterwards authentication is on, the `sluice` user may use
+/// the prefix and nothing else, and a pipeline logging in as it replicates.
+#[tokio::test]
+async fn the_guides_etcd_user_and_role_work_for_a_pipeline() {
+    use crate::ha::marker_latency;
+    use crate::pipeline::{server_id, start_of_binlog, Sluice};
+    let (source, target, etcd) = tokio::try_join!(
+        sluice_testkit::MariaDb::source(),
+        sluice_testkit::MariaDb::target(),
+        sluice_testkit::Etcd::start()
+    )
+    .expect("servers");
+    let commands = commands_after(
+        &read(&repo().join("deploy/README.md")),
+        "### etcd: a user and a role for sluice",
+    );
+    assert!(
+        commands.iter().any(|c| c.contains("role grant-permission")),
+        "{commands:?}"
+    );
+    let env = [
+        ("ETCDCTL_ENDPOINTS", etcd.endpoint()),
+        ("ETCD_ROOT_PASSWORD", "root-pw-e2e".to_string()),
+        ("ETCD_PASSWORD", "sluice-pw-e2e".to_string()),
+    ];
+    for command in &commands {
+        let out = Command::new("bash")
+            .args(["-c", command])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "`{command}` failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Only the prefix: outside it, and without a password, etcd refuses.
+    for (args, what) in [
+        (
+            vec!["--user=sluice:sluice-pw-e2e", "put", "/elsewhere", "x"],
+            "a key outside the prefix",
+        ),
+        (vec!["put", "/sluice/x", "x"], "no login"),
+    ] {
+        let out = Command::new("etcdctl")
+            .args(&args)
+            .env("ETCDCTL_ENDPOINTS", etcd.endpoint())
+            .output()
+            .expect("etcdctl runs");
+        assert!(!out.status.success(), "etcd allowed {what}");
+    }
+
+    source
+        .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
+        .await
+        .expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("auth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: auth\n\
+             source: {{ url: \"{src}\", server_id: {sid}, start: {start} }}\n\
+             target: {{ url: \"{tgt}\" }}\n\
+             coordination:\n  etcd: {{ endpoints: [\"{etcd}\"], prefix: /sluice, user: sluice, password: \"${{ETCD_PASSWORD}}\" }}\n\
+             batch: {{ max_delay: 5ms }}\n",
+            src = source.repl_url(),
+            sid = server_id(),
+            start = start_of_binlog(&source).await,
+            tgt = target.url(),
+            etcd = etcd.endpoint(),
+        ),
+    )
+    .expect("write pipeline");
+    let node = Sluice::start_node_with_env(
+        &config,
+        "node-a",
+        Some(server_id()),
+        &[("ETCD_PASSWORD", "sluice-pw-e2e")],
+    );
+    let mut root = etcd_client::Client::connect(
+        [etcd.endpoint()],
+        Some(etcd_client::ConnectOptions::new().with_user("root", "root-pw-e2e")),
+    )
+    .await
+    .expect("etcd as root");
+    let leader = sluice_coord::KeyLayout::new("/sluice")
+        .and_then(|l| l.pipeline("auth"))
+        .expect("keys")
+        .leader();
+    let started = std::time::Instant::now();
+    loop {
+        let got = root
+            .get(leader.as_str(), None)
+            .await
+            .expect("etcd get as root");
+        if got
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.value_str().unwrap_or("").contains("node-a"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "node-a never led as etcd user `sluice`:\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    marker_latency(
+        &source,
+        &target,
+        1,
+        std::time::Duration::from_secs(30),
+        &[&node],
+    )
+    .await;
+}
+
+/// The compose example's init scripts, run as the mariadb image runs them
+/// (with `mariadb` pointed at a test server instead of the image's socket):
+/// the source account can then do what sluice needs (`sluice check`), and
+/// the target account can create `shop_copy` and `sluice_meta` tables.
+#[tokio::test]
+async fn the_compose_init_scripts_grant_what_sluice_needs() {
+    let (source, target) = tokio::try_join!(
+        sluice_testkit::MariaDb::source(),
+        sluice_testkit::MariaDb::target()
+    )
+    .expect("servers");
+    // As in a fresh image: no other `repl` account (the kit's own, for
+    // 127.0.0.1, would match before the script's `repl`@`%`).
+    source
+        .exec("SET SESSION sql_log_bin = 0; DROP USER IF EXISTS 'repl'@'127.0.0.1', 'repl'@'localhost'")
+        .await
+        .expect("drop the kit's repl account");
+    let shim = tempfile::tempdir().expect("tempdir");
+    let mariadb = sluice_testkit::find_binary("mariadb", "mariadb-client").expect("mariadb client");
+    for (script, server) in [("source-init.sh", &source), ("target-init.sh", &target)] {
+        // The image's client on its socket as root: here, root over TCP.
+        let wrapper = shim.path().join("mariadb");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec {} --no-defaults -h127.0.0.1 -P{} -uroot\n",
+                mariadb.display(),
+                server.port()
+            ),
+        )
+        .expect("write shim");
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let path = format!(
+            "{}:{}",
+            shim.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .arg(repo().join("deploy/compose").join(script))
+            .env("PATH", path)
+            .env("MARIADB_ROOT_PASSWORD", "unused-here")
+            .env("SRC_PASSWORD", "src-pw-e2e")
+            .env("DST_PASSWORD", "dst-pw-e2e")
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "{script}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let url = format!("mysql://repl:src-pw-e2e@127.0.0.1:{}", source.port());
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check", "--source", &url])
+        .output()
+        .expect("sluice runs");
+    assert!(
+        out.status.success(),
+        "the compose source account:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut conn = mysql_async::Conn::new(
+        mysql_async::Opts::from_url(&format!(
+            "mysql://sluice:dst-pw-e2e@127.0.0.1:{}",
+            target.port()
+        ))
+        .expect("url"),
+    )
+    .await
+    .expect("the compose target account logs in");
+    use mysql_async::prelude::Queryable as _;
+    conn.query_drop(
+        "CREATE DATABASE IF NOT EXISTS shop_copy; CREATE TABLE shop_copy.t (id INT PRIMARY KEY);
+         CREATE DATABASE IF NOT EXISTS sluice_meta; CREATE TABLE sluice_meta.t (id INT PRIMARY KEY)",
+    )
+    .await
+    .expect("rights on shop_copy and sluice_meta");
+    assert!(
+        conn.query_drop("CREATE DATABASE elsewhere").await.is_err(),
+        "the target account may create other schemas"
+    );
 }

@@ -1,17 +1,29 @@
-//! Shared access to `../shared/fixtures`: the real binlogs and their MANIFEST.
+//! Shared access to the external binlog corpus (`SLUICE_FIXTURES`, default
+//! `<repo>/../shared/fixtures`): the real binlogs and their MANIFEST.
+//!
+//! Every test that reads it starts with `if fixtures::absent("name") {
+//! return; }`: without the corpus it reports itself as not run (one line)
+//! instead of failing, unless `SLUICE_REQUIRE_FIXTURES=1` (CI) makes that a
+//! failure. See `sluice_testkit::corpus`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sluice_binlog::events::EventKind;
 use sluice_binlog::output::LinePrinter;
 use sluice_binlog::Event;
 
-/// `<repo>/../shared/fixtures`; a missing directory is a failure, not a skip.
+/// True (after one "not run" line) when the corpus is absent; see the
+/// module docs.
+pub fn absent(test: &str) -> bool {
+    sluice_testkit::skip_without_fixtures(&format!("binlog_fixtures::{test}"))
+}
+
+/// The corpus directory. Only call it after [`absent`] said it is there.
 pub fn dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let dir = sluice_testkit::corpus::fixtures_dir();
     assert!(
         dir.join("MANIFEST.txt").is_file(),
-        "fixtures not found at {} (tests expect the shared/ folder beside the repo)",
+        "binlog corpus not found at {}: start the test with `if fixtures::absent(..) {{ return; }}`",
         dir.display()
     );
     dir
@@ -130,4 +142,52 @@ pub fn rows(lines: &[serde_json::Value]) -> Vec<&serde_json::Value> {
         .iter()
         .filter(|l| matches!(l["kind"].as_str(), Some("insert" | "update" | "delete")))
         .collect()
+}
+
+/// Without the corpus a corpus test passes reporting one "not run" line; with
+/// `SLUICE_REQUIRE_FIXTURES=1` it fails instead (the test binary runs one of
+/// its own corpus tests as a child, pointed at a directory that does not exist).
+#[test]
+fn missing_corpus_is_reported_or_fails_when_required() {
+    if std::env::var_os("SLUICE_FIXTURES_CHILD").is_some() {
+        return; // never recurse
+    }
+    let missing = tempfile::tempdir().expect("tempdir");
+    let missing = missing.path().join("no-corpus-here");
+    let run = |require: &str| {
+        std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["binlog_fixtures::mysql_json_fixtures", "--exact"])
+            .env("SLUICE_FIXTURES_CHILD", "1")
+            .env(sluice_testkit::corpus::FIXTURES_ENV, &missing)
+            .env(sluice_testkit::corpus::REQUIRE_ENV, require)
+            .output()
+            .expect("test binary runs")
+    };
+    let out = run("");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{stderr}"
+    );
+    let reports: Vec<&str> = stderr.lines().filter(|l| l.contains("not run:")).collect();
+    assert_eq!(
+        reports,
+        [format!(
+            "binlog_fixtures::mysql_json_fixtures: not run: binlog corpus not found at {} (set SLUICE_FIXTURES to its directory)",
+            missing.display()
+        )],
+        "{stderr}"
+    );
+
+    let out = run("1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("1 failed"),
+        "required corpus missing must fail:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("SLUICE_REQUIRE_FIXTURES is set"),
+        "{stdout}"
+    );
 }

@@ -169,7 +169,7 @@ pub(crate) async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, St
 
 /// The value of the series `name{labels}` (exact label text) in a
 /// Prometheus exposition, if present.
-fn metric(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
@@ -305,6 +305,28 @@ async fn wait_ready(addr: &str, code: u16, node: &Sluice) -> serde_json::Value {
     })
 }
 
+/// Polls `/readyz` until it answers 200 with `role` (a node answers 200 as
+/// a standby before it wins the election).
+async fn wait_ready_as(addr: &str, role: &str, node: &Sluice) -> serde_json::Value {
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    wait_until_async(
+        &format!("/readyz to say {role}"),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let last = &last;
+            async move {
+                let ready = wait_ready(addr, 200, node).await;
+                let matched = (ready["role"] == role).then(|| ready.clone());
+                *last.borrow_mut() = ready;
+                matched
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: last {}\n{}", last.borrow(), node.log_tail()))
+}
+
 /// Inserts ids `ids` on the source, `pause_ms` apart (bounded).
 async fn write_rows(conn: &mut mysql_async::Conn, ids: std::ops::Range<i64>, pause_ms: u64) {
     for id in ids {
@@ -402,14 +424,24 @@ async fn metrics_move_and_a_stopped_target_alarms_the_webhook() -> TestResult {
     .await;
     captured.push_str(&scraped.take());
     moved.unwrap_or_else(|e| panic!("{e}: {}", last.borrow()));
-    let (code, body) = get(&addr, "/status", Some(ADMIN_TOKEN)).await;
-    assert_eq!(code, 200);
-    let status: serde_json::Value = serde_json::from_str(&body)?;
+    // The counters in /status are refreshed by the same once-a-second
+    // monitor: poll for them too.
+    let (status, body) = wait_until_async(
+        "/status to count the rows loaded",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let addr = &addr;
+            async move {
+                let (code, body) = get(addr, "/status", Some(ADMIN_TOKEN)).await;
+                let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+                (code == 200 && status["counters"]["rows_loaded"].as_u64() >= Some(100))
+                    .then_some((status, body))
+            }
+        },
+    )
+    .await?;
     assert_eq!(status["role"], "active");
-    assert!(
-        status["counters"]["rows_loaded"].as_u64() >= Some(100),
-        "{status}"
-    );
     assert!(status["position"]["offset"].as_u64() > Some(4), "{status}");
     captured.push_str(&body);
 
@@ -516,8 +548,7 @@ async fn readyz_tells_active_from_standby() -> TestResult {
     );
     let mut a = start_node(&config, "node-a", false);
     let a_addr = admin_addr(&a).await;
-    let ready = wait_ready(&a_addr, 200, &a).await;
-    assert_eq!(ready["role"], "active", "{ready}");
+    wait_ready_as(&a_addr, "active", &a).await;
     let mut b = start_node(&config, "node-b", true);
     let b_addr = admin_addr(&b).await;
     let ready = wait_ready(&b_addr, 200, &b).await;

@@ -8,8 +8,8 @@
 
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
-use sluice_testkit::compare::{compare, CompareOpts};
 use sluice_binlog::dialect::Dialect;
+use sluice_testkit::compare::{compare, CompareOpts};
 use sluice_testkit::{MariaDb, Role};
 
 /// Options every bench server gets.

@@ -4,9 +4,21 @@
 //! Events before a damaged one are returned normally; the damaged one yields
 //! one error and iteration ends. Memory is bounded by the largest event (and,
 //! for a MySQL compressed transaction payload, by its uncompressed size).
+//!
+//! # Starting at an offset
+//!
+//! Any event's offset is a valid start — also a rows event in the middle of a
+//! transaction, whose table map came before it (every `pos` that `sluice
+//! binlog decode` prints is one). The decision: instead of seeking there
+//! blind (and meeting rows of an unknown table, as `mariadb-binlog
+//! --start-position` does), every event before the start goes through the
+//! decoder for its state — table maps, GTIDs, transaction boundaries — and is
+//! not returned; rows events, which carry no such state, are read past
+//! without decoding. An offset that is not an event boundary is refused,
+//! naming the events around it.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use mysql_common::binlog::consts::BinlogVersion;
@@ -14,7 +26,7 @@ use mysql_common::binlog::events::{Event as RawEvent, TransactionPayloadEvent};
 use mysql_common::binlog::EventStreamReader;
 
 use crate::error::{At, BinlogError};
-use crate::events::{code, Event, EventDecoder};
+use crate::events::{code, Event, EventDecoder, EventKind};
 
 const MAGIC: &[u8; 4] = b"\xfebin";
 const HEADER_LEN: usize = 19;
@@ -34,6 +46,8 @@ pub struct BinlogFile {
     /// The current event's bytes, reused from event to event.
     buf: Vec<u8>,
     done: bool,
+    /// Started inside a transaction: its `Begin` (not returned).
+    begun: Option<Event>,
 }
 
 impl BinlogFile {
@@ -76,6 +90,7 @@ impl BinlogFile {
             payload: None,
             buf: Vec::new(),
             done: false,
+            begun: None,
         };
         if let Some(start) = start.filter(|&s| s > 4) {
             // The FDE decides checksums and header lengths: read it first.
@@ -87,15 +102,57 @@ impl BinlogFile {
                     this.corrupt(start, "start offset is inside the format description event")
                 );
             }
-            this.reader
-                .seek(SeekFrom::Start(start))
-                .map_err(|source| BinlogError::Io {
-                    what: format!("seeking {} to {start}", this.name),
-                    source,
-                })?;
-            this.offset = start;
+            this.skip_to(start)?;
         }
         Ok(this)
+    }
+
+    /// Feeds the decoder every event before `start` (see the module docs);
+    /// afterwards the next event returned is the one at `start`.
+    fn skip_to(&mut self, start: u64) -> Result<(), BinlogError> {
+        // Inner events of a compressed payload read before `start` belong
+        // to it too, though `self.offset` is already past it.
+        while self.offset < start || self.payload.is_some() {
+            let Some((ev, offset, next)) = self.next_raw()? else {
+                return Err(self.corrupt(
+                    start,
+                    format!(
+                        "start offset is past the end of the file (it ends at {})",
+                        self.offset
+                    ),
+                ));
+            };
+            if offset < start && start < next {
+                return Err(self.corrupt(
+                    start,
+                    format!(
+                        "start offset is not an event boundary: it is inside the event at {offset} (the next one starts at {next}); give an event's `pos`"
+                    ),
+                ));
+            }
+            if is_rows(ev.header().event_type_raw()) {
+                continue;
+            }
+            match self.decoder.decode(&ev, offset, next)? {
+                Some(event) if matches!(event.kind, EventKind::Begin { .. }) => {
+                    self.begun = Some(event);
+                }
+                Some(event)
+                    if matches!(event.kind, EventKind::Commit { .. } | EventKind::Ddl { .. }) =>
+                {
+                    self.begun = None;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// When the start offset fell inside a transaction: that transaction's
+    /// `Begin` event (before the start, so not returned), for a reader that
+    /// needs its GTID.
+    pub fn begun(&self) -> Option<&Event> {
+        self.begun.as_ref()
     }
 
     pub fn decoder(&self) -> &EventDecoder {
@@ -205,6 +262,18 @@ impl Iterator for BinlogFile {
         }
         None
     }
+}
+
+/// Rows events (MySQL v0 pre-GA, v1, v2, partial JSON updates; MariaDB
+/// compressed): they change no decoder state.
+fn is_rows(event_type: u8) -> bool {
+    matches!(
+        event_type,
+        code::PRE_GA_WRITE_ROWS..=code::DELETE_ROWS_V1
+            | code::WRITE_ROWS_V2..=code::DELETE_ROWS_V2
+            | code::PARTIAL_UPDATE_ROWS
+            | code::MARIA_WRITE_ROWS_COMPRESSED_V1..=code::MARIA_DELETE_ROWS_COMPRESSED
+    )
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.

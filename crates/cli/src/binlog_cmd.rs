@@ -159,6 +159,10 @@ fn decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
     for (i, path) in args.files.iter().enumerate() {
         let start = if i == 0 { args.start_offset } else { None };
         let result = sluice_binlog::file::BinlogFile::open(path, start).and_then(|file| {
+            // Started inside a transaction: its changes still carry its GTID.
+            if let Some(begin) = file.begun() {
+                printer.print(begin, &mut std::io::sink())?;
+            }
             for event in file {
                 printer.print(&event?, &mut out)?;
             }

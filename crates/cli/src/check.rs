@@ -62,20 +62,40 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let mut reports = Vec::new();
     if let Some(path) = &args.config {
-        let pipeline = match sluice_config::load(path) {
-            Ok(p) => p,
+        // Every section's other problems are errors; an undefined `${VAR}`
+        // only stops the check of the server whose section holds it.
+        let loaded = match sluice_config::load_for(path, sluice_config::Uses::NOTHING) {
+            Ok(loaded) => loaded,
             Err(errors) => {
                 eprintln!("{errors}");
                 return Ok(ExitCode::FAILURE);
             }
         };
+        let pipeline = &loaded.pipeline;
+        let undefined = |section: &str| -> Option<String> {
+            let lines: Vec<String> = loaded
+                .unresolved_in(section)
+                .map(|e| e.to_string())
+                .collect();
+            (!lines.is_empty()).then(|| format!("not checked: {}", lines.join("; ")))
+        };
         for url in &pipeline.source.urls {
-            let result = check_source(url.expose(), &pipeline.source.tls).await;
-            reports.push(report("source", url.expose(), result));
+            reports.push(match undefined("source") {
+                Some(why) => not_checked("source", url.redacted(), why),
+                None => {
+                    let result = check_source(url.expose(), &pipeline.source.tls).await;
+                    report("source", url.expose(), result)
+                }
+            });
         }
         let target = &pipeline.target;
-        let result = check_target(target.url.expose(), &target.tls).await;
-        reports.push(report("target", target.url.expose(), result));
+        reports.push(match undefined("target") {
+            Some(why) => not_checked("target", target.url.redacted(), why),
+            None => {
+                let result = check_target(target.url.expose(), &target.tls).await;
+                report("target", target.url.expose(), result)
+            }
+        });
         if let Coordination::Etcd {
             endpoints,
             tls,
@@ -83,22 +103,38 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             ..
         } = &pipeline.coordination
         {
-            let options =
-                EtcdOptions::new(endpoints.clone()).with_security(tls.clone(), auth.clone());
-            let result = check_etcd(&options).await;
-            reports.push(report("etcd", &endpoints.join(","), result));
+            reports.push(match undefined("coordination") {
+                Some(why) => not_checked("etcd", endpoints.join(","), why),
+                None => {
+                    let options = EtcdOptions::new(endpoints.clone())
+                        .with_security(tls.clone(), auth.clone());
+                    let result = check_etcd(&options).await;
+                    report("etcd", &endpoints.join(","), result)
+                }
+            });
         }
     }
     let plain = TlsConfig::disabled();
     if let Some(url) = &args.source {
-        reports.push(report("source", url, check_source(url, &plain).await));
+        reports.push(match db_url_flag("--source", url) {
+            Ok(()) => report("source", url, check_source(url, &plain).await),
+            Err(why) => not_checked("source", redact_url(url), why),
+        });
     }
     if let Some(url) = &args.target {
-        reports.push(report("target", url, check_target(url, &plain).await));
+        reports.push(match db_url_flag("--target", url) {
+            Ok(()) => report("target", url, check_target(url, &plain).await),
+            Err(why) => not_checked("target", redact_url(url), why),
+        });
     }
     if let Some(url) = &args.etcd {
-        let options = EtcdOptions::new([url.clone()]);
-        reports.push(report("etcd", url, check_etcd(&options).await));
+        reports.push(match sluice_config::parse_etcd_endpoint(url) {
+            Ok(endpoint) => {
+                let options = EtcdOptions::new([endpoint]);
+                report("etcd", url, check_etcd(&options).await)
+            }
+            Err(why) => not_checked("etcd", redact_url(url), format!("--etcd `{url}`: {why}")),
+        });
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -118,6 +154,18 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A server of the pipeline file that cannot be checked (its section has an
+/// undefined variable).
+fn not_checked(role: &'static str, url: String, why: String) -> Report {
+    Report {
+        role,
+        url,
+        ok: false,
+        detail: why,
+        problems: Vec::new(),
+    }
+}
+
 fn report(role: &'static str, url: &str, result: anyhow::Result<(String, Vec<String>)>) -> Report {
     let url = redact_url(url);
     match result {
@@ -132,29 +180,58 @@ fn report(role: &'static str, url: &str, result: anyhow::Result<(String, Vec<Str
             role,
             url,
             ok: false,
-            // Errors from the drivers may echo the URL; mask it again.
-            detail: format!("unreachable: {}", redact_url(&causes(&e))),
+            detail: failure(&e),
             problems: Vec::new(),
         },
     }
 }
 
-/// `e` and its causes, `: `-separated, skipping a cause whose text an outer
-/// message already includes (most of them do).
-fn causes(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        // mysql_async prefixes the same I/O error once per wrapper.
-        if out.contains(text.trim_start_matches("Input/output error: ")) {
-            continue;
+/// A `--source`/`--target` value that is not a database URL, said as what
+/// to write instead (the drivers would only say "relative URL without a
+/// base").
+fn db_url_flag(flag: &str, url: &str) -> Result<(), String> {
+    sluice_config::DbUrl::parse(url)
+        .map(drop)
+        .map_err(|why| format!("{flag} `{}`: {why}", redact_url(url)))
+}
+
+/// Why a connection failed, classified: the server answered and refused
+/// the login (`access denied`, `refused by the server`), the TLS handshake
+/// failed, or nothing usable answered (`unreachable`). The server's own
+/// message is kept; URLs in it are masked (drivers may echo them).
+fn failure(e: &anyhow::Error) -> String {
+    let text = crate::error_text(e);
+    let (class, hint) = match server_error(e) {
+        // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR, and MariaDB's
+        // ER_ACCESS_DENIED_NO_PASSWORD_ERROR.
+        Some(1045 | 1044 | 1698) => (
+            "access denied",
+            " (check the user and password in the URL, and the account's host)",
+        ),
+        // ER_HOST_NOT_PRIVILEGED: no account for this client's address.
+        Some(1130) => ("access denied", " (create the account for this host)"),
+        Some(_) => ("refused by the server", ""),
+        None if e.chain().any(sluice_coord::error::is_tls_failure) => ("TLS failed", ""),
+        None if text.contains("authentication failed") => ("access denied", ""),
+        None => ("unreachable", ""),
+    };
+    format!("{class}: {text}{hint}")
+}
+
+/// The MySQL error number the server answered with, if it answered.
+fn server_error(e: &anyhow::Error) -> Option<u16> {
+    e.chain().find_map(|cause| {
+        if let Some(mysql_async::Error::Server(server)) = cause.downcast_ref::<mysql_async::Error>()
+        {
+            return Some(server.code);
         }
-        if !out.is_empty() {
-            out.push_str(": ");
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
+            return db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .map(|my| my.number());
         }
-        out.push_str(&text);
-    }
-    out
+        None
+    })
 }
 
 /// A source connection, as the replica stream opens it.

@@ -109,8 +109,39 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sluice: {e:#}");
+            eprintln!("sluice: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `e` and its causes, `: `-separated, for people: a cause whose text an
+/// outer message already includes is skipped (most wrappers print their
+/// cause), and nothing of an `etcd_client::Error` but what it means: its own
+/// text is tonic's debug dump of the gRPC status. Under a `CoordError`,
+/// which already describes it, it is left out; elsewhere it is described
+/// the same way (e.g. `tcp connect error: Connection refused (os error 111)`).
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut described = false;
+    for cause in e.chain() {
+        let text = match cause.downcast_ref::<etcd_client::Error>() {
+            Some(_) if described => break,
+            Some(etcd) => sluice_coord::describe_etcd(etcd),
+            None => cause.to_string(),
+        };
+        described = cause.is::<sluice_coord::CoordError>();
+        // mysql_async prefixes the same I/O error once per wrapper.
+        if out.contains(text.trim_start_matches("Input/output error: ")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        if cause.is::<etcd_client::Error>() {
+            break; // below it: tonic's transport errors, already described
+        }
+    }
+    sluice_core::redact_url(&out)
 }

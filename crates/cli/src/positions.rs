@@ -17,10 +17,12 @@
 //! `sluice run` holds it), and nodes / leader are "n/a (local
 //! coordination)".
 //!
-//! Times are UTC, `YYYY-MM-DDTHH:MM:SSZ`. `lag` is now minus the timestamp
-//! of the last event before the acknowledged position: it also grows while
-//! the source is idle, and is unknown when the position carries no event
-//! timestamp (a position set by hand).
+//! Times are UTC, `YYYY-MM-DDTHH:MM:SSZ`. `lag` is defined once, in
+//! `sluice_pipeline::lag`: now minus the time up to which the target holds
+//! every change, which the active node publishes (0 while it is caught up
+//! and hears the source's heartbeats). With no active node it is now minus
+//! the event time of the acknowledged position, and unknown when that
+//! position carries none (a position set by hand).
 //!
 //! ## JSON (`--json`): one object, these field names are stable
 //!
@@ -38,8 +40,10 @@
 //!                              version, server_id, address, since, since_unix_ms}
 //! position            object|null   null when nothing is stored:
 //!                              {text, file, offset, gtid, server_id, event_time,
-//!                              event_unix, lag_seconds, batch_id, written_by,
-//!                              leader_revision, written_at, written_at_unix_ms}
+//!                              event_unix, lag_seconds, lag_basis, batch_id,
+//!                              written_by, leader_revision, written_at,
+//!                              written_at_unix_ms} (lag_basis: "active_node" or
+//!                              "last_applied_change", see `lag` above)
 //!                              (gtid, server_id, event_time, event_unix,
 //!                              lag_seconds, leader_revision may be null)
 //! target              object   {url (password masked), reachable: bool,
@@ -87,7 +91,9 @@
 //! A summary: pipeline, coordination, every node with its role, the
 //! acknowledged position and lag, and the target checkpoint. Stage-level
 //! counters are those the active node publishes in its node record every
-//! 2 s (`NodeProgress`). JSON: `pipeline`, `coordination`,
+//! 2 s (`NodeProgress`: counts per term — `batches_extracted` cut by
+//! Extract, `batches_loaded` applied by Load, … — and batch ids
+//! `last_batch_cut`, `acknowledged_batch`, `flushed_batch`). JSON: `pipeline`, `coordination`,
 //! `store`, `position`, `target` as above, plus `active` (the leader's node
 //! id or null), `nodes` (every registered node as a node object with an
 //! extra `active: bool`; null under local coordination),
@@ -189,7 +195,7 @@ pub async fn positions(args: PositionsArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = args.config else {
         anyhow::bail!("--config FILE is required");
     };
-    let Some(pipeline) = load_config(&config) else {
+    let Some(pipeline) = load_config(&config, &[]) else {
         return Ok(ExitCode::FAILURE);
     };
     let report = Report::collect(&pipeline).await?;
@@ -206,7 +212,7 @@ pub async fn positions(args: PositionsArgs) -> anyhow::Result<ExitCode> {
 
 /// `sluice status`.
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let Some(pipeline) = load_config(&args.config) else {
+    let Some(pipeline) = load_config(&args.config, &[]) else {
         return Ok(ExitCode::FAILURE);
     };
     let report = Report::collect(&pipeline).await?;
@@ -218,9 +224,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config(path: &Path) -> Option<Pipeline> {
-    match sluice_config::load(path) {
-        Ok(p) => Some(p),
+/// The pipeline file, needing `${VAR}`s only in the store's and the target's
+/// sections, and in `also` (e.g. `source` to resolve a GTID).
+fn load_config(path: &Path, also: &[&str]) -> Option<Pipeline> {
+    let loaded = sluice_config::load_for(path, sluice_config::Uses::STORE_AND_TARGET);
+    let pipeline = loaded.and_then(|loaded| {
+        loaded.require(also)?;
+        Ok(loaded.pipeline)
+    });
+    match pipeline {
+        Ok(pipeline) => Some(pipeline),
         Err(errors) => {
             eprintln!("{errors}");
             None
@@ -278,6 +291,21 @@ impl Table {
         }
         out
     }
+}
+
+/// A failed read of the pipeline's state; when etcd did not answer
+/// (transient), the message starts with what to do about it.
+fn etcd_read_error(e: sluice_coord::CoordError, endpoints: &[String]) -> anyhow::Error {
+    use sluice_core::Classify as _;
+    let what = if e.class() == sluice_core::ErrorClass::Transient {
+        format!(
+            "cannot read the pipeline's state from etcd at {} (is etcd running there? `sluice check --config FILE` tests each server)",
+            endpoints.join(",")
+        )
+    } else {
+        "reading the pipeline's state in etcd".to_string()
+    };
+    anyhow::Error::new(e).context(what)
 }
 
 fn pipeline_keys(prefix: &str, name: &str) -> anyhow::Result<PipelineKeys> {

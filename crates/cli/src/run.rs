@@ -43,9 +43,14 @@ pub struct MigrateArgs {
     config: PathBuf,
 }
 
-fn load_config(path: &std::path::Path) -> anyhow::Result<Option<sluice_config::Pipeline>> {
-    match sluice_config::load(path) {
-        Ok(p) => Ok(Some(p)),
+/// The pipeline file; `uses`: the sections whose `${VAR}`s must be set
+/// (`run` needs all of them, `migrate` only the target's and `load`'s).
+fn load_config(
+    path: &std::path::Path,
+    uses: sluice_config::Uses,
+) -> anyhow::Result<Option<sluice_config::Pipeline>> {
+    match sluice_config::load_for(path, uses) {
+        Ok(loaded) => Ok(Some(loaded.pipeline)),
         Err(errors) => {
             eprintln!("{errors}");
             Ok(None)
@@ -54,7 +59,7 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Option<sluice_config::P
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(pipeline) = load_config(&args.config)? else {
+    let Some(pipeline) = load_config(&args.config, sluice_config::Uses::All)? else {
         return Ok(ExitCode::FAILURE);
     };
     let node_id = args
@@ -112,7 +117,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 batches = summary.batches,
                 rows = summary.rows,
                 ddl = summary.ddl,
-                position = %summary.acknowledged.as_ref().map_or_else(String::new, |(_, p)| p.to_string()),
+                // Left out when this node acknowledged nothing (a standby).
+                position = summary
+                    .acknowledged
+                    .as_ref()
+                    .map(|(_, p)| tracing::field::display(p)),
                 "stopped"
             );
             Ok(ExitCode::SUCCESS)
@@ -125,7 +134,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let Some(pipeline) = load_config(&args.config)? else {
+    let uses = sluice_config::Uses::Only(&["name", "target", "load"]);
+    let Some(pipeline) = load_config(&args.config, uses)? else {
         return Ok(ExitCode::FAILURE);
     };
     let loader = sluice_pipeline::loader(&pipeline).await.context("target")?;

@@ -17,6 +17,9 @@
 pub struct RefError {
     pub index: usize,
     pub message: String,
+    /// A well-formed reference to a variable that is not set (as opposed to
+    /// a malformed one).
+    pub undefined: bool,
 }
 
 /// Replaces references in `value`. Returns the new text and whether any
@@ -48,6 +51,7 @@ pub fn interpolate(
                     message:
                         "unterminated `${` (close it with `}`, or write `$${` for a literal `${`)"
                             .into(),
+                    undefined: false,
                 });
                 rest = "";
                 break;
@@ -63,6 +67,7 @@ pub fn interpolate(
                     message: format!(
                         "invalid variable name `{name}` in `${{{inner}}}` (names are letters, digits and `_`; write `$${{` for a literal `${{`)"
                     ),
+                    undefined: false,
                 });
             } else {
                 match (env(name), default) {
@@ -74,6 +79,7 @@ pub fn interpolate(
                         message: format!(
                             "undefined variable `{name}` (set it in the environment, give a default with `${{{name}:-...}}`, or write `$${{` for a literal `${{`)"
                         ),
+                        undefined: true,
                     }),
                 }
             }

@@ -29,7 +29,8 @@
 //!   are duplicate keys and several YAML documents in one file.
 //! - `${VAR}` in a value is replaced by the environment variable `VAR`;
 //!   `${VAR:-default}` falls back to literal text; `$${` is a literal `${`.
-//!   An undefined variable is an error at the `${`'s own line:col. See
+//!   An undefined variable is an error at the `${`'s own line:col — for a
+//!   command that uses only some sections, only in those ([`uses`]). See
 //!   [`interp`] for the details. Inside `{...}` or `[...]`
 //!   quote such values (`{ url: "mysql://u:${PW}@h" }`): YAML does not allow
 //!   a bare `{` there.
@@ -61,6 +62,7 @@ mod rules;
 mod security;
 pub mod units;
 mod url;
+pub mod uses;
 mod walk;
 mod yaml;
 
@@ -72,12 +74,21 @@ pub use model::{
     StagesSettings, StartAt, Target, Webhook,
 };
 pub use rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern, SYSTEM_SCHEMAS};
-pub use url::{DbUrl, DEFAULT_MYSQL_PORT};
+pub use url::{parse_etcd_endpoint, DbUrl, DEFAULT_MYSQL_PORT};
+pub use uses::{Loaded, Uses};
 
 /// Reads and validates the pipeline file at `path`, taking `${VAR}` values
 /// from the process environment. A relative `coordination.local.dir` (and
 /// the default `state` directory) is resolved against the file's directory.
+/// Every `${VAR}` must be defined (as `sluice run` needs); see [`load_for`].
 pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
+    load_for(path, Uses::All).map(|loaded| loaded.pipeline)
+}
+
+/// As [`load`], for a command that reads only the sections in `uses`: an
+/// undefined `${VAR}` elsewhere is returned in [`Loaded::unresolved`]
+/// instead of refusing the file (see [`uses`]).
+pub fn load_for(path: &Path, uses: Uses) -> Result<Loaded, ConfigErrors> {
     let origin = path.display().to_string();
     let file_error = |kind, position, message: String| {
         ConfigErrors::new(vec![ConfigError {
@@ -108,7 +119,7 @@ pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf));
     let env = |name: &str| std::env::var(name).ok();
-    parse_with_base(text, &origin, &env, base_dir.as_deref())
+    parse_sections(text, &origin, &env, base_dir.as_deref(), uses)
 }
 
 /// Validates pipeline YAML `text`; `origin` names it in errors (usually the
@@ -123,13 +134,33 @@ pub fn parse(
     parse_with_base(text, origin, env, None)
 }
 
+/// As [`parse`], for a command that reads only the sections in `uses`.
+pub fn parse_for(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    uses: Uses,
+) -> Result<Loaded, ConfigErrors> {
+    parse_sections(text, origin, env, None, uses)
+}
+
 fn parse_with_base(
     text: &str,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
     base_dir: Option<&Path>,
 ) -> Result<Pipeline, ConfigErrors> {
-    let mut cx = walk::Cx::new(text, origin, env);
+    parse_sections(text, origin, env, base_dir, Uses::All).map(|loaded| loaded.pipeline)
+}
+
+fn parse_sections(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    base_dir: Option<&Path>,
+    uses: Uses,
+) -> Result<Loaded, ConfigErrors> {
+    let mut cx = walk::Cx::new(text, origin, env, uses);
     let (root, tree_errors) = yaml::parse(text);
     let fatal = tree_errors.iter().any(|e| e.kind == ErrorKind::Syntax);
     for e in tree_errors {
@@ -141,7 +172,14 @@ fn parse_with_base(
         build::pipeline(&mut cx, root.as_ref(), base_dir)
     };
     match pipeline {
-        Some(pipeline) if cx.errors.is_empty() => Ok(pipeline),
+        Some(pipeline) if cx.errors.is_empty() => {
+            let mut unresolved = cx.deferred;
+            unresolved.sort_by_key(|e| e.position);
+            Ok(Loaded {
+                pipeline,
+                unresolved,
+            })
+        }
         _ => {
             if cx.errors.is_empty() {
                 // Every failed section reports why; reaching this is a bug,

@@ -143,6 +143,18 @@ pub enum StartAt {
     Gtid(GtidSet),
 }
 
+/// As written in the pipeline file: `latest`, `mysql-bin.000003:4`, `gtid
+/// 0-1-100` (for log lines and messages).
+impl std::fmt::Display for StartAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartAt::Latest => f.write_str("latest"),
+            StartAt::File { file, pos } => write!(f, "{file}:{pos}"),
+            StartAt::Gtid(set) => write!(f, "gtid {set}"),
+        }
+    }
+}
+
 /// `target`: the server changes are applied to.
 #[derive(Clone, Debug)]
 pub struct Target {

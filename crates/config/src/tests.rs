@@ -378,7 +378,7 @@ fn invalid_values() {
         ("load: { ddl: ignore }\n", "p.yaml:4:14: load.ddl: `ignore` is not one of: apply, skip, fail"),
         ("load: { workers: 100 }\n", "p.yaml:4:18: load.workers: 100 is out of range (must be between 1 and 64)"),
         ("ha: { lease_ttl: 2500ms }\ncoordination: { etcd: { endpoints: ['http://e:2379'] } }\n", "p.yaml:4:18: ha.lease_ttl: must be whole seconds (etcd leases have second granularity)"),
-        ("coordination: { etcd: { endpoints: ['127.0.0.1:2379'] } }\n", "p.yaml:4:37: coordination.etcd.endpoints[0]: invalid etcd endpoint `127.0.0.1:2379`: expected http://host:port or https://host:port"),
+        ("coordination: { etcd: { endpoints: ['127.0.0.1:2379'] } }\n", "p.yaml:4:37: coordination.etcd.endpoints[0]: invalid etcd endpoint `127.0.0.1:2379`: not a URL: write http://127.0.0.1:2379 (https://127.0.0.1:2379 for TLS)"),
         ("coordination: { etcd: { endpoints: ['http://e:2379'], prefix: sluice } }\n", "p.yaml:4:63: coordination.etcd.prefix: invalid prefix `sluice`: must start with `/` (e.g. /sluice)"),
         ("coordination: { etcd: { endpoints: [] } }\n", "p.yaml:4:36: coordination.etcd.endpoints: needs at least one endpoint"),
         ("coordination: { local: { dir: a }, etcd: { endpoints: ['http://e:1'] } }\n", "p.yaml:4:17: coordination.local: give either `etcd` or `local`, not both"),
@@ -711,7 +711,8 @@ shop.yaml:10:26: load.ddl: `maybe` is not one of: apply, skip, fail";
 fn malformed_yaml() {
     assert_eq!(
         err("name: shop\nsource: { url: \"mysql://h\", server_id: 1\ntarget: x\n"),
-        "p.yaml:3:7: YAML syntax error: while parsing a flow mapping, did not find expected ',' or '}'"
+        "p.yaml:2:9: YAML syntax error: this `{` is never closed: add `}` where the mapping ends \
+         (the parser stopped at line 3, column 7: while parsing a flow mapping, did not find expected ',' or '}')"
     );
     assert_eq!(kinds("a: [1, 2\nb: 3\n"), [ErrorKind::Syntax]);
     assert_eq!(

@@ -28,7 +28,12 @@ impl DbUrl {
     /// Parses and validates a URL. Error messages never contain the password.
     pub fn parse(url: &str) -> Result<DbUrl, String> {
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err("expected a URL like mysql://user:password@host:3306".into());
+            return Err(match bare_address(url) {
+                Some(address) => format!(
+                    "not a URL: write mysql://USER@{address} (mysql://USER:PASSWORD@{address} with a password)"
+                ),
+                None => "expected a URL like mysql://user:password@host:3306".into(),
+            });
         };
         if scheme != "mysql" && scheme != "mariadb" {
             return Err(format!(
@@ -197,7 +202,12 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
 /// `/` is dropped) and returns it normalised.
 pub fn parse_etcd_endpoint(endpoint: &str) -> Result<String, String> {
     let Some((scheme, rest)) = endpoint.split_once("://") else {
-        return Err("expected http://host:port or https://host:port".into());
+        return Err(match bare_address(endpoint) {
+            Some(address) => {
+                format!("not a URL: write http://{address} (https://{address} for TLS)")
+            }
+            None => "expected http://host:port or https://host:port".into(),
+        });
     };
     if scheme != "http" && scheme != "https" {
         return Err(format!(
@@ -221,6 +231,19 @@ pub fn parse_etcd_endpoint(endpoint: &str) -> Result<String, String> {
         );
     }
     Ok(format!("{scheme}://{rest}"))
+}
+
+/// `text` when it looks like a bare `host:port` (or a host), so a message can
+/// show the URL to write; `None` for anything else, which might be a
+/// secret in the wrong place and is not echoed.
+fn bare_address(text: &str) -> Option<&str> {
+    let looks_like_host = !text.is_empty()
+        && text.len() <= 255
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        && split_host_port(text).is_ok_and(|(host, port)| !host.is_empty() && port.is_some());
+    looks_like_host.then_some(text)
 }
 
 #[cfg(test)]
@@ -266,7 +289,7 @@ mod tests {
     #[test]
     fn bad_database_urls() {
         for (text, needle) in [
-            ("127.0.0.1:3306", "expected a URL"),
+            ("127.0.0.1:3306", "write mysql://USER@127.0.0.1:3306"),
             ("postgres://h", "unsupported scheme"),
             ("mysql://", "missing host"),
             ("mysql://u:p@", "missing host"),
@@ -286,6 +309,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_address_says_what_to_write() {
+        assert_eq!(
+            DbUrl::parse("127.0.0.1:13307").unwrap_err(),
+            "not a URL: write mysql://USER@127.0.0.1:13307 (mysql://USER:PASSWORD@127.0.0.1:13307 with a password)"
+        );
+        assert_eq!(
+            parse_etcd_endpoint("127.0.0.1:2379").unwrap_err(),
+            "not a URL: write http://127.0.0.1:2379 (https://127.0.0.1:2379 for TLS)"
+        );
+        // Not echoed: it might be a password in the wrong place.
+        assert_eq!(
+            DbUrl::parse("s3cr3t!pw").unwrap_err(),
+            "expected a URL like mysql://user:password@host:3306"
+        );
+    }
+
+    #[test]
     fn etcd_endpoints() {
         assert_eq!(
             parse_etcd_endpoint("http://127.0.0.1:23790/").unwrap(),
@@ -293,7 +333,7 @@ mod tests {
         );
         assert!(parse_etcd_endpoint("https://[::1]:2379").is_ok());
         for (text, needle) in [
-            ("127.0.0.1:2379", "expected http"),
+            ("127.0.0.1:2379", "write http://127.0.0.1:2379"),
             ("grpc://h:1", "unsupported scheme"),
             ("http://h", "missing port"),
             ("http://:1", "missing host"),

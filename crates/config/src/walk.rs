@@ -14,6 +14,7 @@
 use crate::error::{ConfigError, ErrorKind};
 use crate::interp::{interpolate, reference_offsets};
 use crate::units::{parse_duration, parse_size};
+use crate::uses::Uses;
 use crate::yaml::{parse_int, Entry, Kind, Node, Plain, Pos, Scalar};
 use std::time::Duration;
 
@@ -22,7 +23,11 @@ pub struct Cx<'a> {
     origin: &'a str,
     chars: Vec<char>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    uses: Uses,
     pub errors: Vec<ConfigError>,
+    /// Undefined variables in sections outside `uses`, not (yet) errors; see
+    /// [`crate::uses`].
+    pub deferred: Vec<ConfigError>,
 }
 
 /// A string value after interpolation.
@@ -32,6 +37,9 @@ pub struct Text {
     /// values the original text (`${SRC_PASSWORD}`), never the secret.
     pub shown: String,
     pub pos: Pos,
+    /// An undefined variable was deferred and replaced by the empty string:
+    /// the value only has to let its section build.
+    pub placeholder: bool,
 }
 
 /// A value under a key.
@@ -42,16 +50,40 @@ pub struct Field<'n> {
 }
 
 impl<'a> Cx<'a> {
-    pub fn new(text: &str, origin: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub fn new(
+        text: &str,
+        origin: &'a str,
+        env: &'a dyn Fn(&str) -> Option<String>,
+        uses: Uses,
+    ) -> Self {
         Cx {
             origin,
             chars: text.chars().collect(),
             env,
+            uses,
             errors: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
     pub fn error(&mut self, pos: Pos, path: &str, kind: ErrorKind, message: impl Into<String>) {
+        // A value that cannot be checked without its deferred variable: the
+        // undefined variable is the error, not what the placeholder caused.
+        if self.deferred.iter().any(|d| d.path == path) {
+            let (undefined, rest) = std::mem::take(&mut self.deferred)
+                .into_iter()
+                .partition(|d| d.path == path);
+            self.deferred = rest;
+            self.errors.extend::<Vec<ConfigError>>(undefined);
+            return;
+        }
+        if self.errors.iter().any(|e| {
+            e.path == path
+                && e.kind == ErrorKind::UndefinedVariable
+                && kind != ErrorKind::UndefinedVariable
+        }) {
+            return; // already explained by its undefined variable
+        }
         self.errors.push(ConfigError {
             origin: self.origin.to_string(),
             position: Some((pos.line, pos.col)),
@@ -105,6 +137,7 @@ impl<'a> Cx<'a> {
                 shown: value.clone(),
                 value,
                 pos: node.pos,
+                placeholder: false,
             }),
             // The value before interpolation: `${VAR}` references, not
             // what they expanded to.
@@ -112,6 +145,7 @@ impl<'a> Cx<'a> {
                 value,
                 shown: scalar.value.clone(),
                 pos: node.pos,
+                placeholder: false,
             }),
             Err(problems) => {
                 let end = node.end.min(self.chars.len());
@@ -130,10 +164,36 @@ impl<'a> Cx<'a> {
                         _ => node.pos,
                     })
                     .collect();
+                // Only undefined names wait; a malformed reference is wrong
+                // whoever reads the file.
+                let defer = self.uses.defers(path) && problems.iter().all(|p| p.undefined);
                 for (problem, pos) in problems.into_iter().zip(positions) {
-                    self.error(pos, path, ErrorKind::UndefinedVariable, problem.message);
+                    if defer {
+                        self.deferred.push(ConfigError {
+                            origin: self.origin.to_string(),
+                            position: Some((pos.line, pos.col)),
+                            path: path.to_string(),
+                            kind: ErrorKind::UndefinedVariable,
+                            message: problem.message,
+                        });
+                    } else {
+                        self.error(pos, path, ErrorKind::UndefinedVariable, problem.message);
+                    }
                 }
-                None
+                if !defer {
+                    return None;
+                }
+                let env = self.env;
+                let unset_is_empty = |name: &str| env(name).or_else(|| Some(String::new()));
+                let value = interpolate(&scalar.value, &unset_is_empty)
+                    .map(|(v, _)| v)
+                    .unwrap_or_default();
+                Some(Text {
+                    value,
+                    shown: scalar.value.clone(),
+                    pos: node.pos,
+                    placeholder: true,
+                })
             }
         }
     }
@@ -147,7 +207,7 @@ impl<'a> Cx<'a> {
     /// A non-empty string field.
     pub fn nonempty_string(&mut self, node: &Node, path: &str) -> Option<Text> {
         let text = self.string(node, path)?;
-        if text.value.trim().is_empty() {
+        if text.value.trim().is_empty() && !text.placeholder {
             self.invalid(text.pos, path, "must not be empty");
             return None;
         }
@@ -169,6 +229,7 @@ impl<'a> Cx<'a> {
                 let text = self.interpolated(node, scalar, path)?;
                 match parse_int(text.value.trim()) {
                     Some(n) => (n, text.shown),
+                    None if text.placeholder => return Some(min),
                     None => {
                         self.invalid(
                             node.pos,
@@ -220,6 +281,7 @@ impl<'a> Cx<'a> {
         let text = self.interpolated(node, scalar, path)?;
         let value = match parse_duration(&text.value) {
             Ok(d) => d,
+            Err(_) if text.placeholder => return Some(min),
             Err(why) => {
                 // The parser's detail may quote part of an interpolated value.
                 let why = if text.shown == text.value {
@@ -273,6 +335,7 @@ impl<'a> Cx<'a> {
         let text = self.interpolated(node, scalar, path)?;
         let value = match parse_size(&text.value) {
             Ok(n) => n,
+            Err(_) if text.placeholder => return Some(min),
             Err(why) => {
                 // The parser's detail may quote part of an interpolated value.
                 let why = if text.shown == text.value {
@@ -309,6 +372,7 @@ impl<'a> Cx<'a> {
         let text = self.string(node, path)?;
         match choices.iter().position(|c| *c == text.value) {
             Some(i) => Some(i),
+            None if text.placeholder => Some(0),
             None => {
                 self.invalid(
                     text.pos,

@@ -178,6 +178,46 @@ fn is_float_syntax(text: &str) -> bool {
     mantissa_ok && exponent_ok && (frac.is_some() || exponent.is_some())
 }
 
+/// Whether the flow collection opened by `open` at char `index` is closed
+/// somewhere in `chars` (brackets counted outside quotes and comments).
+fn flow_closed(chars: &[char], index: usize, open: char) -> bool {
+    let mut depth = 0usize;
+    let mut i = index;
+    let mut quote: Option<char> = None;
+    while let Some(&c) = chars.get(i) {
+        match quote {
+            Some('\'') if c == '\'' => {
+                if chars.get(i + 1) == Some(&'\'') {
+                    i += 1; // `''` inside single quotes
+                } else {
+                    quote = None;
+                }
+            }
+            Some('"') if c == '\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '#' if i == 0 || chars[i - 1].is_whitespace() => {
+                    while chars.get(i).is_some_and(|&c| c != '\n') {
+                        i += 1;
+                    }
+                }
+                '[' | '{' => depth += 1,
+                ']' | '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return c == if open == '[' { ']' } else { '}' };
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    false
+}
+
 /// A problem found while building the tree.
 #[derive(Debug)]
 pub struct TreeError {
@@ -194,6 +234,10 @@ struct Builder<'a> {
     anchors: HashMap<usize, Node>,
     nodes: usize,
     errors: Vec<TreeError>,
+    /// The text, for telling flow collections (`[`, `{`) from block ones.
+    chars: Vec<char>,
+    /// Flow collections open at this point: where and with what.
+    open_flow: Vec<(Pos, usize, char)>,
 }
 
 /// Builds the tree of the single document in `text`. `Ok(None)` means the
@@ -207,6 +251,8 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<TreeError>) {
         anchors: HashMap::new(),
         nodes: 0,
         errors: Vec::new(),
+        chars: text.chars().collect(),
+        open_flow: Vec::new(),
     };
     match builder.stream() {
         Ok(root) => (root, builder.errors),
@@ -227,18 +273,53 @@ fn syntax(pos: Pos, message: impl Into<String>) -> TreeError {
 }
 
 impl<'a> Builder<'a> {
+    /// Notes a collection starting at char `index` if it is a flow one
+    /// (its text starts with `open`); returns whether it was.
+    fn enter_flow(&mut self, pos: Pos, index: usize, open: char) -> bool {
+        let flow = self.chars.get(index) == Some(&open);
+        if flow {
+            self.open_flow.push((pos, index, open));
+        }
+        flow
+    }
+
+    fn leave_flow(&mut self, flow: bool) {
+        if flow {
+            self.open_flow.pop();
+        }
+    }
+
     fn next(&mut self) -> Result<EventResult<'a>, TreeError> {
         match self.parser.next_event() {
             Some(Ok(event)) => Ok(event),
             Some(Err(e)) => {
                 let mark = e.marker();
-                Err(syntax(
-                    Pos {
-                        line: mark.line(),
-                        col: mark.col() + 1,
-                    },
-                    format!("YAML syntax error: {}", e.info()),
-                ))
+                let at = Pos {
+                    line: mark.line(),
+                    col: mark.col() + 1,
+                };
+                // The parser notices a missing `]`/`}` only where the text
+                // stops making sense, often the next line; point at the
+                // bracket that is never closed instead.
+                if let Some(&(pos, _, open)) = self
+                    .open_flow
+                    .iter()
+                    .find(|(_, index, open)| !flow_closed(&self.chars, *index, *open))
+                {
+                    let (close, what) = if open == '[' {
+                        (']', "list")
+                    } else {
+                        ('}', "mapping")
+                    };
+                    return Err(syntax(
+                        pos,
+                        format!(
+                            "YAML syntax error: this `{open}` is never closed: add `{close}` where the {what} ends (the parser stopped at line {}, column {}: {})",
+                            at.line, at.col, e.info()
+                        ),
+                    ));
+                }
+                Err(syntax(at, format!("YAML syntax error: {}", e.info())))
             }
             None => Err(syntax(
                 Pos { line: 1, col: 1 },
@@ -340,10 +421,12 @@ impl<'a> Builder<'a> {
                 if let Some(tag) = tag.map(core_tag) {
                     self.refuse_tag(pos, path, &tag, "seq");
                 }
+                let flow = self.enter_flow(pos, start, '[');
                 let mut items = Vec::new();
                 loop {
                     let (event, item_span) = self.next()?;
                     if let Event::SequenceEnd = event {
+                        self.leave_flow(flow);
                         let node = Node {
                             kind: Kind::Seq(items),
                             pos,
@@ -361,10 +444,12 @@ impl<'a> Builder<'a> {
                 if let Some(tag) = tag.map(core_tag) {
                     self.refuse_tag(pos, path, &tag, "map");
                 }
+                let flow = self.enter_flow(pos, start, '{');
                 let mut entries: Vec<Entry> = Vec::new();
                 loop {
                     let (event, key_span) = self.next()?;
                     if let Event::MappingEnd = event {
+                        self.leave_flow(flow);
                         let node = Node {
                             kind: Kind::Map(entries),
                             pos,
@@ -498,6 +583,37 @@ mod tests {
         assert_eq!(parse_int("0o17"), Some(15));
         assert_eq!(parse_int("+7"), Some(7));
         assert_eq!(parse_int("0x-1"), None);
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_named_where_it_opens() {
+        let (_, errors) = parse("filter:\n  include: ['shop\\..*'\n  exclude: ['x]']\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].pos, Pos { line: 2, col: 12 });
+        assert!(
+            errors[0].message.starts_with(
+                "YAML syntax error: this `[` is never closed: add `]` where the list ends (the parser stopped at line 3, column 3:"
+            ),
+            "{}",
+            errors[0].message
+        );
+        // Closed brackets (also across lines, with brackets in quotes and
+        // comments): the parser's own message and position.
+        assert!(flow_closed(
+            &"[a, # ]\n 'b]', \"c\\\"]\", [d]]"
+                .chars()
+                .collect::<Vec<_>>(),
+            0,
+            '['
+        ));
+        assert!(!flow_closed(&"{a: [b]".chars().collect::<Vec<_>>(), 0, '{'));
+        let (_, errors) = parse("a: [1, 2]]\n");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            !errors[0].message.contains("never closed"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]

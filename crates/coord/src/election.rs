@@ -89,22 +89,40 @@ pub struct NodeRecord {
 }
 
 /// Counters the leader publishes in its node record (`sluice status`).
+///
+/// The counts are per term: they restart at 0 when a node becomes active.
+/// Batch *ids* (`last_batch_cut`, `acknowledged_batch`, `flushed_batch`)
+/// continue across terms and nodes. Fields added later have serde defaults,
+/// so records of older nodes still read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeProgress {
-    /// Batches cut by Extract this term.
+    /// Batches Extract cut this term (a count; it used to carry the last
+    /// cut batch's id, which is now `last_batch_cut`).
     pub batches_extracted: u64,
-    /// Batches applied and acknowledged by Load this term.
+    /// Batches Load applied and acknowledged this term (a count).
     pub batches_loaded: u64,
+    /// Rows Load applied this term.
     pub rows_loaded: u64,
+    /// DDL statements Load applied this term.
     pub ddl_applied: u64,
-    /// Transient target failures retried.
+    /// Transient target failures retried this term.
     pub retries: u64,
     /// Batches cut but not yet acknowledged.
     pub in_flight: u64,
+    /// Id of the last batch Extract cut; `None` before the term's first.
+    #[serde(default)]
+    pub last_batch_cut: Option<u64>,
+    /// Id of the last acknowledged batch, and of the last one flushed to the
+    /// store.
     pub acknowledged_batch: Option<u64>,
     pub flushed_batch: Option<u64>,
-    /// Seconds between now and the source time of the last applied event.
+    /// Replication lag when published (`sluice_pipeline::lag`).
     pub lag_seconds: Option<u64>,
+    /// The time up to which the target is known to hold every change of
+    /// the source (Unix ms), from which readers compute the lag at their
+    /// own "now" (`sluice_pipeline::lag`).
+    #[serde(default)]
+    pub applied_as_of_unix_ms: Option<u64>,
     pub updated_unix_ms: u64,
 }
 
@@ -307,7 +325,7 @@ impl Candidate {
         tracing::info!(node = %self.node.node_id, "registered as standby");
         if !self.cfg.campaign_delay.is_zero() {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
+                () = shutdown.cancelled() => return Ok(guard.release().await),
                 () = tokio::time::sleep(self.cfg.campaign_delay) => {}
             }
         }
@@ -385,7 +403,7 @@ impl Candidate {
             }
             self.held_last = holder == self.node.node_id;
             let deleted_by = tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
+                () = shutdown.cancelled() => return Ok(guard.release().await),
                 () = lost.cancelled() => continue,
                 r = self.wait_deleted(&leader_key, revision) => r?,
             };
@@ -394,7 +412,7 @@ impl Candidate {
                 let delay = self.cfg.standby_delay + self.cfg.campaign_delay;
                 tracing::info!(previous = %last_holder, delay_ms = delay.as_millis() as u64, "leader key gone; campaigning after the standby delay");
                 tokio::select! {
-                    () = shutdown.cancelled() => return Ok(None),
+                    () = shutdown.cancelled() => return Ok(guard.release().await),
                     () = tokio::time::sleep(delay) => {}
                 }
             } else {
@@ -475,6 +493,19 @@ struct KeeperGuard {
 impl KeeperGuard {
     fn disarm(mut self) -> JoinHandle<()> {
         self.keeper.take().unwrap_or_else(|| tokio::spawn(async {}))
+    }
+
+    /// A standby stopping on purpose: revokes its lease now (and with it
+    /// its registration), rather than in a task the exiting process may
+    /// never run — so `sluice positions set` and the other nodes see it gone
+    /// at once, not `lease_ttl` later. Returns the campaign's `None`.
+    async fn release<T>(mut self) -> Option<T> {
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+            let mut lease = self.client.lease_client();
+            let _ = tokio::time::timeout(Duration::from_secs(2), lease.revoke(self.lease_id)).await;
+        }
+        None
     }
 }
 

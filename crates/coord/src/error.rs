@@ -258,7 +258,7 @@ pub(crate) fn classify_etcd(error: &etcd_client::Error) -> ErrorClass {
 /// Whether a `rustls::Error` (a refused certificate, a TLS alert) is in
 /// `error`'s cause chain. rustls errors travel inside `io::Error`s, whose
 /// `source()` skips the wrapped error itself, so those are opened by hand.
-pub(crate) fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
         if e.is::<rustls::Error>() {
@@ -286,20 +286,50 @@ fn etcd_cause(error: &etcd_client::Error) -> Option<&(dyn std::error::Error + 's
     }
 }
 
-/// An etcd-client error for people: a gRPC status as its message (and
-/// code), a transport error as its cause chain.
-pub(crate) fn describe_etcd(error: &etcd_client::Error) -> String {
+/// An etcd-client error for people: a gRPC status as its message, the
+/// root cause of a transport failure (`Connection refused (os error 111)`)
+/// and its code; a transport error as its cause chain. Never tonic's own
+/// text, which is a debug dump of the status. Also for callers that hold an
+/// `etcd_client::Error` themselves (`sluice check`).
+pub fn describe_etcd(error: &etcd_client::Error) -> String {
     use etcd_client::Error as E;
     match error {
         E::GRpcStatus(status) => {
             let text = match std::error::Error::source(status) {
                 Some(cause) if status.message().is_empty() => error_chain(cause),
-                _ => status.message().to_string(),
+                Some(cause) => {
+                    let root = root_cause(cause).to_string();
+                    if status.message().contains(&root) {
+                        status.message().to_string()
+                    } else {
+                        format!("{}: {root}", status.message())
+                    }
+                }
+                None => status.message().to_string(),
             };
             format!("{text} ({:?})", status.code())
         }
         E::TransportError(e) => error_chain(e),
         other => other.to_string(),
+    }
+}
+
+/// The innermost cause, opening `io::Error`s by hand (their `source()`
+/// skips the error they wrap).
+fn root_cause<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    let mut last = error;
+    loop {
+        let next = last.source().or_else(|| {
+            last.downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
+        });
+        match next {
+            Some(e) => last = e,
+            None => return last,
+        }
     }
 }
 

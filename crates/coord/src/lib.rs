@@ -50,7 +50,7 @@ pub use election::{
     read_leader, read_nodes, Candidate, ElectionConfig, LeaderRecord, Leadership, NodeProgress,
     NodeRecord, ProgressPublisher,
 };
-pub use error::CoordError;
+pub use error::{describe_etcd, CoordError};
 pub use etcd::{EtcdOptions, EtcdPositionStore};
 pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
 pub use local::LocalPositionStore;

@@ -32,13 +32,14 @@ pub mod distributed;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod lag;
 pub mod load;
 pub mod open;
 pub mod pipe;
 pub mod runtime;
 pub mod select;
-pub mod stats;
 pub mod statements;
+pub mod stats;
 pub mod status;
 pub mod transform;
 

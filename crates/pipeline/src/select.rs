@@ -73,6 +73,8 @@ pub struct SelectConfig {
     /// The pipeline's table filter: statement-format DML that writes only
     /// tables outside it is skipped.
     pub filter: Filter,
+    /// Where each heartbeat from the source is noted ([`crate::lag`]).
+    pub heartbeats: crate::lag::Heartbeats,
 }
 
 impl SelectConfig {
@@ -92,6 +94,7 @@ impl SelectConfig {
             server_id_grace: Duration::from_secs(15),
             status: crate::status::NodeStatus::default(),
             filter: Filter::default(),
+            heartbeats: crate::lag::Heartbeats::default(),
         }
     }
 }
@@ -410,7 +413,10 @@ async fn pump(
                     ),
                 })
             }
-            EventKind::Rotate { .. } | EventKind::Heartbeat => {}
+            // The source had nothing new for a heartbeat period: everything
+            // it wrote until now has been received.
+            EventKind::Heartbeat => cfg.heartbeats.beat(),
+            EventKind::Rotate { .. } => {}
         }
     }
 }

@@ -15,12 +15,22 @@
 //!
 //! # Lag
 //!
-//! Load records the source time of the last applied event. That alone
-//! makes an idle source look ever more lagging, so the monitor also notes
-//! when nothing was in flight (every batch cut is acknowledged and Select's
-//! queue is empty): the node is then caught up and lag is 0; while batches
-//! are in flight, lag is the smaller of "now − source time of the last
-//! applied event" and "now − last time caught up".
+//! Defined once, in [`crate::lag`]. The monitor feeds it: Load records the
+//! source time of the last applied event; Select records each heartbeat;
+//! when nothing is in flight (every batch cut is acknowledged and Select's
+//! queue is empty) the monitor takes the last heartbeat as a time the target
+//! was complete. The applied-as-of time it derives is what every reader
+//! (`/status`, the gauge, the alarm, the progress log, the node record that
+//! `sluice status` reads) turns into seconds.
+//!
+//! # Counters
+//!
+//! All per term (they restart at 0 when this node becomes active):
+//! `batches_extracted` batches Extract cut, `batches_loaded` batches Load
+//! applied and acknowledged, `rows_loaded`, `ddl_applied`, `retries`
+//! (transient target failures retried), `in_flight` (cut, not yet
+//! acknowledged). `last_batch_cut` is a batch *id* (ids continue across terms
+//! and nodes), not a count.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,15 +87,22 @@ impl Link {
     }
 }
 
-/// Stage counters of the current term (as `sluice status` shows them).
+/// Stage counters of the current term (as `sluice status` shows them); see
+/// the module docs.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counters {
+    /// Batches Extract cut this term (a count).
     pub batches_extracted: u64,
+    /// Batches Load applied and acknowledged this term (a count).
     pub batches_loaded: u64,
     pub rows_loaded: u64,
     pub ddl_applied: u64,
     pub retries: u64,
+    /// Batches cut but not yet acknowledged.
     pub in_flight: u64,
+    /// Id of the last batch Extract cut (not a count), `None` before the
+    /// first batch of the term.
+    pub last_batch_cut: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,7 +127,8 @@ struct State {
     source_url: Option<String>,
     acknowledged_batch: Option<u64>,
     position: Option<Position>,
-    lag_seconds: Option<u64>,
+    /// See [`crate::lag`]; lag is derived from it when read.
+    applied_as_of_ms: Option<u64>,
     counters: Counters,
     last_error: Option<LastError>,
     lag_alarm: bool,
@@ -163,7 +181,7 @@ impl NodeStatus {
                     source_url: None,
                     acknowledged_batch: None,
                     position: None,
-                    lag_seconds: None,
+                    applied_as_of_ms: None,
                     counters: Counters::default(),
                     last_error: None,
                     lag_alarm: false,
@@ -362,6 +380,39 @@ impl NodeStatus {
         );
     }
 
+    /// Replication lag now ([`crate::lag`]); `None` while unknown or when
+    /// this node does not replicate.
+    pub fn lag_seconds(&self) -> Option<u64> {
+        crate::lag::lag_seconds(unix_ms(), self.state().applied_as_of_ms)
+    }
+
+    /// What the leader publishes in its node record for `sluice status`:
+    /// this term's counters and the applied-as-of time, as the monitor last
+    /// saw them.
+    pub fn node_progress(
+        &self,
+        acknowledged: Option<u64>,
+        flushed: Option<u64>,
+    ) -> sluice_coord::NodeProgress {
+        let now = unix_ms();
+        let s = self.state();
+        let c = &s.counters;
+        sluice_coord::NodeProgress {
+            batches_extracted: c.batches_extracted,
+            batches_loaded: c.batches_loaded,
+            rows_loaded: c.rows_loaded,
+            ddl_applied: c.ddl_applied,
+            retries: c.retries,
+            in_flight: c.in_flight,
+            last_batch_cut: c.last_batch_cut,
+            acknowledged_batch: acknowledged,
+            flushed_batch: flushed,
+            lag_seconds: crate::lag::lag_seconds(now, s.applied_as_of_ms),
+            applied_as_of_unix_ms: s.applied_as_of_ms,
+            updated_unix_ms: now,
+        }
+    }
+
     /// `Ok(what)` when ready for `/readyz`, else why not.
     pub fn readiness(&self) -> Result<&'static str, String> {
         let s = self.state();
@@ -385,6 +436,7 @@ impl NodeStatus {
     pub fn to_json(&self) -> serde_json::Value {
         let ready = self.readiness();
         let s = self.state().clone();
+        let lag_seconds = crate::lag::lag_seconds(unix_ms(), s.applied_as_of_ms);
         json!({
             "pipeline": self.inner.pipeline,
             "node": self.inner.node,
@@ -406,7 +458,8 @@ impl NodeStatus {
                 "text": p.to_string(),
             })),
             "acknowledged_batch": s.acknowledged_batch,
-            "lag_seconds": s.lag_seconds,
+            "lag_seconds": lag_seconds,
+            "applied_as_of_unix_ms": s.applied_as_of_ms,
             "lag_alarm": s.lag_alarm,
             "counters": s.counters,
             "last_error": s.last_error,
@@ -454,6 +507,10 @@ pub(crate) struct MonitorInputs {
     pub stats: Arc<LoadStats>,
     /// Id of the last batch Extract cut.
     pub cut: Arc<AtomicU64>,
+    /// The term's first batch id (counts are relative to it).
+    pub first_batch_id: u64,
+    /// Heartbeats Select received from the source.
+    pub heartbeats: crate::lag::Heartbeats,
     /// Byte use of the queues after Select, Extract and Transform.
     pub queues: Vec<(&'static str, Probe)>,
     /// Positions go to etcd: flush failures say etcd is unreachable.
@@ -468,17 +525,29 @@ pub(crate) struct MonitorInputs {
 /// raises and resolves the lag alarm.
 pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: CancellationToken) {
     status.set_replicating(true);
+    {
+        // A new term: its counters start at 0, and nothing is known about
+        // the target until this term applies or hears something.
+        let mut s = status.state();
+        s.counters = Counters::default();
+        s.applied_as_of_ms = None;
+    }
     let mut ticker = tokio::time::interval(MONITOR_EVERY);
-    let mut caught_up: Option<u64> = None;
+    let mut complete_at: Option<u64> = None;
     let mut above_since: Option<tokio::time::Instant> = None;
     let mut last_retries = inputs.loader.retries_total();
     let mut last_acked: Option<u64> = None;
+    let before_first = inputs.first_batch_id.saturating_sub(1);
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let now_s = unix_ms() / 1000;
+        // The heartbeat first, then what is in flight: a change that arrives
+        // in between is then newer than the heartbeat, never hidden by it.
+        // (Extract has cut whatever came before a heartbeat by then: the
+        // source sends one only after a whole period without events.)
+        let heartbeat = inputs.heartbeats.vouched_until_ms();
         let flush = inputs.cache.status();
         let acked = inputs.cache.acknowledged();
         let cut = inputs.cut.load(Ordering::Relaxed);
@@ -488,25 +557,20 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
             .queues
             .iter()
             .any(|(name, p)| *name == "select" && p.bytes_in_use() > 0);
+        if in_flight == 0 && !select_queued {
+            complete_at = heartbeat.or(complete_at);
+        }
         let event_time = stats.last_event_time.load(Ordering::Relaxed);
-        let lag = if in_flight == 0 && !select_queued {
-            caught_up = Some(now_s);
-            Some(0)
-        } else {
-            let by_event = (event_time > 0).then(|| now_s.saturating_sub(event_time));
-            let by_catch_up = caught_up.map(|c| now_s.saturating_sub(c));
-            match (by_event, by_catch_up) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        };
+        let as_of = crate::lag::applied_as_of_ms(Some(event_time), complete_at);
+        let lag = crate::lag::lag_seconds(unix_ms(), as_of);
         let counters = Counters {
-            batches_extracted: cut,
+            batches_extracted: cut.saturating_sub(before_first),
             batches_loaded: stats.batches.load(Ordering::Relaxed),
             rows_loaded: stats.rows.load(Ordering::Relaxed),
             ddl_applied: stats.ddl.load(Ordering::Relaxed),
             retries: stats.retries.load(Ordering::Relaxed),
             in_flight,
+            last_batch_cut: (cut > before_first).then_some(cut),
         };
 
         if let Some(lag) = lag {
@@ -542,7 +606,7 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
         let (fire, resolve) = {
             let mut s = status.state();
             s.counters = counters;
-            s.lag_seconds = lag;
+            s.applied_as_of_ms = as_of;
             if let Some(a) = acked {
                 s.acknowledged_batch = Some(a.batch_id);
                 s.position = Some(a.position);
@@ -589,6 +653,7 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
             );
         }
     }
+    status.state().applied_as_of_ms = None;
     status.set_replicating(false);
 }
 

@@ -24,6 +24,7 @@
 //! with its replica.
 
 pub mod compare;
+pub mod corpus;
 mod etcd;
 mod mariadb;
 mod ports;
@@ -33,6 +34,7 @@ pub mod sql;
 mod wait;
 pub mod workload;
 
+pub use corpus::{repo_root, skip_without_fixtures};
 pub use etcd::{Etcd, EtcdTlsFiles};
 pub use mariadb::{MariaDb, MariaDbBuilder, Role, REPL_PASSWORD, REPL_USER};
 pub use ports::free_port;

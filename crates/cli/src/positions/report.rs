@@ -14,8 +14,8 @@ use sluice_load::Checkpoint;
 
 use super::time::{db_time, now_unix, utc, utc_ms};
 use super::{
-    display_id, etcd_client, is_missing_table, pipeline_keys, target_loader, Election, Table,
-    ETCD_TIMEOUT, TARGET_TIMEOUT,
+    display_id, etcd_client, etcd_read_error, is_missing_table, pipeline_keys, target_loader,
+    Election, Table, ETCD_TIMEOUT, TARGET_TIMEOUT,
 };
 
 /// What the target said about the pipeline's checkpoint.
@@ -112,7 +112,7 @@ impl Report {
                     etcd_store.load(),
                     board.snapshot(),
                 )
-                .context("reading the pipeline's state in etcd")?;
+                .map_err(|e| etcd_read_error(e, endpoints))?;
                 tasks = TaskView::from_board(&board, sluice_coord::election::unix_ms());
                 (
                     etcd_store.location(),
@@ -139,9 +139,41 @@ impl Report {
         })
     }
 
-    fn lag_seconds(&self) -> Option<i64> {
-        let ts = self.position.as_ref()?.position.timestamp?;
-        Some((self.now_unix - i64::from(ts)).max(0))
+    /// Lag as `sluice_pipeline::lag` defines it (the same as the nodes'
+    /// `/status`): from the active node's applied-as-of time, else — no
+    /// active node — from the acknowledged position's event time alone.
+    fn lag_seconds(&self) -> Option<u64> {
+        use sluice_pipeline::lag;
+        let event_s = self.position.as_ref().and_then(|p| p.position.timestamp);
+        let complete_at = self.active_progress().and_then(|p| p.applied_as_of_unix_ms);
+        let now_ms = u64::try_from(self.now_unix).unwrap_or(0) * 1000;
+        lag::lag_seconds(
+            now_ms,
+            lag::applied_as_of_ms(event_s.map(u64::from), complete_at),
+        )
+    }
+
+    /// What the lag is measured from: `active_node` (the live lag the active
+    /// node publishes) or `last_applied_change` (no active node publishes
+    /// one: the acknowledged position's event time only).
+    fn lag_basis(&self) -> &'static str {
+        match self.active_progress() {
+            Some(_) => "active_node",
+            None => "last_applied_change",
+        }
+    }
+
+    fn lag_text(&self) -> String {
+        let Some(lag) = self.lag_seconds() else {
+            return "unknown".into();
+        };
+        match (self.lag_basis(), &self.coordination) {
+            ("active_node", _) => format!("{lag}s"),
+            (_, Coordination::Local { .. }) => format!(
+                "{lag}s since the last applied change (a local-coordination node publishes no live lag: see its /status)"
+            ),
+            _ => format!("{lag}s since the last applied change (no active node)"),
+        }
     }
 
     // -- JSON ---------------------------------------------------------------
@@ -174,6 +206,7 @@ impl Report {
             "event_time": p.timestamp.map(|ts| utc(i64::from(ts))),
             "event_unix": p.timestamp,
             "lag_seconds": self.lag_seconds(),
+            "lag_basis": self.lag_basis(),
             "batch_id": stored.batch_id,
             "written_by": stored.written_by,
             "leader_revision": stored.leader_revision,
@@ -262,7 +295,12 @@ impl Report {
             "nodes": nodes,
             "position": self.position_json(),
             "target": self.target_json(),
-            "stage_counters": self.active_progress().map_or(Value::Null, |p| json!(p)),
+            // The published record, with the lag as of now (as everywhere).
+            "stage_counters": self.active_progress().map_or(Value::Null, |p| {
+                let mut p = json!(p);
+                p["lag_seconds"] = json!(self.lag_seconds());
+                p
+            }),
             "batches_in_flight": self.tasks.iter().map(|t| json!({
                 "batch_id": t.batch_id,
                 "stage": t.stage,
@@ -318,11 +356,7 @@ impl Report {
             p.timestamp
                 .map_or_else(|| "unknown".into(), |ts| utc(i64::from(ts))),
         );
-        t.row(
-            "lag",
-            self.lag_seconds()
-                .map_or_else(|| "unknown".into(), |s| format!("{s}s")),
-        );
+        t.row("lag", self.lag_text());
         t.row("batch_id", stored.batch_id.to_string());
         t.row("written_by", stored.written_by.as_str());
         t.row("written_at", utc_ms(stored.written_at_unix_ms));
@@ -430,11 +464,7 @@ impl Report {
             None => t.row("position", "none stored"),
             Some(s) => {
                 t.row("position", format!("{} (batch {})", s.position, s.batch_id));
-                t.row(
-                    "lag",
-                    self.lag_seconds()
-                        .map_or_else(|| "unknown".into(), |s| format!("{s}s")),
-                );
+                t.row("lag", self.lag_text());
                 t.row(
                     "written",
                     format!("{} by {}", utc_ms(s.written_at_unix_ms), s.written_by),
@@ -472,17 +502,15 @@ impl Report {
                         p.retries
                     ),
                 );
+                let id = |b: Option<u64>| b.map_or_else(|| "-".into(), |b| b.to_string());
                 t.row(
                     "",
                     format!(
-                        "in flight {} batches; acknowledged {}, flushed {}; lag {}; as of {}",
+                        "in flight {} batches; last batch cut {}, acknowledged {}, flushed {}; as of {}",
                         p.in_flight,
-                        p.acknowledged_batch
-                            .map_or_else(|| "-".into(), |b| b.to_string()),
-                        p.flushed_batch
-                            .map_or_else(|| "-".into(), |b| b.to_string()),
-                        p.lag_seconds
-                            .map_or_else(|| "-".into(), |l| format!("{l}s")),
+                        id(p.last_batch_cut),
+                        id(p.acknowledged_batch),
+                        id(p.flushed_batch),
                         utc_ms(p.updated_unix_ms)
                     ),
                 );

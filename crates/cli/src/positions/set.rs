@@ -19,7 +19,9 @@ use super::{
 };
 
 pub(super) async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
-    let Some(pipeline) = load_config(&args.config) else {
+    let resolves_gtid = args.file.is_none();
+    let also: &[&str] = if resolves_gtid { &["source"] } else { &[] };
+    let Some(pipeline) = load_config(&args.config, also) else {
         return Ok(ExitCode::FAILURE);
     };
     let gtid = args

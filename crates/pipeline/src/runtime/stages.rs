@@ -109,6 +109,8 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
     select_cfg.filter = pipeline.filter.clone();
+    let heartbeats = crate::lag::Heartbeats::new(select_cfg.heartbeat);
+    select_cfg.heartbeats = heartbeats.clone();
     let queues = vec![
         ("select", sel_tx.probe()),
         ("extract", ext_tx.probe()),
@@ -197,6 +199,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         tokio::spawn(log_progress(
             cache.clone(),
             Arc::clone(&stats),
+            opts.status.clone(),
             opts.progress_interval,
             abandon.clone(),
         )),
@@ -206,6 +209,8 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                 cache: cache.clone(),
                 stats: Arc::clone(&stats),
                 cut: Arc::clone(&cut),
+                first_batch_id,
+                heartbeats,
                 queues,
                 etcd: matches!(pipeline.coordination, Coordination::Etcd { .. }),
                 loader: Arc::clone(&loader),
@@ -217,8 +222,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         helpers.push(tokio::spawn(publish_progress(
             p,
             cache.clone(),
-            Arc::clone(&stats),
-            cut,
+            opts.status.clone(),
             abandon.clone(),
         )));
     }

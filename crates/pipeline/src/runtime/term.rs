@@ -119,18 +119,14 @@ pub(super) async fn prepare(
         ),
         None => (config_start(&pipeline.source.start), true),
     };
-    let shown = |p: &Option<Position>| {
-        p.as_ref()
-            .map_or_else(|| "none".to_string(), ToString::to_string)
-    };
     tracing::info!(
         pipeline = %pipeline.name,
         store = %store.location(),
         target = %pipeline.target.url,
-        resume = %resume.record.as_ref().map_or_else(|| format!("{} (nothing stored)", describe_start(&pipeline.source.start)), |r| r.position.to_string()),
+        resume = %resume.record.as_ref().map_or_else(|| format!("source.start {} (nothing stored)", pipeline.source.start), |r| r.position.to_string()),
         from = resume.from,
-        horizon = %shown(&resume.horizon),
-        skip_through = %shown(&resume.skip_through),
+        horizon = resume.horizon.as_ref().map(tracing::field::display),
+        skip_through = resume.skip_through.as_ref().map(tracing::field::display),
         "pipeline starting"
     );
     let cache = PositionCache::new(
@@ -195,13 +191,4 @@ async fn begin_epoch(
     }
     tracing::info!(epoch, first_batch_id, "distributed stages: epoch started");
     Ok(Some(epoch))
-}
-
-/// `source.start` as written in the pipeline file.
-fn describe_start(start: &sluice_config::StartAt) -> String {
-    match start {
-        sluice_config::StartAt::Latest => "latest".into(),
-        sluice_config::StartAt::File { file, pos } => format!("{file}:{pos}"),
-        sluice_config::StartAt::Gtid(set) => format!("gtid {set}"),
-    }
 }
