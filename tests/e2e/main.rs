@@ -8,6 +8,7 @@ mod binlog_fixtures;
 mod binlog_live;
 mod config;
 mod deploy;
+mod fidelity;
 mod fixtures;
 mod ha;
 mod kit;

@@ -95,16 +95,31 @@
 //! an AUTO_INCREMENT key 0 stays 0 instead of taking a new number.
 //! `time_zone='+00:00'` (TIMESTAMP text is UTC), `NAMES utf8mb4`,
 //! `foreign_key_checks=0` (merging and parallel workers reorder changes
-//! across tables; the source already enforced its foreign keys), and READ
+//! across tables; the source already enforced its foreign keys),
+//! `check_constraint_checks=0` on MariaDB (the source enforced its CHECK
+//! constraints, or a session there chose not to), and READ
 //! COMMITTED, which takes no gap locks for deletes of absent keys and so
 //! keeps workers from deadlocking on each other's ranges. (A target whose
 //! binlog is STATEMENT-based cannot log READ COMMITTED writes; use ROW or
-//! MIXED there.) One value a non-strict source can store is refused by the
-//! strict session: ENUM's invalid empty value (index 0), a definite 1265.
+//! MIXED there.) The values a non-strict source can store that this strict
+//! session refuses, and how each still reaches the target exactly, are
+//! listed in [`crate::relaxed`].
+//!
+//! # Deletes that find nothing
+//!
+//! A delete by key (or a keyless delete of one full row) that the server
+//! reports as affecting fewer rows than it named means the target lacked
+//! those rows. That is expected when a batch is replayed after a restart
+//! (the rows went with the first attempt) and when the pipeline started
+//! after the rows' inserts; otherwise it means the target had diverged. It
+//! is not an error — the target ends as the source wants either way, and
+//! stopping would make every replay fail — but it is never silent: the
+//! batch's [`ApplyStats::deletes_missed`] counts the rows, and a warning
+//! names the table and a key (at debug level for replayed batches).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -117,6 +132,7 @@ use sqlx::Executor as _;
 use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
 use crate::key::{describe_key, describe_row, key_bytes};
 use crate::merge::{merge, qualified, MergeError, PlanBody, SerialOp, TablePlan};
+use crate::relaxed::{self, TargetFlavour};
 use crate::sql::{self, Kind, Limits};
 
 /// Target-side replication keys of tables whose table map has no primary
@@ -255,6 +271,9 @@ pub struct ApplyStats {
     pub serial_ops: usize,
     /// Statements executed by the attempts that committed.
     pub statements: usize,
+    /// Rows that deletes named but the target did not have (see "Deletes
+    /// that find nothing" in the module docs).
+    pub deletes_missed: u64,
     /// Worker transactions (connections used in parallel).
     pub workers: usize,
     /// Transient failures retried.
@@ -292,6 +311,8 @@ pub struct Loader {
     /// Generated columns of each target table written so far (see
     /// "Generated columns" in the module docs).
     generated: Mutex<GeneratedColumns>,
+    /// The target's server family, read on first need.
+    flavour: OnceLock<TargetFlavour>,
     retries: AtomicU64,
 }
 
@@ -391,6 +412,7 @@ impl Loader {
             opts,
             keys: Mutex::new(HashMap::new()),
             generated: Mutex::new(HashMap::new()),
+            flavour: OnceLock::new(),
             retries: AtomicU64::new(0),
         }
     }
@@ -552,7 +574,7 @@ impl Loader {
             stats.workers = 1;
             let outcome = self.run_share(batch_id, 0, &one, Some(m)).await;
             stats.retries += outcome.retries;
-            let statements = match outcome.result {
+            let applied = match outcome.result {
                 Ok(n) => n,
                 Err(e) if e.is_unique_conflict() => {
                     tracing::info!(
@@ -568,7 +590,7 @@ impl Loader {
                 }
                 Err(e) => return Err(e),
             };
-            stats.statements += statements;
+            applied.add_to(&mut stats, batch_id, conflicts);
             stats.checkpointed = true;
             stats.atomic = true;
             stats.elapsed = started.elapsed();
@@ -614,7 +636,7 @@ impl Loader {
             stats.retries += outcome.retries;
             match outcome.result {
                 Ok(n) => {
-                    stats.statements += n;
+                    n.add_to(&mut stats, batch_id, conflicts);
                     for p in share.iter().filter(|p| p.key.is_none()) {
                         committed_unkeyed.insert((&p.table.schema, &p.table.table));
                     }
@@ -648,7 +670,7 @@ impl Loader {
             });
             let outcome = self.run_share(batch_id, 0, &share, mark).await;
             stats.retries += outcome.retries;
-            stats.statements += outcome.result?;
+            outcome.result?.add_to(&mut stats, batch_id, conflicts);
             stats.serial_fallback = true;
             stats.checkpointed = mark.is_some();
         } else if !unkeyed.is_empty() {
@@ -656,7 +678,7 @@ impl Loader {
                 .run_share(batch_id, stats.workers - 1, &unkeyed, mark)
                 .await;
             stats.retries += outcome.retries;
-            stats.statements += outcome.result?;
+            outcome.result?.add_to(&mut stats, batch_id, conflicts);
             stats.checkpointed = mark.is_some();
         }
         stats.elapsed = started.elapsed();
@@ -680,47 +702,146 @@ impl Loader {
     }
 
     /// Applies a share in one transaction, recording `mark` in it when
-    /// given; returns the statement count.
+    /// given; returns what it did.
     async fn try_share(
         &self,
         batch_id: u64,
         share: &[Piece<'_>],
         mark: Option<&CheckpointMark<'_>>,
-    ) -> Result<usize, LoadError> {
+    ) -> Result<Applied, LoadError> {
         let mut tx = self.pool.begin().await.map_err(|e| {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
         self.check_term(&mut tx, Some(batch_id), true).await?;
-        let mut statements = 0;
+        let mut applied = Applied::default();
         for piece in share {
             let kind = piece.kind();
-            for chunk in sql::chunks(kind, piece.table, &piece.rows, self.opts.limits) {
-                let stmt = sql::build(kind, piece.table, &piece.rows, chunk).map_err(|e| {
+            // Rows holding values only the relaxed mode stores go alone,
+            // after the others (see `crate::relaxed`).
+            let (normal, relaxed_rows) = match relaxed::split(kind, &piece.rows) {
+                Some((normal, relaxed_rows)) => (Some(piece.with_rows(normal)), relaxed_rows),
+                None => (None, Vec::new()),
+            };
+            let piece_n = normal.as_ref().unwrap_or(piece);
+            for chunk in sql::chunks(kind, piece.table, &piece_n.rows, self.opts.limits) {
+                let stmt = sql::build(kind, piece.table, &piece_n.rows, chunk).map_err(|e| {
                     LoadError::Refused {
                         batch_id,
                         table: qualified(piece.table),
-                        key: piece.describe(chunk.start),
+                        key: piece_n.describe(chunk.start),
                         reason: format!("column `{}` {}", e.column, e.reason),
                     }
                 })?;
-                sqlx::query_with(&stmt.sql, stmt.args)
+                let done = sqlx::query_with(&stmt.sql, stmt.args)
                     .persistent(chunk.persistent)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| statement_error(batch_id, piece, chunk, e))?;
-                statements += 1;
+                    .map_err(|e| statement_error(batch_id, piece_n, chunk, e))?;
+                applied.statements += 1;
+                if piece.counts_missing && done.rows_affected() < chunk.len as u64 {
+                    applied.missed(
+                        chunk.len as u64 - done.rows_affected(),
+                        || piece_n.describe(chunk.start),
+                        piece.table,
+                    );
+                }
+            }
+            for row in relaxed_rows {
+                self.relaxed_row(batch_id, &mut tx, piece, row).await?;
+                applied.statements += 1;
             }
         }
         if let Some(m) = mark {
             crate::meta::record_checkpoint(&mut *tx, m.pipeline, batch_id, m.position, m.through)
                 .await
                 .map_err(|e| LoadError::target(Some(batch_id), "recording the checkpoint", e))?;
-            statements += 1;
+            applied.statements += 1;
         }
         tx.commit()
             .await
             .map_err(|e| LoadError::target(Some(batch_id), "committing on the target", e))?;
-        Ok(statements)
+        Ok(applied)
+    }
+
+    /// Writes one row of `piece` under the relaxed sql_mode and checks that
+    /// the server changed nothing but its ENUM error values (see
+    /// `crate::relaxed`); any other warning is a definite error.
+    async fn relaxed_row(
+        &self,
+        batch_id: u64,
+        conn: &mut sqlx::MySqlConnection,
+        piece: &Piece<'_>,
+        row: &Row,
+    ) -> Result<(), LoadError> {
+        let one = piece.with_rows(vec![row]);
+        let chunk = sql::Chunk {
+            start: 0,
+            len: 1,
+            padded: 1,
+            persistent: false,
+        };
+        let stmt = sql::build(piece.kind(), piece.table, &one.rows, chunk).map_err(|e| {
+            LoadError::Refused {
+                batch_id,
+                table: qualified(piece.table),
+                key: one.describe(0),
+                reason: format!("column `{}` {}", e.column, e.reason),
+            }
+        })?;
+        let flavour = self.target_flavour(batch_id, &mut *conn).await?;
+        let warnings = relaxed::execute(&mut *conn, flavour, stmt)
+            .await
+            .map_err(|e| statement_error(batch_id, &one, chunk, e))?;
+        if let Some(w) = relaxed::unexpected(&warnings, piece.table, row).first() {
+            // Without strictness the upsert's guard (see `crate::sql`) only
+            // warns: it still means a collision on another unique key, which
+            // the source-order fallback handles. (The transaction is rolled
+            // back with this error, so the guard's write is undone.)
+            let guard = piece.op == PieceOp::Upsert
+                && u16::try_from(w.code) == Ok(ER_BAD_NULL)
+                && piece
+                    .key
+                    .as_deref()
+                    .and_then(|k| k.first())
+                    .is_some_and(|&k0| {
+                        w.message.starts_with(&format!(
+                            "Column '{}' cannot be null",
+                            piece.table.columns[k0].name
+                        ))
+                    });
+            return Err(LoadError::Rejected {
+                batch_id,
+                table: qualified(piece.table),
+                key: one.describe(0),
+                server: crate::error::ServerError {
+                    code: u16::try_from(w.code).unwrap_or(u16::MAX),
+                    sqlstate: None,
+                    message: w.message.clone(),
+                },
+                class: ErrorClass::Definite,
+                attempts: 1,
+                unique_conflict: guard,
+            });
+        }
+        Ok(())
+    }
+
+    /// The target's server family (one `SELECT VERSION()` per loader).
+    async fn target_flavour(
+        &self,
+        batch_id: u64,
+        conn: &mut sqlx::MySqlConnection,
+    ) -> Result<TargetFlavour, LoadError> {
+        if let Some(f) = self.flavour.get() {
+            return Ok(*f);
+        }
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| LoadError::target(Some(batch_id), "reading the target's version", e))?;
+        Ok(*self
+            .flavour
+            .get_or_init(|| TargetFlavour::of_version(&version)))
     }
 
     /// Raises the target's term row to this loader's term (waiting for the
@@ -1117,7 +1238,9 @@ fn session_statements(opts: &LoaderOptions) -> Vec<String> {
     let mut v = vec![
         format!("SET SESSION sql_mode = '{SESSION_SQL_MODE}'"),
         "SET SESSION time_zone = '+00:00'".to_string(),
-        "SET SESSION foreign_key_checks = 0".to_string(),
+        // `/*M!…*/` runs on MariaDB only; MySQL has no such switch.
+        "SET SESSION foreign_key_checks = 0 /*M!100201 , check_constraint_checks = 0 */"
+            .to_string(),
         "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
     ];
     if let Some(t) = opts.lock_wait_timeout {
@@ -1180,6 +1303,9 @@ struct Piece<'a> {
     /// Key columns (keyed tables).
     key: Option<Arc<[usize]>>,
     rows: Vec<&'a Row>,
+    /// A delete whose rows the target should hold: rows it does not find
+    /// are counted (not the delete that makes room before a re-insert).
+    counts_missing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1191,7 +1317,18 @@ enum PieceOp {
     DeleteOne,
 }
 
-impl Piece<'_> {
+impl<'a> Piece<'a> {
+    /// The same piece over other rows.
+    fn with_rows(&self, rows: Vec<&'a Row>) -> Piece<'a> {
+        Piece {
+            table: self.table,
+            op: self.op,
+            key: self.key.clone(),
+            rows,
+            counts_missing: self.counts_missing,
+        }
+    }
+
     fn kind(&self) -> Kind<'_> {
         match self.op {
             PieceOp::Upsert => Kind::Upsert(self.key.as_deref().unwrap_or(&[])),
@@ -1213,8 +1350,42 @@ impl Piece<'_> {
 }
 
 struct ShareOutcome {
-    result: Result<usize, LoadError>,
+    result: Result<Applied, LoadError>,
     retries: u32,
+}
+
+/// What a committed share did.
+#[derive(Debug, Default)]
+struct Applied {
+    statements: usize,
+    /// Rows deletes named that the target did not have.
+    missed: u64,
+    /// The first of them, for the log: (table, key).
+    example: Option<(String, String)>,
+}
+
+impl Applied {
+    fn missed(&mut self, n: u64, key: impl FnOnce() -> String, table: &TableSchema) {
+        self.missed += n;
+        if self.example.is_none() {
+            self.example = Some((qualified(table), key()));
+        }
+    }
+
+    /// Adds to the batch's stats, and reports missed deletes (at debug level
+    /// while replaying, see the module docs).
+    fn add_to(self, stats: &mut ApplyStats, batch_id: u64, conflicts: UniqueConflict) {
+        stats.statements += self.statements;
+        stats.deletes_missed += self.missed;
+        if let Some((table, key)) = self.example {
+            let replaying = conflicts == UniqueConflict::Replace;
+            if replaying {
+                tracing::debug!(batch_id, missed = self.missed, %table, %key, "deletes matched fewer target rows than they named (replayed batch)");
+            } else {
+                tracing::warn!(batch_id, missed = self.missed, %table, %key, "deletes matched fewer target rows than they named: the target did not hold these rows");
+            }
+        }
+    }
 }
 
 /// Splits plans over at most `workers` shares, keeping plan order within
@@ -1251,6 +1422,7 @@ fn partition<'a>(
                                 op,
                                 key: Some(key.clone()),
                                 rows,
+                                counts_missing: op == PieceOp::Delete,
                             });
                         }
                     }
@@ -1270,6 +1442,7 @@ fn partition<'a>(
                             op: pop,
                             key: None,
                             rows: vec![row],
+                            counts_missing: pop == PieceOp::DeleteOne,
                         }),
                     }
                 }
@@ -1312,10 +1485,14 @@ fn serial_share<'a>(
             op,
             key: key.clone(),
             rows: vec![row],
+            counts_missing: matches!(op, PieceOp::Delete | PieceOp::DeleteOne),
         };
         let write = |out: &mut Vec<Piece<'a>>, row: &'a Row| match conflicts {
             UniqueConflict::Fail => {
-                out.push(piece(PieceOp::Delete, row));
+                // Makes room for the insert: finding nothing is normal.
+                let mut room = piece(PieceOp::Delete, row);
+                room.counts_missing = false;
+                out.push(room);
                 out.push(piece(PieceOp::Insert, row));
             }
             UniqueConflict::Replace => out.push(piece(PieceOp::Replace, row)),
