@@ -107,7 +107,8 @@
 //!
 //! # Deletes that find nothing
 //!
-//! A delete by key (or a keyless delete of one full row) that the server
+//! A delete by key of a row the source held before the batch (see
+//! [`crate::merge`]), or a keyless delete of one full row, that the server
 //! reports as affecting fewer rows than it named means the target lacked
 //! those rows. That is expected when a batch is replayed after a restart
 //! (the rows went with the first attempt) and when the pipeline started
@@ -131,7 +132,7 @@ use sqlx::Executor as _;
 
 use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
 use crate::key::{describe_key, describe_row, key_bytes};
-use crate::merge::{merge, qualified, MergeError, PlanBody, SerialOp, TablePlan};
+use crate::merge::{merge, qualified, KeyedRow, MergeError, PlanBody, SerialOp, TablePlan};
 use crate::relaxed::{self, TargetFlavour};
 use crate::sql::{self, Kind, Limits};
 
@@ -1410,7 +1411,16 @@ fn partition<'a>(
                 upserts,
             } => {
                 let key: Arc<[usize]> = Arc::from(&key.columns[..]);
-                for (op, list) in [(PieceOp::Delete, deletes), (upsert, upserts)] {
+                // Deletes of keys the target should hold are counted when
+                // they find nothing; the precautionary ones (I+D) not.
+                let (expected, precaution): (Vec<_>, Vec<_>) =
+                    deletes.iter().partition(|r| r.expect_row);
+                let upserts: Vec<&KeyedRow<'a>> = upserts.iter().collect();
+                for (op, list, counts) in [
+                    (PieceOp::Delete, precaution, false),
+                    (PieceOp::Delete, expected, true),
+                    (upsert, upserts, false),
+                ] {
                     let mut per: Vec<Vec<&'a Row>> = vec![Vec::new(); n];
                     for r in list {
                         per[(r.hash % n as u64) as usize].push(r.row);
@@ -1422,7 +1432,7 @@ fn partition<'a>(
                                 op,
                                 key: Some(key.clone()),
                                 rows,
-                                counts_missing: op == PieceOp::Delete,
+                                counts_missing: counts,
                             });
                         }
                     }

@@ -19,6 +19,7 @@
 //! silent skip.
 
 mod etcd;
+pub mod fidelity;
 mod mariadb;
 mod ports;
 mod process;
