@@ -634,7 +634,9 @@ async fn non_strict_source_values_reach_the_target_exactly() {
             a VARCHAR(5) CHARACTER SET ascii NULL);
         CREATE TABLE lax.k (e ENUM('a','b') NOT NULL, id INT NOT NULL, v INT, PRIMARY KEY (e, id));
         CREATE TABLE lax.nokey (e ENUM('a','b') NULL, d DATE NULL);
+        CREATE TABLE lax.u (id INT PRIMARY KEY, e ENUM('a','b') NOT NULL, uq INT NOT NULL, UNIQUE KEY (uq));
         SET SESSION sql_mode = 'ANSI';
+        INSERT INTO lax.u VALUES (1, 'zzz', 1), (2, 'a', 2);
         INSERT INTO lax.t (id, e, e2) VALUES (1, 'zzz', 'nope'), (2, 'a', ''), (3, 'b', 'x');
         INSERT INTO lax.k VALUES ('zzz', 1, 1), ('zzz', 2, 2), ('a', 3, 3);
         INSERT INTO lax.nokey VALUES ('zzz', '2020-01-01'), ('zzz', '2020-01-01'), ('b', NULL);
@@ -655,8 +657,23 @@ async fn non_strict_source_values_reach_the_target_exactly() {
         DELETE FROM lax.k WHERE id = 2;
         DELETE FROM lax.nokey WHERE e = 0 LIMIT 1;
         UPDATE lax.nokey SET d = '0000-00-00' WHERE e = 'b';";
+    // Rows holding the ENUM error value swap a unique value in one
+    // transaction: the relaxed upsert collides, and the source-order
+    // fallback applies it.
+    let swap = "SET SESSION sql_mode = 'ANSI'; START TRANSACTION;
+        UPDATE lax.u SET uq = 3 WHERE id = 1; UPDATE lax.u SET uq = 1 WHERE id = 2;
+        UPDATE lax.u SET uq = 2 WHERE id = 1; COMMIT;";
     let r = Replication::start("lax", setup).await;
     r.converge("lax").await;
+    r.source.exec(swap).await.expect("swap");
+    r.converge("lax").await;
+    assert!(
+        r.sluice
+            .log_text()
+            .contains("applying the batch again in source order"),
+        "{}",
+        r.sluice.log_tail()
+    );
     // The ENUM error value is index 0 on the target, not the '' label.
     let e = texts(
         &r.target,
