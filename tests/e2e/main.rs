@@ -11,6 +11,7 @@ mod binlog_live;
 mod config;
 mod decode_start;
 mod deploy;
+mod fidelity;
 mod fixtures;
 mod ha;
 mod kit;

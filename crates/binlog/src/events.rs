@@ -32,7 +32,7 @@ use sluice_core::{
 use crate::cursor::Cursor;
 use crate::error::{At, BinlogError};
 use crate::rows::{RowError, RowsImage, RowsKind};
-use crate::tablemap::parse_table_map;
+use crate::tablemap::{parse_table_map, Flavour};
 
 /// Binlog event type codes this module acts on (MySQL and MariaDB).
 pub mod code {
@@ -344,7 +344,8 @@ impl EventDecoder {
             code::FORMAT_DESCRIPTION => {
                 // The server version is at bytes 2..52 of the FDE body.
                 let version = data.get(2..52).unwrap_or_default();
-                self.mariadb = String::from_utf8_lossy(version).contains("MariaDB");
+                self.mariadb =
+                    Flavour::of_version(&String::from_utf8_lossy(version)) == Flavour::Mariadb;
                 self.tables.clear();
                 Ok(None)
             }
@@ -482,7 +483,12 @@ impl EventDecoder {
                 Ok(Some(self.commit(xid)))
             }
             code::TABLE_MAP => {
-                let tm = parse_table_map(data, self.table_id_len, self.mariadb)
+                let flavour = if self.mariadb {
+                    Flavour::Mariadb
+                } else {
+                    Flavour::Mysql
+                };
+                let tm = parse_table_map(data, self.table_id_len, flavour)
                     .map_err(|e| self.corrupt(offset, format!("TABLE_MAP: {e}")))?;
                 if !tm.schema.has_names && !self.tables.contains_key(&tm.table_id) {
                     tracing::warn!(

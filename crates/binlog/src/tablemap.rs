@@ -6,11 +6,59 @@
 //! not know. Optional metadata (`binlog_row_metadata=FULL`) supplies names,
 //! signedness, charsets, ENUM/SET labels and the primary key; without it
 //! columns are named `@1..@n` and a warning says why.
+//!
+//! # Which columns each optional-metadata field covers
+//!
+//! Several fields hold one entry per column *of some kind* (a bit per
+//! numeric column, a charset per character column, …), in column order, and
+//! the two servers disagree on the kinds. Reading one server's event with the
+//! other's rule shifts every later entry: a MariaDB table `(id INT, y YEAR,
+//! f FLOAT, u BIGINT UNSIGNED)` read with MySQL's numeric rule gives `u` the
+//! bit of `f` and decodes 2^64-1 as -1. So the rule is chosen by the flavour
+//! that **wrote** the event ([`Flavour`], from the server version in the
+//! format description event), never guessed from the column types.
+//!
+//! | field (type code) | MySQL 8.0.1+ | MariaDB 10.5+ |
+//! |---|---|---|
+//! | SIGNEDNESS (1) | TINY, SHORT, INT24, LONG, LONGLONG, NEWDECIMAL, FLOAT, DOUBLE | the same plus YEAR and the pre-5.0 DECIMAL |
+//! | DEFAULT_CHARSET (2) / COLUMN_CHARSET (3) | STRING, VAR_STRING, VARCHAR, BLOB (every size) and, 9.0+, VECTOR; not ENUM/SET, GEOMETRY, JSON | every column with a charset except ENUM/SET: STRING (also UUID, INET4, INET6, logged as BINARY(n)), VARCHAR, BLOBs (also JSON, a LONGTEXT), GEOMETRY, VARCHAR/BLOB COMPRESSED |
+//! | ENUM_AND_SET_DEFAULT_CHARSET (10) / ENUM_AND_SET_COLUMN_CHARSET (11) | ENUM and SET | ENUM and SET |
+//! | SET_STR_VALUE (5) / ENUM_STR_VALUE (6) | each SET / ENUM column, labels as bytes **in the column's charset** | same |
+//! | GEOMETRY_TYPE (7) | each GEOMETRY column | same |
+//! | SIMPLE_PRIMARY_KEY (8) / PRIMARY_KEY_WITH_PREFIX (9) | column indexes (with prefix lengths) | same |
+//! | COLUMN_VISIBILITY (12), 8.0.23+ | one bit per column (1 = visible) | not written |
+//! | VECTOR_DIMENSIONALITY (13), 9.0+ | each VECTOR column | not written |
+//!
+//! Sources: MySQL `sql/log_event.cc`, `Table_map_log_event::init_metadata_fields`
+//! and `init_signedness_field` / `init_charset_field` with
+//! `is_numeric_type(field->binlog_type())`, `is_character_type(field->real_type())`
+//! (VECTOR added in 9.0) and `is_enum_or_set_type`. MariaDB
+//! `sql/log_event_server.cc`, the same `init_*` functions, which ask each
+//! field's `binlog_type_info()` (`sql/field.h`): `Field_num` reports
+//! signedness for every numeric field — `Field_year` is a `Field_tiny`, with
+//! UNSIGNED_FLAG — and `is_character_field()` is "has a charset and is not
+//! ENUM/SET" (`Field_str`, `Field_geom::binlog_type_info` in
+//! `sql/sql_type_geom.cc`, and the fixed binary strings of the UUID/INET
+//! plugins, `Binlog_type_info_fixed_string(.., &my_charset_bin)`). Checked
+//! against MariaDB 10.11 (unit test `mariadb_year_takes_a_signedness_bit`,
+//! e2e `fidelity::mariadb_signedness_and_charsets_follow_the_server`) and
+//! the MySQL 8.0.26, 8.4 and 9.0 fixtures. (MariaDB's own client,
+//! `mariadb-binlog --print-table-metadata`, uses the MySQL rule and so
+//! mis-assigns these fields for its own server's YEAR columns.)
+//!
+//! ENUM/SET labels are decoded with the column's ENUM/SET charset after
+//! every field has been read (the servers write the charset field before
+//! the labels, but nothing requires it). Labels that are not valid text in
+//! that charset are dropped (values then carry their index / bitmask, which
+//! the loader writes as numbers), never replaced by U+FFFD. Column
+//! visibility is not kept: invisible columns are in every row image and the
+//! loader names its columns, so they need nothing special.
 
 use std::sync::Arc;
 
 use sluice_core::schema::{type_code as t, Column, TableSchema};
 
+use crate::charset::Charset;
 use crate::cursor::Cursor;
 
 /// A parsed TABLE_MAP event.
@@ -20,13 +68,66 @@ pub struct TableMap {
     pub schema: Arc<TableSchema>,
 }
 
+/// The server family that wrote an event, which decides how optional
+/// metadata is assigned to columns (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Mysql,
+    Mariadb,
+}
+
+impl Flavour {
+    /// The flavour of a server version string (`10.11.6-MariaDB-log`,
+    /// `8.0.36`), as the format description event carries it.
+    pub fn of_version(version: &str) -> Flavour {
+        if version.contains("MariaDB") {
+            Flavour::Mariadb
+        } else {
+            Flavour::Mysql
+        }
+    }
+
+    /// The SIGNEDNESS field has a bit for this column type.
+    pub fn has_sign_bit(self, type_code: u8) -> bool {
+        match type_code {
+            t::TINY
+            | t::SHORT
+            | t::INT24
+            | t::LONG
+            | t::LONGLONG
+            | t::FLOAT
+            | t::DOUBLE
+            | t::NEWDECIMAL => true,
+            t::YEAR | t::DECIMAL => self == Flavour::Mariadb,
+            _ => false,
+        }
+    }
+
+    /// The DEFAULT_CHARSET / COLUMN_CHARSET fields have an entry for this
+    /// column type (ENUM/SET already resolved from STRING).
+    pub fn has_charset(self, type_code: u8) -> bool {
+        match type_code {
+            t::STRING
+            | t::VAR_STRING
+            | t::VARCHAR
+            | t::BLOB
+            | t::TINY_BLOB
+            | t::MEDIUM_BLOB
+            | t::LONG_BLOB => true,
+            t::VECTOR => self == Flavour::Mysql,
+            t::GEOMETRY | t::VARCHAR_COMPRESSED | t::BLOB_COMPRESSED => self == Flavour::Mariadb,
+            _ => false,
+        }
+    }
+}
+
 /// Parses the body of a TABLE_MAP event (after the common header, without
-/// checksum). `table_id_len` is 6 except for ancient servers (4);
-/// `mariadb` selects MariaDB's idea of which columns have a charset.
+/// checksum). `table_id_len` is 6 except for ancient servers (4); `flavour`
+/// is the server family that wrote it (see the module docs).
 pub fn parse_table_map(
     data: &[u8],
     table_id_len: usize,
-    mariadb: bool,
+    flavour: Flavour,
 ) -> Result<TableMap, String> {
     let mut c = Cursor::new(data);
     let short = |e: crate::cursor::Short| e.to_string();
@@ -81,7 +182,7 @@ pub fn parse_table_map(
         primary_key: Vec::new(),
         has_names: false,
     };
-    parse_optional_metadata(&mut c, &mut schema, mariadb)
+    parse_optional_metadata(&mut c, &mut schema, flavour)
         .map_err(|e| format!("optional metadata: {e}"))?;
     Ok(TableMap {
         table_id,
@@ -135,48 +236,17 @@ fn read_meta(m: &mut Cursor<'_>, ty: u8) -> Result<u16, String> {
     })
 }
 
-/// Optional metadata TLVs (MySQL 8.0.1+, MariaDB 10.5+).
+/// Optional metadata TLVs (MySQL 8.0.1+, MariaDB 10.5+); see the module
+/// docs for which columns each field covers.
 fn parse_optional_metadata(
     c: &mut Cursor<'_>,
     schema: &mut TableSchema,
-    mariadb: bool,
+    flavour: Flavour,
 ) -> Result<(), String> {
     let short = |e: crate::cursor::Short| e.to_string();
-    let is_numeric = |ty: u8| {
-        matches!(
-            ty,
-            t::TINY
-                | t::SHORT
-                | t::INT24
-                | t::LONG
-                | t::LONGLONG
-                | t::FLOAT
-                | t::DOUBLE
-                | t::NEWDECIMAL
-                | t::DECIMAL
-        )
-    };
-    // The charset lists cover "character" columns: MySQL counts the string
-    // and blob types; MariaDB counts every field with a charset, which adds
-    // GEOMETRY (a blob underneath) and the compressed types. Verified against
-    // MySQL 8.4 (geometry before latin1 columns) and MariaDB 10.11 captures.
-    let is_character = |col: &Column| {
-        matches!(
-            col.type_code,
-            t::STRING
-                | t::VAR_STRING
-                | t::VARCHAR
-                | t::BLOB
-                | t::TINY_BLOB
-                | t::MEDIUM_BLOB
-                | t::LONG_BLOB
-        ) || (mariadb
-            && matches!(
-                col.type_code,
-                t::GEOMETRY | t::VARCHAR_COMPRESSED | t::BLOB_COMPRESSED
-            ))
-    };
     let is_enum_set = |col: &Column| matches!(col.type_code, t::ENUM | t::SET);
+    // Raw labels per column, decoded once every charset is known.
+    let mut raw_labels: Vec<Option<Vec<&[u8]>>> = vec![None; schema.columns.len()];
 
     while c.remaining() > 0 {
         let kind = c.u8("metadata type").map_err(short)?;
@@ -189,7 +259,7 @@ fn parse_optional_metadata(
                 let numeric = schema
                     .columns
                     .iter_mut()
-                    .filter(|c| is_numeric(c.type_code));
+                    .filter(|c| flavour.has_sign_bit(c.type_code));
                 for (k, col) in numeric.enumerate() {
                     let byte = body.get(k / 8).copied().unwrap_or(0);
                     col.unsigned = byte & (0x80 >> (k % 8)) != 0;
@@ -211,7 +281,7 @@ fn parse_optional_metadata(
                     let matches = if enum_set {
                         is_enum_set(col)
                     } else {
-                        is_character(col)
+                        flavour.has_charset(col.type_code)
                     };
                     if matches {
                         let coll = exceptions
@@ -230,7 +300,7 @@ fn parse_optional_metadata(
                     let matches = if enum_set {
                         is_enum_set(col)
                     } else {
-                        is_character(col)
+                        flavour.has_charset(col.type_code)
                     };
                     if matches {
                         col.collation = Some(b.packed("column charset").map_err(short)? as u16);
@@ -249,15 +319,17 @@ fn parse_optional_metadata(
             // SET_STR_VALUE / ENUM_STR_VALUE
             5 | 6 => {
                 let want = if kind == 5 { t::SET } else { t::ENUM };
-                for col in schema.columns.iter_mut().filter(|c| c.type_code == want) {
+                for (i, col) in schema.columns.iter().enumerate() {
+                    if col.type_code != want {
+                        continue;
+                    }
                     let count = b.packed("label count").map_err(short)? as usize;
-                    let mut labels: Vec<Arc<str>> = Vec::with_capacity(count.min(65_536));
+                    let mut labels = Vec::with_capacity(count.min(65_536));
                     for _ in 0..count {
                         let n = b.packed("label length").map_err(short)? as usize;
-                        let raw = b.take(n, "label").map_err(short)?;
-                        labels.push(Arc::from(String::from_utf8_lossy(raw).as_ref()));
+                        labels.push(b.take(n, "label").map_err(short)?);
                     }
-                    col.labels = Some(labels.into());
+                    raw_labels[i] = Some(labels);
                 }
             }
             // SIMPLE_PRIMARY_KEY
@@ -282,6 +354,11 @@ fn parse_optional_metadata(
             _ => {}
         }
     }
+    for (col, raw) in schema.columns.iter_mut().zip(raw_labels) {
+        if let Some(raw) = raw {
+            col.labels = decode_labels(&raw, col);
+        }
+    }
     if schema
         .primary_key
         .iter()
@@ -290,6 +367,27 @@ fn parse_optional_metadata(
         return Err("primary key names a column past the last one".into());
     }
     Ok(())
+}
+
+/// ENUM/SET labels as text in the column's charset, or `None` (values keep
+/// their index / bitmask) when one of them is not valid text in it.
+fn decode_labels(raw: &[&[u8]], col: &Column) -> Option<Arc<[Arc<str>]>> {
+    let charset = Charset::of_column(col);
+    let mut labels: Vec<Arc<str>> = Vec::with_capacity(raw.len());
+    for bytes in raw {
+        match crate::charset::decode_str(bytes, charset) {
+            Some(s) => labels.push(Arc::from(s)),
+            None => {
+                tracing::warn!(
+                    column = %col.name,
+                    collation = ?col.collation,
+                    "ENUM/SET label is not valid text in the column's charset; its values are kept by index"
+                );
+                return None;
+            }
+        }
+    }
+    Some(labels.into())
 }
 
 #[cfg(test)]
@@ -316,7 +414,7 @@ mod tests {
 
     #[test]
     fn parses_full_metadata() {
-        let tm = parse_table_map(&sample(), 6, true).expect("parses");
+        let tm = parse_table_map(&sample(), 6, Flavour::Mariadb).expect("parses");
         assert_eq!(tm.table_id, 42);
         let s = &tm.schema;
         assert_eq!(s.qualified_name(), "d.t");
@@ -336,14 +434,150 @@ mod tests {
         assert_eq!(s.primary_key, vec![0]);
     }
 
+    /// A table map for `d.t` with these column types, raw metadata block and
+    /// optional-metadata TLVs (all columns nullable).
+    fn event(types: &[u8], meta: &[u8], tlvs: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut v = vec![7, 0, 0, 0, 0, 0, 1, 0];
+        v.extend([1, b'd', 0, 1, b't', 0]);
+        v.push(types.len() as u8);
+        v.extend(types);
+        v.push(meta.len() as u8);
+        v.extend(meta);
+        v.extend(std::iter::repeat_n(0xFF, types.len().div_ceil(8)));
+        for (kind, body) in tlvs {
+            v.push(*kind);
+            v.push(body.len() as u8);
+            v.extend(*body);
+        }
+        v
+    }
+
+    fn unsigned(tm: &TableMap) -> Vec<bool> {
+        tm.schema.columns.iter().map(|c| c.unsigned).collect()
+    }
+
+    fn collations(tm: &TableMap) -> Vec<Option<u16>> {
+        tm.schema.columns.iter().map(|c| c.collation).collect()
+    }
+
+    /// `(id INT, y YEAR, f FLOAT, u BIGINT UNSIGNED, b BIT(3), d DECIMAL(5,2)
+    /// UNSIGNED)` as MariaDB 10.11 logs it: YEAR has a bit (set: Field_year
+    /// is unsigned), BIT has none. SIGNEDNESS = 0101_1000 (captured).
+    #[test]
+    fn mariadb_year_takes_a_signedness_bit() {
+        let types = [
+            t::LONG,
+            t::YEAR,
+            t::FLOAT,
+            t::LONGLONG,
+            t::BIT,
+            t::NEWDECIMAL,
+        ];
+        let meta = [4, 3, 0, 5, 2];
+        let bytes = event(&types, &meta, &[(1, &[0x58])]);
+        let tm = parse_table_map(&bytes, 6, Flavour::Mariadb).expect("parses");
+        assert_eq!(unsigned(&tm), [false, true, false, true, false, true]);
+        // Read with MySQL's rule the same bits shift: `f` takes YEAR's bit
+        // and `u` FLOAT's (the bug this rule fixes).
+        let tm = parse_table_map(&bytes, 6, Flavour::Mysql).expect("parses");
+        assert_eq!(unsigned(&tm), [false, false, true, false, false, true]);
+    }
+
+    /// The same table as MySQL 8 logs it: no bit for YEAR (nor BIT).
+    #[test]
+    fn mysql_year_has_no_signedness_bit() {
+        let types = [
+            t::LONG,
+            t::YEAR,
+            t::FLOAT,
+            t::LONGLONG,
+            t::BIT,
+            t::NEWDECIMAL,
+        ];
+        let meta = [4, 3, 0, 5, 2];
+        // id, f, u, d: 0011_0000.
+        let bytes = event(&types, &meta, &[(1, &[0x30])]);
+        let tm = parse_table_map(&bytes, 6, Flavour::Mysql).expect("parses");
+        assert_eq!(unsigned(&tm), [false, false, false, true, false, true]);
+    }
+
+    /// MariaDB counts GEOMETRY and the UUID/INET binary strings among the
+    /// character columns: `(uu UUID, g POINT, j JSON, v VARCHAR(5) latin1)`
+    /// → DEFAULT_CHARSET 63 with exceptions (j → 46, v → 8).
+    #[test]
+    fn mariadb_charsets_include_geometry() {
+        let types = [t::STRING, t::GEOMETRY, t::BLOB, t::VARCHAR];
+        let meta = [t::STRING, 16, 4, 4, 5, 0];
+        let bytes = event(&types, &meta, &[(2, &[63, 2, 46, 3, 8])]);
+        let tm = parse_table_map(&bytes, 6, Flavour::Mariadb).expect("parses");
+        assert_eq!(collations(&tm), [Some(63), Some(63), Some(46), Some(8)]);
+        // MySQL's rule skips GEOMETRY: j and v would take wrong entries.
+        let tm = parse_table_map(&bytes, 6, Flavour::Mysql).expect("parses");
+        assert_ne!(collations(&tm)[3], Some(8));
+    }
+
+    /// MySQL 9 counts VECTOR among the character columns and GEOMETRY not:
+    /// `bar (id SERIAL, v VECTOR(2), foo TEXT, v2 VECTOR(4))` from the
+    /// fixture vector.binlog: DEFAULT_CHARSET 63 with (1 → 255).
+    #[test]
+    fn mysql_charsets_include_vector_not_geometry() {
+        let types = [t::LONGLONG, t::VECTOR, t::BLOB, t::VECTOR];
+        let meta = [4, 2, 4];
+        let bytes = event(
+            &types,
+            &meta,
+            &[
+                (1, &[0x80]),
+                (2, &[0x3f, 0x01, 0xfc, 0xff, 0x00]),
+                (13, &[2, 4]),
+            ],
+        );
+        let tm = parse_table_map(&bytes, 6, Flavour::Mysql).expect("parses");
+        assert_eq!(collations(&tm), [None, Some(63), Some(255), Some(63)]);
+        assert!(tm.schema.columns[0].unsigned);
+        // `(g GEOMETRY, v VARCHAR(5) latin1)` on MySQL: v is the only one.
+        let bytes = event(&[t::GEOMETRY, t::VARCHAR], &[4, 5, 0], &[(2, &[8])]);
+        let tm = parse_table_map(&bytes, 6, Flavour::Mysql).expect("parses");
+        assert_eq!(collations(&tm), [None, Some(8)]);
+    }
+
+    /// Labels are bytes in the column's charset: latin1 `é`/`€`, ucs2 `a`,
+    /// whichever TLV comes first; labels invalid in the charset are dropped.
+    #[test]
+    fn enum_and_set_labels_decode_in_their_charset() {
+        let types = [t::STRING, t::STRING, t::STRING];
+        let meta = [t::ENUM, 1, t::SET, 1, t::ENUM, 1];
+        let enum_labels: &[u8] = &[2, 1, 0xE9, 1, 0x80, 1, 2, 0xFF, 0xFE];
+        let set_labels: &[u8] = &[2, 2, 0x00, b'a', 2, 0x00, b'b'];
+        // ENUM_AND_SET_COLUMN_CHARSET: latin1, ucs2, utf8mb4 — after the
+        // labels, to show the order does not matter.
+        let bytes = event(
+            &types,
+            &meta,
+            &[(6, enum_labels), (5, set_labels), (11, &[8, 35, 45])],
+        );
+        let tm = parse_table_map(&bytes, 6, Flavour::Mariadb).expect("parses");
+        let labels = |i: usize| {
+            tm.schema.columns[i]
+                .labels
+                .as_ref()
+                .map(|l| l.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(labels(0), Some(vec!["é".to_string(), "€".to_string()]));
+        assert_eq!(labels(1), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(labels(2), None, "0xFF 0xFE is not utf8mb4");
+        assert_eq!(tm.schema.columns[0].type_code, t::ENUM);
+        assert_eq!(tm.schema.columns[1].type_code, t::SET);
+    }
+
     #[test]
     fn truncated_table_maps_fail_cleanly() {
         let full = sample();
         for n in 0..full.len() {
             // Every prefix either parses (optional metadata cut at a TLV
             // boundary) or fails with a message; never panics.
-            let _ = parse_table_map(&full[..n], 6, false);
+            let _ = parse_table_map(&full[..n], 6, Flavour::Mysql);
         }
-        assert!(parse_table_map(&full[..10], 6, false).is_err());
+        assert!(parse_table_map(&full[..10], 6, Flavour::Mysql).is_err());
     }
 }

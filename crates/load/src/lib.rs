@@ -25,6 +25,7 @@ pub mod error;
 pub mod key;
 pub mod merge;
 pub mod meta;
+pub mod relaxed;
 pub mod sql;
 
 pub use apply::{

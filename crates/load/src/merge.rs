@@ -32,6 +32,11 @@
 //! Before images are only used for their key (the old key of a delete or a
 //! key-changing update); other columns of before images are not checked.
 //!
+//! A delete records whether the source held the key before the batch (its
+//! first change in the batch was an update or a delete): only then must the
+//! target hold it too, and a delete that finds nothing is worth reporting
+//! ([`KeyedRow::expect_row`]; an I+D delete is a precaution).
+//!
 //! Output order per table: all deletes, then all upserts, each in the order
 //! of the last change to their key. Deletes first frees unique values that
 //! the upserts may take (and makes keys equal only by collation — `'a'` vs
@@ -70,6 +75,9 @@ pub struct KeyedRow<'a> {
     /// columns hold the key to delete.
     pub row: &'a Row,
     pub hash: u64,
+    /// For a delete: the source held this key before the batch, so the
+    /// target should hold it (see the module docs).
+    pub expect_row: bool,
 }
 
 /// One operation of a table without a key, in source order.
@@ -186,6 +194,8 @@ struct Entry<'a> {
     present: bool,
     seq: usize,
     hash: u64,
+    /// The key's first change in the batch was to a row the source held.
+    existed: bool,
 }
 
 impl<'a> Segment<'a> {
@@ -269,12 +279,22 @@ impl<'a> Segment<'a> {
                 index,
                 entries,
             } => {
-                let mut set = |buf: &mut Vec<u8>, row: &'a Row, present: bool| {
-                    set_key(table, key, index, entries, buf, row, present, seq)
+                // `existed`: the source held this key before this change.
+                let mut set = |buf: &mut Vec<u8>, row: &'a Row, present: bool, existed: bool| {
+                    set_key(
+                        table,
+                        key,
+                        index,
+                        entries,
+                        buf,
+                        row,
+                        (present, existed),
+                        seq,
+                    )
                 };
                 match change.kind {
-                    ChangeKind::Insert => set(buf, image("after", &change.after)?, true),
-                    ChangeKind::Delete => set(buf, image("before", &change.before)?, false),
+                    ChangeKind::Insert => set(buf, image("after", &change.after)?, true, false),
+                    ChangeKind::Delete => set(buf, image("before", &change.before)?, false, true),
                     ChangeKind::Update => {
                         let before = image("before", &change.before)?;
                         let after = image("after", &change.after)?;
@@ -282,10 +302,11 @@ impl<'a> Segment<'a> {
                         check_key(table, after, &key.columns)?;
                         // Compare canonical bytes, not `Value`s: -0.0 = 0.0.
                         let old = key_bytes(buf, before, &key.columns).to_vec();
-                        if old != key_bytes(buf, after, &key.columns) {
-                            set(buf, before, false)?;
+                        let moved = old != key_bytes(buf, after, &key.columns);
+                        if moved {
+                            set(buf, before, false, true)?;
                         }
-                        set(buf, after, true)
+                        set(buf, after, true, !moved)
                     }
                 }
             }
@@ -333,6 +354,7 @@ impl<'a> Segment<'a> {
                     let op = KeyedRow {
                         row: e.row,
                         hash: e.hash,
+                        expect_row: e.existed,
                     };
                     if e.present {
                         upserts.push(op);
@@ -365,7 +387,7 @@ fn set_key<'a>(
     entries: &mut Vec<Entry<'a>>,
     buf: &mut Vec<u8>,
     row: &'a Row,
-    present: bool,
+    (present, existed): (bool, bool),
     seq: usize,
 ) -> Result<(), MergeError> {
     check_key(table, row, &key.columns)?;
@@ -392,6 +414,7 @@ fn set_key<'a>(
                 present,
                 seq,
                 hash,
+                existed,
             });
         }
     }

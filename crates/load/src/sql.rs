@@ -17,8 +17,18 @@
 //!   `REPLACE INTO` with the same rows: rows colliding on any unique key are
 //!   deleted first (MySQL's own idempotent replica semantics).
 //! * delete by key: ``DELETE FROM `s`.`t` WHERE `id` IN (?,…)``, or
-//!   ``WHERE (`a`,`b`) IN ((?,?),…)`` for a composite key (both use the
-//!   key's index as ranges).
+//!   ``WHERE (`a`,`b`) IN ((?,?),…)`` for a composite key of numbers,
+//!   temporals and binary strings, or ``WHERE (`a`=? AND `b`=?) OR …`` for
+//!   a composite key with a character column (all use the key's index as
+//!   ranges). The row-constructor `IN` does not convert bound strings to
+//!   the column's charset on MariaDB 10.11: with more than one tuple it
+//!   matched no ucs2/utf16/utf32 value and no non-ASCII latin1, gbk, big5 or
+//!   sjis value, and deleted nothing without an error (issue 20). A scalar
+//!   comparison converts each string, so the OR form matches in every
+//!   charset. (Single-column `IN` lists, the upsert's guard, which compares
+//!   a column with `VALUES()` of itself, and the keyless `<=>` matches
+//!   compare scalars and were checked against every charset family, see
+//!   `fidelity::deletes_and_key_changes_match_in_every_charset`.)
 //! * insert (tables without a key): plain multi-row `INSERT`.
 //! * delete one (tables without a key): ``DELETE FROM `s`.`t` WHERE `c1` <=> ?
 //!   AND … LIMIT 1`` — `<=>` so NULLs match.
@@ -47,7 +57,10 @@
 //! back to the same epoch; TIME with sign and hours > 24), YEAR as a number
 //! (`0` stays the zero year, where the string `'0'` would be 2000), ENUM by
 //! label (by index when the table map had no labels; a number is an index
-//! to the server), SET by labels (or by bitmask), BIT as an unsigned
+//! to the server) — except ENUM's error value, index 0, which is the number
+//! 0 (its text `''` could be a real label) and which a strict session only
+//! stores under the relaxed mode of [`crate::relaxed`] —, SET by labels (or
+//! by bitmask), BIT as an unsigned
 //! integer, JSON as text, GEOMETRY as its stored bytes (SRID + WKB), text as
 //! UTF-8 (the connection charset is utf8mb4 and the server converts to the
 //! column's charset), and binary strings as bytes. `Absent` (a column missing
@@ -61,6 +74,12 @@ use sqlx::Arguments as _;
 
 /// MySQL's limit on placeholders in one prepared statement.
 pub const MAX_PLACEHOLDERS: usize = 65_535;
+
+/// Rows per composite-key delete matched column by column: MariaDB 10.11's
+/// range optimizer handles such an OR of ANDs in linear time up to about
+/// 256 disjuncts (≈10 µs a row, like the row-constructor `IN`) and in
+/// quadratic time beyond (1024 rows took 4× longer than `IN`).
+pub const MAX_OR_ROWS: usize = 256;
 
 /// How big one statement may get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,11 +182,17 @@ pub fn chunks(kind: Kind<'_>, table: &TableSchema, rows: &[&Row], limits: Limits
         _ => (0..table.columns.len()).collect(),
     };
     let params_per_row = cols.len().max(1);
-    // "(?,?,…)," per row; "?," for a one-column key.
-    let text_per_row = if matches!(kind, Kind::Delete(_)) && cols.len() == 1 {
-        2
-    } else {
-        2 * params_per_row + 2
+    // "(?,?,…)," per row; "?," for a one-column key; "(`a`=? AND …) OR "
+    // for a composite key compared column by column.
+    let text_per_row = match kind {
+        Kind::Delete(key) if key.len() == 1 => 2,
+        Kind::Delete(key) if compares_by_column(table, key) => {
+            key.iter()
+                .map(|&i| table.columns[i].name.len() + 9)
+                .sum::<usize>()
+                + 4
+        }
+        _ => 2 * params_per_row + 2,
     };
     let sizes: Vec<usize> = rows
         .iter()
@@ -176,6 +201,11 @@ pub fn chunks(kind: Kind<'_>, table: &TableSchema, rows: &[&Row], limits: Limits
     let header = header_size(kind, table);
     let max_rows = match kind {
         Kind::DeleteOne => 1,
+        Kind::Delete(key) if key.len() > 1 && compares_by_column(table, key) => limits
+            .max_rows
+            .min(MAX_OR_ROWS)
+            .min(MAX_PLACEHOLDERS / params_per_row)
+            .max(1),
         _ => limits
             .max_rows
             .min(MAX_PLACEHOLDERS / params_per_row)
@@ -292,6 +322,27 @@ pub fn build(
                 push_upsert_assignments(&mut sql, table, key);
             }
         }
+        Kind::Delete(key) if key.len() > 1 && compares_by_column(table, key) => {
+            sql.push_str("DELETE FROM ");
+            sql.push_str(&target);
+            sql.push_str(" WHERE ");
+            let mut tuple = String::from("(");
+            for (n, &i) in key.iter().enumerate() {
+                if n > 0 {
+                    tuple.push_str(" AND ");
+                }
+                push_ident(&mut tuple, &table.columns[i].name);
+                tuple.push_str("=?");
+            }
+            tuple.push(')');
+            for n in 0..chunk.padded {
+                if n > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str(&tuple);
+                encode_row(&mut args, table, row_at(n), key.iter().copied())?;
+            }
+        }
         Kind::Delete(key) => {
             sql.push_str("DELETE FROM ");
             sql.push_str(&target);
@@ -376,6 +427,29 @@ fn push_upsert_assignments(sql: &mut String, table: &TableSchema, key: &[usize])
     }
 }
 
+/// Whether a composite key is matched column by column (`a=? AND b=?`)
+/// rather than by a row constructor: when a key column holds characters
+/// (see the module docs). Unknown collations count as characters.
+pub fn compares_by_column(table: &TableSchema, key: &[usize]) -> bool {
+    use sluice_core::schema::type_code as tc;
+    key.iter().any(|&i| {
+        let c = &table.columns[i];
+        match c.type_code {
+            tc::ENUM | tc::SET => true,
+            tc::STRING
+            | tc::VARCHAR
+            | tc::VAR_STRING
+            | tc::TINY_BLOB
+            | tc::BLOB
+            | tc::MEDIUM_BLOB
+            | tc::LONG_BLOB
+            | tc::VARCHAR_COMPRESSED
+            | tc::BLOB_COMPRESSED => c.collation != Some(sluice_core::schema::BINARY_COLLATION),
+            _ => false,
+        }
+    })
+}
+
 fn push_column_list(sql: &mut String, table: &TableSchema) {
     for (i, c) in table.columns.iter().enumerate() {
         if i > 0 {
@@ -425,6 +499,8 @@ pub fn encode_value(args: &mut MySqlArguments, v: &Value) -> Result<(), String> 
         Value::Year(y) => args.add(*y),
         Value::Bit { bits, .. } => args.add(*bits),
         Value::Decimal(s) | Value::Text(s) | Value::Json(s) => args.add(s.as_str()),
+        // The error value: by index, never by its text '' (see the docs).
+        Value::Enum { index: 0, .. } => args.add(0u64),
         Value::Enum { label: Some(l), .. } => args.add(&**l),
         Value::Enum { index, label: None } => args.add(u64::from(*index)),
         Value::Set {

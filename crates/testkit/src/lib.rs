@@ -26,6 +26,7 @@
 pub mod compare;
 pub mod corpus;
 mod etcd;
+pub mod fidelity;
 mod mariadb;
 mod ports;
 mod process;

@@ -67,6 +67,19 @@
 //! ([`crate::meta`]) — and `Fail` otherwise.
 //!
 //!
+//! # Deletes that find nothing
+//!
+//! A delete by key of a row the source held before the batch (see
+//! [`crate::merge`]), or a keyless delete of one full row, that the server
+//! reports as affecting fewer rows than it named means the target lacked
+//! those rows. That is expected when a batch is replayed after a restart
+//! (the rows went with the first attempt) and when the pipeline started
+//! after the rows' inserts; otherwise it means the target had diverged. It
+//! is not an error — the target ends as the source wants either way, and
+//! stopping would make every replay fail — but it is never silent: the
+//! batch's [`ApplyStats::deletes_missed`] counts the rows, and a warning
+//! names the table and a key (at debug level for replayed batches).
+//!
 //! # Submodules
 //!
 //! * [`options`] — [`LoaderOptions`], the session settings, connect options;
@@ -77,16 +90,18 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use sluice_core::retry::{retry, Retried};
-use sluice_core::{Classify, ErrorClass, RowChange, TableSchema};
+use sluice_core::{Classify, ErrorClass, Row, RowChange, TableSchema};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Executor as _;
 
-use crate::error::LoadError;
+use crate::error::{LoadError, ER_BAD_NULL};
 use crate::merge::{merge, qualified, MergeError, PlanBody};
+use crate::relaxed::{self, TargetFlavour};
 use crate::sql;
 
 mod catalog;
@@ -103,7 +118,7 @@ pub use options::{
 
 use catalog::{replication_key, Catalog};
 use options::session_statements;
-use partition::{partition, serial_share, statement_error, Piece, ShareOutcome};
+use partition::{partition, serial_share, statement_error, Applied, Piece, PieceOp, ShareOutcome};
 
 /// Pooled connections idle at least this long are pinged before use.
 const PING_IF_IDLE: Duration = Duration::from_millis(250);
@@ -113,6 +128,8 @@ pub struct Loader {
     pool: MySqlPool,
     opts: LoaderOptions,
     catalog: Catalog,
+    /// The target's server family, read on first need.
+    flavour: OnceLock<TargetFlavour>,
     retries: AtomicU64,
 }
 
@@ -168,6 +185,7 @@ impl Loader {
             pool,
             opts,
             catalog: Catalog::default(),
+            flavour: OnceLock::new(),
             retries: AtomicU64::new(0),
         }
     }
@@ -307,7 +325,7 @@ impl Loader {
             stats.workers = 1;
             let outcome = self.run_share(batch_id, 0, &one, Some(m)).await;
             stats.retries += outcome.retries;
-            let statements = match outcome.result {
+            let applied = match outcome.result {
                 Ok(n) => n,
                 Err(e) if e.is_unique_conflict() => {
                     tracing::info!(
@@ -323,7 +341,7 @@ impl Loader {
                 }
                 Err(e) => return Err(e),
             };
-            stats.statements += statements;
+            applied.add_to(&mut stats, batch_id, conflicts);
             stats.checkpointed = true;
             stats.atomic = true;
             stats.elapsed = started.elapsed();
@@ -369,7 +387,7 @@ impl Loader {
             stats.retries += outcome.retries;
             match outcome.result {
                 Ok(n) => {
-                    stats.statements += n;
+                    n.add_to(&mut stats, batch_id, conflicts);
                     for p in share.iter().filter(|p| p.key.is_none()) {
                         committed_unkeyed.insert((&p.table.schema, &p.table.table));
                     }
@@ -403,7 +421,7 @@ impl Loader {
             });
             let outcome = self.run_share(batch_id, 0, &share, mark).await;
             stats.retries += outcome.retries;
-            stats.statements += outcome.result?;
+            outcome.result?.add_to(&mut stats, batch_id, conflicts);
             stats.serial_fallback = true;
             stats.checkpointed = mark.is_some();
         } else if !unkeyed.is_empty() {
@@ -411,7 +429,7 @@ impl Loader {
                 .run_share(batch_id, stats.workers - 1, &unkeyed, mark)
                 .await;
             stats.retries += outcome.retries;
-            stats.statements += outcome.result?;
+            outcome.result?.add_to(&mut stats, batch_id, conflicts);
             stats.checkpointed = mark.is_some();
         }
         stats.elapsed = started.elapsed();
@@ -435,47 +453,146 @@ impl Loader {
     }
 
     /// Applies a share in one transaction, recording `mark` in it when
-    /// given; returns the statement count.
+    /// given; returns what it did.
     async fn try_share(
         &self,
         batch_id: u64,
         share: &[Piece<'_>],
         mark: Option<&CheckpointMark<'_>>,
-    ) -> Result<usize, LoadError> {
+    ) -> Result<Applied, LoadError> {
         let mut tx = self.pool.begin().await.map_err(|e| {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
         self.check_term(&mut tx, Some(batch_id), true).await?;
-        let mut statements = 0;
+        let mut applied = Applied::default();
         for piece in share {
             let kind = piece.kind();
-            for chunk in sql::chunks(kind, piece.table, &piece.rows, self.opts.limits) {
-                let stmt = sql::build(kind, piece.table, &piece.rows, chunk).map_err(|e| {
+            // Rows holding values only the relaxed mode stores go alone,
+            // after the others (see `crate::relaxed`).
+            let (normal, relaxed_rows) = match relaxed::split(kind, &piece.rows) {
+                Some((normal, relaxed_rows)) => (Some(piece.with_rows(normal)), relaxed_rows),
+                None => (None, Vec::new()),
+            };
+            let piece_n = normal.as_ref().unwrap_or(piece);
+            for chunk in sql::chunks(kind, piece.table, &piece_n.rows, self.opts.limits) {
+                let stmt = sql::build(kind, piece.table, &piece_n.rows, chunk).map_err(|e| {
                     LoadError::Refused {
                         batch_id,
                         table: qualified(piece.table),
-                        key: piece.describe(chunk.start),
+                        key: piece_n.describe(chunk.start),
                         reason: format!("column `{}` {}", e.column, e.reason),
                     }
                 })?;
-                sqlx::query_with(&stmt.sql, stmt.args)
+                let done = sqlx::query_with(&stmt.sql, stmt.args)
                     .persistent(chunk.persistent)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| statement_error(batch_id, piece, chunk, e))?;
-                statements += 1;
+                    .map_err(|e| statement_error(batch_id, piece_n, chunk, e))?;
+                applied.statements += 1;
+                if piece.counts_missing && done.rows_affected() < chunk.len as u64 {
+                    applied.missed(
+                        chunk.len as u64 - done.rows_affected(),
+                        || piece_n.describe(chunk.start),
+                        piece.table,
+                    );
+                }
+            }
+            for row in relaxed_rows {
+                self.relaxed_row(batch_id, &mut tx, piece, row).await?;
+                applied.statements += 1;
             }
         }
         if let Some(m) = mark {
             crate::meta::record_checkpoint(&mut *tx, m.pipeline, batch_id, m.position, m.through)
                 .await
                 .map_err(|e| LoadError::target(Some(batch_id), "recording the checkpoint", e))?;
-            statements += 1;
+            applied.statements += 1;
         }
         tx.commit()
             .await
             .map_err(|e| LoadError::target(Some(batch_id), "committing on the target", e))?;
-        Ok(statements)
+        Ok(applied)
+    }
+
+    /// Writes one row of `piece` under the relaxed sql_mode and checks that
+    /// the server changed nothing but its ENUM error values (see
+    /// `crate::relaxed`); any other warning is a definite error.
+    async fn relaxed_row(
+        &self,
+        batch_id: u64,
+        conn: &mut sqlx::MySqlConnection,
+        piece: &Piece<'_>,
+        row: &Row,
+    ) -> Result<(), LoadError> {
+        let one = piece.with_rows(vec![row]);
+        let chunk = sql::Chunk {
+            start: 0,
+            len: 1,
+            padded: 1,
+            persistent: false,
+        };
+        let stmt = sql::build(piece.kind(), piece.table, &one.rows, chunk).map_err(|e| {
+            LoadError::Refused {
+                batch_id,
+                table: qualified(piece.table),
+                key: one.describe(0),
+                reason: format!("column `{}` {}", e.column, e.reason),
+            }
+        })?;
+        let flavour = self.target_flavour(batch_id, &mut *conn).await?;
+        let warnings = relaxed::execute(&mut *conn, flavour, stmt)
+            .await
+            .map_err(|e| statement_error(batch_id, &one, chunk, e))?;
+        if let Some(w) = relaxed::unexpected(&warnings, piece.table, row).first() {
+            // Without strictness the upsert's guard (see `crate::sql`) only
+            // warns: it still means a collision on another unique key, which
+            // the source-order fallback handles. (The transaction is rolled
+            // back with this error, so the guard's write is undone.)
+            let guard = piece.op == PieceOp::Upsert
+                && u16::try_from(w.code) == Ok(ER_BAD_NULL)
+                && piece
+                    .key
+                    .as_deref()
+                    .and_then(|k| k.first())
+                    .is_some_and(|&k0| {
+                        w.message.starts_with(&format!(
+                            "Column '{}' cannot be null",
+                            piece.table.columns[k0].name
+                        ))
+                    });
+            return Err(LoadError::Rejected {
+                batch_id,
+                table: qualified(piece.table),
+                key: one.describe(0),
+                server: crate::error::ServerError {
+                    code: u16::try_from(w.code).unwrap_or(u16::MAX),
+                    sqlstate: None,
+                    message: w.message.clone(),
+                },
+                class: ErrorClass::Definite,
+                attempts: 1,
+                unique_conflict: guard,
+            });
+        }
+        Ok(())
+    }
+
+    /// The target's server family (one `SELECT VERSION()` per loader).
+    async fn target_flavour(
+        &self,
+        batch_id: u64,
+        conn: &mut sqlx::MySqlConnection,
+    ) -> Result<TargetFlavour, LoadError> {
+        if let Some(f) = self.flavour.get() {
+            return Ok(*f);
+        }
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| LoadError::target(Some(batch_id), "reading the target's version", e))?;
+        Ok(*self
+            .flavour
+            .get_or_init(|| TargetFlavour::of_version(&version)))
     }
 
     /// Runs `op` under the loader's retry policy ([`LoaderOptions::retry`]):

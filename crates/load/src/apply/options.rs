@@ -11,12 +11,15 @@
 //! an AUTO_INCREMENT key 0 stays 0 instead of taking a new number.
 //! `time_zone='+00:00'` (TIMESTAMP text is UTC), `NAMES utf8mb4`,
 //! `foreign_key_checks=0` (merging and parallel workers reorder changes
-//! across tables; the source already enforced its foreign keys), and READ
+//! across tables; the source already enforced its foreign keys),
+//! `check_constraint_checks=0` on MariaDB (the source enforced its CHECK
+//! constraints, or a session there chose not to), and READ
 //! COMMITTED, which takes no gap locks for deletes of absent keys and so
 //! keeps workers from deadlocking on each other's ranges. (A target whose
 //! binlog is STATEMENT-based cannot log READ COMMITTED writes; use ROW or
-//! MIXED there.) One value a non-strict source can store is refused by the
-//! strict session: ENUM's invalid empty value (index 0), a definite 1265.
+//! MIXED there.) The values a non-strict source can store that this strict
+//! session refuses, and how each still reaches the target exactly, are
+//! listed in [`crate::relaxed`].
 
 //!
 //! Strict mode and the values it refuses are the subject of the session's
@@ -128,6 +131,9 @@ pub struct ApplyStats {
     pub serial_ops: usize,
     /// Statements executed by the attempts that committed.
     pub statements: usize,
+    /// Rows that deletes named but the target did not have (see "Deletes
+    /// that find nothing" in [`super`]'s docs).
+    pub deletes_missed: u64,
     /// Worker transactions (connections used in parallel).
     pub workers: usize,
     /// Transient failures retried.
@@ -203,7 +209,9 @@ pub(super) fn session_statements(opts: &LoaderOptions) -> Vec<String> {
     let mut v = vec![
         format!("SET SESSION sql_mode = '{SESSION_SQL_MODE}'"),
         "SET SESSION time_zone = '+00:00'".to_string(),
-        "SET SESSION foreign_key_checks = 0".to_string(),
+        // `/*M!…*/` runs on MariaDB only; MySQL has no such switch.
+        "SET SESSION foreign_key_checks = 0 /*M!100201 , check_constraint_checks = 0 */"
+            .to_string(),
         "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
     ];
     if let Some(t) = opts.lock_wait_timeout {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use sluice_core::{ChangeKind, Row, RowChange, TableSchema};
 
 use super::catalog::{replication_key, TargetKeys};
-use super::options::UniqueConflict;
+use super::options::{ApplyStats, UniqueConflict};
 use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
 use crate::key::{describe_key, describe_row, key_bytes};
-use crate::merge::{qualified, PlanBody, SerialOp, TablePlan};
+use crate::merge::{qualified, KeyedRow, PlanBody, SerialOp, TablePlan};
 use crate::sql::{self, Kind};
 
 /// What one worker applies, in order.
@@ -20,6 +20,9 @@ pub(super) struct Piece<'a> {
     /// Key columns (keyed tables).
     pub(super) key: Option<Arc<[usize]>>,
     pub(super) rows: Vec<&'a Row>,
+    /// A delete whose rows the target should hold: rows it does not find
+    /// are counted (not the delete that makes room before a re-insert).
+    pub(super) counts_missing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +34,18 @@ pub(super) enum PieceOp {
     DeleteOne,
 }
 
-impl Piece<'_> {
+impl<'a> Piece<'a> {
+    /// The same piece over other rows.
+    pub(super) fn with_rows(&self, rows: Vec<&'a Row>) -> Piece<'a> {
+        Piece {
+            table: self.table,
+            op: self.op,
+            key: self.key.clone(),
+            rows,
+            counts_missing: self.counts_missing,
+        }
+    }
+
     pub(super) fn kind(&self) -> Kind<'_> {
         match self.op {
             PieceOp::Upsert => Kind::Upsert(self.key.as_deref().unwrap_or(&[])),
@@ -53,8 +67,42 @@ impl Piece<'_> {
 }
 
 pub(super) struct ShareOutcome {
-    pub(super) result: Result<usize, LoadError>,
+    pub(super) result: Result<Applied, LoadError>,
     pub(super) retries: u32,
+}
+
+/// What a committed share did.
+#[derive(Debug, Default)]
+pub(super) struct Applied {
+    pub(super) statements: usize,
+    /// Rows deletes named that the target did not have.
+    pub(super) missed: u64,
+    /// The first of them, for the log: (table, key).
+    pub(super) example: Option<(String, String)>,
+}
+
+impl Applied {
+    pub(super) fn missed(&mut self, n: u64, key: impl FnOnce() -> String, table: &TableSchema) {
+        self.missed += n;
+        if self.example.is_none() {
+            self.example = Some((qualified(table), key()));
+        }
+    }
+
+    /// Adds to the batch's stats, and reports missed deletes (at debug level
+    /// while replaying, see "Deletes that find nothing" in [`super`]).
+    pub(super) fn add_to(self, stats: &mut ApplyStats, batch_id: u64, conflicts: UniqueConflict) {
+        stats.statements += self.statements;
+        stats.deletes_missed += self.missed;
+        if let Some((table, key)) = self.example {
+            let replaying = conflicts == UniqueConflict::Replace;
+            if replaying {
+                tracing::debug!(batch_id, missed = self.missed, %table, %key, "deletes matched fewer target rows than they named (replayed batch)");
+            } else {
+                tracing::warn!(batch_id, missed = self.missed, %table, %key, "deletes matched fewer target rows than they named: the target did not hold these rows");
+            }
+        }
+    }
 }
 
 /// Splits plans over at most `workers` shares, keeping plan order within
@@ -79,7 +127,16 @@ pub(super) fn partition<'a>(
                 upserts,
             } => {
                 let key: Arc<[usize]> = Arc::from(&key.columns[..]);
-                for (op, list) in [(PieceOp::Delete, deletes), (upsert, upserts)] {
+                // Deletes of keys the target should hold are counted when
+                // they find nothing; the precautionary ones (I+D) not.
+                let (expected, precaution): (Vec<_>, Vec<_>) =
+                    deletes.iter().partition(|r| r.expect_row);
+                let upserts: Vec<&KeyedRow<'a>> = upserts.iter().collect();
+                for (op, list, counts) in [
+                    (PieceOp::Delete, precaution, false),
+                    (PieceOp::Delete, expected, true),
+                    (upsert, upserts, false),
+                ] {
                     let mut per: Vec<Vec<&'a Row>> = vec![Vec::new(); n];
                     for r in list {
                         per[(r.hash % n as u64) as usize].push(r.row);
@@ -91,6 +148,7 @@ pub(super) fn partition<'a>(
                                 op,
                                 key: Some(key.clone()),
                                 rows,
+                                counts_missing: counts,
                             });
                         }
                     }
@@ -110,6 +168,7 @@ pub(super) fn partition<'a>(
                             op: pop,
                             key: None,
                             rows: vec![row],
+                            counts_missing: pop == PieceOp::DeleteOne,
                         }),
                     }
                 }
@@ -152,10 +211,14 @@ pub(super) fn serial_share<'a>(
             op,
             key: key.clone(),
             rows: vec![row],
+            counts_missing: matches!(op, PieceOp::Delete | PieceOp::DeleteOne),
         };
         let write = |out: &mut Vec<Piece<'a>>, row: &'a Row| match conflicts {
             UniqueConflict::Fail => {
-                out.push(piece(PieceOp::Delete, row));
+                // Makes room for the insert: finding nothing is normal.
+                let mut room = piece(PieceOp::Delete, row);
+                room.counts_missing = false;
+                out.push(room);
                 out.push(piece(PieceOp::Insert, row));
             }
             UniqueConflict::Replace => out.push(piece(PieceOp::Replace, row)),

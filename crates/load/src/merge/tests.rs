@@ -597,3 +597,39 @@ fn refusals_name_table_key_and_column() {
     let before = vec![Value::Int(1), Value::Absent];
     assert!(merge(&[del(&t, before)], pk).is_ok());
 }
+
+/// A delete expects the target to hold its key exactly when the source held
+/// it before the batch: not after an insert in the same batch, nor for an
+/// intermediate key of a chain of key changes.
+#[test]
+fn deletes_know_whether_the_source_held_the_key() {
+    let t = table("t", 1, true, false);
+    let changes = vec![
+        del(&t, r(1, "a")), // held before the batch
+        ins(&t, r(2, "b")), // I+D: a precaution
+        del(&t, r(2, "b")),
+        upd(&t, r(3, "c"), r(4, "c")), // key change 3 → 4 → 5
+        upd(&t, r(4, "c"), r(5, "c")),
+        upd(&t, r(6, "d"), r(6, "e")), // U+D of a held key
+        del(&t, r(6, "e")),
+    ];
+    let plans = merge(&changes, pk).expect("merge");
+    let PlanBody::Keyed {
+        deletes, upserts, ..
+    } = &plans[0].body
+    else {
+        panic!("keyed")
+    };
+    let expect: Vec<(i64, bool)> = deletes
+        .iter()
+        .map(|d| match d.row[0] {
+            Value::Int(k) => (k, d.expect_row),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        expect,
+        [(1, true), (2, false), (3, true), (4, false), (6, true)]
+    );
+    assert_eq!(upserts.len(), 1);
+}

@@ -133,6 +133,69 @@ fn statement_shapes() {
     assert_eq!(s.args.len(), 2);
 }
 
+/// A composite key with a character column is matched column by column;
+/// one of numbers or binary strings keeps the row constructor.
+#[test]
+fn composite_keys_with_characters_are_matched_column_by_column() {
+    let mut t = table(&["a", "b", "v"], vec![0, 1]);
+    t.columns[0].type_code = tc::VARCHAR;
+    t.columns[0].collation = Some(8); // latin1
+    let data = rows(3, 3);
+    let r = refs(&data);
+    let limits = Limits::default();
+    let c = chunks(Kind::Delete(&[0, 1]), &t, &r, limits);
+    assert_eq!((c[0].len, c[0].padded), (3, 4));
+    let s = build(Kind::Delete(&[0, 1]), &t, &r, c[0]).unwrap();
+    assert_eq!(
+        s.sql,
+        "DELETE FROM `sh``op`.`us``ers` WHERE (`a`=? AND `b`=?) OR (`a`=? AND `b`=?) \
+         OR (`a`=? AND `b`=?) OR (`a`=? AND `b`=?)"
+    );
+    assert_eq!(s.args.len(), 8);
+    assert!(compares_by_column(&t, &[1, 0]));
+    // At most MAX_OR_ROWS per statement, where the optimizer stays linear.
+    let many = rows(600, 3);
+    let c = chunks(Kind::Delete(&[0, 1]), &t, &refs(&many), limits);
+    assert_eq!(c.iter().map(|c| c.len).collect::<Vec<_>>(), [256, 256, 88]);
+    // ENUM/SET are compared as strings too; a binary string is not.
+    t.columns[0].collation = Some(63);
+    assert!(!compares_by_column(&t, &[0, 1]));
+    t.columns[0].type_code = tc::ENUM;
+    assert!(compares_by_column(&t, &[0, 1]));
+    // Unknown collation: treated as characters.
+    t.columns[0].type_code = tc::STRING;
+    t.columns[0].collation = None;
+    assert!(compares_by_column(&t, &[0, 1]));
+}
+
+/// ENUM's error value goes as the number 0, never as its text `''`, which
+/// could be a real label.
+#[test]
+fn enum_error_value_is_sent_as_its_index() {
+    let mut zero = MySqlArguments::default();
+    encode_value(
+        &mut zero,
+        &Value::Enum {
+            index: 0,
+            label: Some("".into()),
+        },
+    )
+    .unwrap();
+    let mut number = MySqlArguments::default();
+    number.add(0u64).unwrap();
+    let mut empty_label = MySqlArguments::default();
+    encode_value(
+        &mut empty_label,
+        &Value::Enum {
+            index: 1,
+            label: Some("".into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(format!("{zero:?}"), format!("{number:?}"));
+    assert_ne!(format!("{zero:?}"), format!("{empty_label:?}"));
+}
+
 #[test]
 fn chunks_respect_rows_placeholders_and_bytes() {
     let t = table(&["a", "b", "c"], vec![0]);

@@ -1,9 +1,13 @@
 //! Column charsets: collation id → charset, and charset bytes → UTF-8.
 //!
 //! Invariants:
-//! * Text is decoded from the column's own charset to UTF-8 **without
-//!   replacement characters**: bytes that are not valid in the charset are
-//!   kept as [`Value::Bytes`] (never lose data, never invent characters).
+//! * Text is decoded from the column's own charset to UTF-8 **exactly as the
+//!   server converts it** (`CONVERT(col USING utf8mb4)`), and **without
+//!   replacement characters**: bytes the server cannot convert, or that it
+//!   would not convert back to the same bytes, are kept as
+//!   [`Value::Bytes`] (never lose data, never invent characters). The loader
+//!   writes bytes verbatim (the server does not convert from `binary`), so
+//!   such a value still reaches the target byte for byte.
 //! * The `binary` charset (collation 63) is always bytes.
 //! * An unknown collation (no metadata, or an id this table does not know)
 //!   gives text when the bytes are valid UTF-8 and bytes otherwise.
@@ -16,17 +20,37 @@
 //! 248–250 (gb18030) and 255–323 (utf8mb4 `_0900` collations). Ids below 256
 //! mean the same charset on both servers.
 //!
-//! Decoders: MySQL's `latin1` *is* Windows-1252 with the five holes
-//! (0x81, 0x8D, 0x8F, 0x90, 0x9D) mapped to the C1 controls U+0081…, which is
-//! exactly the WHATWG `windows-1252` decoder in `encoding_rs`; the other
-//! legacy charsets use the matching WHATWG decoder where one exists. `ucs2`,
-//! `utf16`, `utf16le`, `utf32`, `ascii` and `latin5` (ISO-8859-9; WHATWG
-//! maps that label to Windows-1254, which differs in 0x80–0x9F) are decoded
-//! here. Charsets with no decoder (dec8, cp850, hp8, keybcs2, cp852, macce,
-//! armscii8, geostd8, swe7) are text only when their bytes are plain ASCII.
+//! # The server's own mappings
+//!
+//! The legacy charsets are not the WHATWG encodings of the same name:
+//! MariaDB's `sjis` is JIS X 0208 where `0x815F` is U+005C (WHATWG
+//! Shift_JIS, i.e. cp932, says U+FF3C) and `〜‖−¢£¬` are not their
+//! full-width forms; its `big5` lacks HKSCS and maps `£` at `A247` and
+//! `¢¥‾∼` differently; `ujis`/`eucjpms` differ in JIS X 0212 and the user
+//! rows; `greek`, `hebrew`, `koi8u`, `cp866`, `tis620` differ in a few bytes;
+//! `dec8`, `cp850`, `hp8`, `keybcs2`, `cp852`, `macce`, `armscii8`,
+//! `geostd8`, `swe7` have no WHATWG decoder at all. And some byte sequences
+//! do not survive the server's own round trip (sjis `0x5C` reads as `\`, but
+//! `\` is written as `0x815F`; cp932's NEC/IBM duplicates; big5 codes the
+//! server reads as U+FFFD).
+//!
+//! So every legacy charset decodes by [`maps`]: the server's byte structure
+//! (lead/trail byte ranges, the `ismbchar_*`/`my_mb_wc_*` rules of MariaDB's
+//! `strings/ctype-*.c`), a WHATWG decoder from `encoding_rs` as the base
+//! where one is close, and a generated list of every code where the server
+//! says otherwise ([`server_maps`]: a different character, no character, or
+//! no round trip). The list was derived from a live MariaDB by asking it to
+//! convert every code point (`fidelity::regenerate_charset_maps`, an ignored
+//! e2e test, writes `server_maps.rs`), and `fidelity::charset_maps_match_the_server`
+//! checks in CI that decoding equals the server's conversion for every
+//! single-, double- and triple-byte code of every charset. `gb18030` (MySQL
+//! only, no MariaDB to derive from) decodes with the WHATWG GB18030 decoder;
+//! `ucs2`, `utf16`, `utf16le`, `utf32` are decoded here.
 
-use encoding_rs::Encoding;
 use sluice_core::{Column, Value};
+
+pub mod maps;
+mod server_maps;
 
 /// A MySQL/MariaDB character set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,35 +244,6 @@ impl Charset {
             Gb18030 => "gb18030",
         }
     }
-
-    /// The WHATWG decoder that matches this charset byte for byte, if any.
-    fn whatwg(self) -> Option<&'static Encoding> {
-        use Charset::*;
-        Some(match self {
-            Latin1 => encoding_rs::WINDOWS_1252,
-            Latin2 => encoding_rs::ISO_8859_2,
-            Latin7 => encoding_rs::ISO_8859_13,
-            Greek => encoding_rs::ISO_8859_7,
-            Hebrew => encoding_rs::ISO_8859_8,
-            Cp1250 => encoding_rs::WINDOWS_1250,
-            Cp1251 => encoding_rs::WINDOWS_1251,
-            Cp1256 => encoding_rs::WINDOWS_1256,
-            Cp1257 => encoding_rs::WINDOWS_1257,
-            Cp866 => encoding_rs::IBM866,
-            Koi8r => encoding_rs::KOI8_R,
-            Koi8u => encoding_rs::KOI8_U,
-            Macroman => encoding_rs::MACINTOSH,
-            Tis620 => encoding_rs::WINDOWS_874,
-            Big5 => encoding_rs::BIG5,
-            Ujis | Eucjpms => encoding_rs::EUC_JP,
-            Sjis | Cp932 => encoding_rs::SHIFT_JIS,
-            Euckr => encoding_rs::EUC_KR,
-            // GB2312 is a subset of GBK; both decode with the GBK decoder.
-            Gb2312 | Gbk => encoding_rs::GBK,
-            Gb18030 => encoding_rs::GB18030,
-            _ => return None,
-        })
-    }
 }
 
 /// Decodes a character value: [`Value::Text`] when the bytes are valid in
@@ -277,7 +272,8 @@ pub fn decode_text_owned(bytes: Vec<u8>, charset: Option<Charset>) -> Value {
 }
 
 /// The UTF-8 text of `bytes` in `charset`, or `None` when they are not valid
-/// text in it (or the charset is binary).
+/// text in it (or the charset is binary, or the server would not convert
+/// them back to the same bytes).
 pub fn decode_str(bytes: &[u8], charset: Option<Charset>) -> Option<String> {
     use Charset::*;
     let Some(cs) = charset else {
@@ -286,30 +282,14 @@ pub fn decode_str(bytes: &[u8], charset: Option<Charset>) -> Option<String> {
     match cs {
         Utf8mb3 | Utf8mb4 => std::str::from_utf8(bytes).ok().map(str::to_owned),
         Binary => None,
-        Ascii => bytes
-            .is_ascii()
-            .then(|| String::from_utf8_lossy(bytes).into_owned()),
         Ucs2 => decode_ucs2(bytes),
         Utf16 => decode_utf16(bytes, u16::from_be_bytes),
         Utf16le => decode_utf16(bytes, u16::from_le_bytes),
         Utf32 => decode_utf32(bytes),
-        Latin5 => Some(decode_latin5(bytes)),
-        // TIS-620 equals Windows-874 from 0xA0 up; 0x80..=0x9F differ.
-        Tis620 if bytes.iter().any(|b| (0x80..0xA0).contains(b)) => None,
-        Dec8 | Cp850 | Hp8 | Keybcs2 | Cp852 | Macce | Armscii8 | Geostd8 => bytes
-            .is_ascii()
-            .then(|| String::from_utf8_lossy(bytes).into_owned()),
-        // swe7 is a 7-bit national variant: ASCII letters only mean the
-        // same thing outside the replaced punctuation.
-        Swe7 => bytes
-            .iter()
-            .all(|&b| b.is_ascii() && !b"@[\\]^`{|}~".contains(&b))
-            .then(|| String::from_utf8_lossy(bytes).into_owned()),
-        _ => {
-            let enc = cs.whatwg()?;
-            enc.decode_without_bom_handling_and_without_replacement(bytes)
-                .map(|c| c.into_owned())
-        }
+        Gb18030 => encoding_rs::GB18030
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .map(|c| c.into_owned()),
+        _ => maps::decode(cs, bytes),
     }
 }
 
@@ -350,22 +330,6 @@ fn decode_utf32(bytes: &[u8]) -> Option<String> {
         ]))?);
     }
     Some(s)
-}
-
-/// ISO-8859-9: Latin-1 with six Turkish letters swapped in.
-fn decode_latin5(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| match b {
-            0xD0 => 'Ğ',
-            0xDD => 'İ',
-            0xDE => 'Ş',
-            0xF0 => 'ğ',
-            0xFD => 'ı',
-            0xFE => 'ş',
-            _ => char::from(b),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -475,6 +439,15 @@ mod tests {
         assert_eq!(text(b"\xC7\xD1\xB1\xDB", 19), Value::Text("한글".into()));
         // A lone lead byte is invalid: bytes, not U+FFFD.
         assert_eq!(text(b"\xD6", 28), Value::Bytes(vec![0xD6]));
+        // sjis is not cp932 (issue 20): JIS X 0208 as the server maps it,
+        // and 0x5C, which the server would write back as 0x815F, stays bytes.
+        assert_eq!(text(b"\x81\x5F", 13), Value::Text("\\".into()));
+        assert_eq!(text(b"\x81\x5F", 95), Value::Text("＼".into()));
+        assert_eq!(text(b"C:\x5C", 13), Value::Bytes(b"C:\x5C".to_vec()));
+        assert_eq!(text(b"\x87\x40", 13), Value::Bytes(vec![0x87, 0x40]));
+        // big5: £ at A247, no HKSCS.
+        assert_eq!(text(b"\xA2\x47", 1), Value::Text("£".into()));
+        assert_eq!(text(b"\x87\x40", 1), Value::Bytes(vec![0x87, 0x40]));
     }
 
     #[test]
@@ -483,11 +456,16 @@ mod tests {
         assert_eq!(text(b"\xD0\xDD\xFE", 30), Value::Text("Ğİş".into()));
         assert_eq!(text(b"\xE1\xE2", 7), Value::Text("АБ".into()));
         assert_eq!(text(b"plain", 3), Value::Text("plain".into()));
-        assert_eq!(text(b"\xE9", 3), Value::Bytes(vec![0xE9]));
+        // dec8 (DEC MCS) and swe7 have no WHATWG decoder: the server's data.
+        assert_eq!(text(b"\xE9", 3), Value::Text("é".into()));
         assert_eq!(text(b"abc", 11), Value::Text("abc".into()));
         assert_eq!(text(b"ab\x80", 11), Value::Bytes(b"ab\x80".to_vec()));
-        assert_eq!(text(b"a{", 10), Value::Bytes(b"a{".to_vec()));
-        assert_eq!(text(b"\x80", 18), Value::Bytes(vec![0x80]));
+        assert_eq!(text(b"a{", 10), Value::Text("aä".into()));
+        assert_eq!(text(b"\x7F", 10), Value::Bytes(vec![0x7F]));
+        // tis620: 0xA0 has no character on the server.
+        assert_eq!(text(b"\xA0", 18), Value::Bytes(vec![0xA0]));
+        // greek is ISO-8859-7:1987 on the server: A1 is U+02BD, not U+2018.
+        assert_eq!(text(b"\xA1", 25), Value::Text("\u{2BD}".into()));
         assert_eq!(text(b"\xA1", 18), Value::Text("ก".into()));
     }
 
