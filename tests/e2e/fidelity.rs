@@ -601,7 +601,7 @@ async fn regenerate_charset_maps() {
          //! point)` ranges over consecutive codes and code points; `NONE`: the\n\
          //! server cannot convert the code, or does not convert it back to the\n\
          //! same bytes.\n\n\
-         use super::maps::NONE;\nuse super::Charset;\n\n\
+         use super::NONE;\nuse super::Charset;\n\n\
          /// The charsets this data covers.\npub(super) static CHARSETS: &[Charset] = &[\n{names}];\n\n\
          /// The exceptions of one charset (empty for the others).\n\
          pub(super) fn exceptions(cs: Charset) -> &'static [(u32, u32, u32)] {{\n    match cs {{\n{arms}        _ => &[],\n    }}\n}}\n\n{body}",

@@ -73,7 +73,8 @@ impl Heartbeats {
 
     /// Select received a heartbeat now.
     pub fn beat(&self) {
-        self.last.store(crate::status::unix_ms(), Ordering::Relaxed);
+        self.last
+            .store(sluice_core::time::unix_ms(), Ordering::Relaxed);
     }
 
     /// Until when (Unix ms) the last heartbeat vouches that nothing new was
@@ -115,10 +116,10 @@ mod tests {
         let a = Heartbeats::new(std::time::Duration::from_millis(1500));
         assert_eq!(a.vouched_until_ms(), None);
         let b = a.clone();
-        let before = crate::status::unix_ms();
+        let before = sluice_core::time::unix_ms();
         b.beat();
         let until = a.vouched_until_ms().expect("a heartbeat");
-        assert!(until >= before + 1500 && until <= crate::status::unix_ms() + 1500);
+        assert!(until >= before + 1500 && until <= sluice_core::time::unix_ms() + 1500);
         // An as-of time in the future is lag 0.
         assert_eq!(lag_seconds(before, Some(until)), Some(0));
     }

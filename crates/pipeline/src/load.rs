@@ -300,6 +300,10 @@ impl Applier {
                     crate::status::count_rows("load", rows);
                 }
                 if let Some(Some(stats)) = &stats {
+                    if stats.deletes_missed > 0 {
+                        metrics::counter!("sluice_deletes_missed_total")
+                            .increment(stats.deletes_missed);
+                    }
                     tracing::debug!(
                         batch_id = batch.id,
                         rows = rows.len(),

@@ -22,8 +22,7 @@ use encoding_rs::Encoding;
 use super::server_maps;
 use super::Charset;
 
-/// "No character" in an exception range and in the single-byte tables.
-pub const NONE: u32 = u32::MAX;
+pub use super::NONE;
 
 /// How a charset cuts bytes into codes (MariaDB `strings/ctype-*.c`:
 /// `ismbchar_*`, `my_mb_wc_*`, `my_well_formed_char_length_*`).

@@ -52,6 +52,11 @@ use sluice_core::{Column, Value};
 pub mod maps;
 mod server_maps;
 
+/// "No character" in an exception range and in the single-byte tables of
+/// [`maps`] (here, not in `maps`, so the generated [`server_maps`] needs
+/// nothing from the code that reads it).
+pub const NONE: u32 = u32::MAX;
+
 /// A MySQL/MariaDB character set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Charset {

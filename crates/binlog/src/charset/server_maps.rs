@@ -8,8 +8,8 @@
 //! server cannot convert the code, or does not convert it back to the
 //! same bytes.
 
-use super::maps::NONE;
 use super::Charset;
+use super::NONE;
 
 /// The charsets this data covers.
 pub(super) static CHARSETS: &[Charset] = &[
