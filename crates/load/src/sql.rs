@@ -175,11 +175,80 @@ pub fn qualified_name(table: &TableSchema) -> String {
     s
 }
 
+/// The table a statement writes and which of its columns: every column,
+/// or only some (the target computes its generated columns itself, see
+/// [`crate::apply`]). Column indexes are the table map's, so rows are used
+/// as they are, never copied to leave columns out.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub table: &'a TableSchema,
+    /// Columns written, in table order; `None`: all of them.
+    pub only: Option<&'a [usize]>,
+}
+
+impl<'a> Target<'a> {
+    /// Every column of `table`.
+    pub fn all(table: &'a TableSchema) -> Self {
+        Target { table, only: None }
+    }
+
+    /// Only `cols` (indexes into `table.columns`, ascending).
+    pub fn only(table: &'a TableSchema, cols: &'a [usize]) -> Self {
+        Target {
+            table,
+            only: Some(cols),
+        }
+    }
+
+    /// The written columns' indexes.
+    pub fn cols(&self) -> Cols<'a> {
+        match self.only {
+            None => Cols::All(0..self.table.columns.len()),
+            Some(c) => Cols::Only(c.iter()),
+        }
+    }
+
+    fn ncols(&self) -> usize {
+        self.only.map_or(self.table.columns.len(), <[usize]>::len)
+    }
+}
+
+impl<'a> From<&'a TableSchema> for Target<'a> {
+    fn from(table: &'a TableSchema) -> Self {
+        Target::all(table)
+    }
+}
+
+/// Iterator over [`Target::cols`].
+#[derive(Debug, Clone)]
+pub enum Cols<'a> {
+    All(std::ops::Range<usize>),
+    Only(std::slice::Iter<'a, usize>),
+}
+
+impl Iterator for Cols<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Cols::All(r) => r.next(),
+            Cols::Only(i) => i.next().copied(),
+        }
+    }
+}
+
 /// Splits `rows` into statements of kind `kind`.
-pub fn chunks(kind: Kind<'_>, table: &TableSchema, rows: &[&Row], limits: Limits) -> Vec<Chunk> {
+pub fn chunks<'a>(
+    kind: Kind<'_>,
+    target: impl Into<Target<'a>>,
+    rows: &[&Row],
+    limits: Limits,
+) -> Vec<Chunk> {
+    let target = target.into();
+    let table = target.table;
     let cols: Vec<usize> = match kind {
         Kind::Delete(key) => key.to_vec(),
-        _ => (0..table.columns.len()).collect(),
+        _ => target.cols().collect(),
     };
     let params_per_row = cols.len().max(1);
     // "(?,?,…)," per row; "?," for a one-column key; "(`a`=? AND …) OR "
@@ -198,7 +267,7 @@ pub fn chunks(kind: Kind<'_>, table: &TableSchema, rows: &[&Row], limits: Limits
         .iter()
         .map(|r| cols.iter().map(|&i| wire_size(&r[i])).sum::<usize>() + text_per_row)
         .collect();
-    let header = header_size(kind, table);
+    let header = header_size(kind, target);
     let max_rows = match kind {
         Kind::DeleteOne => 1,
         Kind::Delete(key) if key.len() > 1 && compares_by_column(table, key) => limits
@@ -253,8 +322,9 @@ fn plan(
     out
 }
 
-fn header_size(kind: Kind<'_>, table: &TableSchema) -> usize {
-    let names: usize = table.columns.iter().map(|c| c.name.len() + 3).sum();
+fn header_size(kind: Kind<'_>, target: Target<'_>) -> usize {
+    let table = target.table;
+    let names: usize = target.cols().map(|i| table.columns[i].name.len() + 3).sum();
     let base = table.schema.len() + table.table.len() + 32;
     match kind {
         Kind::Upsert(key) => base + 3 * names + 32 + key.len() * 64,
@@ -286,19 +356,21 @@ pub fn wire_size(v: &Value) -> usize {
 }
 
 /// Builds the statement for one chunk of `rows`.
-pub fn build(
+pub fn build<'a>(
     kind: Kind<'_>,
-    table: &TableSchema,
+    target: impl Into<Target<'a>>,
     rows: &[&Row],
     chunk: Chunk,
 ) -> Result<Statement, EncodeError> {
+    let target = target.into();
+    let table = target.table;
     let real = &rows[chunk.start..chunk.start + chunk.len];
     let last = real[real.len() - 1];
     let row_at = |n: usize| if n < real.len() { real[n] } else { last };
-    let ncols = table.columns.len();
-    let mut sql = String::with_capacity(header_size(kind, table) + chunk.padded * (2 * ncols + 2));
+    let ncols = target.ncols();
+    let mut sql = String::with_capacity(header_size(kind, target) + chunk.padded * (2 * ncols + 2));
     let mut args = MySqlArguments::default();
-    let target = qualified_name(table);
+    let name = qualified_name(table);
     match kind {
         Kind::Upsert(_) | Kind::Insert | Kind::Replace => {
             sql.push_str(if kind == Kind::Replace {
@@ -306,9 +378,9 @@ pub fn build(
             } else {
                 "INSERT INTO "
             });
-            sql.push_str(&target);
+            sql.push_str(&name);
             sql.push_str(" (");
-            push_column_list(&mut sql, table);
+            push_column_list(&mut sql, target);
             sql.push_str(") VALUES ");
             let tuple = placeholders_tuple(ncols);
             for n in 0..chunk.padded {
@@ -316,15 +388,15 @@ pub fn build(
                     sql.push(',');
                 }
                 sql.push_str(&tuple);
-                encode_row(&mut args, table, row_at(n), 0..ncols)?;
+                encode_row(&mut args, table, row_at(n), target.cols())?;
             }
             if let Kind::Upsert(key) = kind {
-                push_upsert_assignments(&mut sql, table, key);
+                push_upsert_assignments(&mut sql, target, key);
             }
         }
         Kind::Delete(key) if key.len() > 1 && compares_by_column(table, key) => {
             sql.push_str("DELETE FROM ");
-            sql.push_str(&target);
+            sql.push_str(&name);
             sql.push_str(" WHERE ");
             let mut tuple = String::from("(");
             for (n, &i) in key.iter().enumerate() {
@@ -345,7 +417,7 @@ pub fn build(
         }
         Kind::Delete(key) => {
             sql.push_str("DELETE FROM ");
-            sql.push_str(&target);
+            sql.push_str(&name);
             sql.push_str(" WHERE ");
             let tuple = if key.len() == 1 {
                 push_ident(&mut sql, &table.columns[key[0]].name);
@@ -373,17 +445,17 @@ pub fn build(
         }
         Kind::DeleteOne => {
             sql.push_str("DELETE FROM ");
-            sql.push_str(&target);
+            sql.push_str(&name);
             sql.push_str(" WHERE ");
-            for (i, c) in table.columns.iter().enumerate() {
-                if i > 0 {
+            for (n, i) in target.cols().enumerate() {
+                if n > 0 {
                     sql.push_str(" AND ");
                 }
-                push_ident(&mut sql, &c.name);
+                push_ident(&mut sql, &table.columns[i].name);
                 sql.push_str(" <=> ?");
             }
             sql.push_str(" LIMIT 1");
-            encode_row(&mut args, table, last, 0..ncols)?;
+            encode_row(&mut args, table, last, target.cols())?;
         }
     }
     Ok(Statement { sql, args, chunk })
@@ -392,7 +464,8 @@ pub fn build(
 /// ` ON DUPLICATE KEY UPDATE <guard>, <every other column>` (see the
 /// module docs). The guard comes first: assignments are evaluated left to
 /// right, so it still sees the colliding row's own key.
-fn push_upsert_assignments(sql: &mut String, table: &TableSchema, key: &[usize]) {
+fn push_upsert_assignments(sql: &mut String, target: Target<'_>, key: &[usize]) {
+    let table = target.table;
     sql.push_str(" ON DUPLICATE KEY UPDATE ");
     let first = key.first().copied();
     if let Some(k0) = first {
@@ -413,13 +486,16 @@ fn push_upsert_assignments(sql: &mut String, table: &TableSchema, key: &[usize])
         push_ident(sql, name);
         sql.push_str("), NULL)");
     }
-    for (i, c) in table.columns.iter().enumerate() {
+    let mut written = first.is_some();
+    for i in target.cols() {
+        let c = &table.columns[i];
         if Some(i) == first {
             continue;
         }
-        if first.is_some() || i > 0 {
+        if written {
             sql.push(',');
         }
+        written = true;
         push_ident(sql, &c.name);
         sql.push_str("=VALUES(");
         push_ident(sql, &c.name);
@@ -450,12 +526,12 @@ pub fn compares_by_column(table: &TableSchema, key: &[usize]) -> bool {
     })
 }
 
-fn push_column_list(sql: &mut String, table: &TableSchema) {
-    for (i, c) in table.columns.iter().enumerate() {
-        if i > 0 {
+fn push_column_list(sql: &mut String, target: Target<'_>) {
+    for (n, i) in target.cols().enumerate() {
+        if n > 0 {
             sql.push(',');
         }
-        push_ident(sql, &c.name);
+        push_ident(sql, &target.table.columns[i].name);
     }
 }
 

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sluice_core::{Row, RowChange, TableSchema};
+use sluice_core::{RowChange, TableSchema};
 
 use super::Loader;
 use crate::error::LoadError;
@@ -35,6 +35,27 @@ pub(super) type TargetKeys = HashMap<(String, String), Option<Vec<String>>>;
 
 /// Generated columns of target tables: (schema, table) → column names.
 pub(super) type GeneratedColumns = HashMap<(String, String), Arc<[String]>>;
+
+/// The columns written per table of one batch, for the tables that do not
+/// write them all (keyed by the address of the table map's schema: one
+/// `Arc` per table version, alive for the batch).
+#[derive(Debug, Default)]
+pub(super) struct WriteColumns(Vec<(usize, Arc<[usize]>)>);
+
+impl WriteColumns {
+    /// The columns `table` writes, or `None` for all.
+    pub(super) fn of(&self, table: &TableSchema) -> Option<Arc<[usize]>> {
+        let at = address(table);
+        self.0
+            .iter()
+            .find(|(a, _)| *a == at)
+            .map(|(_, c)| Arc::clone(c))
+    }
+}
+
+fn address(table: &TableSchema) -> usize {
+    std::ptr::from_ref(table) as usize
+}
 
 /// The loader's cache of target table facts.
 #[derive(Default)]
@@ -76,22 +97,23 @@ impl Loader {
             .clear();
     }
 
-    /// The batch without values for the target's generated columns, or
-    /// `None` when no table of the batch has any.
-    pub(super) async fn strip_generated(
+    /// The columns each table of the batch writes: all but the target's
+    /// generated columns (see the module docs). Rows are not touched;
+    /// statements leave those columns out ([`crate::sql::Target`]).
+    pub(super) async fn write_columns(
         &self,
         batch_id: u64,
         changes: &[RowChange],
-    ) -> Result<Option<Vec<RowChange>>, LoadError> {
+    ) -> Result<WriteColumns, LoadError> {
+        let mut out = WriteColumns::default();
         // Distinct tables by pointer (one Arc per table version).
-        let mut tables: Vec<&Arc<TableSchema>> = Vec::new();
+        let mut seen: Vec<&Arc<TableSchema>> = Vec::new();
         for c in changes {
-            if !tables.iter().any(|t| Arc::ptr_eq(t, &c.table)) {
-                tables.push(&c.table);
+            if seen.iter().any(|t| Arc::ptr_eq(t, &c.table)) {
+                continue;
             }
-        }
-        let mut plans: Vec<(&Arc<TableSchema>, Arc<TableSchema>, Vec<usize>)> = Vec::new();
-        for t in tables {
+            seen.push(&c.table);
+            let t = &c.table;
             let name = (t.schema.clone(), t.table.clone());
             let cached = self
                 .catalog
@@ -125,45 +147,11 @@ impl Loader {
                         .any(|g| g.eq_ignore_ascii_case(&t.columns[i].name))
                 })
                 .collect();
-            if keep.len() == t.columns.len() {
-                continue;
+            if keep.len() < t.columns.len() {
+                out.0.push((address(t), keep.into()));
             }
-            let schema = TableSchema {
-                schema: t.schema.clone(),
-                table: t.table.clone(),
-                columns: keep.iter().map(|&i| t.columns[i].clone()).collect(),
-                primary_key: t
-                    .primary_key
-                    .iter()
-                    .filter_map(|k| keep.iter().position(|i| i == k))
-                    .collect(),
-                has_names: t.has_names,
-            };
-            plans.push((t, Arc::new(schema), keep));
         }
-        if plans.is_empty() {
-            return Ok(None);
-        }
-        let project = |row: &Option<Row>, keep: &[usize]| {
-            row.as_ref()
-                .map(|r| keep.iter().map(|&i| r[i].clone()).collect::<Row>())
-        };
-        Ok(Some(
-            changes
-                .iter()
-                .map(
-                    |c| match plans.iter().find(|(t, _, _)| Arc::ptr_eq(t, &c.table)) {
-                        Some((_, schema, keep)) => RowChange {
-                            table: Arc::clone(schema),
-                            kind: c.kind,
-                            before: project(&c.before, keep),
-                            after: project(&c.after, keep),
-                        },
-                        None => c.clone(),
-                    },
-                )
-                .collect(),
-        ))
+        Ok(out)
     }
 
     /// Names of the target table's generated (virtual or stored) columns.

@@ -288,14 +288,7 @@ impl Loader {
         if changes.is_empty() {
             return Ok(stats);
         }
-        let stripped;
-        let changes = match self.strip_generated(batch_id, changes).await? {
-            Some(owned) => {
-                stripped = owned;
-                &stripped[..]
-            }
-            None => changes,
-        };
+        let write = self.write_columns(batch_id, changes).await?;
         let keys = self.resolve_keys(batch_id, changes).await?;
         let key_of = |t: &TableSchema| replication_key(t, &keys);
         let plans = merge(changes, key_of).map_err(|e| refused(batch_id, e))?;
@@ -317,7 +310,7 @@ impl Loader {
             .workers
             .min(changes.len() / self.opts.min_rows_per_worker.max(1))
             .max(1);
-        let mut shares = partition(&plans, workers, conflicts);
+        let mut shares = partition(&plans, workers, conflicts, &write);
         if let (Some(m), 1) = (mark, workers) {
             // One transaction for everything, with the checkpoint: the
             // batch is committed whole or not at all.
@@ -333,7 +326,7 @@ impl Loader {
                         error = %e,
                         "collision on a unique key other than the replication key; applying the batch again in source order"
                     );
-                    let share = serial_share(changes, &keys, conflicts, |_| false);
+                    let share = serial_share(changes, &keys, &write, conflicts, |_| false);
                     let outcome = self.run_share(batch_id, 0, &share, Some(m)).await;
                     stats.retries += outcome.retries;
                     stats.serial_fallback = true;
@@ -416,7 +409,7 @@ impl Loader {
                 error = %errors[0],
                 "collision on a unique key other than the replication key; applying the batch again in source order"
             );
-            let share = serial_share(changes, &keys, conflicts, |t| {
+            let share = serial_share(changes, &keys, &write, conflicts, |t| {
                 committed_unkeyed.contains(&(t.schema.as_str(), t.table.as_str()))
             });
             let outcome = self.run_share(batch_id, 0, &share, mark).await;
@@ -474,15 +467,16 @@ impl Loader {
                 None => (None, Vec::new()),
             };
             let piece_n = normal.as_ref().unwrap_or(piece);
-            for chunk in sql::chunks(kind, piece.table, &piece_n.rows, self.opts.limits) {
-                let stmt = sql::build(kind, piece.table, &piece_n.rows, chunk).map_err(|e| {
-                    LoadError::Refused {
-                        batch_id,
-                        table: qualified(piece.table),
-                        key: piece_n.describe(chunk.start),
-                        reason: format!("column `{}` {}", e.column, e.reason),
-                    }
-                })?;
+            for chunk in sql::chunks(kind, piece_n.target(), &piece_n.rows, self.opts.limits) {
+                let stmt =
+                    sql::build(kind, piece_n.target(), &piece_n.rows, chunk).map_err(|e| {
+                        LoadError::Refused {
+                            batch_id,
+                            table: qualified(piece.table),
+                            key: piece_n.describe(chunk.start),
+                            reason: format!("column `{}` {}", e.column, e.reason),
+                        }
+                    })?;
                 let done = sqlx::query_with(&stmt.sql, stmt.args)
                     .persistent(chunk.persistent)
                     .execute(&mut *tx)
@@ -531,7 +525,7 @@ impl Loader {
             padded: 1,
             persistent: false,
         };
-        let stmt = sql::build(piece.kind(), piece.table, &one.rows, chunk).map_err(|e| {
+        let stmt = sql::build(piece.kind(), one.target(), &one.rows, chunk).map_err(|e| {
             LoadError::Refused {
                 batch_id,
                 table: qualified(piece.table),

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use sluice_core::{ChangeKind, Row, RowChange, TableSchema};
 
-use super::catalog::{replication_key, TargetKeys};
+use super::catalog::{replication_key, TargetKeys, WriteColumns};
 use super::options::{ApplyStats, UniqueConflict};
 use crate::error::{LoadError, ServerError, ER_BAD_NULL, ER_DUP_ENTRY};
 use crate::key::{describe_key, describe_row, key_bytes};
 use crate::merge::{qualified, KeyedRow, PlanBody, SerialOp, TablePlan};
-use crate::sql::{self, Kind};
+use crate::sql::{self, Kind, Target};
 
 /// What one worker applies, in order.
 pub(super) struct Piece<'a> {
@@ -23,6 +23,8 @@ pub(super) struct Piece<'a> {
     /// A delete whose rows the target should hold: rows it does not find
     /// are counted (not the delete that makes room before a re-insert).
     pub(super) counts_missing: bool,
+    /// The columns written, when not all (see [`WriteColumns`]).
+    pub(super) only: Option<Arc<[usize]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,15 @@ impl<'a> Piece<'a> {
             key: self.key.clone(),
             rows,
             counts_missing: self.counts_missing,
+            only: self.only.clone(),
+        }
+    }
+
+    /// The table and columns its statements write.
+    pub(super) fn target(&self) -> Target<'_> {
+        Target {
+            table: self.table,
+            only: self.only.as_deref(),
         }
     }
 
@@ -111,6 +122,7 @@ pub(super) fn partition<'a>(
     plans: &'a [TablePlan<'a>],
     workers: usize,
     conflicts: UniqueConflict,
+    write: &WriteColumns,
 ) -> Vec<Vec<Piece<'a>>> {
     let n = workers.max(1);
     let upsert = match conflicts {
@@ -120,6 +132,7 @@ pub(super) fn partition<'a>(
     let mut shares: Vec<Vec<Piece<'a>>> = (0..n).map(|_| Vec::new()).collect();
     for plan in plans {
         let table: &TableSchema = plan.table;
+        let only = write.of(table);
         match &plan.body {
             PlanBody::Keyed {
                 key,
@@ -149,6 +162,7 @@ pub(super) fn partition<'a>(
                                 key: Some(key.clone()),
                                 rows,
                                 counts_missing: counts,
+                                only: only.clone(),
                             });
                         }
                     }
@@ -169,6 +183,7 @@ pub(super) fn partition<'a>(
                             key: None,
                             rows: vec![row],
                             counts_missing: pop == PieceOp::DeleteOne,
+                            only: only.clone(),
                         }),
                     }
                 }
@@ -187,20 +202,23 @@ pub(super) fn partition<'a>(
 pub(super) fn serial_share<'a>(
     changes: &'a [RowChange],
     keys: &TargetKeys,
+    write: &WriteColumns,
     conflicts: UniqueConflict,
     skip_unkeyed: impl Fn(&TableSchema) -> bool,
 ) -> Vec<Piece<'a>> {
     let mut out = Vec::new();
-    let mut key_cache: Vec<(&'a TableSchema, Option<Arc<[usize]>>)> = Vec::new();
+    type Known<'t> = (&'t TableSchema, Option<Arc<[usize]>>, Option<Arc<[usize]>>);
+    let mut known: Vec<Known<'a>> = Vec::new();
     let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
     for c in changes {
         let table: &'a TableSchema = &c.table;
-        let key = match key_cache.iter().find(|(t, _)| std::ptr::eq(*t, table)) {
-            Some((_, k)) => k.clone(),
+        let (key, only) = match known.iter().find(|(t, _, _)| std::ptr::eq(*t, table)) {
+            Some((_, k, o)) => (k.clone(), o.clone()),
             None => {
                 let k: Option<Arc<[usize]>> = replication_key(table, keys).map(Arc::from);
-                key_cache.push((table, k.clone()));
-                k
+                let o = write.of(table);
+                known.push((table, k.clone(), o.clone()));
+                (k, o)
             }
         };
         if key.is_none() && skip_unkeyed(table) {
@@ -212,6 +230,7 @@ pub(super) fn serial_share<'a>(
             key: key.clone(),
             rows: vec![row],
             counts_missing: matches!(op, PieceOp::Delete | PieceOp::DeleteOne),
+            only: only.clone(),
         };
         let write = |out: &mut Vec<Piece<'a>>, row: &'a Row| match conflicts {
             UniqueConflict::Fail => {
