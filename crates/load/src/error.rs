@@ -146,6 +146,12 @@ pub enum LoadError {
         /// The row the server named (`at row N`), or the first row of the
         /// statement and how many others it carried.
         key: String,
+        /// The key (or, for tables without one, every column) of the row
+        /// the server named, by column name; `None` when the statement
+        /// carried several rows and the server did not say which failed.
+        key_values: Option<Vec<(String, sluice_core::Value)>>,
+        /// The statement that failed (SQL with placeholders, shortened).
+        statement: String,
         server: ServerError,
         class: ErrorClass,
         attempts: u32,
@@ -357,6 +363,8 @@ mod tests {
                 sqlstate: Some("22001".into()),
                 message: "Data too long for column 'name' at row 1".into(),
             },
+            key_values: None,
+            statement: String::new(),
             class: ErrorClass::Definite,
             attempts: 1,
             unique_conflict: false,

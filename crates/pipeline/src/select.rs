@@ -14,7 +14,9 @@
 //! lists more servers and the current one stays unreachable for
 //! `switch_after`, Select moves to the next one and continues from the GTID
 //! set of the last whole transaction (file offsets differ between servers;
-//! GTIDs do not). Definite failures
+//! GTIDs do not). An operator's switch order (`sluice source switch`,
+//! [`crate::control::switch`]) does the same at once, after checking that
+//! the new server holds every transaction sent so far. Definite failures
 //! (purged position, missing privileges, a corrupt event, events sluice
 //! must not replicate) stop the pipeline.
 
@@ -61,6 +63,11 @@ pub struct SelectConfig {
     pub server_id_grace: Duration,
     /// Connection state and alarms (source unreachable, switched, purged).
     pub status: crate::status::NodeStatus,
+    /// Index into `[url] + fallback_urls` of the server to start on (an
+    /// operator's earlier switch).
+    pub start_index: usize,
+    /// Operators' switch orders.
+    pub switch: Option<crate::control::switch::SwitchReceiver>,
 }
 
 impl SelectConfig {
@@ -79,6 +86,8 @@ impl SelectConfig {
             reconnect_max: Duration::from_secs(5),
             server_id_grace: Duration::from_secs(15),
             status: crate::status::NodeStatus::default(),
+            start_index: 0,
+            switch: None,
         }
     }
 }
@@ -95,7 +104,11 @@ pub async fn run(
     let urls: Vec<&String> = std::iter::once(&cfg.url)
         .chain(cfg.fallback_urls.iter())
         .collect();
-    let mut current = 0usize;
+    let mut current = cfg.start_index.min(urls.len() - 1);
+    let mut orders = match &cfg.switch {
+        Some(rx) => Some(Arc::clone(rx).lock_owned().await),
+        None => None,
+    };
     // Since when the current server has failed without a whole transaction
     // in between, and the GTID set to continue from on another server.
     let mut failing_since: Option<Instant> = None;
@@ -195,11 +208,42 @@ pub async fn run(
             };
         }
 
-        let outcome = pump(&cfg, &mut stream, &tx, &stop, &mut attempt).await;
+        let outcome = pump(&cfg, &mut stream, &tx, &stop, &mut attempt, &mut orders).await;
         stream.close().await;
         match outcome {
             Pump::Stopped => return Ok(()),
             Pump::Failed(error) => return Err(error),
+            Pump::Switch { order, resume } => {
+                if let Some(resume) = resume {
+                    if resume.gtid.is_some() {
+                        gtid = resume.gtid.clone();
+                    }
+                    start = StartAt::File {
+                        file: resume.file,
+                        pos: resume.offset,
+                    };
+                }
+                let switched = switch_to(&cfg, &urls, order.index, gtid.as_ref()).await;
+                if let Ok(set) = &switched {
+                    tracing::warn!(
+                        from = %sluice_core::redact_url(urls[current]),
+                        to = %sluice_core::redact_url(urls[order.index]),
+                        gtid = %set,
+                        "source switched by an operator: continuing from the GTID set of the last whole transaction"
+                    );
+                    cfg.status.source_switched(
+                        &sluice_core::redact_url(urls[current]),
+                        &sluice_core::redact_url(urls[order.index]),
+                        &set.to_string(),
+                        0,
+                    );
+                    current = order.index;
+                    start = StartAt::Gtid(set.clone());
+                    failing_since = None;
+                    attempt = 0;
+                }
+                let _ = order.reply.send(switched.map(|s| s.to_string()));
+            }
             Pump::Lost { error, resume } => {
                 if let Some(resume) = resume {
                     // A whole transaction arrived: this server was healthy.
@@ -226,6 +270,24 @@ pub async fn run(
     }
 }
 
+/// Checks an operator's switch to `urls[index]` (see
+/// [`crate::control::switch`]); the GTID set to continue from.
+async fn switch_to(
+    cfg: &SelectConfig,
+    urls: &[&String],
+    index: usize,
+    gtid: Option<&sluice_core::GtidSet>,
+) -> Result<sluice_core::GtidSet, String> {
+    let Some(url) = urls.get(index) else {
+        return Err(format!("source.urls has no entry {index}"));
+    };
+    let Some(set) = gtid else {
+        return Err("no GTID position is known yet (no whole transaction read): cannot continue on another server".into());
+    };
+    crate::control::switch::wait_until_holds(url, &cfg.tls, set).await?;
+    Ok(set.clone())
+}
+
 fn backoff(cfg: &SelectConfig, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(16);
     cfg.reconnect_initial
@@ -243,6 +305,11 @@ enum Pump {
         error: String,
         resume: Option<Position>,
     },
+    /// An operator's switch order; `resume` as for `Lost`.
+    Switch {
+        order: crate::control::switch::SwitchOrder,
+        resume: Option<Position>,
+    },
 }
 
 async fn pump(
@@ -251,12 +318,27 @@ async fn pump(
     tx: &Sender<SelectMsg>,
     stop: &CancellationToken,
     attempt: &mut u32,
+    orders: &mut Option<
+        tokio::sync::OwnedMutexGuard<
+            tokio::sync::mpsc::Receiver<crate::control::switch::SwitchOrder>,
+        >,
+    >,
 ) -> Pump {
     let mut chunk = TxnChunk::default();
     let mut resume: Option<Position> = None;
     loop {
+        let order = async {
+            match orders.as_mut() {
+                Some(rx) => match rx.recv().await {
+                    Some(order) => order,
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
         let next = tokio::select! {
             () = stop.cancelled() => return Pump::Stopped,
+            order = order => return Pump::Switch { order, resume },
             next = stream.next() => next,
         };
         let event = match next {

@@ -73,7 +73,8 @@
 //! * [`fence`] — the term fence and the fenced metadata writes;
 //! * [`catalog`] — target keys and generated columns of target tables;
 //! * [`partition`] — worker shares and the serial fallback;
-//! * [`ddl`] — running replicated DDL on the target.
+//! * [`ddl`] — running replicated DDL on the target;
+//! * [`replace`] — operator replacements of a refused change, exactly once.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +95,7 @@ pub mod ddl;
 mod fence;
 pub mod options;
 mod partition;
+pub mod replace;
 
 pub use ddl::{DdlOutcome, ALREADY_APPLIED};
 pub use options::{
@@ -462,7 +464,7 @@ impl Loader {
                     .persistent(chunk.persistent)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| statement_error(batch_id, piece, chunk, e))?;
+                    .map_err(|e| statement_error(batch_id, piece, chunk, &stmt.sql, e))?;
                 statements += 1;
             }
         }

@@ -76,6 +76,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         cache,
         first_batch_id,
         epoch,
+        resolver,
     } = p;
     // Id of the last batch Load finished (Extract cuts early when Load is
     // idle).
@@ -105,7 +106,29 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         .iter()
         .map(|u| u.expose().to_string())
         .collect();
-    select_cfg.switch_after = pipeline.source.switch_after;
+    // `never`: only an operator switches.
+    select_cfg.switch_after = pipeline.source.switch_after.unwrap_or(Duration::MAX);
+    if let Some(tc) = &term.control {
+        select_cfg.switch = Some(tc.switch.clone());
+        // An operator's earlier switch, if it names this node's entry.
+        if let Some(choice) = &tc.state.source {
+            match pipeline.source.urls.get(choice.value.index) {
+                Some(u) if u.address() == choice.value.address => {
+                    select_cfg.start_index = choice.value.index;
+                }
+                _ => tracing::warn!(
+                    index = choice.value.index,
+                    address = %choice.value.address,
+                    "the operator's source choice is not an entry of this node's source.urls; starting on the first"
+                ),
+            }
+        }
+    }
+    let gate = term
+        .control
+        .as_ref()
+        .map(|c| c.control.gate())
+        .unwrap_or_default();
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
     let queues = vec![
@@ -127,6 +150,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         start: start_position,
         skip_through: resume.skip_through.clone(),
         acknowledged: Some(Arc::clone(&acked)),
+        isolate: resolver.as_ref().map(|r| r.through().clone()),
     };
     let stats = Arc::new(LoadStats::default());
 
@@ -155,6 +179,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                 task_timeout: st.task_timeout,
                 stats: Arc::clone(&stats),
                 acked: Arc::clone(&acked),
+                gate: gate.clone(),
             };
             drop((tr_tx, tr_rx));
             stages.push((
@@ -180,10 +205,13 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                     stats: Arc::clone(&stats),
                     status: opts.status.clone(),
                     retry: APPLY_RETRY,
+                    gate: gate.clone(),
                 },
                 cache: cache.clone(),
                 horizon: resume.horizon,
                 acked: Arc::clone(&acked),
+                failed: term.failed.clone(),
+                resolver,
             };
             stages.push((
                 "transform",
