@@ -7,6 +7,7 @@
 mod binlog_fixtures;
 mod binlog_live;
 mod config;
+mod control;
 mod deploy;
 mod fixtures;
 mod ha;

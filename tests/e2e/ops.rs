@@ -181,7 +181,7 @@ impl Node {
 }
 
 /// `GET path` over HTTP/1.1; `(status, body)`.
-async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
@@ -210,7 +210,7 @@ async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
 
 /// The value of the series `name{labels}` (exact label text) in a
 /// Prometheus exposition, if present.
-fn metric(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

@@ -95,7 +95,8 @@
 //! `batches_in_flight` (distributed stages: each task on the board with
 //! `batch_id`, `stage` — `extracted`, `transforming`, `transformed`,
 //! `loading`, `loaded` —, `owner`, `age_ms`, `rows`, `load_attempts`;
-//! empty otherwise).
+//! empty otherwise), `halted` (bool), `halt` (the halt record, or null) and
+//! `paused` (the pause record, or null) — see `sluice errors`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -275,6 +276,8 @@ struct Report {
     now_unix: i64,
     /// Distributed stages: the batches in flight on the task board.
     tasks: Vec<TaskView>,
+    /// Operator control records (etcd coordination only).
+    control: Option<sluice_coord::ControlState>,
 }
 
 /// One batch in flight on the task board, as `status` shows it.
@@ -326,6 +329,7 @@ impl TaskView {
 impl Report {
     async fn collect(pipeline: &Pipeline) -> anyhow::Result<Report> {
         let mut tasks = Vec::new();
+        let mut control = None;
         let (store, election, position) = match &pipeline.coordination {
             Coordination::Etcd {
                 endpoints,
@@ -346,6 +350,12 @@ impl Report {
                 )
                 .context("reading the pipeline's state in etcd")?;
                 tasks = TaskView::from_board(&board, sluice_coord::election::unix_ms());
+                control = Some(
+                    sluice_coord::ControlStore::new(client.clone(), keys.clone(), ETCD_TIMEOUT)
+                        .read()
+                        .await
+                        .context("reading the pipeline's control records in etcd")?,
+                );
                 (
                     etcd_store.location(),
                     Some(Election { leader, nodes }),
@@ -368,6 +378,7 @@ impl Report {
             target,
             now_unix: now_unix(),
             tasks,
+            control,
         })
     }
 
@@ -494,6 +505,9 @@ impl Report {
             "nodes": nodes,
             "position": self.position_json(),
             "target": self.target_json(),
+            "halted": self.control.as_ref().is_some_and(|c| c.halt.is_some()),
+            "halt": self.control.as_ref().and_then(|c| c.halt.as_ref()).map(|h| json!(h.value)),
+            "paused": self.control.as_ref().and_then(|c| c.pause.as_ref()).map(|p| json!(p.value)),
             "stage_counters": self.active_progress().map_or(Value::Null, |p| json!(p)),
             "batches_in_flight": self.tasks.iter().map(|t| json!({
                 "batch_id": t.batch_id,
@@ -689,6 +703,27 @@ impl Report {
                     db_time(&c.updated_at)
                 ),
             ),
+        }
+        if let Some(c) = &self.control {
+            match &c.halt {
+                None => t.row("halted", "no"),
+                Some(h) => t.row(
+                    "halted",
+                    format!(
+                        "yes, by {} at {}: {} (see `sluice errors`)",
+                        display_id(&h.value.node),
+                        utc_ms(h.value.halted_at_unix_ms),
+                        h.value.message
+                    ),
+                ),
+            }
+            t.row(
+                "paused",
+                c.pause.as_ref().map_or_else(
+                    || "no".to_string(),
+                    |p| format!("yes, by {} since {}", p.value.operator, utc_ms(p.value.paused_at_unix_ms)),
+                ),
+            );
         }
         match self.active_progress() {
             None => t.row("stage counters", "none published (no active node)"),

@@ -371,12 +371,8 @@ impl Candidate {
                 () = tokio::time::sleep(self.cfg.campaign_delay) => {}
             }
         }
-        if let Some(until) = self.hold_off_until.take() {
+        if let Some(until) = self.hold_off_until {
             tracing::info!(delay_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64, "handed over: letting the named node take the key first");
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
-                () = tokio::time::sleep_until(until) => {}
-            }
         }
 
         loop {
@@ -394,10 +390,24 @@ impl Candidate {
             };
             let value = serde_json::to_vec(&record).unwrap_or_default();
             let mut kv = self.client.kv_client();
+            // Holding off after a handover: only look (a create revision is
+            // never negative), follow the key once someone holds it, and
+            // take it only after the hold-off.
+            let holding_off = match self.hold_off_until {
+                Some(until) if Instant::now() < until => true,
+                _ => {
+                    self.hold_off_until = None;
+                    false
+                }
+            };
             let txn = Txn::new()
                 .when(vec![Compare::create_revision(
                     leader_key.as_str(),
-                    CompareOp::Equal,
+                    if holding_off {
+                        CompareOp::Less
+                    } else {
+                        CompareOp::Equal
+                    },
                     0,
                 )])
                 .and_then(vec![TxnOp::put(
@@ -431,6 +441,17 @@ impl Candidate {
                 }));
             }
             // Someone else leads: watch the key until it goes away.
+            let held = response.op_responses().into_iter().any(|op| {
+                matches!(op, etcd_client::TxnOpResponse::Get(get) if !get.kvs().is_empty())
+            });
+            if holding_off && !held {
+                // Nobody took it yet: look again shortly.
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                continue;
+            }
             let (holder, revision) = response
                 .op_responses()
                 .into_iter()
@@ -465,6 +486,9 @@ impl Candidate {
                 None => last_holder == me && self.held_last,
             };
             if at_once && handover_to.is_some() {
+                // Handed to this node: its own hold-off (from an earlier
+                // handover away from it) no longer applies.
+                self.hold_off_until = None;
                 tracing::info!(previous = %last_holder, "leader key handed over to this node; campaigning at once");
             } else if !at_once {
                 let delay = self.cfg.standby_delay + self.cfg.campaign_delay;
