@@ -14,7 +14,9 @@ use sluice_testkit::{Etcd, MariaDb};
 
 use crate::ha::{paced_load, wait_leader};
 use crate::ops::{get, metric};
-use crate::pipeline::{rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult};
+use crate::pipeline::{
+    rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
+};
 
 const PAIR: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
                     batch: { max_delay: 5ms }\n\
@@ -52,7 +54,12 @@ async fn cli_json(args: &[&str], config: &Path) -> Value {
 /// returns that line.
 async fn refused(args: &[&str], config: &Path) -> String {
     let out = cli(args, config).await;
-    assert_eq!(out.status.code(), Some(1), "sluice {args:?} should be refused: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "sluice {args:?} should be refused: {}",
+        text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert!(stderr.contains("refused"), "{}", text(&out));
     assert_eq!(stderr.lines().count(), 1, "one message: {}", text(&out));
@@ -76,13 +83,22 @@ async fn admin(node: &Sluice) -> String {
         {
             return addr;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no admin address:\n{}", node.log_tail());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no admin address:\n{}",
+            node.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Polls `sluice errors --json` until `check` holds.
-async fn wait_errors(config: &Path, what: &str, nodes: &[&Sluice], check: impl Fn(&Value) -> bool) -> Value {
+async fn wait_errors(
+    config: &Path,
+    what: &str,
+    nodes: &[&Sluice],
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let started = Instant::now();
     loop {
         let state = cli_json(&["errors"], config).await;
@@ -92,7 +108,11 @@ async fn wait_errors(config: &Path, what: &str, nodes: &[&Sluice], check: impl F
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "never {what}: {state:#}\n{}",
-            nodes.iter().map(|n| n.log_tail()).collect::<Vec<_>>().join("\n-----\n")
+            nodes
+                .iter()
+                .map(|n| n.log_tail())
+                .collect::<Vec<_>>()
+                .join("\n-----\n")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -101,18 +121,42 @@ async fn wait_errors(config: &Path, what: &str, nodes: &[&Sluice], check: impl F
 /// Source with `shop.events`, target, etcd, a pipeline file for a pair
 /// with admin endpoints, and the pair: node-a active (a first row
 /// replicated), node-b standby.
-async fn pair(name: &str) -> Result<(MariaDb, MariaDb, Etcd, tempfile::TempDir, PathBuf, Sluice, Sluice), Box<dyn std::error::Error>> {
-    let (source, target, etcd) = tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
+async fn pair(
+    name: &str,
+) -> Result<
+    (
+        MariaDb,
+        MariaDb,
+        Etcd,
+        tempfile::TempDir,
+        PathBuf,
+        Sluice,
+        Sluice,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let (source, target, etcd) =
+        tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
     source
         .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
         .await?;
     let dir = tempfile::tempdir()?;
     let start = start_of_binlog(&source).await;
-    let config = write_config(dir.path(), name, &source, &target, Coord::Etcd(&etcd), &start, PAIR);
+    let config = write_config(
+        dir.path(),
+        name,
+        &source,
+        &target,
+        Coord::Etcd(&etcd),
+        &start,
+        PAIR,
+    );
     let a = Sluice::start_node(&config, "node-a", Some(server_id()));
     wait_leader(&etcd, name, Some("node-a"), Duration::from_secs(30)).await;
     let b = Sluice::start_node(&config, "node-b", Some(server_id()));
-    source.exec("INSERT INTO shop.events VALUES (1, 'first')").await?;
+    source
+        .exec("INSERT INTO shop.events VALUES (1, 'first')")
+        .await?;
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
     Ok((source, target, etcd, dir, config, a, b))
@@ -120,15 +164,29 @@ async fn pair(name: &str) -> Result<(MariaDb, MariaDb, Etcd, tempfile::TempDir, 
 
 /// Narrows `shop.events.v` on the target and writes rows around one that no
 /// longer fits (id 20): the pipeline halts on it. Returns the halt state.
-async fn halt_on_a_long_value(source: &MariaDb, target: &MariaDb, config: &Path, nodes: &[&Sluice]) -> Value {
-    target.exec("ALTER TABLE shop.events MODIFY v VARCHAR(5)").await.expect("narrow");
+async fn halt_on_a_long_value(
+    source: &MariaDb,
+    target: &MariaDb,
+    config: &Path,
+    nodes: &[&Sluice],
+) -> Value {
+    target
+        .exec("ALTER TABLE shop.events MODIFY v VARCHAR(5)")
+        .await
+        .expect("narrow");
     let mut conn = source.conn().await.expect("source");
     for id in 10..15i64 {
-        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'ok')", (id,)).await.expect("insert");
+        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'ok')", (id,))
+            .await
+            .expect("insert");
     }
-    conn.exec_drop("INSERT INTO shop.events VALUES (20, 'much-too-long')", ()).await.expect("insert");
+    conn.exec_drop("INSERT INTO shop.events VALUES (20, 'much-too-long')", ())
+        .await
+        .expect("insert");
     for id in 21..26i64 {
-        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'ok')", (id,)).await.expect("insert");
+        conn.exec_drop("INSERT INTO shop.events VALUES (?, 'ok')", (id,))
+            .await
+            .expect("insert");
     }
     wait_errors(config, "halted", nodes, |s| s["halted"] == true).await
 }
@@ -165,14 +223,28 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     assert_eq!(error["failure"]["key"], "(id=20)", "{state:#}");
     assert_eq!(error["failure"]["server"]["code"], 1406, "{state:#}");
     assert!(error["batch"]["start"]["file"].is_string(), "{state:#}");
-    assert!(error["failure"]["statement"].as_str().unwrap_or_default().contains("INSERT"), "{state:#}");
+    assert!(
+        error["failure"]["statement"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("INSERT"),
+        "{state:#}"
+    );
     let human = cli(&["errors"], &config).await;
     assert!(human.status.success(), "{}", text(&human));
     let human = String::from_utf8_lossy(&human.stdout);
-    assert!(human.contains("much") || human.contains("(id=20)"), "{human}");
+    assert!(
+        human.contains("much") || human.contains("(id=20)"),
+        "{human}"
+    );
 
     // Both nodes are up; neither is ready; the gauges and the event say so.
-    assert!(a.is_running() && b.is_running(), "{}\n{}", a.log_tail(), b.log_tail());
+    assert!(
+        a.is_running() && b.is_running(),
+        "{}\n{}",
+        a.log_tail(),
+        b.log_tail()
+    );
     let (a_addr, b_addr) = (admin(&a).await, admin(&b).await);
     for addr in [&a_addr, &b_addr] {
         let started = Instant::now();
@@ -181,7 +253,10 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
             if code == 503 && body.contains("halted") {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "/readyz {code} {body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "/readyz {code} {body}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -189,9 +264,16 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     let status: Value = serde_json::from_str(&status)?;
     assert_eq!(status["halted"]["key"], "(id=20)", "{status:#}");
     let (_, metrics) = get(&a_addr, "/metrics", None).await;
-    assert_eq!(metric(&metrics, "sluice_halted{pipeline=\"halt\"}"), Some(1.0), "{metrics}");
     assert_eq!(
-        metric(&metrics, "sluice_events_total{kind=\"load_error\",state=\"event\"}"),
+        metric(&metrics, "sluice_halted{pipeline=\"halt\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "sluice_events_total{kind=\"load_error\",state=\"event\"}"
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -206,12 +288,19 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     wait_leader(&etcd, "halt", Some("node-b"), Duration::from_secs(20)).await;
     let started = Instant::now();
     while !b.log_text().contains("pipeline halted: no stage runs") {
-        assert!(started.elapsed() < Duration::from_secs(20), "{}", b.log_tail());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            b.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let state = cli_json(&["errors"], &config).await;
     assert_eq!(state["halted"], true);
-    assert_eq!(state["error"]["node"], "node-a", "the record is node-a's: {state:#}");
+    assert_eq!(
+        state["error"]["node"], "node-a",
+        "the record is node-a's: {state:#}"
+    );
     assert_eq!(target_ids(&target).await, before);
     assert!(b.is_running(), "{}", b.log_tail());
 
@@ -222,23 +311,34 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     let but_20 = "SELECT id, v FROM shop.events WHERE id <> 20 ORDER BY id";
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(&source, &target, but_20, all, Duration::from_secs(30), &b).await;
-    let state = wait_errors(&config, "skip done", &[&b], |s| s["history"][0]["state"] == "done").await;
+    let state = wait_errors(&config, "skip done", &[&b], |s| {
+        s["history"][0]["state"] == "done"
+    })
+    .await;
     assert_eq!(state["halted"], false, "{state:#}");
     let entry = &state["history"][0];
     assert_eq!(entry["action"], "skip");
     assert_eq!(entry["scope"], "change");
     assert_eq!(entry["node"], "node-b");
-    assert!(entry["operator"].as_str().unwrap_or_default().contains('@'), "{entry:#}");
+    assert!(
+        entry["operator"].as_str().unwrap_or_default().contains('@'),
+        "{entry:#}"
+    );
     assert_eq!(entry["error"]["failure"]["key"], "(id=20)");
     let skipped = entry["skipped"].as_array().cloned().unwrap_or_default();
     assert_eq!(skipped.len(), 1, "{entry:#}");
     assert_eq!(skipped[0]["kind"], "insert");
     let image = skipped[0]["after"].to_string();
-    assert!(image.contains("much-too-long") && image.contains("20"), "{image}");
+    assert!(
+        image.contains("much-too-long") && image.contains("20"),
+        "{image}"
+    );
     assert!(state["resolution"].is_null(), "{state:#}");
 
     // Replication goes on normally after the resolution.
-    source.exec("INSERT INTO shop.events VALUES (30, 'after')").await?;
+    source
+        .exec("INSERT INTO shop.events VALUES (30, 'after')")
+        .await?;
     wait_same(&source, &target, but_20, all, Duration::from_secs(30), &b).await;
     let status = b.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{}", b.log_tail());
@@ -253,23 +353,41 @@ async fn errors_replace_applies_the_corrected_statement() -> TestResult {
     let (source, target, _etcd, dir, config, mut a, mut b) = pair("replace").await?;
     halt_on_a_long_value(&source, &target, &config, &[&a, &b]).await;
     let bad = dir.path().join("bad.sql");
-    std::fs::write(&bad, "INSERT INTO shop.events VALUES (20, 'this-is-still-too-long')")?;
-    let why = refused(&["errors", "replace", "--sql", &bad.display().to_string()], &config).await;
+    std::fs::write(
+        &bad,
+        "INSERT INTO shop.events VALUES (20, 'this-is-still-too-long')",
+    )?;
+    let why = refused(
+        &["errors", "replace", "--sql", &bad.display().to_string()],
+        &config,
+    )
+    .await;
     assert!(why.contains("1406") || why.contains("too long"), "{why}");
-    assert_eq!(cli_json(&["errors"], &config).await["halted"], true, "still halted");
+    assert_eq!(
+        cli_json(&["errors"], &config).await["halted"],
+        true,
+        "still halted"
+    );
 
     let fix = dir.path().join("fix.sql");
     std::fs::write(
         &fix,
         "INSERT INTO shop.events VALUES (20, 'fixed') ON DUPLICATE KEY UPDATE v = 'fixed';\n",
     )?;
-    let out = cli_json(&["errors", "replace", "--sql", &fix.display().to_string()], &config).await;
+    let out = cli_json(
+        &["errors", "replace", "--sql", &fix.display().to_string()],
+        &config,
+    )
+    .await;
     assert_eq!(out["state"], "done", "{out:#}");
     let expect = "SELECT id, IF(id = 20, 'fixed', v) FROM shop.events ORDER BY id";
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(&source, &target, expect, all, Duration::from_secs(30), &a).await;
     let state = wait_errors(&config, "replace done", &[&a], |s| {
-        s["history"].as_array().is_some_and(|h| h.iter().any(|e| e["action"] == "replace" && e["state"] == "done"))
+        s["history"].as_array().is_some_and(|h| {
+            h.iter()
+                .any(|e| e["action"] == "replace" && e["state"] == "done")
+        })
     })
     .await;
     let entry = state["history"]
@@ -277,11 +395,22 @@ async fn errors_replace_applies_the_corrected_statement() -> TestResult {
         .and_then(|h| h.iter().find(|e| e["action"] == "replace"))
         .cloned()
         .unwrap_or_default();
-    assert!(entry["sql"].as_str().unwrap_or_default().contains("'fixed'"), "{entry:#}");
-    assert!(entry["skipped"].to_string().contains("much-too-long"), "{entry:#}");
+    assert!(
+        entry["sql"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'fixed'"),
+        "{entry:#}"
+    );
+    assert!(
+        entry["skipped"].to_string().contains("much-too-long"),
+        "{entry:#}"
+    );
 
     // The row's later changes replicate as usual.
-    source.exec("UPDATE shop.events SET v = 'later' WHERE id = 20").await?;
+    source
+        .exec("UPDATE shop.events SET v = 'later' WHERE id = 20")
+        .await?;
     wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
     for node in [&mut a, &mut b] {
         let status = node.terminate(Duration::from_secs(30)).await;
@@ -305,15 +434,23 @@ async fn errors_retry_after_fixing_the_target_loses_nothing() -> TestResult {
     .await;
     assert_eq!(state["error"]["failure"]["key"], "(id=20)", "{state:#}");
 
-    target.exec("ALTER TABLE shop.events MODIFY v VARCHAR(20)").await?;
+    target
+        .exec("ALTER TABLE shop.events MODIFY v VARCHAR(20)")
+        .await?;
     let out = cli_json(&["errors", "retry"], &config).await;
     assert_eq!(out["state"], "done", "{out:#}");
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
     let state = cli_json(&["errors"], &config).await;
     assert_eq!(state["halted"], false, "{state:#}");
-    assert_eq!(state["history"].as_array().map(Vec::len), Some(2), "{state:#}");
-    assert!(state["history"].as_array().is_some_and(|h| h.iter().all(|e| e["action"] == "retry")));
+    assert_eq!(
+        state["history"].as_array().map(Vec::len),
+        Some(2),
+        "{state:#}"
+    );
+    assert!(state["history"]
+        .as_array()
+        .is_some_and(|h| h.iter().all(|e| e["action"] == "retry")));
     for node in [&mut a, &mut b] {
         let status = node.terminate(Duration::from_secs(30)).await;
         assert!(status.success(), "{}", node.log_tail());
@@ -358,7 +495,12 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
             let target = &target;
             async move {
                 let now = rows(target, "SELECT id, v FROM shop.events ORDER BY id").await;
-                assert!(now == held, "rows reached the target while paused ({what}): {} then {}", held.len(), now.len());
+                assert!(
+                    now == held,
+                    "rows reached the target while paused ({what}): {} then {}",
+                    held.len(),
+                    now.len()
+                );
             }
         };
         check("after the pause").await;
@@ -374,16 +516,30 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
         let body: Value = serde_json::from_str(&body).unwrap_or_default();
         assert_eq!(body["reason"], "paused", "{body}");
         let (_, metrics) = get(&b_addr, "/metrics", None).await;
-        assert_eq!(metric(&metrics, "sluice_paused{pipeline=\"pause\"}"), Some(1.0), "{metrics}");
-        assert_eq!(metric(&metrics, "sluice_halted{pipeline=\"pause\"}"), Some(0.0), "{metrics}");
+        assert_eq!(
+            metric(&metrics, "sluice_paused{pipeline=\"pause\"}"),
+            Some(1.0),
+            "{metrics}"
+        );
+        assert_eq!(
+            metric(&metrics, "sluice_halted{pipeline=\"pause\"}"),
+            Some(0.0),
+            "{metrics}"
+        );
         check("after the failover").await;
         held
     };
     let ((), held) = tokio::join!(load, paused_and_failed_over);
     // The whole load is on the source; the target still holds what it held.
-    assert_eq!(rows(&target, "SELECT id, v FROM shop.events ORDER BY id").await, held);
+    assert_eq!(
+        rows(&target, "SELECT id, v FROM shop.events ORDER BY id").await,
+        held
+    );
     let behind = rows(&source, "SELECT COUNT(*) FROM shop.events").await;
-    println!("paused with {} rows on the target, {behind:?} on the source", held.len());
+    println!(
+        "paused with {} rows on the target, {behind:?} on the source",
+        held.len()
+    );
 
     let out = cli_json(&["resume"], &config).await;
     assert_eq!(out["state"], "done");
@@ -425,7 +581,8 @@ fn now_us() -> u64 {
 /// no row is lost or repeated (a table without a key shows repeats).
 #[tokio::test]
 async fn handover_under_load_takes_over_within_a_second() -> TestResult {
-    let (source, target, etcd) = tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
+    let (source, target, etcd) =
+        tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
     let columns = "id BIGINT NOT NULL, v VARCHAR(20), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)";
     source
         .exec(&format!(
@@ -441,18 +598,42 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
         .await?;
     let dir = tempfile::tempdir()?;
     // After the DDL: the target's tables are made by hand.
-    let at: Vec<(String, u64)> = source.query("SHOW MASTER STATUS").await.map(|rows: Vec<mysql_async::Row>| {
-        rows.into_iter().map(|r| (r.get(0).unwrap_or_default(), r.get(1).unwrap_or_default())).collect()
-    })?;
+    let at: Vec<(String, u64)> =
+        source
+            .query("SHOW MASTER STATUS")
+            .await
+            .map(|rows: Vec<mysql_async::Row>| {
+                rows.into_iter()
+                    .map(|r| (r.get(0).unwrap_or_default(), r.get(1).unwrap_or_default()))
+                    .collect()
+            })?;
     let start = format!("{{ file: {}, pos: {} }}", at[0].0, at[0].1);
-    let config = write_config(dir.path(), "hand", &source, &target, Coord::Etcd(&etcd), &start, PAIR);
+    let config = write_config(
+        dir.path(),
+        "hand",
+        &source,
+        &target,
+        Coord::Etcd(&etcd),
+        &start,
+        PAIR,
+    );
     let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
     wait_leader(&etcd, "hand", Some("node-a"), Duration::from_secs(30)).await;
     let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
     let events = "SELECT id, v, created FROM shop.events ORDER BY id";
     let log = "SELECT id, v, created FROM shop.log ORDER BY id";
-    source.exec("INSERT INTO shop.events (id, v) VALUES (1, 'first')").await?;
-    wait_same(&source, &target, events, events, Duration::from_secs(30), &a).await;
+    source
+        .exec("INSERT INTO shop.events (id, v) VALUES (1, 'first')")
+        .await?;
+    wait_same(
+        &source,
+        &target,
+        events,
+        events,
+        Duration::from_secs(30),
+        &a,
+    )
+    .await;
     let why = refused(&["handover", "--to", "node-c"], &config).await;
     assert!(why.contains("not registered"), "{why}");
     let why = refused(&["handover", "--to", "node-a"], &config).await;
@@ -462,14 +643,22 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
     let load = async {
         // Bounded: 1,500 ids, a row in each table, ~5 ms apart.
         for id in 100..1600i64 {
-            conn.exec_drop("INSERT INTO shop.events (id, v) VALUES (?, 'load')", (id,)).await.expect("insert");
-            conn.exec_drop("INSERT INTO shop.log (id, v) VALUES (?, 'load')", (id,)).await.expect("insert");
+            conn.exec_drop("INSERT INTO shop.events (id, v) VALUES (?, 'load')", (id,))
+                .await
+                .expect("insert");
+            conn.exec_drop("INSERT INTO shop.log (id, v) VALUES (?, 'load')", (id,))
+                .await
+                .expect("insert");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
     let handovers = async {
         let mut windows = Vec::new();
-        for (to, expect) in [(Some("node-b"), "node-b"), (Some("node-a"), "node-a"), (None, "node-b")] {
+        for (to, expect) in [
+            (Some("node-b"), "node-b"),
+            (Some("node-a"), "node-a"),
+            (None, "node-b"),
+        ] {
             // Part-way into the load, and between handovers.
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let from_us = now_us();
@@ -481,13 +670,30 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
             let to_us = now_us();
             assert_eq!(out["new_active"], expect, "{out:#}");
             wait_leader(&etcd, "hand", Some(expect), Duration::from_secs(5)).await;
-            windows.push((expect, from_us, to_us, out["elected_after_ms"].as_u64().unwrap_or(0)));
+            windows.push((
+                expect,
+                from_us,
+                to_us,
+                out["elected_after_ms"].as_u64().unwrap_or(0),
+            ));
         }
         windows
     };
     let ((), windows) = tokio::join!(load, handovers);
-    let active = if wait_leader(&etcd, "hand", None, Duration::from_secs(5)).await == "node-a" { &a } else { &b };
-    wait_same(&source, &target, events, events, Duration::from_secs(60), active).await;
+    let active = if wait_leader(&etcd, "hand", None, Duration::from_secs(5)).await == "node-a" {
+        &a
+    } else {
+        &b
+    };
+    wait_same(
+        &source,
+        &target,
+        events,
+        events,
+        Duration::from_secs(60),
+        active,
+    )
+    .await;
     wait_same(&source, &target, log, log, Duration::from_secs(60), active).await;
     let mut worst = 0.0f64;
     for (to, from_us, to_us, elected_ms) in &windows {
@@ -506,7 +712,10 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
     if std::env::var_os("SLUICE_TEST_DUMP").is_some() {
         println!("{}\n=====\n{}", a.log_text(), b.log_text());
     }
-    assert!(worst <= 1000.0, "a handover took {worst:.0} ms (rows waited that long)");
+    assert!(
+        worst <= 1000.0,
+        "a handover took {worst:.0} ms (rows waited that long)"
+    );
     for node in [&mut a, &mut b] {
         let status = node.terminate(Duration::from_secs(30)).await;
         assert!(status.success(), "{}", node.log_tail());
@@ -519,8 +728,12 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
 /// anything that is not an entry of `source.urls` is refused.
 #[tokio::test]
 async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
-    let (primary, replica, target, etcd) =
-        tokio::try_join!(MariaDb::source(), MariaDb::source(), MariaDb::target(), Etcd::start())?;
+    let (primary, replica, target, etcd) = tokio::try_join!(
+        MariaDb::source(),
+        MariaDb::source(),
+        MariaDb::target(),
+        Etcd::start()
+    )?;
     replica
         .exec(&format!(
             "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{}', \
@@ -554,13 +767,24 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
     wait_leader(&etcd, "switch", Some("node-a"), Duration::from_secs(30)).await;
     let mut b = Sluice::start_node(&path, "node-b", Some(server_id()));
     let all = "SELECT id, v FROM shop.events ORDER BY id";
-    primary.exec("INSERT INTO shop.events VALUES (1, 'first')").await?;
+    primary
+        .exec("INSERT INTO shop.events VALUES (1, 'first')")
+        .await?;
     wait_same(&primary, &target, all, all, Duration::from_secs(30), &a).await;
     let a_addr = admin(&a).await;
     let replica_port = format!(":{}", replica.port());
     let why = refused(&["source", "switch", "--to", "mysql://127.0.0.1:1"], &path).await;
     assert!(why.contains("not an entry of source.urls"), "{why}");
-    let why = refused(&["source", "switch", "--to", &format!("127.0.0.1:{}", primary.port())], &path).await;
+    let why = refused(
+        &[
+            "source",
+            "switch",
+            "--to",
+            &format!("127.0.0.1:{}", primary.port()),
+        ],
+        &path,
+    )
+    .await;
     assert!(why.contains("already reading"), "{why}");
 
     let mut conn = primary.conn().await?;
@@ -570,26 +794,47 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
         tokio::time::sleep(Duration::from_millis(800)).await;
         let to = format!("127.0.0.1:{}", replica.port());
         let out = cli_json(&["source", "switch", "--to", &to], &path).await;
-        assert!(out["message"].as_str().unwrap_or_default().contains("GTID"), "{out:#}");
+        assert!(
+            out["message"].as_str().unwrap_or_default().contains("GTID"),
+            "{out:#}"
+        );
     };
     tokio::join!(load, switch);
     wait_same(&primary, &target, all, all, Duration::from_secs(60), &a).await;
     let (_, status) = get(&a_addr, "/status", None).await;
     let status: Value = serde_json::from_str(&status)?;
-    assert!(status["source"].as_str().unwrap_or_default().contains(&replica_port), "{status:#}");
-    assert!(a.log_text().contains("source switched by an operator"), "{}", a.log_tail());
+    assert!(
+        status["source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&replica_port),
+        "{status:#}"
+    );
+    assert!(
+        a.log_text().contains("source switched by an operator"),
+        "{}",
+        a.log_tail()
+    );
     let state = cli_json(&["errors"], &path).await;
     assert_eq!(state["source"]["index"], 1, "{state:#}");
 
     // A new active node starts on the operator's choice.
     a.kill().await;
     wait_leader(&etcd, "switch", Some("node-b"), Duration::from_secs(20)).await;
-    primary.exec("INSERT INTO shop.events VALUES (5000, 'after failover')").await?;
+    primary
+        .exec("INSERT INTO shop.events VALUES (5000, 'after failover')")
+        .await?;
     wait_same(&primary, &target, all, all, Duration::from_secs(60), &b).await;
     let b_addr = admin(&b).await;
     let (_, status) = get(&b_addr, "/status", None).await;
     let status: Value = serde_json::from_str(&status)?;
-    assert!(status["source"].as_str().unwrap_or_default().contains(&replica_port), "{status:#}");
+    assert!(
+        status["source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&replica_port),
+        "{status:#}"
+    );
     let status = b.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{}", b.log_tail());
     Ok(())

@@ -114,7 +114,10 @@ fn describe() {
         "sluice_halted",
         "1 while the pipeline is halted on a definite error (until an operator resolves it)"
     );
-    describe_gauge!("sluice_paused", "1 while the pipeline is paused by an operator");
+    describe_gauge!(
+        "sluice_paused",
+        "1 while the pipeline is paused by an operator"
+    );
     describe_counter!(
         "sluice_leadership_changes_total",
         "Leadership gained or lost by this node"

@@ -141,7 +141,10 @@ struct Refused(String);
 /// Prints `value` (JSON) or `text`, exit 0.
 fn print_ok(json_out: bool, value: Value, text: &str) -> ExitCode {
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     } else {
         println!("{text}");
     }
@@ -154,8 +157,10 @@ fn print_refused(json_out: bool, action: &str, why: &str) -> ExitCode {
     if json_out {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"action": action, "state": "refused", "message": why}))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(
+                &json!({"action": action, "state": "refused", "message": why})
+            )
+            .unwrap_or_default()
         );
     }
     ExitCode::FAILURE
@@ -195,7 +200,11 @@ async fn store(pipeline: &Pipeline) -> anyhow::Result<Result<ControlStore, Refus
 }
 
 /// Loads the config and the store, or prints why not.
-async fn open(config: &Path, json_out: bool, action: &str) -> anyhow::Result<Result<(Pipeline, ControlStore), ExitCode>> {
+async fn open(
+    config: &Path,
+    json_out: bool,
+    action: &str,
+) -> anyhow::Result<Result<(Pipeline, ControlStore), ExitCode>> {
     let Some(pipeline) = load_config(config) else {
         return Ok(Err(ExitCode::FAILURE));
     };
@@ -223,14 +232,36 @@ pub async fn errors(args: ErrorsArgs) -> anyhow::Result<ExitCode> {
         Some(ErrorsCommand::Replace(a)) => {
             let sql = match std::fs::read(&a.sql) {
                 Ok(bytes) if bytes.len() > MAX_SQL_BYTES => {
-                    return Ok(print_refused(a.common.json, "replace", &format!("{} is larger than {MAX_SQL_BYTES} bytes", a.sql.display())))
+                    return Ok(print_refused(
+                        a.common.json,
+                        "replace",
+                        &format!("{} is larger than {MAX_SQL_BYTES} bytes", a.sql.display()),
+                    ))
                 }
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) if !text.trim().is_empty() => text,
-                    Ok(_) => return Ok(print_refused(a.common.json, "replace", &format!("{} holds no statement", a.sql.display()))),
-                    Err(_) => return Ok(print_refused(a.common.json, "replace", &format!("{} is not UTF-8", a.sql.display()))),
+                    Ok(_) => {
+                        return Ok(print_refused(
+                            a.common.json,
+                            "replace",
+                            &format!("{} holds no statement", a.sql.display()),
+                        ))
+                    }
+                    Err(_) => {
+                        return Ok(print_refused(
+                            a.common.json,
+                            "replace",
+                            &format!("{} is not UTF-8", a.sql.display()),
+                        ))
+                    }
                 },
-                Err(e) => return Ok(print_refused(a.common.json, "replace", &format!("cannot read {}: {e}", a.sql.display()))),
+                Err(e) => {
+                    return Ok(print_refused(
+                        a.common.json,
+                        "replace",
+                        &format!("cannot read {}: {e}", a.sql.display()),
+                    ))
+                }
             };
             let file = a.sql.display().to_string();
             resolve(&a.common, RequestKind::Replace { sql, file }).await
@@ -252,12 +283,18 @@ async fn resolve(common: &CommonArgs, kind: RequestKind) -> anyhow::Result<ExitC
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
-    let state = store.read().await.context("reading the pipeline's control records")?;
+    let state = store
+        .read()
+        .await
+        .context("reading the pipeline's control records")?;
     if state.halt.is_none() {
         return Ok(print_refused(
             common.json,
             action,
-            &format!("pipeline `{}` is not halted (`sluice errors` shows its state)", pipeline.name),
+            &format!(
+                "pipeline `{}` is not halted (`sluice errors` shows its state)",
+                pipeline.name
+            ),
         ));
     }
     request(&store, &pipeline, kind, common.json).await
@@ -306,7 +343,9 @@ async fn show(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                         "{} ({} rows) from {} through {}",
                         b.id,
                         b.rows,
-                        b.start.as_ref().map_or_else(|| "the start".into(), ToString::to_string),
+                        b.start
+                            .as_ref()
+                            .map_or_else(|| "the start".into(), ToString::to_string),
                         b.through
                     ),
                 );
@@ -323,7 +362,11 @@ async fn show(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                         "key",
                         format!(
                             "{key}{}",
-                            if f.key_values.is_some() { "" } else { " (not named exactly by the server)" }
+                            if f.key_values.is_some() {
+                                ""
+                            } else {
+                                " (not named exactly by the server)"
+                            }
                         ),
                     );
                 }
@@ -336,7 +379,9 @@ async fn show(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                         format!(
                             "error {}{}: {}",
                             s.code,
-                            s.sqlstate.as_ref().map_or_else(String::new, |st| format!(" ({st})")),
+                            s.sqlstate
+                                .as_ref()
+                                .map_or_else(String::new, |st| format!(" ({st})")),
                             s.message
                         ),
                     );
@@ -383,12 +428,21 @@ async fn show(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                 || c.ddl.clone().unwrap_or_default(),
                 |cols| {
                     cols.iter()
-                        .map(|cv| format!("{}={}", cv.column, serde_json::to_string(&cv.value).unwrap_or_default()))
+                        .map(|cv| {
+                            format!(
+                                "{}={}",
+                                cv.column,
+                                serde_json::to_string(&cv.value).unwrap_or_default()
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 },
             );
-            t.row("", format!("  {} {} {}", c.kind, c.table, one_line(&image, 200)));
+            t.row(
+                "",
+                format!("  {} {} {}", c.kind, c.table, one_line(&image, 200)),
+            );
         }
     }
     print!("{}", t.render());
@@ -400,7 +454,8 @@ fn history_line(h: &HistoryRecord) -> String {
         "{} {}{} by {} via {} ({}; {} change(s){}): {}",
         utc_rfc3339_ms(h.accepted_at_unix_ms),
         h.action,
-        h.scope.map_or_else(String::new, |s| format!(" --scope {}", s.name())),
+        h.scope
+            .map_or_else(String::new, |s| format!(" --scope {}", s.name())),
         h.operator,
         h.node,
         match h.state {
@@ -408,7 +463,11 @@ fn history_line(h: &HistoryRecord) -> String {
             sluice_coord::HistoryState::InProgress => "in progress",
         },
         h.skipped.len(),
-        if h.truncated { ", more not recorded" } else { "" },
+        if h.truncated {
+            ", more not recorded"
+        } else {
+            ""
+        },
         one_line(&h.error.message, 120)
     )
 }
@@ -437,7 +496,10 @@ async fn request(
         return Ok(print_refused(
             json_out,
             action,
-            &format!("no node is active for pipeline `{}` (start one with `sluice run`)", pipeline.name),
+            &format!(
+                "no node is active for pipeline `{}` (start one with `sluice run`)",
+                pipeline.name
+            ),
         ));
     };
     let submitted = Instant::now();
@@ -509,7 +571,9 @@ async fn request(
                 let ms = resigned.elapsed().as_millis() as u64;
                 value["new_active"] = json!(n);
                 value["elected_after_ms"] = json!(ms);
-                text.push_str(&format!("\nhandover: {n} is active ({ms} ms after {from} resigned)"));
+                text.push_str(&format!(
+                    "\nhandover: {n} is active ({ms} ms after {from} resigned)"
+                ));
             }
             None => {
                 return Ok(print_refused(
@@ -531,19 +595,30 @@ pub async fn handover(args: HandoverArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(to) = &args.to {
         if sluice_coord::keys::check_node_id(to).is_err() {
-            return Ok(print_refused(args.common.json, "handover", &format!("`{to}` is not a node id")));
+            return Ok(print_refused(
+                args.common.json,
+                "handover",
+                &format!("`{to}` is not a node id"),
+            ));
         }
     }
-    request(&store, &pipeline, RequestKind::Handover { to: args.to }, args.common.json).await
+    request(
+        &store,
+        &pipeline,
+        RequestKind::Handover { to: args.to },
+        args.common.json,
+    )
+    .await
 }
 
 /// `sluice source switch`.
 pub async fn source(cmd: SourceCommand) -> anyhow::Result<ExitCode> {
     let SourceCommand::Switch(args) = cmd;
-    let (pipeline, store) = match open(&args.common.config, args.common.json, "source switch").await? {
-        Ok(o) => o,
-        Err(code) => return Ok(code),
-    };
+    let (pipeline, store) =
+        match open(&args.common.config, args.common.json, "source switch").await? {
+            Ok(o) => o,
+            Err(code) => return Ok(code),
+        };
     let urls = &pipeline.source.urls;
     if urls.len() < 2 {
         return Ok(print_refused(
@@ -557,9 +632,10 @@ pub async fn source(cmd: SourceCommand) -> anyhow::Result<ExitCode> {
             index: None,
             address: None,
         },
-        Some(to) => match urls.iter().position(|u| {
-            u.expose() == to || u.redacted() == *to || u.address() == *to
-        }) {
+        Some(to) => match urls
+            .iter()
+            .position(|u| u.expose() == to || u.redacted() == *to || u.address() == *to)
+        {
             Some(i) => RequestKind::SourceSwitch {
                 index: Some(i),
                 address: Some(urls[i].address()),
@@ -571,7 +647,10 @@ pub async fn source(cmd: SourceCommand) -> anyhow::Result<ExitCode> {
                     &format!(
                         "`{}` is not an entry of source.urls ({})",
                         sluice_core::redact_url(to),
-                        urls.iter().map(|u| u.address()).collect::<Vec<_>>().join(", ")
+                        urls.iter()
+                            .map(|u| u.address())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ))
             }
@@ -599,7 +678,13 @@ pub async fn pause(args: CommonArgs) -> anyhow::Result<ExitCode> {
         let state = store.read().await?;
         let by = state
             .pause
-            .map(|p| format!(" by {} since {}", p.value.operator, utc_rfc3339_ms(p.value.paused_at_unix_ms)))
+            .map(|p| {
+                format!(
+                    " by {} since {}",
+                    p.value.operator,
+                    utc_rfc3339_ms(p.value.paused_at_unix_ms)
+                )
+            })
             .unwrap_or_default();
         return Ok(print_refused(
             args.json,
@@ -618,9 +703,17 @@ pub async fn pause(args: CommonArgs) -> anyhow::Result<ExitCode> {
     loop {
         let state = store.read().await?;
         let Some(p) = state.pause else {
-            return Ok(print_refused(args.json, "pause", "resumed by someone else meanwhile"));
+            return Ok(print_refused(
+                args.json,
+                "pause",
+                "resumed by someone else meanwhile",
+            ));
         };
-        if let Some(a) = p.value.acknowledged.filter(|a| a.node == leader.node_id && a.term == Some(revision)) {
+        if let Some(a) = p
+            .value
+            .acknowledged
+            .filter(|a| a.node == leader.node_id && a.term == Some(revision))
+        {
             let ms = started.elapsed().as_millis() as u64;
             return Ok(print_ok(
                 args.json,

@@ -721,7 +721,13 @@ impl Report {
                 "paused",
                 c.pause.as_ref().map_or_else(
                     || "no".to_string(),
-                    |p| format!("yes, by {} since {}", p.value.operator, utc_ms(p.value.paused_at_unix_ms)),
+                    |p| {
+                        format!(
+                            "yes, by {} since {}",
+                            p.value.operator,
+                            utc_ms(p.value.paused_at_unix_ms)
+                        )
+                    },
                 ),
             );
         }

@@ -138,7 +138,9 @@ impl HaltRecord {
     fn unreadable(error: &serde_json::Error) -> Self {
         HaltRecord {
             stage: "control".into(),
-            message: format!("the halt record in etcd does not parse ({error}); `sluice errors retry` clears it"),
+            message: format!(
+                "the halt record in etcd does not parse ({error}); `sluice errors retry` clears it"
+            ),
             class: "definite".into(),
             batch: None,
             failure: None,
@@ -421,12 +423,15 @@ pub enum ControlCheck {
 /// One write of a control transaction.
 #[derive(Debug, Clone)]
 pub enum ControlWrite {
-    PutHalt(HaltRecord),
+    PutHalt(Box<HaltRecord>),
     DeleteHalt,
     PutResolution(Resolution),
     DeleteResolution,
     PutSource(SourceChoice),
-    PutHistory { key: String, record: HistoryRecord },
+    PutHistory {
+        key: String,
+        record: Box<HistoryRecord>,
+    },
     /// A request's outcome, under the request's own lease.
     Answer {
         key: String,
@@ -519,8 +524,9 @@ impl ControlStore {
             }),
             mod_revision: kv.mod_revision(),
         });
-        let source = source.first().and_then(|kv| {
-            match serde_json::from_slice(kv.value()) {
+        let source = source
+            .first()
+            .and_then(|kv| match serde_json::from_slice(kv.value()) {
                 Ok(value) => Some(Versioned {
                     value,
                     mod_revision: kv.mod_revision(),
@@ -529,8 +535,7 @@ impl ControlStore {
                     tracing::warn!(%error, "the source choice record does not parse; ignoring it");
                     None
                 }
-            }
-        });
+            });
         let resolution = resolution.first().and_then(|kv| {
             match serde_json::from_slice(kv.value()) {
                 Ok(value) => Some(Versioned {
@@ -719,9 +724,7 @@ impl ControlStore {
         }
         for check in checks {
             compares.push(match check {
-                ControlCheck::Halt(rev) => {
-                    Compare::mod_revision(k.halt(), CompareOp::Equal, *rev)
-                }
+                ControlCheck::Halt(rev) => Compare::mod_revision(k.halt(), CompareOp::Equal, *rev),
                 ControlCheck::NoHalt => Compare::create_revision(k.halt(), CompareOp::Equal, 0),
                 ControlCheck::Pause(rev) => {
                     Compare::mod_revision(k.pause(), CompareOp::Equal, *rev)
@@ -742,9 +745,7 @@ impl ControlStore {
                 ControlWrite::PutResolution(r) => TxnOp::put(k.resolution(), to_json(&r), None),
                 ControlWrite::DeleteResolution => TxnOp::delete(k.resolution(), None),
                 ControlWrite::PutSource(r) => TxnOp::put(k.source_choice(), to_json(&r), None),
-                ControlWrite::PutHistory { key, record } => {
-                    TxnOp::put(key, to_json(&record), None)
-                }
+                ControlWrite::PutHistory { key, record } => TxnOp::put(key, to_json(&record), None),
                 ControlWrite::Answer {
                     key,
                     lease,
@@ -889,14 +890,18 @@ mod tests {
                 address: None
             }
         );
-        assert!(HaltRecord::unreadable(&serde_json::from_str::<u8>("x").unwrap_err())
-            .message
-            .contains("does not parse"));
+        assert!(
+            HaltRecord::unreadable(&serde_json::from_str::<u8>("x").unwrap_err())
+                .message
+                .contains("does not parse")
+        );
     }
 
     #[tokio::test]
     async fn fenced_writes_checks_and_requests() {
-        let etcd = Etcd::start().await.expect("etcd (is the binary installed?)");
+        let etcd = Etcd::start()
+            .await
+            .expect("etcd (is the binary installed?)");
         let mut client = etcd.client().await.expect("client");
         let keys = KeyLayout::new("/ctl")
             .and_then(|l| l.pipeline("p"))
@@ -920,12 +925,20 @@ mod tests {
             create_revision: got.kvs()[0].create_revision(),
         };
         assert!(store
-            .write(&fence, &[ControlCheck::NoHalt], vec![ControlWrite::PutHalt(halt("a"))])
+            .write(
+                &fence,
+                &[ControlCheck::NoHalt],
+                vec![ControlWrite::PutHalt(Box::new(halt("a")))]
+            )
             .await
             .expect("write"));
         // A second halt over the first is refused by the check.
         assert!(!store
-            .write(&fence, &[ControlCheck::NoHalt], vec![ControlWrite::PutHalt(halt("b"))])
+            .write(
+                &fence,
+                &[ControlCheck::NoHalt],
+                vec![ControlWrite::PutHalt(Box::new(halt("b")))]
+            )
             .await
             .expect("write"));
         let state = store.read().await.expect("read");
@@ -978,7 +991,10 @@ mod tests {
         assert!(state.halt.is_none());
         assert_eq!(state.requests.len(), 1);
         assert!(!state.requests[0].is_pending());
-        assert_eq!(state.requests[0].lease, req_lease, "the answer kept the lease");
+        assert_eq!(
+            state.requests[0].lease, req_lease,
+            "the answer kept the lease"
+        );
         store.withdraw(req_lease).await;
         assert!(store.request(&id).await.expect("get").is_none());
 
@@ -996,7 +1012,11 @@ mod tests {
         // A lost term cannot write.
         client.delete(keys.leader(), None).await.expect("delete");
         let err = store
-            .write(&fence, &[], vec![ControlWrite::PutHalt(halt("c"))])
+            .write(
+                &fence,
+                &[],
+                vec![ControlWrite::PutHalt(Box::new(halt("c")))],
+            )
             .await
             .expect_err("fenced");
         assert!(err.is_fenced_out(), "{err}");

@@ -372,7 +372,10 @@ impl Candidate {
             }
         }
         if let Some(until) = self.hold_off_until {
-            tracing::info!(delay_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64, "handed over: letting the named node take the key first");
+            tracing::info!(
+                delay_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                "handed over: letting the named node take the key first"
+            );
         }
 
         loop {
@@ -441,9 +444,9 @@ impl Candidate {
                 }));
             }
             // Someone else leads: watch the key until it goes away.
-            let held = response.op_responses().into_iter().any(|op| {
-                matches!(op, etcd_client::TxnOpResponse::Get(get) if !get.kvs().is_empty())
-            });
+            let held = response.op_responses().into_iter().any(
+                |op| matches!(op, etcd_client::TxnOpResponse::Get(get) if !get.kvs().is_empty()),
+            );
             if holding_off && !held {
                 // Nobody took it yet: look again shortly.
                 tokio::select! {
@@ -739,14 +742,20 @@ mod tests {
     /// delay every other node waits; the old leader holds off.
     #[tokio::test]
     async fn hand_over_elects_the_named_node_at_once() {
-        let etcd = Etcd::start().await.expect("etcd (is the binary installed?)");
+        let etcd = Etcd::start()
+            .await
+            .expect("etcd (is the binary installed?)");
         let client = etcd.client().await.expect("client");
         let keys = KeyLayout::new("/el")
             .and_then(|l| l.pipeline("p"))
             .expect("keys");
         let shutdown = CancellationToken::new();
         let mut a = candidate(&client, &keys, "a");
-        let lead_a = a.campaign(&shutdown).await.expect("campaign").expect("a leads");
+        let lead_a = a
+            .campaign(&shutdown)
+            .await
+            .expect("campaign")
+            .expect("a leads");
         let mut b = candidate(&client, &keys, "b");
         let sd_b = shutdown.clone();
         let b_task = tokio::spawn(async move { (b.campaign(&sd_b).await, Instant::now()) });
@@ -755,7 +764,10 @@ mod tests {
         // watch opens) or finds it gone and takes it.
         let started = Instant::now();
         while read_nodes(&client, &keys).await.expect("nodes").len() < 2 {
-            assert!(started.elapsed() < Duration::from_secs(10), "b never registered");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "b never registered"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let handed = Instant::now();
@@ -778,7 +790,7 @@ mod tests {
         let resigned = Instant::now();
         // b resigned (without a handover): a is then free to take it, but
         // only after its hold-off (5 s from the handover).
-        assert_eq!(a_task.await.expect("join").expect("campaign"), true);
+        assert!(a_task.await.expect("join").expect("campaign"));
         assert!(
             handed.elapsed() >= Duration::from_secs(5),
             "a campaigned {:?} after the handover, {:?} after b resigned",

@@ -414,10 +414,7 @@ mod tests {
             r,
             "/sluice/pipelines/shop/control/requests/00000000000000000005-ops-1.x_7"
         );
-        assert_eq!(
-            k.request_id_of(&r),
-            Some("00000000000000000005-ops-1.x_7")
-        );
+        assert_eq!(k.request_id_of(&r), Some("00000000000000000005-ops-1.x_7"));
         assert!(k.request("a/b").is_err());
         assert!(k.request("..").is_err());
         assert_eq!(
@@ -425,9 +422,7 @@ mod tests {
             "/sluice/pipelines/shop/control/history/00000000000000000007-r1"
         );
         // The forced-position history (`history/`) never sees these.
-        assert!(!k
-            .control_history_prefix()
-            .starts_with(&k.history_prefix()));
+        assert!(!k.control_history_prefix().starts_with(&k.history_prefix()));
         for key in [k.halt(), k.pause(), k.resolution(), r] {
             assert!(key.starts_with(&k.control_prefix()), "{key}");
         }

@@ -51,9 +51,10 @@ pub use cache::{
     DEFAULT_FLUSH_INTERVAL,
 };
 pub use control::{
-    Acknowledgement, ChangeFailure, ColumnValue, ControlCheck, ControlState, ControlStore, ControlWrite, HaltRecord, HaltedBatch,
-    HistoryRecord, HistoryState, Outcome, OutcomeState, PauseRecord, Request, RequestKind,
-    Resolution, ServerMessage, Skip, SkipScope, SkippedChange, SourceChoice, StoredRequest, Versioned,
+    Acknowledgement, ChangeFailure, ColumnValue, ControlCheck, ControlState, ControlStore,
+    ControlWrite, HaltRecord, HaltedBatch, HistoryRecord, HistoryState, Outcome, OutcomeState,
+    PauseRecord, Request, RequestKind, Resolution, ServerMessage, Skip, SkipScope, SkippedChange,
+    SourceChoice, StoredRequest, Versioned,
 };
 pub use election::{
     read_leader, read_nodes, Candidate, ElectionConfig, LeaderRecord, Leadership, NodeProgress,

@@ -229,7 +229,9 @@ impl LoadStage {
                     Err(e) => {
                         tracing::info!(first = msg.item.id, last = combined.id, error = %e, "queued batches failed together; applying them one by one to find the failing batch");
                         uncombine(combined, &mut msg.item, &mut group, &counts);
-                        for batch in std::iter::once(msg.item).chain(group.into_iter().map(|b| b.item)) {
+                        for batch in
+                            std::iter::once(msg.item).chain(group.into_iter().map(|b| b.item))
+                        {
                             let replaying = self.replaying(&batch);
                             match self.applier.apply(&batch, replaying, &abandon).await {
                                 Ok(true) => self.acknowledge(std::slice::from_ref(&&batch))?,
@@ -273,7 +275,8 @@ impl LoadStage {
             .stats
             .batches
             .fetch_add(batches.len() as u64, Ordering::Relaxed);
-        metrics::counter!("sluice_batches_total", "stage" => "load").increment(batches.len() as u64);
+        metrics::counter!("sluice_batches_total", "stage" => "load")
+            .increment(batches.len() as u64);
         self.applier
             .stats
             .last_event_time

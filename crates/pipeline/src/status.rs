@@ -386,9 +386,16 @@ impl NodeStatus {
     /// `/metrics` names them before anything happens).
     pub fn control_gauges(&self, halted: bool, paused: bool) {
         let pipeline = self.inner.pipeline.clone();
-        metrics::gauge!("sluice_halted", "pipeline" => pipeline.clone())
-            .set(if halted { 1.0 } else { 0.0 });
-        metrics::gauge!("sluice_paused", "pipeline" => pipeline).set(if paused { 1.0 } else { 0.0 });
+        metrics::gauge!("sluice_halted", "pipeline" => pipeline.clone()).set(if halted {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!("sluice_paused", "pipeline" => pipeline).set(if paused {
+            1.0
+        } else {
+            0.0
+        });
     }
 
     /// The redacted URL of the source server in use, once the dump started.
@@ -684,5 +691,38 @@ mod tests {
         assert_eq!(doc["connections"]["target"], "up");
         assert_eq!(doc["last_error"]["class"], "transient");
         assert_eq!(file_index("mysql-bin.000042"), 42.0);
+    }
+
+    #[test]
+    fn a_halted_or_paused_pipeline_is_not_ready_on_any_node() {
+        let s = NodeStatus::default();
+        s.set_role(Role::Standby);
+        s.etcd_link(true);
+        let pause = sluice_coord::PauseRecord {
+            operator: "op@h".into(),
+            paused_at_unix_ms: 1,
+            acknowledged: None,
+        };
+        s.control_state(None, Some(&pause));
+        assert_eq!(s.readiness(), Err("paused".into()));
+        let halt = sluice_coord::HaltRecord {
+            stage: "load".into(),
+            message: "batch 3: table `s`.`t`, key (id=1): the target refused the change".into(),
+            class: "definite".into(),
+            batch: None,
+            failure: None,
+            node: "a".into(),
+            term: None,
+            halted_at_unix_ms: 1,
+            distributed: false,
+        };
+        s.control_state(Some(&halt), Some(&pause));
+        assert!(s.readiness().unwrap_err().starts_with("halted: batch 3"));
+        let doc = s.to_json();
+        assert_eq!(doc["halted"]["stage"], "load");
+        assert_eq!(doc["paused"]["operator"], "op@h");
+        s.control_state(None, None);
+        assert_eq!(s.readiness(), Ok("standby, campaigning"));
+        assert!(s.to_json()["halted"].is_null());
     }
 }

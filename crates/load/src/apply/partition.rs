@@ -251,9 +251,11 @@ pub(super) fn statement_error(
     LoadError::Rejected {
         batch_id,
         table: qualified(piece.table),
-        key,
-        key_values,
-        statement: shorten(sql_text, 2000),
+        detail: Box::new(crate::error::RejectedDetail {
+            key,
+            key_values,
+            statement: shorten(sql_text, 2000),
+        }),
         server,
         class,
         attempts: 1,

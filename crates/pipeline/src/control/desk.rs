@@ -238,7 +238,12 @@ fn halted(state: &ControlState) -> Result<(&HaltRecord, i64), Refusal> {
     }
 }
 
-fn history(ctx: &DeskContext, request: &StoredRequest, action: &str, halt: &HaltRecord) -> HistoryRecord {
+fn history(
+    ctx: &DeskContext,
+    request: &StoredRequest,
+    action: &str,
+    halt: &HaltRecord,
+) -> HistoryRecord {
     HistoryRecord {
         request: request.id.clone(),
         action: action.into(),
@@ -275,12 +280,24 @@ async fn retry(ctx: &DeskContext, state: &ControlState, request: &StoredRequest)
         .batch
         .as_ref()
         .and_then(|b| b.start.as_ref())
-        .map_or_else(|| "the last acknowledged position".to_string(), ToString::to_string);
+        .map_or_else(
+            || "the last acknowledged position".to_string(),
+            ToString::to_string,
+        );
     let message = format!("halt cleared; replaying from {from}");
-    write(ctx, request, &message, vec![ControlCheck::Halt(revision)], vec![
-        ControlWrite::DeleteHalt,
-        ControlWrite::PutHistory { key, record },
-    ])
+    write(
+        ctx,
+        request,
+        &message,
+        vec![ControlCheck::Halt(revision)],
+        vec![
+            ControlWrite::DeleteHalt,
+            ControlWrite::PutHistory {
+                key,
+                record: Box::new(record),
+            },
+        ],
+    )
     .await
 }
 
@@ -291,7 +308,17 @@ async fn write(
     checks: Vec<ControlCheck>,
     writes: Vec<ControlWrite>,
 ) -> Handled {
-    match answer(ctx, request, OutcomeState::Done, message, json!(null), checks, writes).await {
+    match answer(
+        ctx,
+        request,
+        OutcomeState::Done,
+        message,
+        json!(null),
+        checks,
+        writes,
+    )
+    .await
+    {
         Ok(true) => {
             tracing::info!(request = %request.id, "{message}");
             Ok(Some(()))
@@ -366,7 +393,11 @@ async fn skip(
     skip.request = request.id.clone();
     skip.history_key = key.clone();
     let resolution = with_skip(state.resolution.as_ref().map(|r| &r.value), skip);
-    let action = if replaced.is_some() { "replace" } else { "skip" };
+    let action = if replaced.is_some() {
+        "replace"
+    } else {
+        "skip"
+    };
     let mut record = history(ctx, request, action, halt);
     record.scope = Some(scope);
     if let Some((sql, file)) = replaced {
@@ -377,7 +408,11 @@ async fn skip(
         (_, SkipScope::Batch) => "the halted batch".to_string(),
         (Some(f), s) => format!(
             "the {} of {} {}",
-            if s == SkipScope::Change { "changes" } else { "transaction(s)" },
+            if s == SkipScope::Change {
+                "changes"
+            } else {
+                "transaction(s)"
+            },
             f.table.as_deref().unwrap_or("the table"),
             f.key.as_deref().unwrap_or_default()
         ),
@@ -398,7 +433,10 @@ async fn skip(
         vec![
             ControlWrite::DeleteHalt,
             ControlWrite::PutResolution(resolution),
-            ControlWrite::PutHistory { key, record },
+            ControlWrite::PutHistory {
+                key,
+                record: Box::new(record),
+            },
         ],
     )
     .await
@@ -478,11 +516,17 @@ async fn handover(ctx: &DeskContext, request: &StoredRequest, to: Option<&str>) 
         .filter(|n| *n != ctx.node_id)
         .collect();
     match to {
-        Some(n) if n == ctx.node_id => return refuse(format!("node {n} is already the active node")),
+        Some(n) if n == ctx.node_id => {
+            return refuse(format!("node {n} is already the active node"))
+        }
         Some(n) if !standbys.contains(&n) => {
             return refuse(format!(
                 "node {n} is not registered for this pipeline (standbys: {})",
-                if standbys.is_empty() { "none".to_string() } else { standbys.join(", ") }
+                if standbys.is_empty() {
+                    "none".to_string()
+                } else {
+                    standbys.join(", ")
+                }
             ))
         }
         None if standbys.is_empty() => return refuse("no standby is registered to hand over to"),
@@ -492,7 +536,17 @@ async fn handover(ctx: &DeskContext, request: &StoredRequest, to: Option<&str>) 
         "handing over to {}: draining batches in flight",
         to.unwrap_or("any standby")
     );
-    match answer(ctx, request, OutcomeState::Accepted, &message, json!({"from": ctx.node_id, "to": to}), vec![], vec![]).await {
+    match answer(
+        ctx,
+        request,
+        OutcomeState::Accepted,
+        &message,
+        json!({"from": ctx.node_id, "to": to}),
+        vec![],
+        vec![],
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => return Ok(None),
         Err(e) => return refuse(format!("etcd: {e}")),
@@ -532,7 +586,10 @@ async fn source_switch(
         (Some(_), Some(a)) => {
             return refuse(format!(
                 "{a} is not an entry of the active node's source.urls ({})",
-                urls.iter().map(|u| u.address()).collect::<Vec<_>>().join(", ")
+                urls.iter()
+                    .map(|u| u.address())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         }
         _ => (current + 1) % urls.len(),
@@ -546,11 +603,7 @@ async fn source_switch(
         operator: request.request.operator.clone(),
         at_unix_ms: unix_ms(),
     };
-    let sender = ctx
-        .switch
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let sender = ctx.switch.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let message = match sender {
         None => format!(
             "replication is not running; it will read from {} when it resumes",
@@ -569,7 +622,14 @@ async fn source_switch(
             }
         }
     };
-    write(ctx, request, &message, vec![], vec![ControlWrite::PutSource(choice)]).await
+    write(
+        ctx,
+        request,
+        &message,
+        vec![],
+        vec![ControlWrite::PutSource(choice)],
+    )
+    .await
 }
 
 /// Acknowledges every pause once no batch of this node is being applied.
@@ -606,7 +666,9 @@ async fn acknowledge_pauses(ctx: DeskContext, stop: CancellationToken) {
                     )
                     .await
                 {
-                    Ok(true) => tracing::info!(operator = %p.value.operator, "pause acknowledged: no batch is being applied"),
+                    Ok(true) => {
+                        tracing::info!(operator = %p.value.operator, "pause acknowledged: no batch is being applied")
+                    }
                     Ok(false) => {}
                     Err(error) => tracing::warn!(%error, "acknowledging the pause failed"),
                 }

@@ -91,15 +91,13 @@ fn failure(error: &PipelineError) -> Option<ChangeFailure> {
         PipelineError::Load(e) => Some(match e {
             LoadError::Rejected {
                 table,
-                key,
-                key_values,
-                statement,
+                detail,
                 server: s,
                 ..
             } => ChangeFailure {
                 table: Some(table.clone()),
-                key: Some(key.clone()),
-                key_values: key_values.as_ref().map(|kv| {
+                key: Some(detail.key.clone()),
+                key_values: detail.key_values.as_ref().map(|kv| {
                     kv.iter()
                         .map(|(column, value)| ColumnValue {
                             column: column.clone(),
@@ -107,7 +105,7 @@ fn failure(error: &PipelineError) -> Option<ChangeFailure> {
                         })
                         .collect()
                 }),
-                statement: Some(statement.clone()),
+                statement: Some(detail.statement.clone()),
                 server: Some(server(s)),
             },
             LoadError::Refused { table, key, .. } => ChangeFailure {
@@ -172,9 +170,11 @@ mod tests {
         let e = PipelineError::Load(LoadError::Rejected {
             batch_id: 3,
             table: "`shop`.`events`".into(),
-            key: "(id=5)".into(),
-            key_values: Some(vec![("id".into(), Value::Int(5))]),
-            statement: "INSERT INTO …".into(),
+            detail: Box::new(sluice_load::RejectedDetail {
+                key: "(id=5)".into(),
+                key_values: Some(vec![("id".into(), Value::Int(5))]),
+                statement: "INSERT INTO …".into(),
+            }),
             server: sluice_load::ServerError {
                 code: 1406,
                 sqlstate: Some("22001".into()),
@@ -203,10 +203,9 @@ mod tests {
 
     #[test]
     fn sqlx_server_text_is_parsed() {
-        let s = parse_server(
-            "error returned from database: 1050 (42S01): Table 't' already exists",
-        )
-        .expect("parsed");
+        let s =
+            parse_server("error returned from database: 1050 (42S01): Table 't' already exists")
+                .expect("parsed");
         assert_eq!(s.code, 1050);
         assert_eq!(s.sqlstate.as_deref(), Some("42S01"));
         assert_eq!(s.message, "Table 't' already exists");

@@ -127,7 +127,10 @@ impl Resolver {
             .into_iter()
             .filter_map(|key| {
                 let record = self.history.get(&key)?.clone();
-                Some(ControlWrite::PutHistory { key, record })
+                Some(ControlWrite::PutHistory {
+                    key,
+                    record: Box::new(record),
+                })
             })
             .collect();
         self.store.write(&self.fence, &[], writes).await?;
@@ -156,7 +159,7 @@ impl Resolver {
                 record.completed_at_unix_ms = Some(now);
                 writes.push(ControlWrite::PutHistory {
                     key: s.history_key.clone(),
-                    record,
+                    record: Box::new(record),
                 });
             }
         }
@@ -246,7 +249,10 @@ fn same(a: &Position, b: &Position) -> bool {
 
 /// `batch` lies inside the skip's halted range.
 fn within(batch: &Batch, skip: &Skip) -> bool {
-    let after_from = skip.from.as_ref().is_none_or(|f| !is_before(&batch.start, f));
+    let after_from = skip
+        .from
+        .as_ref()
+        .is_none_or(|f| !is_before(&batch.start, f));
     after_from && !is_before(&skip.through, &batch.through)
 }
 
@@ -414,12 +420,20 @@ mod tests {
     #[test]
     fn change_scope_drops_only_that_row_inside_the_range() {
         let mut r = resolver(vec![skip(SkipScope::Change, 100, 500)]);
-        let mut b = batch(100, 500, 500, vec![insert(4, "a"), insert(5, "long"), insert(6, "b")]);
+        let mut b = batch(
+            100,
+            500,
+            500,
+            vec![insert(4, "a"), insert(5, "long"), insert(6, "b")],
+        );
         let d = r.filter(&mut b);
         assert_eq!(rows(&b), vec![4, 6]);
         assert_eq!(d.0.len(), 1);
         assert_eq!(d.0[0].1.index, 1);
-        assert_eq!(d.0[0].1.after.as_ref().expect("image")[1].value, Value::Text("long".into()));
+        assert_eq!(
+            d.0[0].1.after.as_ref().expect("image")[1].value,
+            Value::Text("long".into())
+        );
         // Outside the range: untouched.
         let mut later = batch(500, 700, 700, vec![insert(5, "later")]);
         assert!(r.filter(&mut later).is_empty());

@@ -21,12 +21,12 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_core::Classify as _;
 use sluice_config::{Coordination, Pipeline};
 use sluice_coord::{
     AckError, AnyPositionStore, Candidate, ControlWrite, CoordError, ElectionConfig, EtcdOptions,
     EtcdPositionStore, Fence, KeyLayout, Leadership, NodeRecord, OutcomeState,
 };
+use sluice_core::Classify as _;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -188,10 +188,7 @@ pub(super) async fn run_node(
                     });
                 }
                 End::Handover(order) => {
-                    let position = summary
-                        .acknowledged
-                        .as_ref()
-                        .map(|(_, p)| p.to_string());
+                    let position = summary.acknowledged.as_ref().map(|(_, p)| p.to_string());
                     let to = order.to.as_deref().unwrap_or("any standby");
                     let message = match &position {
                         Some(p) => format!("drained; position {p} flushed; handing over to {to}"),
@@ -275,7 +272,10 @@ impl Leading<'_> {
         loop {
             // Before every term, the records as they are now.
             let state = match retry_transient("reading the control records", &stop, || async {
-                self.control.refresh(status).await.map_err(PipelineError::from)
+                self.control
+                    .refresh(status)
+                    .await
+                    .map_err(PipelineError::from)
             })
             .await
             {
@@ -406,7 +406,7 @@ impl Leading<'_> {
                 .write(
                     &self.leadership.fence,
                     &[],
-                    vec![ControlWrite::PutHalt(record.clone())],
+                    vec![ControlWrite::PutHalt(Box::new(record.clone()))],
                 )
                 .await
                 .map_err(PipelineError::from)

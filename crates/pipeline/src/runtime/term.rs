@@ -195,7 +195,11 @@ async fn prepare(
         },
         None => None,
     };
-    let resolver = match term.control.as_ref().and_then(|c| Some((c, c.state.resolution.clone()?))) {
+    let resolver = match term
+        .control
+        .as_ref()
+        .and_then(|c| Some((c, c.state.resolution.clone()?)))
+    {
         Some(_) if term.stages.is_some() => {
             tracing::warn!("an operator's resolution is in force, but distributed stages cannot apply skips; it stays until the in-process Load replays the halted range");
             None
@@ -204,7 +208,11 @@ async fn prepare(
             let store = c.control.store().clone();
             let fence = term.fence.clone();
             let Some(r) = retry_transient("reading the resolution's history", stop, || {
-                crate::control::resolve::Resolver::load(store.clone(), fence.clone(), resolution.clone())
+                crate::control::resolve::Resolver::load(
+                    store.clone(),
+                    fence.clone(),
+                    resolution.clone(),
+                )
             })
             .await?
             else {
