@@ -835,6 +835,24 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
             .contains(&replica_port),
         "{status:#}"
     );
+
+    // With `switch_after: never` a dead server is left to the operator:
+    // `source switch` (no --to: the next entry) moves back to the primary
+    // while the replica is down.
+    let mut replica = replica;
+    replica.kill();
+    primary
+        .exec("INSERT INTO shop.events VALUES (5001, 'replica down')")
+        .await?;
+    let out = cli_json(&["source", "switch"], &path).await;
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!(":{}", primary.port())),
+        "{out:#}"
+    );
+    wait_same(&primary, &target, all, all, Duration::from_secs(60), &b).await;
     let status = b.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{}", b.log_tail());
     Ok(())

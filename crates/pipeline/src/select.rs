@@ -150,6 +150,12 @@ pub async fn run(
         replica.tls = cfg.tls.clone();
         let connected = tokio::select! {
             () = stop.cancelled() => return Ok(()),
+            order = next_order(&mut orders) => {
+                if let Some((to, set)) = take_order(&cfg, &urls, current, gtid.as_ref(), order).await {
+                    (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                }
+                continue;
+            }
             r = ReplicaStream::connect(&replica) => r,
         };
         let mut stream = match connected {
@@ -173,6 +179,13 @@ pub async fn run(
                 tracing::warn!(%error, attempt, retry_in_ms = wait.as_millis() as u64, "cannot start the binlog dump; retrying");
                 tokio::select! {
                     () = stop.cancelled() => return Ok(()),
+                    // The server is down: exactly when an operator switches.
+                    order = next_order(&mut orders) => {
+                        if let Some((to, set)) = take_order(&cfg, &urls, current, gtid.as_ref(), order).await {
+                            (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                        }
+                        continue;
+                    }
                     () = tokio::time::sleep(wait) => continue,
                 }
             }
@@ -223,26 +236,11 @@ pub async fn run(
                         pos: resume.offset,
                     };
                 }
-                let switched = switch_to(&cfg, &urls, order.index, gtid.as_ref()).await;
-                if let Ok(set) = &switched {
-                    tracing::warn!(
-                        from = %sluice_core::redact_url(urls[current]),
-                        to = %sluice_core::redact_url(urls[order.index]),
-                        gtid = %set,
-                        "source switched by an operator: continuing from the GTID set of the last whole transaction"
-                    );
-                    cfg.status.source_switched(
-                        &sluice_core::redact_url(urls[current]),
-                        &sluice_core::redact_url(urls[order.index]),
-                        &set.to_string(),
-                        0,
-                    );
-                    current = order.index;
-                    start = StartAt::Gtid(set.clone());
-                    failing_since = None;
-                    attempt = 0;
+                if let Some((to, set)) =
+                    take_order(&cfg, &urls, current, gtid.as_ref(), order).await
+                {
+                    (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
                 }
-                let _ = order.reply.send(switched.map(|s| s.to_string()));
             }
             Pump::Lost { error, resume } => {
                 if let Some(resume) = resume {
@@ -263,11 +261,59 @@ pub async fn run(
                 cfg.status.transient_error("select", &error);
                 tokio::select! {
                     () = stop.cancelled() => return Ok(()),
+                    order = next_order(&mut orders) => {
+                        if let Some((to, set)) = take_order(&cfg, &urls, current, gtid.as_ref(), order).await {
+                            (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                        }
+                    }
                     () = tokio::time::sleep(wait) => {}
                 }
             }
         }
     }
+}
+
+type Orders = Option<
+    tokio::sync::OwnedMutexGuard<tokio::sync::mpsc::Receiver<crate::control::switch::SwitchOrder>>,
+>;
+
+/// The next operator's switch order (never, without an order channel).
+async fn next_order(orders: &mut Orders) -> crate::control::switch::SwitchOrder {
+    match orders.as_mut() {
+        Some(rx) => match rx.recv().await {
+            Some(order) => order,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out (or refuses) an operator's switch order and answers it;
+/// the server and the GTID set to continue from when it switches.
+async fn take_order(
+    cfg: &SelectConfig,
+    urls: &[&String],
+    current: usize,
+    gtid: Option<&sluice_core::GtidSet>,
+    order: crate::control::switch::SwitchOrder,
+) -> Option<(usize, sluice_core::GtidSet)> {
+    let to = order.index;
+    let switched = switch_to(cfg, urls, to, gtid).await;
+    if let Ok(set) = &switched {
+        let (from, to) = (
+            sluice_core::redact_url(urls[current]),
+            sluice_core::redact_url(urls[to]),
+        );
+        tracing::warn!(%from, %to, gtid = %set, "source switched by an operator: continuing from the GTID set of the last whole transaction");
+        cfg.status.source_switched(&from, &to, &set.to_string(), 0);
+    }
+    let _ = order.reply.send(
+        switched
+            .as_ref()
+            .map(ToString::to_string)
+            .map_err(Clone::clone),
+    );
+    switched.ok().map(|set| (to, set))
 }
 
 /// Checks an operator's switch to `urls[index]` (see
@@ -318,27 +364,14 @@ async fn pump(
     tx: &Sender<SelectMsg>,
     stop: &CancellationToken,
     attempt: &mut u32,
-    orders: &mut Option<
-        tokio::sync::OwnedMutexGuard<
-            tokio::sync::mpsc::Receiver<crate::control::switch::SwitchOrder>,
-        >,
-    >,
+    orders: &mut Orders,
 ) -> Pump {
     let mut chunk = TxnChunk::default();
     let mut resume: Option<Position> = None;
     loop {
-        let order = async {
-            match orders.as_mut() {
-                Some(rx) => match rx.recv().await {
-                    Some(order) => order,
-                    None => std::future::pending().await,
-                },
-                None => std::future::pending().await,
-            }
-        };
         let next = tokio::select! {
             () = stop.cancelled() => return Pump::Stopped,
-            order = order => return Pump::Switch { order, resume },
+            order = next_order(orders) => return Pump::Switch { order, resume },
             next = stream.next() => next,
         };
         let event = match next {
