@@ -7,7 +7,8 @@
 //! status monitor and, under an election, the node-record publisher.
 //!
 //! Stopping (see [`super`]'s docs): on shutdown Select stops reading and
-//! batches already cut may finish for `drain_timeout`; a lost term or a
+//! batches already cut may finish for `drain_timeout` (none while the
+//! pipeline is paused: they are abandoned at once); a lost term or a
 //! definite error in any stage abandons batches in flight at once. Either
 //! way the flusher then writes the last acknowledged position. A flusher
 //! that ended abnormally (it panicked) fails the run: the position it should
@@ -51,6 +52,8 @@ struct Running {
     stats: Arc<LoadStats>,
     cache: PositionCache<AnyPositionStore>,
     loader: Arc<sluice_load::Loader>,
+    /// The pause gate: batches in flight cannot drain while paused.
+    gate: crate::control::Gate,
 }
 
 /// Runs the term's stages until they end; see the module docs.
@@ -259,6 +262,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         stats,
         cache,
         loader,
+        gate,
     }
 }
 
@@ -284,9 +288,16 @@ async fn supervise(
             }
             () = shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
-                tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");
                 r.stop.cancel();
-                drain.as_mut().reset(tokio::time::Instant::now() + opts.drain_timeout);
+                if r.gate.is_paused() {
+                    // Nothing may reach the target: the batches in flight
+                    // are replayed by whoever resumes.
+                    tracing::info!("shutdown requested while paused: abandoning batches in flight (they will be replayed)");
+                    r.abandon.cancel();
+                } else {
+                    tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");
+                    drain.as_mut().reset(tokio::time::Instant::now() + opts.drain_timeout);
+                }
                 continue;
             }
             () = &mut drain, if shutting_down && !r.abandon.is_cancelled() => {
