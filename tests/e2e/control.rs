@@ -345,6 +345,91 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     Ok(())
 }
 
+/// `errors skip --scope transaction` drops the whole source transaction
+/// of the failing row — here one split over several batches
+/// (`batch.max_rows: 2`), so its later slices go too — and nothing else.
+#[tokio::test]
+async fn skip_transaction_drops_the_split_source_transaction() -> TestResult {
+    let (source, target, etcd) =
+        tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
+    source
+        .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let start = start_of_binlog(&source).await;
+    let extra = PAIR.replace(
+        "batch: { max_delay: 5ms }",
+        "batch: { max_delay: 5ms, max_rows: 2 }",
+    );
+    let config = write_config(
+        dir.path(),
+        "txn",
+        &source,
+        &target,
+        Coord::Etcd(&etcd),
+        &start,
+        &extra,
+    );
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    wait_leader(&etcd, "txn", Some("node-a"), Duration::from_secs(30)).await;
+    let mut b = Sluice::start_node(&config, "node-b", Some(server_id()));
+    let all = "SELECT id, v FROM shop.events ORDER BY id";
+    source
+        .exec("INSERT INTO shop.events VALUES (1, 'first')")
+        .await?;
+    wait_same(&source, &target, all, all, Duration::from_secs(30), &a).await;
+
+    target
+        .exec("ALTER TABLE shop.events MODIFY v VARCHAR(5)")
+        .await?;
+    source
+        .exec(
+            "INSERT INTO shop.events VALUES (30, 'ok');
+             BEGIN;
+             INSERT INTO shop.events VALUES (40, 'ok');
+             INSERT INTO shop.events VALUES (41, 'much-too-long');
+             INSERT INTO shop.events VALUES (42, 'ok');
+             INSERT INTO shop.events VALUES (43, 'ok');
+             INSERT INTO shop.events VALUES (44, 'ok');
+             COMMIT;
+             INSERT INTO shop.events VALUES (50, 'ok');",
+        )
+        .await?;
+    let state = wait_errors(&config, "halted", &[&a, &b], |s| s["halted"] == true).await;
+    assert_eq!(state["error"]["failure"]["key"], "(id=41)", "{state:#}");
+    println!("halted batch: {}", state["error"]["batch"]);
+    let out = cli_json(&["errors", "skip", "--scope", "transaction"], &config).await;
+    assert_eq!(out["state"], "done", "{out:#}");
+    let without = "SELECT id, v FROM shop.events WHERE id NOT BETWEEN 40 AND 44 ORDER BY id";
+    wait_same(&source, &target, without, all, Duration::from_secs(30), &a).await;
+    let state = wait_errors(&config, "skip done", &[&a], |s| {
+        s["history"][0]["state"] == "done"
+    })
+    .await;
+    let entry = &state["history"][0];
+    assert_eq!(entry["scope"], "transaction", "{entry:#}");
+    let skipped: Vec<String> = entry["skipped"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|c| c["after"][0]["value"].to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(skipped.len(), 5, "the transaction's five rows: {entry:#}");
+    for id in 40..=44 {
+        assert!(
+            skipped.iter().any(|s| s.contains(&id.to_string())),
+            "{id}: {skipped:?}"
+        );
+    }
+    for node in [&mut a, &mut b] {
+        let status = node.terminate(Duration::from_secs(30)).await;
+        assert!(status.success(), "{}", node.log_tail());
+    }
+    Ok(())
+}
+
 /// `errors replace` runs the operator's corrected statement instead of the
 /// failing change and resumes; the history keeps the statement and the
 /// replaced row; later changes of that row replicate as usual.

@@ -193,7 +193,8 @@ pub enum SkipScope {
     /// The whole halted batch.
     Batch,
     /// The source transaction(s) of the halted batch that change the
-    /// failing row, including their slices in later batches.
+    /// failing row, including their slices in later batches (slices of a
+    /// split transaction applied before the halted batch stay applied).
     Transaction,
 }
 
