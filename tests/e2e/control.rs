@@ -233,6 +233,7 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     let human = cli(&["errors"], &config).await;
     assert!(human.status.success(), "{}", text(&human));
     let human = String::from_utf8_lossy(&human.stdout);
+    println!("sluice errors:\n{human}");
     assert!(
         human.contains("much") || human.contains("(id=20)"),
         "{human}"
