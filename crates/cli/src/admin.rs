@@ -110,6 +110,14 @@ fn describe() {
         "1 when the connection to the peer (source, target, etcd) works, else 0"
     );
     describe_gauge!("sluice_active", "1 while this node is the active one");
+    describe_gauge!(
+        "sluice_halted",
+        "1 while the pipeline is halted on a definite error (until an operator resolves it)"
+    );
+    describe_gauge!(
+        "sluice_paused",
+        "1 while the pipeline is paused by an operator"
+    );
     describe_counter!(
         "sluice_leadership_changes_total",
         "Leadership gained or lost by this node"

@@ -7,6 +7,7 @@
 mod admin;
 mod binlog_cmd;
 mod check;
+mod control;
 mod positions;
 mod run;
 mod validate;
@@ -48,7 +49,8 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Replicate the source into the target as the pipeline file says,
-    /// until SIGTERM/SIGINT (exit 0) or a definite error (exit 1).
+    /// until SIGTERM/SIGINT (exit 0) or, with coordination.local, a definite
+    /// error (exit 1; with etcd the pipeline halts instead, see `errors`).
     Run(run::RunArgs),
     /// Create or upgrade sluice's metadata tables on the target (`run` does
     /// this too).
@@ -66,6 +68,21 @@ enum Command {
     Positions(positions::PositionsArgs),
     /// Summary of a pipeline: nodes, position, lag, target checkpoint.
     Status(positions::StatusArgs),
+    /// Whether the pipeline is halted on an error, and the history of
+    /// resolutions; `errors skip|replace|retry` resolve a halt (etcd).
+    Errors(control::ErrorsArgs),
+    /// Hold every batch before the target until `sluice resume`; survives
+    /// failover (etcd).
+    Pause(control::CommonArgs),
+    /// Undo `sluice pause`.
+    Resume(control::CommonArgs),
+    /// Planned switchover: the active node drains, flushes and hands over to
+    /// a standby, which takes over at once (etcd).
+    Handover(control::HandoverArgs),
+    /// Source servers: `source switch` moves the active node to another
+    /// entry of source.urls, continuing by GTID (etcd).
+    #[command(subcommand)]
+    Source(control::SourceCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +121,11 @@ fn main() -> std::process::ExitCode {
             Command::Validate(args) => validate::run(&args),
             Command::Positions(args) => positions::positions(args).await,
             Command::Status(args) => positions::status(args).await,
+            Command::Errors(args) => control::errors(args).await,
+            Command::Pause(args) => control::pause(args).await,
+            Command::Resume(args) => control::resume(args).await,
+            Command::Handover(args) => control::handover(args).await,
+            Command::Source(cmd) => control::source(cmd).await,
         }
     });
     match result {

@@ -101,7 +101,8 @@
 //! `batches_in_flight` (distributed stages: each task on the board with
 //! `batch_id`, `stage` — `extracted`, `transforming`, `transformed`,
 //! `loading`, `loaded` —, `owner`, `age_ms`, `rows`, `load_attempts`;
-//! empty otherwise).
+//! empty otherwise), `halted` (bool), `halt` (the halt record, or null) and
+//! `paused` (the pause record, or null) — see `sluice errors`.
 //!
 //! # Layout
 //!

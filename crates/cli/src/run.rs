@@ -3,8 +3,10 @@
 //! `run` validates the pipeline file (all errors at once, nothing
 //! connects before that), then replicates until SIGTERM/SIGINT — exit 0
 //! after the batches in flight are applied and the position is flushed —
-//! or until a definite error, which is printed as one line naming what and
-//! where (exit 1). Transient trouble (source or target down, etcd
+//! or, under `coordination.local`, until a definite error, which is printed
+//! as one line naming what and where (exit 1). With `coordination.etcd` a
+//! definite error halts the pipeline instead: the process stays up and
+//! keeps its lease until an operator resolves it (`sluice errors`). Transient trouble (source or target down, etcd
 //! unreachable) is logged and waited out, never an exit.
 
 use std::path::PathBuf;
@@ -84,6 +86,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let admin_stop = CancellationToken::new();
     if let Some(admin) = &pipeline.admin {
         let metrics = crate::admin::install_metrics(admin_stop.clone())?;
+        // Named in /metrics from the start, not only once something happens.
+        status.control_gauges(false, false);
         let listener = tokio::net::TcpListener::bind(admin.listen)
             .await
             .with_context(|| format!("admin.listen: cannot listen on {}", admin.listen))?;

@@ -106,8 +106,9 @@ pub struct Source {
     /// `source.switch_after` (optional): how long the current source URL must
     /// be unreachable before sluice moves to the next one in `urls` and
     /// continues there from the GTID set of the last whole transaction.
-    /// Duration, default `10s`.
-    pub switch_after: Duration,
+    /// Duration, default `10s`; `never` leaves switching to operators
+    /// (`sluice source switch`), which is `None` here.
+    pub switch_after: Option<Duration>,
     /// `source.tls` (optional): TLS towards every source URL, as
     /// `{mode, ca, cert, key}`. `mode` is `disabled` (default), `required`
     /// (encrypted, the certificate is not checked), `verify_ca` (the chain

@@ -84,7 +84,7 @@ admin: { listen: "127.0.0.1:9090" }
     assert_eq!(p.source.urls.len(), 1);
     assert_eq!(p.source.server_id, 4001);
     assert_eq!(p.source.start, StartAt::Latest);
-    assert_eq!(p.source.switch_after, Duration::from_secs(10));
+    assert_eq!(p.source.switch_after, Some(Duration::from_secs(10)));
     assert_eq!(p.target.url.expose(), "mysql://root@127.0.0.1:13307");
     assert_eq!(
         p.coordination,
@@ -137,7 +137,7 @@ admin: { listen: "127.0.0.1:9090" }
 fn defaults() {
     let p = ok(MINIMAL);
     assert_eq!(p.source.start, StartAt::Latest);
-    assert_eq!(p.source.switch_after, Duration::from_secs(10));
+    assert_eq!(p.source.switch_after, Some(Duration::from_secs(10)));
     assert_eq!(
         p.coordination,
         Coordination::Local {
@@ -450,7 +450,11 @@ fn source_urls_list() {
     let p = ok("name: shop\nsource:\n  urls: ['mysql://a:3306', 'mysql://b:3306']\n  server_id: 1\n  switch_after: 30s\ntarget: { url: \"mysql://t\" }\n");
     assert_eq!(p.source.urls.len(), 2);
     assert_eq!(p.source.url().host(), "a");
-    assert_eq!(p.source.switch_after, Duration::from_secs(30));
+    assert_eq!(p.source.switch_after, Some(Duration::from_secs(30)));
+    let never = ok("name: shop\nsource:\n  urls: ['mysql://a:3306', 'mysql://b:3306']\n  server_id: 1\n  switch_after: never\ntarget: { url: \"mysql://t\" }\n");
+    assert_eq!(never.source.switch_after, None);
+    assert!(err("name: shop\nsource:\n  urls: ['mysql://a:3306']\n  server_id: 1\n  switch_after: nevr\ntarget: { url: \"mysql://t\" }\n")
+        .contains("source.switch_after"));
     assert_eq!(
         err("name: shop\nsource:\n  url: 'mysql://a'\n  urls: ['mysql://b']\n  server_id: 1\ntarget: { url: \"mysql://t\" }\n"),
         "p.yaml:4:3: source.urls: give either `url` or `urls`, not both"

@@ -25,6 +25,16 @@
 //! missed renewals (a GC pause, a short network cut) thus gets its term
 //! back without a failover, and a dead leader is replaced after
 //! `lease_ttl + standby_delay`.
+//!
+//! # Planned handover
+//!
+//! [`Leadership::hand_over`] ends a term on purpose in favour of a named
+//! node (or of any standby): it first rewrites the leader key's value with
+//! `handover_to`, then deletes the key. Every candidate watching the key
+//! gets the deleted value with the delete event, so the named node
+//! campaigns at once and every other node — the old leader included, which
+//! [`Candidate::hold_off`]s — waits `standby_delay`. If the named node does
+//! not take the key in that time (it died meanwhile), the others do.
 
 use std::time::Duration;
 
@@ -132,7 +142,14 @@ pub struct LeaderRecord {
     pub node_id: String,
     /// When the term began (Unix ms).
     pub since_unix_ms: u64,
+    /// Written just before a planned handover deletes the key: the node
+    /// that should take over at once, or [`HANDOVER_ANY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_to: Option<String>,
 }
+
+/// `handover_to` for "any standby" (not a valid node id).
+pub const HANDOVER_ANY: &str = "*";
 
 /// Milliseconds since the Unix epoch (one definition: [`sluice_core::time`]).
 pub use sluice_core::time::unix_ms;
@@ -145,6 +162,8 @@ pub struct Candidate {
     node: NodeRecord,
     /// This process held the leader key last (fake-death protection).
     held_last: bool,
+    /// Do not campaign before this (after handing the term over).
+    hold_off_until: Option<Instant>,
 }
 
 /// This node's term as leader.
@@ -226,6 +245,40 @@ impl Leadership {
         tracing::info!(key = %self.leader_key, "resigned leadership");
     }
 
+    /// Ends the term in favour of `to` (a node id, or any standby when
+    /// `None`): marks the leader key with the handover target, then resigns
+    /// (see "Planned handover" in the module docs). The caller should
+    /// [`Candidate::hold_off`] before campaigning again.
+    pub async fn hand_over(self, to: Option<&str>) {
+        let record = LeaderRecord {
+            node_id: self.node.node_id.clone(),
+            since_unix_ms: self.node.since_unix_ms,
+            handover_to: Some(to.unwrap_or(HANDOVER_ANY).to_string()),
+        };
+        let mut kv = self.client.kv_client();
+        let mark = Txn::new()
+            .when(vec![Compare::create_revision(
+                self.leader_key.as_str(),
+                CompareOp::Equal,
+                self.fence.leader_revision().unwrap_or(0),
+            )])
+            .and_then(vec![TxnOp::put(
+                self.leader_key.as_str(),
+                serde_json::to_vec(&record).unwrap_or_default(),
+                Some(PutOptions::new().with_lease(self.lease_id)),
+            )]);
+        match tokio::time::timeout(self.request_timeout, kv.txn(mark)).await {
+            Ok(Ok(r)) if r.succeeded() => {
+                tracing::info!(to = %to.unwrap_or("any standby"), "handing the term over")
+            }
+            outcome => tracing::warn!(
+                ?outcome,
+                "could not mark the leader key for the handover; resigning plainly"
+            ),
+        }
+        self.resign().await;
+    }
+
     /// Ends the term after it was lost: stops renewing and revokes the
     /// lease (best effort; it expires anyway).
     pub async fn abandon(self) {
@@ -244,7 +297,14 @@ impl Candidate {
             cfg,
             node,
             held_last: false,
+            hold_off_until: None,
         }
+    }
+
+    /// The next campaign waits `delay` before it tries for the key (after
+    /// [`Leadership::hand_over`], so the named node wins).
+    pub fn hold_off(&mut self, delay: Duration) {
+        self.hold_off_until = Some(Instant::now() + delay);
     }
 
     async fn call<T>(
@@ -329,6 +389,12 @@ impl Candidate {
                 () = tokio::time::sleep(self.cfg.campaign_delay) => {}
             }
         }
+        if let Some(until) = self.hold_off_until {
+            tracing::info!(
+                delay_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                "handed over: letting the named node take the key first"
+            );
+        }
 
         loop {
             if lost.is_cancelled() {
@@ -341,13 +407,28 @@ impl Candidate {
             let record = LeaderRecord {
                 node_id: self.node.node_id.clone(),
                 since_unix_ms: unix_ms(),
+                handover_to: None,
             };
             let value = serde_json::to_vec(&record).unwrap_or_default();
             let mut kv = self.client.kv_client();
+            // Holding off after a handover: only look (a create revision is
+            // never negative), follow the key once someone holds it, and
+            // take it only after the hold-off.
+            let holding_off = match self.hold_off_until {
+                Some(until) if Instant::now() < until => true,
+                _ => {
+                    self.hold_off_until = None;
+                    false
+                }
+            };
             let txn = Txn::new()
                 .when(vec![Compare::create_revision(
                     leader_key.as_str(),
-                    CompareOp::Equal,
+                    if holding_off {
+                        CompareOp::Less
+                    } else {
+                        CompareOp::Equal
+                    },
                     0,
                 )])
                 .and_then(vec![TxnOp::put(
@@ -381,6 +462,17 @@ impl Candidate {
                 }));
             }
             // Someone else leads: watch the key until it goes away.
+            let held = response.op_responses().into_iter().any(
+                |op| matches!(op, etcd_client::TxnOpResponse::Get(get) if !get.kvs().is_empty()),
+            );
+            if holding_off && !held {
+                // Nobody took it yet: look again shortly.
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                continue;
+            }
             let (holder, revision) = response
                 .op_responses()
                 .into_iter()
@@ -407,8 +499,19 @@ impl Candidate {
                 () = lost.cancelled() => continue,
                 r = self.wait_deleted(&leader_key, revision) => r?,
             };
-            let last_holder = deleted_by.unwrap_or(holder);
-            if last_holder != self.node.node_id || !self.held_last {
+            let handover_to = deleted_by.as_ref().and_then(|r| r.handover_to.clone());
+            let last_holder = deleted_by.map_or(holder, |r| r.node_id);
+            let me = self.node.node_id.as_str();
+            let at_once = match handover_to.as_deref() {
+                Some(to) => to == me || (to == HANDOVER_ANY && last_holder != me),
+                None => last_holder == me && self.held_last,
+            };
+            if at_once && handover_to.is_some() {
+                // Handed to this node: its own hold-off (from an earlier
+                // handover away from it) no longer applies.
+                self.hold_off_until = None;
+                tracing::info!(previous = %last_holder, "leader key handed over to this node; campaigning at once");
+            } else if !at_once {
                 let delay = self.cfg.standby_delay + self.cfg.campaign_delay;
                 tracing::info!(previous = %last_holder, delay_ms = delay.as_millis() as u64, "leader key gone; campaigning after the standby delay");
                 tokio::select! {
@@ -438,9 +541,13 @@ impl Candidate {
     }
 
     /// Waits until the leader key is deleted (or expires) after `revision`;
-    /// returns the node that held it, from the deleted value when etcd
-    /// sends it.
-    async fn wait_deleted(&self, key: &str, revision: i64) -> Result<Option<String>, CoordError> {
+    /// returns its last value when etcd sends it (who held it, and a
+    /// handover target).
+    async fn wait_deleted(
+        &self,
+        key: &str,
+        revision: i64,
+    ) -> Result<Option<LeaderRecord>, CoordError> {
         let mut watch = self.client.watch_client();
         let mut stream = self
             .call(
@@ -471,11 +578,9 @@ impl Candidate {
             };
             for event in response.events() {
                 if event.event_type() == EventType::Delete {
-                    let holder = event
+                    return Ok(event
                         .prev_kv()
-                        .and_then(|kv| serde_json::from_slice::<LeaderRecord>(kv.value()).ok())
-                        .map(|r| r.node_id);
-                    return Ok(holder);
+                        .and_then(|kv| serde_json::from_slice::<LeaderRecord>(kv.value()).ok()));
                 }
             }
         }
@@ -610,6 +715,7 @@ pub async fn read_leader(
         let record = serde_json::from_slice(kv.value()).unwrap_or_else(|_| LeaderRecord {
             node_id: String::new(),
             since_unix_ms: 0,
+            handover_to: None,
         });
         (record, kv.create_revision())
     }))
@@ -635,4 +741,93 @@ pub async fn read_nodes(
         .iter()
         .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyLayout;
+    use sluice_testkit::Etcd;
+
+    fn candidate(client: &Client, keys: &PipelineKeys, id: &str) -> Candidate {
+        let cfg = ElectionConfig {
+            lease_ttl: Duration::from_secs(3),
+            // Long, so that only the handover explains a quick takeover.
+            standby_delay: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(2),
+            campaign_delay: Duration::ZERO,
+        };
+        let node = NodeRecord {
+            node_id: id.into(),
+            address: None,
+            role: "standby".into(),
+            version: "test".into(),
+            server_id: None,
+            since_unix_ms: 0,
+            progress: None,
+        };
+        Candidate::new(client.clone(), keys.clone(), cfg, node)
+    }
+
+    /// A handover to `b` makes `b` leader at once, well before the standby
+    /// delay every other node waits; the old leader holds off.
+    #[tokio::test]
+    async fn hand_over_elects_the_named_node_at_once() {
+        let etcd = Etcd::start()
+            .await
+            .expect("etcd (is the binary installed?)");
+        let client = etcd.client().await.expect("client");
+        let keys = KeyLayout::new("/el")
+            .and_then(|l| l.pipeline("p"))
+            .expect("keys");
+        let shutdown = CancellationToken::new();
+        let mut a = candidate(&client, &keys, "a");
+        let lead_a = a
+            .campaign(&shutdown)
+            .await
+            .expect("campaign")
+            .expect("a leads");
+        let mut b = candidate(&client, &keys, "b");
+        let sd_b = shutdown.clone();
+        let b_task = tokio::spawn(async move { (b.campaign(&sd_b).await, Instant::now()) });
+        // Registered means campaigning: b either watches the key from the
+        // revision it read (and so sees the handover's delete, whenever its
+        // watch opens) or finds it gone and takes it.
+        let started = Instant::now();
+        while read_nodes(&client, &keys).await.expect("nodes").len() < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "b never registered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let handed = Instant::now();
+        lead_a.hand_over(Some("b")).await;
+        a.hold_off(Duration::from_secs(5));
+        let (lead_b, elected) = b_task.await.expect("join");
+        let lead_b = lead_b.expect("campaign").expect("b leads");
+        let took = elected.duration_since(handed);
+        assert!(took < Duration::from_secs(1), "b took {took:?}");
+        let (leader, _) = read_leader(&client, &keys)
+            .await
+            .expect("read")
+            .expect("a leader");
+        assert_eq!(leader.node_id, "b");
+        assert_eq!(leader.handover_to, None);
+        // The old leader holds off: it does not take the key back.
+        let sd_a = shutdown.clone();
+        let a_task = tokio::spawn(async move { a.campaign(&sd_a).await.map(|l| l.is_some()) });
+        lead_b.resign().await;
+        let resigned = Instant::now();
+        // b resigned (without a handover): a is then free to take it, but
+        // only after its hold-off (5 s from the handover).
+        assert!(a_task.await.expect("join").expect("campaign"));
+        assert!(
+            handed.elapsed() >= Duration::from_secs(5),
+            "a campaigned {:?} after the handover, {:?} after b resigned",
+            handed.elapsed(),
+            resigned.elapsed()
+        );
+        shutdown.cancel();
+    }
 }

@@ -9,6 +9,12 @@
 //! {prefix}/pipelines/{name}/claims/{batch_id}/{stage}  a node's claim of a stage task, under its lease
 //! {prefix}/pipelines/{name}/epoch                  distributed stages: the active node's epoch
 //! {prefix}/pipelines/{name}/load_next              distributed stages: the next batch Load may claim
+//! {prefix}/pipelines/{name}/control/halt           operator control: the definite error the pipeline halted on
+//! {prefix}/pipelines/{name}/control/pause          operator control: paused (who, when)
+//! {prefix}/pipelines/{name}/control/source         operator control: the source server chosen by `source switch`
+//! {prefix}/pipelines/{name}/control/resolution     operator control: skips in force while a halted range is replayed
+//! {prefix}/pipelines/{name}/control/requests/{id}  operator control: a request, under the requester's lease
+//! {prefix}/pipelines/{name}/control/history/{ms}-{id}  operator control: audit log of resolutions
 //! ```
 //!
 //! # Invariants
@@ -43,6 +49,12 @@ const BATCHES: &str = "batches";
 const CLAIMS: &str = "claims";
 const EPOCH: &str = "epoch";
 const LOAD_NEXT: &str = "load_next";
+const CONTROL: &str = "control";
+const HALT: &str = "halt";
+const PAUSE: &str = "pause";
+const SOURCE: &str = "source";
+const RESOLUTION: &str = "resolution";
+const REQUESTS: &str = "requests";
 
 /// Why a prefix, pipeline name or node id cannot be used in a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,6 +249,72 @@ impl PipelineKeys {
         format!("{}{LOAD_NEXT}", self.root)
     }
 
+    /// `.../control/` — every operator control key (watch it to follow
+    /// halts, pauses and requests).
+    pub fn control_prefix(&self) -> String {
+        format!("{}{CONTROL}/", self.root)
+    }
+
+    /// The definite error the pipeline is halted on (absent while running).
+    pub fn halt(&self) -> String {
+        format!("{}{HALT}", self.control_prefix())
+    }
+
+    /// Present while the pipeline is paused.
+    pub fn pause(&self) -> String {
+        format!("{}{PAUSE}", self.control_prefix())
+    }
+
+    /// The source server an operator switched to.
+    pub fn source_choice(&self) -> String {
+        format!("{}{SOURCE}", self.control_prefix())
+    }
+
+    /// The skips in force while the halted range is replayed.
+    pub fn resolution(&self) -> String {
+        format!("{}{RESOLUTION}", self.control_prefix())
+    }
+
+    /// `.../control/requests/` — operator requests, oldest first.
+    pub fn requests_prefix(&self) -> String {
+        format!("{}{REQUESTS}/", self.control_prefix())
+    }
+
+    /// One operator request (`id` as [`check_node_id`]: `[A-Za-z0-9._-]+`).
+    pub fn request(&self, id: &str) -> Result<String, KeyError> {
+        check_segment(id).map_err(|reason| KeyError {
+            what: "request id",
+            value: id.to_owned(),
+            reason,
+        })?;
+        Ok(format!("{}{id}", self.requests_prefix()))
+    }
+
+    /// The request id of a key under [`Self::requests_prefix`].
+    pub fn request_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let id = key.strip_prefix(&self.requests_prefix())?;
+        check_segment(id).ok().map(|()| id)
+    }
+
+    /// `.../control/history/` — scan it to read the resolutions, oldest first.
+    pub fn control_history_prefix(&self) -> String {
+        format!("{}{HISTORY}/", self.control_prefix())
+    }
+
+    /// The audit entry of request `id` made at `unix_ms` (time first, so a
+    /// scan is chronological).
+    pub fn control_history_entry(&self, unix_ms: u64, id: &str) -> Result<String, KeyError> {
+        check_segment(id).map_err(|reason| KeyError {
+            what: "request id",
+            value: id.to_owned(),
+            reason,
+        })?;
+        Ok(format!(
+            "{}{unix_ms:020}-{id}",
+            self.control_history_prefix()
+        ))
+    }
+
     /// The batch id of a key under [`Self::batches_prefix`].
     pub fn batch_id_of(&self, key: &str) -> Option<u64> {
         let digits = key.strip_prefix(&self.batches_prefix())?;
@@ -321,6 +399,33 @@ mod tests {
         assert_eq!(k.claim_of("/sluice/pipelines/shop/claims/42/load"), None);
         assert_eq!(k.epoch(), "/sluice/pipelines/shop/epoch");
         assert_eq!(k.load_next(), "/sluice/pipelines/shop/load_next");
+    }
+
+    #[test]
+    fn control_keys_live_under_the_control_prefix() {
+        let k = shop();
+        assert_eq!(k.control_prefix(), "/sluice/pipelines/shop/control/");
+        assert_eq!(k.halt(), "/sluice/pipelines/shop/control/halt");
+        assert_eq!(k.pause(), "/sluice/pipelines/shop/control/pause");
+        assert_eq!(k.source_choice(), "/sluice/pipelines/shop/control/source");
+        assert_eq!(k.resolution(), "/sluice/pipelines/shop/control/resolution");
+        let r = k.request("00000000000000000005-ops-1.x_7").expect("valid");
+        assert_eq!(
+            r,
+            "/sluice/pipelines/shop/control/requests/00000000000000000005-ops-1.x_7"
+        );
+        assert_eq!(k.request_id_of(&r), Some("00000000000000000005-ops-1.x_7"));
+        assert!(k.request("a/b").is_err());
+        assert!(k.request("..").is_err());
+        assert_eq!(
+            k.control_history_entry(7, "r1").expect("valid"),
+            "/sluice/pipelines/shop/control/history/00000000000000000007-r1"
+        );
+        // The forced-position history (`history/`) never sees these.
+        assert!(!k.control_history_prefix().starts_with(&k.history_prefix()));
+        for key in [k.halt(), k.pause(), k.resolution(), r] {
+            assert!(key.starts_with(&k.control_prefix()), "{key}");
+        }
     }
 
     #[test]

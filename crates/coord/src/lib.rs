@@ -27,11 +27,15 @@
 //!   active/standby pair on etcd leases, with self-fencing before the lease
 //!   can expire and Canal's fake-death protection.
 //!
-//! The stage task queue (distributed stages) will build on the same [`keys`]
+//! * [`control`] — operator control records: the halt, the pause, the
+//!   chosen source, skips in force, requests and their audit history.
+//!
+//! The stage task queue (distributed stages) builds on the same [`keys`]
 //! layout and [`etcd::connect`].
 
 pub mod any_store;
 pub mod cache;
+pub mod control;
 pub mod election;
 pub mod error;
 pub mod etcd;
@@ -45,6 +49,12 @@ pub use any_store::AnyPositionStore;
 pub use cache::{
     AckError, Acked, CacheConfig, FlushFailure, FlushOutcome, FlushStatus, PositionCache,
     DEFAULT_FLUSH_INTERVAL,
+};
+pub use control::{
+    Acknowledgement, ChangeFailure, ColumnValue, ControlCheck, ControlState, ControlStore,
+    ControlWrite, HaltRecord, HaltedBatch, HistoryRecord, HistoryState, Outcome, OutcomeState,
+    PauseRecord, Request, RequestKind, Resolution, ServerMessage, Skip, SkipScope, SkippedChange,
+    SourceChoice, StoredRequest, Versioned,
 };
 pub use election::{
     read_leader, read_nodes, Candidate, ElectionConfig, LeaderRecord, Leadership, NodeProgress,

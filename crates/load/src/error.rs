@@ -137,15 +137,15 @@ pub enum LoadError {
     },
     /// The target refused a statement that writes rows of one table.
     #[error(
-        "batch {batch_id}: table {table}, key {key}: the target refused the change: {server}{}",
+        "batch {batch_id}: table {table}, key {}: the target refused the change: {server}{}",
+        detail.key,
         attempts_note(*attempts, *class)
     )]
     Rejected {
         batch_id: u64,
         table: String,
-        /// The row the server named (`at row N`), or the first row of the
-        /// statement and how many others it carried.
-        key: String,
+        /// The row: its key as text, its key values, the statement.
+        detail: Box<RejectedDetail>,
         server: ServerError,
         class: ErrorClass,
         attempts: u32,
@@ -192,6 +192,21 @@ pub enum LoadError {
         source: sqlx::Error,
         class: ErrorClass,
     },
+}
+
+/// What else [`LoadError::Rejected`] knows about the refused row (boxed:
+/// errors travel in `Result`s everywhere).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RejectedDetail {
+    /// The row the server named (`at row N`), or the first row of the
+    /// statement and how many others it carried, as text.
+    pub key: String,
+    /// The key (or, for tables without one, every column) of the row the
+    /// server named, by column name; `None` when the statement carried
+    /// several rows and the server did not say which failed.
+    pub key_values: Option<Vec<(String, sluice_core::Value)>>,
+    /// The statement that failed (SQL with placeholders, shortened).
+    pub statement: String,
 }
 
 fn batch_prefix(batch_id: Option<u64>) -> String {
@@ -351,12 +366,15 @@ mod tests {
         let e = LoadError::Rejected {
             batch_id: 7,
             table: "`shop`.`users`".into(),
-            key: "(id=5)".into(),
             server: ServerError {
                 code: 1406,
                 sqlstate: Some("22001".into()),
                 message: "Data too long for column 'name' at row 1".into(),
             },
+            detail: Box::new(RejectedDetail {
+                key: "(id=5)".into(),
+                ..RejectedDetail::default()
+            }),
             class: ErrorClass::Definite,
             attempts: 1,
             unique_conflict: false,

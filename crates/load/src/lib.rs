@@ -32,7 +32,7 @@ pub use apply::{
     connect_options, default_retry, ApplyStats, CheckpointMark, DdlOutcome, Loader, LoaderOptions,
     TermFence, UniqueConflict, ALREADY_APPLIED, SESSION_SQL_MODE,
 };
-pub use error::{LoadError, ServerError};
+pub use error::{LoadError, RejectedDetail, ServerError};
 pub use meta::{
     migrate, read_checkpoint, record_checkpoint, record_intent, Checkpoint, META_SCHEMA, MIGRATOR,
 };

@@ -65,6 +65,11 @@ pub struct ExtractConfig {
     /// latency: the batch is cut at the next transaction end. Batches grow
     /// only while Load is busy.
     pub acknowledged: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Replaying a halted range under an operator's resolution
+    /// ([`crate::control`]): until this position, cut at every transaction
+    /// end, and cut exactly here, so that no batch mixes transactions of the
+    /// range or crosses its end.
+    pub isolate: Option<Position>,
 }
 
 struct Pending {
@@ -239,7 +244,13 @@ async fn add_chunk(
                     .map(RowChange::size_hint)
                     .sum::<usize>();
                 pending.open = true;
-                if pending.changes.len() >= cfg.max_rows || pending.bytes >= cfg.max_bytes {
+                let isolate_here = cfg.isolate.as_ref().is_some_and(|i| {
+                    crate::batch::cmp_positions(i, &item_end()) == Some(std::cmp::Ordering::Equal)
+                });
+                if pending.changes.len() >= cfg.max_rows
+                    || pending.bytes >= cfg.max_bytes
+                    || isolate_here
+                {
                     // Split inside the transaction (between rows events):
                     // this batch acknowledges only the end of the last whole
                     // transaction, and ends exactly after this event.
@@ -301,8 +312,13 @@ async fn add_chunk(
                 .acknowledged
                 .as_ref()
                 .is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed) + 1 >= *next_id);
+        let isolating = cfg
+            .isolate
+            .as_ref()
+            .is_some_and(|i| is_before(&pending.start, i));
         let due = urgent
             || load_idle
+            || isolating
             || pending.changes.len() >= cfg.max_rows
             || pending.bytes >= cfg.max_bytes
             || pending.since.is_some_and(|s| s.elapsed() >= cfg.max_delay);

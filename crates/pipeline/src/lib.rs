@@ -22,12 +22,15 @@
 //! change the target does not hold (invariant 1), and any failure anywhere
 //! else is handled by simply not acknowledging and replaying (invariant 3:
 //! Load is idempotent). [`runtime`] wires the stages, picks the resume
-//! point and implements graceful shutdown.
+//! point and implements graceful shutdown; [`control`] is the operator's
+//! side: halt instead of exit, skip/replace/retry, pause, handover and
+//! source switch through etcd.
 
 pub mod ddl;
 
 pub mod batch;
 pub mod channel;
+pub mod control;
 pub mod distributed;
 pub mod error;
 pub mod events;

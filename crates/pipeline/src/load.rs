@@ -24,7 +24,18 @@
 //! the same batch with backoff for as long as it takes, never acknowledging
 //! it: the pipeline waits for the target. **Definite** failures stop the
 //! pipeline with the loader's message (batch, table, key, server error);
-//! nothing at or after the failing batch is acknowledged.
+//! nothing at or after the failing batch is acknowledged. A group of queued
+//! batches that fails definitely is first applied again batch by batch, so
+//! the batches before the failing one are acknowledged and the failure
+//! names the one batch it is in; that batch is left in the
+//! [`FailedSlot`](crate::control::FailedSlot) for the halt record.
+//!
+//! # Operator control
+//!
+//! Every batch passes the pause [`Gate`](crate::control::Gate) before it is
+//! applied. While an operator's resolution is in force, Load first drops
+//! what its skips say from each batch and records that in the history
+//! ([`crate::control::resolve`]); such batches are not grouped.
 //!
 //! # Replay after a crash
 //!
@@ -43,7 +54,7 @@ use std::time::Duration;
 use sluice_config::DdlPolicy;
 use sluice_coord::{AnyPositionStore, PositionCache};
 use sluice_core::retry::{retry, RetryPolicy};
-use sluice_core::Position;
+use sluice_core::{Classify as _, Position};
 use sluice_load::{CheckpointMark, LoadError, Loader, UniqueConflict};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +66,11 @@ use crate::error::PipelineError;
 use crate::stats::LoadStats;
 use crate::status::NodeStatus;
 
+/// The target fenced this node out (another term writes now).
+fn fenced(e: &PipelineError) -> bool {
+    matches!(e, PipelineError::Load(l) if l.is_fenced_out())
+}
+
 pub struct LoadStage {
     pub applier: Applier,
     pub cache: PositionCache<AnyPositionStore>,
@@ -62,6 +78,10 @@ pub struct LoadStage {
     pub horizon: Option<Position>,
     /// Id of the last batch acknowledged (read by Extract).
     pub acked: Arc<AtomicU64>,
+    /// Where the batch of a definite failure is left.
+    pub failed: crate::control::FailedSlot,
+    /// An operator's resolution in force.
+    pub resolver: Option<crate::control::resolve::Resolver>,
 }
 
 /// Applies one batch to the target (intent, rows or DDL, checkpoint),
@@ -78,6 +98,8 @@ pub struct Applier {
     /// the pipeline waits for the target; the loader's own policy is
     /// bounded and retries inside each attempt).
     pub retry: RetryPolicy,
+    /// Holds batches while the pipeline is paused.
+    pub gate: crate::control::Gate,
 }
 
 /// The Applier's default: 250 ms doubling to 5 s, for as long as it takes.
@@ -86,6 +108,24 @@ pub const APPLY_RETRY: RetryPolicy =
 
 /// Queued row batches are applied together up to this many rows.
 const COALESCE_MAX_ROWS: usize = 20_000;
+
+/// Gives every batch of a group its changes back from `combined` (the
+/// inverse of [`combine`]; `counts` are the batches' row counts).
+fn uncombine(
+    combined: Batch,
+    first: &mut Batch,
+    rest: &mut [crate::channel::Sized<Batch>],
+    counts: &[usize],
+) {
+    let BatchBody::Rows(mut changes) = combined.body else {
+        return;
+    };
+    let batches = std::iter::once(first).chain(rest.iter_mut().map(|b| &mut b.item));
+    for (batch, n) in batches.zip(counts) {
+        let tail = changes.split_off((*n).min(changes.len()));
+        batch.body = BatchBody::Rows(std::mem::replace(&mut changes, tail));
+    }
+}
 
 /// One batch spanning `first` and the row batches queued behind it (in
 /// order), with their changes moved in; it carries the last batch's id and
@@ -132,11 +172,18 @@ impl LoadStage {
             let Some(mut msg) = stash.take().or(msg) else {
                 return Ok(());
             };
+            let resolving = self.resolver.is_some();
+            if let Some(r) = &mut self.resolver {
+                let dropped = r.filter(&mut msg.item);
+                if !dropped.is_empty() {
+                    r.record(dropped).await?;
+                }
+            }
             // Row batches already queued behind this one (a backlog) are
             // applied together: one merge, larger statements, one round of
             // metadata writes. Their byte permits are held until applied.
             let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
-            if matches!(msg.item.body, BatchBody::Rows(_)) {
+            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving {
                 let mut rows = msg.item.rows();
                 while rows < COALESCE_MAX_ROWS {
                     match rx.try_recv() {
@@ -154,48 +201,96 @@ impl LoadStage {
             }
             let applied = if group.is_empty() {
                 let replaying = self.replaying(&msg.item);
-                self.applier.apply(&msg.item, replaying, &abandon).await?
+                match self.applier.apply(&msg.item, replaying, &abandon).await {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        self.failed.set(&msg.item);
+                        return Err(e);
+                    }
+                }
             } else {
+                let counts: Vec<usize> = std::iter::once(&msg.item)
+                    .chain(group.iter().map(|b| &b.item))
+                    .map(Batch::rows)
+                    .collect();
                 let combined = combine(&mut msg.item, &mut group);
                 let replaying = self.replaying(&combined);
-                let ok = self.applier.apply(&combined, replaying, &abandon).await?;
-                tracing::debug!(
-                    first = msg.item.id,
-                    last = combined.id,
-                    rows = combined.rows(),
-                    "queued batches applied together"
-                );
-                ok
+                match self.applier.apply(&combined, replaying, &abandon).await {
+                    Ok(ok) => {
+                        tracing::debug!(
+                            first = msg.item.id,
+                            last = combined.id,
+                            rows = combined.rows(),
+                            "queued batches applied together"
+                        );
+                        ok
+                    }
+                    Err(e) if e.class().is_transient() || fenced(&e) => return Err(e),
+                    Err(e) => {
+                        tracing::info!(first = msg.item.id, last = combined.id, error = %e, "queued batches failed together; applying them one by one to find the failing batch");
+                        uncombine(combined, &mut msg.item, &mut group, &counts);
+                        for batch in
+                            std::iter::once(msg.item).chain(group.into_iter().map(|b| b.item))
+                        {
+                            let replaying = self.replaying(&batch);
+                            match self.applier.apply(&batch, replaying, &abandon).await {
+                                Ok(true) => self.acknowledge(std::slice::from_ref(&&batch))?,
+                                Ok(false) => return Ok(()),
+                                Err(e) => {
+                                    self.failed.set(&batch);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        // All of them applied one by one.
+                        continue;
+                    }
+                }
             };
             if !applied {
                 return Ok(());
             }
-            let last = group.last().map_or(&msg.item, |b| &b.item);
-            for batch in std::iter::once(&msg.item).chain(group.iter().map(|b| &b.item)) {
-                self.cache.ack(batch.id, batch.end.clone())?;
-                self.acked.store(batch.id, Ordering::Relaxed);
-            }
-            self.applier
-                .stats
-                .batches
-                .fetch_add(1 + group.len() as u64, Ordering::Relaxed);
-            metrics::counter!("sluice_batches_total", "stage" => "load")
-                .increment(1 + group.len() as u64);
-            self.applier
-                .stats
-                .last_event_time
-                .store(u64::from(last.timestamp), Ordering::Relaxed);
-            let batch = last;
-            if let Some(h) = &self.horizon {
-                if !is_before(&batch.through, h) {
-                    tracing::info!(
-                        batch_id = batch.id,
-                        "replay passed the batch that was in flight at the last stop"
-                    );
-                    self.horizon = None;
+            let batches: Vec<&Batch> = std::iter::once(&msg.item)
+                .chain(group.iter().map(|b| &b.item))
+                .collect();
+            self.acknowledge(&batches)?;
+            if let Some(r) = &mut self.resolver {
+                if r.after_ack(&msg.item, &self.cache).await? {
+                    self.resolver = None;
                 }
             }
         }
+    }
+
+    /// Acknowledges `batches` (applied, in order).
+    fn acknowledge(&mut self, batches: &[&Batch]) -> Result<(), PipelineError> {
+        let Some(last) = batches.last() else {
+            return Ok(());
+        };
+        for batch in batches {
+            self.cache.ack(batch.id, batch.end.clone())?;
+            self.acked.store(batch.id, Ordering::Relaxed);
+        }
+        self.applier
+            .stats
+            .batches
+            .fetch_add(batches.len() as u64, Ordering::Relaxed);
+        metrics::counter!("sluice_batches_total", "stage" => "load")
+            .increment(batches.len() as u64);
+        self.applier
+            .stats
+            .last_event_time
+            .store(u64::from(last.timestamp), Ordering::Relaxed);
+        if let Some(h) = &self.horizon {
+            if !is_before(&last.through, h) {
+                tracing::info!(
+                    batch_id = last.id,
+                    "replay passed the batch that was in flight at the last stop"
+                );
+                self.horizon = None;
+            }
+        }
+        Ok(())
     }
 
     fn replaying(&self, batch: &Batch) -> bool {
@@ -214,6 +309,9 @@ impl Applier {
         replaying: bool,
         abandon: &CancellationToken,
     ) -> Result<bool, PipelineError> {
+        let Some(_passage) = self.gate.enter(abandon).await else {
+            return Ok(false);
+        };
         let rows = match &batch.body {
             BatchBody::Rows(rows) if rows.is_empty() => return Ok(true),
             BatchBody::Rows(rows) => Some(rows),

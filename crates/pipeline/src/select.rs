@@ -14,7 +14,9 @@
 //! lists more servers and the current one stays unreachable for
 //! `switch_after`, Select moves to the next one and continues from the GTID
 //! set of the last whole transaction (file offsets differ between servers;
-//! GTIDs do not). Definite failures
+//! GTIDs do not). An operator's switch order (`sluice source switch`,
+//! [`crate::control::switch`]) does the same at once, after checking that
+//! the new server holds every transaction sent so far. Definite failures
 //! (purged position, missing privileges, a corrupt event, events sluice
 //! must not replicate) stop the pipeline.
 //!
@@ -75,6 +77,11 @@ pub struct SelectConfig {
     pub filter: Filter,
     /// Where each heartbeat from the source is noted ([`crate::lag`]).
     pub heartbeats: crate::lag::Heartbeats,
+    /// Index into `[url] + fallback_urls` of the server to start on (an
+    /// operator's earlier switch).
+    pub start_index: usize,
+    /// Operators' switch orders.
+    pub switch: Option<crate::control::switch::SwitchReceiver>,
 }
 
 impl SelectConfig {
@@ -95,6 +102,8 @@ impl SelectConfig {
             status: crate::status::NodeStatus::default(),
             filter: Filter::default(),
             heartbeats: crate::lag::Heartbeats::default(),
+            start_index: 0,
+            switch: None,
         }
     }
 }
@@ -111,7 +120,11 @@ pub async fn run(
     let urls: Vec<&String> = std::iter::once(&cfg.url)
         .chain(cfg.fallback_urls.iter())
         .collect();
-    let mut current = 0usize;
+    let mut current = cfg.start_index.min(urls.len() - 1);
+    let mut orders = match &cfg.switch {
+        Some(rx) => Some(Arc::clone(rx).lock_owned().await),
+        None => None,
+    };
     // Since when the current server has failed without a whole transaction
     // in between, and the GTID set to continue from on another server.
     let mut failing_since: Option<Instant> = None;
@@ -153,6 +166,12 @@ pub async fn run(
         replica.tls = cfg.tls.clone();
         let connected = tokio::select! {
             () = stop.cancelled() => return Ok(()),
+            order = next_order(&mut orders) => {
+                if let Some((to, set)) = take_order(&cfg, &urls, current, gtid.as_ref(), order).await {
+                    (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                }
+                continue;
+            }
             r = ReplicaStream::connect(&replica) => r,
         };
         let mut stream = match connected {
@@ -176,6 +195,13 @@ pub async fn run(
                 tracing::warn!(%error, attempt, retry_in_ms = wait.as_millis() as u64, "cannot start the binlog dump; retrying");
                 tokio::select! {
                     () = stop.cancelled() => return Ok(()),
+                    // The server is down: exactly when an operator switches.
+                    order = next_order(&mut orders) => {
+                        if let Some((to, set)) = take_order(&cfg, &urls, current, gtid.as_ref(), order).await {
+                            (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                        }
+                        continue;
+                    }
                     () = tokio::time::sleep(wait) => continue,
                 }
             }
@@ -219,11 +245,36 @@ pub async fn run(
                 replica.connect_timeout,
             ),
         );
-        let outcome = pump(&cfg, &mut stream, &mut guard, &tx, &stop, &mut attempt).await;
+        let outcome = pump(
+            &cfg,
+            &mut stream,
+            &mut guard,
+            &tx,
+            &stop,
+            &mut attempt,
+            &mut orders,
+        )
+        .await;
         stream.close().await;
         match outcome {
             Pump::Stopped => return Ok(()),
             Pump::Failed(error) => return Err(error),
+            Pump::Switch { order, resume } => {
+                if let Some(resume) = resume {
+                    if resume.gtid.is_some() {
+                        gtid = resume.gtid.clone();
+                    }
+                    start = StartAt::File {
+                        file: resume.file,
+                        pos: resume.offset,
+                    };
+                }
+                if let Some((to, set)) =
+                    take_order(&cfg, &urls, current, gtid.as_ref(), order).await
+                {
+                    (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                }
+            }
             Pump::Lost { error, resume } => {
                 if let Some(resume) = resume {
                     // A whole transaction arrived: this server was healthy.
@@ -243,11 +294,77 @@ pub async fn run(
                 cfg.status.transient_error("select", &error);
                 tokio::select! {
                     () = stop.cancelled() => return Ok(()),
+                    order = next_order(&mut orders) => {
+                        if let Some((to, set)) = take_order(&cfg, &urls, current, gtid.as_ref(), order).await {
+                            (current, start, failing_since, attempt) = (to, StartAt::Gtid(set), None, 0);
+                        }
+                    }
                     () = tokio::time::sleep(wait) => {}
                 }
             }
         }
     }
+}
+
+type Orders = Option<
+    tokio::sync::OwnedMutexGuard<tokio::sync::mpsc::Receiver<crate::control::switch::SwitchOrder>>,
+>;
+
+/// The next operator's switch order (never, without an order channel).
+async fn next_order(orders: &mut Orders) -> crate::control::switch::SwitchOrder {
+    match orders.as_mut() {
+        Some(rx) => match rx.recv().await {
+            Some(order) => order,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out (or refuses) an operator's switch order and answers it;
+/// the server and the GTID set to continue from when it switches.
+async fn take_order(
+    cfg: &SelectConfig,
+    urls: &[&String],
+    current: usize,
+    gtid: Option<&sluice_core::GtidSet>,
+    order: crate::control::switch::SwitchOrder,
+) -> Option<(usize, sluice_core::GtidSet)> {
+    let to = order.index;
+    let switched = switch_to(cfg, urls, to, gtid).await;
+    if let Ok(set) = &switched {
+        let (from, to) = (
+            sluice_core::redact_url(urls[current]),
+            sluice_core::redact_url(urls[to]),
+        );
+        tracing::warn!(%from, %to, gtid = %set, "source switched by an operator: continuing from the GTID set of the last whole transaction");
+        cfg.status.source_switched(&from, &to, &set.to_string(), 0);
+    }
+    let _ = order.reply.send(
+        switched
+            .as_ref()
+            .map(ToString::to_string)
+            .map_err(Clone::clone),
+    );
+    switched.ok().map(|set| (to, set))
+}
+
+/// Checks an operator's switch to `urls[index]` (see
+/// [`crate::control::switch`]); the GTID set to continue from.
+async fn switch_to(
+    cfg: &SelectConfig,
+    urls: &[&String],
+    index: usize,
+    gtid: Option<&sluice_core::GtidSet>,
+) -> Result<sluice_core::GtidSet, String> {
+    let Some(url) = urls.get(index) else {
+        return Err(format!("source.urls has no entry {index}"));
+    };
+    let Some(set) = gtid else {
+        return Err("no GTID position is known yet (no whole transaction read): cannot continue on another server".into());
+    };
+    crate::control::switch::wait_until_holds(url, &cfg.tls, set).await?;
+    Ok(set.clone())
 }
 
 fn backoff(cfg: &SelectConfig, attempt: u32) -> Duration {
@@ -267,6 +384,11 @@ enum Pump {
         error: String,
         resume: Option<Position>,
     },
+    /// An operator's switch order; `resume` as for `Lost`.
+    Switch {
+        order: crate::control::switch::SwitchOrder,
+        resume: Option<Position>,
+    },
 }
 
 async fn pump(
@@ -276,12 +398,14 @@ async fn pump(
     tx: &Sender<SelectMsg>,
     stop: &CancellationToken,
     attempt: &mut u32,
+    orders: &mut Orders,
 ) -> Pump {
     let mut chunk = TxnChunk::default();
     let mut resume: Option<Position> = None;
     loop {
         let next = tokio::select! {
             () = stop.cancelled() => return Pump::Stopped,
+            order = next_order(orders) => return Pump::Switch { order, resume },
             next = stream.next() => next,
         };
         let event = match next {

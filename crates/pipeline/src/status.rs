@@ -132,6 +132,9 @@ struct State {
     counters: Counters,
     last_error: Option<LastError>,
     lag_alarm: bool,
+    /// The pipeline's halt and pause (operator control, every node).
+    halt: Option<sluice_coord::HaltRecord>,
+    pause: Option<sluice_coord::PauseRecord>,
 }
 
 /// Cheap to clone; every clone shares one record.
@@ -185,6 +188,8 @@ impl NodeStatus {
                     counters: Counters::default(),
                     last_error: None,
                     lag_alarm: false,
+                    halt: None,
+                    pause: None,
                 }),
             }),
         }
@@ -364,7 +369,7 @@ impl NodeStatus {
             self.inner.events.emit(
                 EventKind::LoadError,
                 EventState::Event,
-                "load error: the pipeline stopped",
+                "load error: the pipeline stopped applying changes (with etcd coordination it halts until an operator resolves it)",
                 details([("stage", json!(stage)), ("error", json!(message))]),
             );
         }
@@ -413,9 +418,54 @@ impl NodeStatus {
         }
     }
 
+    /// The pipeline's control records as this node last saw them (halt,
+    /// pause), with the `sluice_halted` / `sluice_paused` gauges.
+    pub fn control_state(
+        &self,
+        halt: Option<&sluice_coord::HaltRecord>,
+        pause: Option<&sluice_coord::PauseRecord>,
+    ) {
+        {
+            let mut s = self.state();
+            s.halt = halt.cloned();
+            s.pause = pause.cloned();
+        }
+        self.control_gauges(halt.is_some(), pause.is_some());
+    }
+
+    /// Sets `sluice_halted` and `sluice_paused` (also at startup, so that
+    /// `/metrics` names them before anything happens).
+    pub fn control_gauges(&self, halted: bool, paused: bool) {
+        let pipeline = self.inner.pipeline.clone();
+        metrics::gauge!("sluice_halted", "pipeline" => pipeline.clone()).set(if halted {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!("sluice_paused", "pipeline" => pipeline).set(if paused {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    /// The redacted URL of the source server in use, once the dump started.
+    pub fn source_url(&self) -> Option<String> {
+        self.state().source_url.clone()
+    }
+
     /// `Ok(what)` when ready for `/readyz`, else why not.
     pub fn readiness(&self) -> Result<&'static str, String> {
         let s = self.state();
+        if matches!(s.role, Role::Active | Role::Standby) {
+            // Pipeline-wide: no node of a halted or paused pipeline serves.
+            if let Some(h) = &s.halt {
+                return Err(format!("halted: {}", h.message));
+            }
+            if s.pause.is_some() {
+                return Err("paused".into());
+            }
+        }
         match s.role {
             Role::Active if !s.replicating => Err("active, but the stages are not running".into()),
             Role::Active if s.source != Link::Up => {
@@ -463,6 +513,21 @@ impl NodeStatus {
             "lag_alarm": s.lag_alarm,
             "counters": s.counters,
             "last_error": s.last_error,
+            "halted": s.halt.as_ref().map(|h| json!({
+                "stage": h.stage,
+                "message": h.message,
+                "node": h.node,
+                "halted_at_unix_ms": h.halted_at_unix_ms,
+                "batch_id": h.batch.as_ref().map(|b| b.id),
+                "position_before": h.batch.as_ref().and_then(|b| b.start.as_ref()).map(ToString::to_string),
+                "table": h.failure.as_ref().and_then(|f| f.table.clone()),
+                "key": h.failure.as_ref().and_then(|f| f.key.clone()),
+            })),
+            "paused": s.pause.as_ref().map(|p| json!({
+                "operator": p.operator,
+                "paused_at_unix_ms": p.paused_at_unix_ms,
+                "acknowledged_by": p.acknowledged.as_ref().map(|a| a.node.clone()),
+            })),
         })
     }
 }
@@ -691,5 +756,38 @@ mod tests {
         assert_eq!(doc["connections"]["target"], "up");
         assert_eq!(doc["last_error"]["class"], "transient");
         assert_eq!(file_index("mysql-bin.000042"), 42.0);
+    }
+
+    #[test]
+    fn a_halted_or_paused_pipeline_is_not_ready_on_any_node() {
+        let s = NodeStatus::default();
+        s.set_role(Role::Standby);
+        s.etcd_link(true);
+        let pause = sluice_coord::PauseRecord {
+            operator: "op@h".into(),
+            paused_at_unix_ms: 1,
+            acknowledged: None,
+        };
+        s.control_state(None, Some(&pause));
+        assert_eq!(s.readiness(), Err("paused".into()));
+        let halt = sluice_coord::HaltRecord {
+            stage: "load".into(),
+            message: "batch 3: table `s`.`t`, key (id=1): the target refused the change".into(),
+            class: "definite".into(),
+            batch: None,
+            failure: None,
+            node: "a".into(),
+            term: None,
+            halted_at_unix_ms: 1,
+            distributed: false,
+        };
+        s.control_state(Some(&halt), Some(&pause));
+        assert!(s.readiness().unwrap_err().starts_with("halted: batch 3"));
+        let doc = s.to_json();
+        assert_eq!(doc["halted"]["stage"], "load");
+        assert_eq!(doc["paused"]["operator"], "op@h");
+        s.control_state(None, None);
+        assert_eq!(s.readiness(), Ok("standby, campaigning"));
+        assert!(s.to_json()["halted"].is_null());
     }
 }

@@ -43,6 +43,8 @@ pub(super) struct Report {
     now_unix: i64,
     /// Distributed stages: the batches in flight on the task board.
     tasks: Vec<TaskView>,
+    /// Operator control records (etcd coordination only).
+    control: Option<sluice_coord::ControlState>,
 }
 
 /// One batch in flight on the task board, as `status` shows it.
@@ -94,6 +96,7 @@ impl TaskView {
 impl Report {
     pub(super) async fn collect(pipeline: &Pipeline) -> anyhow::Result<Report> {
         let mut tasks = Vec::new();
+        let mut control = None;
         let (store, election, position) = match &pipeline.coordination {
             Coordination::Etcd {
                 endpoints,
@@ -113,7 +116,13 @@ impl Report {
                     board.snapshot(),
                 )
                 .map_err(|e| etcd_read_error(e, endpoints))?;
-                tasks = TaskView::from_board(&board, sluice_coord::election::unix_ms());
+                tasks = TaskView::from_board(&board, sluice_core::time::unix_ms());
+                control = Some(
+                    sluice_coord::ControlStore::new(client.clone(), keys.clone(), ETCD_TIMEOUT)
+                        .read()
+                        .await
+                        .map_err(|e| etcd_read_error(e, endpoints))?,
+                );
                 (
                     etcd_store.location(),
                     Some(Election { leader, nodes }),
@@ -136,6 +145,7 @@ impl Report {
             target,
             now_unix: now_unix(),
             tasks,
+            control,
         })
     }
 
@@ -295,6 +305,9 @@ impl Report {
             "nodes": nodes,
             "position": self.position_json(),
             "target": self.target_json(),
+            "halted": self.control.as_ref().is_some_and(|c| c.halt.is_some()),
+            "halt": self.control.as_ref().and_then(|c| c.halt.as_ref()).map(|h| json!(h.value)),
+            "paused": self.control.as_ref().and_then(|c| c.pause.as_ref()).map(|p| json!(p.value)),
             // The published record, with the lag as of now (as everywhere).
             "stage_counters": self.active_progress().map_or(Value::Null, |p| {
                 let mut p = json!(p);
@@ -487,6 +500,33 @@ impl Report {
                     db_time(&c.updated_at)
                 ),
             ),
+        }
+        if let Some(c) = &self.control {
+            match &c.halt {
+                None => t.row("halted", "no"),
+                Some(h) => t.row(
+                    "halted",
+                    format!(
+                        "yes, by {} at {}: {} (see `sluice errors`)",
+                        display_id(&h.value.node),
+                        utc_ms(h.value.halted_at_unix_ms),
+                        h.value.message
+                    ),
+                ),
+            }
+            t.row(
+                "paused",
+                c.pause.as_ref().map_or_else(
+                    || "no".to_string(),
+                    |p| {
+                        format!(
+                            "yes, by {} since {}",
+                            p.value.operator,
+                            utc_ms(p.value.paused_at_unix_ms)
+                        )
+                    },
+                ),
+            );
         }
         match self.active_progress() {
             None => t.row("stage counters", "none published (no active node)"),

@@ -78,13 +78,17 @@ pub(super) fn source(
         None => Some(StartAt::Latest),
     };
     let switch_after = match map.optional("switch_after") {
-        Some(f) => cx.duration(
-            f.node,
-            "source.switch_after",
-            Duration::from_millis(100),
-            HOUR,
-        ),
-        None => Some(Duration::from_secs(10)),
+        // `never`: only an operator switches (`sluice source switch`).
+        Some(f) if matches!(&f.node.kind, Kind::Scalar(s) if s.value == "never") => Some(None),
+        Some(f) => cx
+            .duration(
+                f.node,
+                "source.switch_after",
+                Duration::from_millis(100),
+                HOUR,
+            )
+            .map(Some),
+        None => Some(Some(Duration::from_secs(10))),
     };
     let tls = match map.optional("tls") {
         Some(f) => security::db_tls(cx, f, "source.tls", base_dir),

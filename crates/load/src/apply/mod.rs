@@ -86,7 +86,8 @@
 //! * [`fence`] — the term fence and the fenced metadata writes;
 //! * [`catalog`] — target keys and generated columns of target tables;
 //! * [`partition`] — worker shares and the serial fallback;
-//! * [`ddl`] — running replicated DDL on the target.
+//! * [`ddl`] — running replicated DDL on the target;
+//! * [`replace`] — operator replacements of a refused change, exactly once.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,6 +110,7 @@ pub mod ddl;
 mod fence;
 pub mod options;
 mod partition;
+pub mod replace;
 
 pub use ddl::{DdlOutcome, ALREADY_APPLIED};
 pub use options::{
@@ -481,7 +483,7 @@ impl Loader {
                     .persistent(chunk.persistent)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| statement_error(batch_id, piece_n, chunk, e))?;
+                    .map_err(|e| statement_error(batch_id, piece_n, chunk, &stmt.sql, e))?;
                 applied.statements += 1;
                 if piece.counts_missing && done.rows_affected() < chunk.len as u64 {
                     applied.missed(
@@ -534,9 +536,10 @@ impl Loader {
             }
         })?;
         let flavour = self.target_flavour(batch_id, &mut *conn).await?;
+        let sql_text = stmt.sql.clone();
         let warnings = relaxed::execute(&mut *conn, flavour, stmt)
             .await
-            .map_err(|e| statement_error(batch_id, &one, chunk, e))?;
+            .map_err(|e| statement_error(batch_id, &one, chunk, &sql_text, e))?;
         if let Some(w) = relaxed::unexpected(&warnings, piece.table, row).first() {
             // Without strictness the upsert's guard (see `crate::sql`) only
             // warns: it still means a collision on another unique key, which
@@ -557,7 +560,11 @@ impl Loader {
             return Err(LoadError::Rejected {
                 batch_id,
                 table: qualified(piece.table),
-                key: one.describe(0),
+                detail: Box::new(crate::error::RejectedDetail {
+                    key: one.describe(0),
+                    key_values: Some(one.key_values(0)),
+                    statement: sql_text,
+                }),
                 server: crate::error::ServerError {
                     code: u16::try_from(w.code).unwrap_or(u16::MAX),
                     sqlstate: None,

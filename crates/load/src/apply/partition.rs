@@ -67,6 +67,23 @@ impl<'a> Piece<'a> {
         }
     }
 
+    /// The key columns (or every column, without a key) of row `i` by
+    /// name: what identifies the row exactly.
+    pub(super) fn key_values(&self, i: usize) -> Vec<(String, sluice_core::Value)> {
+        let row = self.rows[i.min(self.rows.len() - 1)];
+        let all: Vec<usize>;
+        let cols: &[usize] = match &self.key {
+            Some(key) => key,
+            None => {
+                all = (0..row.len().min(self.table.columns.len())).collect();
+                &all
+            }
+        };
+        cols.iter()
+            .filter_map(|&c| Some((self.table.columns.get(c)?.name.clone(), row.get(c)?.clone())))
+            .collect()
+    }
+
     /// The key (or row) of row `i`, for messages.
     pub(super) fn describe(&self, i: usize) -> String {
         let row = self.rows[i.min(self.rows.len() - 1)];
@@ -270,6 +287,7 @@ pub(super) fn statement_error(
     batch_id: u64,
     piece: &Piece<'_>,
     chunk: sql::Chunk,
+    sql_text: &str,
     e: sqlx::Error,
 ) -> LoadError {
     let Some(server) = ServerError::from_sqlx(&e) else {
@@ -284,15 +302,20 @@ pub(super) fn statement_error(
             e,
         );
     };
-    let key = match server.row_number() {
-        Some(n) if n >= 1 => piece.describe(chunk.start + (n - 1).min(chunk.len - 1)),
-        _ if chunk.len == 1 => piece.describe(chunk.start),
-        _ => format!(
+    let named = match server.row_number() {
+        Some(n) if n >= 1 => Some(chunk.start + (n - 1).min(chunk.len - 1)),
+        _ if chunk.len == 1 => Some(chunk.start),
+        _ => None,
+    };
+    let key = match named {
+        Some(i) => piece.describe(i),
+        None => format!(
             "{} (first of {} rows in the statement)",
             piece.describe(chunk.start),
             chunk.len
         ),
     };
+    let key_values = named.map(|i| piece.key_values(i));
     let class = crate::error::classify_sqlx(&e);
     // The upsert's guard (see `crate::sql`): the first key column set to
     // NULL means the row collided with another row on another unique key.
@@ -310,10 +333,22 @@ pub(super) fn statement_error(
     LoadError::Rejected {
         batch_id,
         table: qualified(piece.table),
-        key,
+        detail: Box::new(crate::error::RejectedDetail {
+            key,
+            key_values,
+            statement: shorten(sql_text, 2000),
+        }),
         server,
         class,
         attempts: 1,
         unique_conflict,
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
     }
 }

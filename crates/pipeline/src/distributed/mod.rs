@@ -35,7 +35,11 @@
 //!   restarts from the last acknowledged position with a new epoch, whose
 //!   term fences every older worker out of the target.
 //! * A definite failure of a stage on any node is recorded in the task and
-//!   stops the pipeline on the leader with that message.
+//!   stops the pipeline on the leader with that message (which then halts,
+//!   see [`crate::control`]; skip and replace need the in-process Load).
+//! * While the pipeline is paused, the scheduler publishes no task and every
+//!   worker holds its loads at the pause gate; a load a worker had started
+//!   before it saw the pause still completes.
 //! * A worker cut off from etcd drops its claimed work when its lease can
 //!   no longer be guaranteed (2/3 of the TTL after the last renewal, as the
 //!   leader does), a third of a TTL before anyone else can claim it. As
@@ -93,6 +97,7 @@ impl NodeStages {
         client: etcd_client::Client,
         keys: sluice_coord::PipelineKeys,
         request_timeout: Duration,
+        gate: crate::control::Gate,
     ) -> Result<Self, PipelineError> {
         let listener = pipe::bind(settings.listen).await?;
         let local = listener
@@ -120,6 +125,7 @@ impl NodeStages {
             lease_ttl: pipeline.ha.lease_ttl,
             request_timeout,
             stats: Arc::new(LoadStats::default()),
+            gate,
         };
         let worker = tokio::spawn(run_worker(worker, stop.clone()));
         let window = settings.window.unwrap_or(pipeline.batch.window);

@@ -40,6 +40,8 @@ pub struct Scheduler {
     pub stats: Arc<LoadStats>,
     /// Id of the last batch acknowledged (read by Extract).
     pub acked: Arc<std::sync::atomic::AtomicU64>,
+    /// No task is published while the pipeline is paused.
+    pub gate: crate::control::Gate,
 }
 
 struct InFlight {
@@ -107,6 +109,10 @@ async fn schedule_inner(
                     None => input_open = false,
                     Some(sized) => {
                         let batch = sized.into_inner();
+                        let Some(passage) = s.gate.enter(abandon).await else {
+                            return Ok(());
+                        };
+                        drop(passage);
                         let meta = publish(s, &batch).await?;
                         in_flight.insert(batch.id, meta);
                     }

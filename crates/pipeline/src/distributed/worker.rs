@@ -43,6 +43,8 @@ pub struct Worker {
     pub lease_ttl: Duration,
     pub request_timeout: Duration,
     pub stats: Arc<LoadStats>,
+    /// Holds loads while the pipeline is paused.
+    pub gate: crate::control::Gate,
 }
 
 struct Shared {
@@ -414,6 +416,7 @@ async fn load_task(
         stats: Arc::clone(&shared.w.stats),
         status: crate::status::NodeStatus::default(),
         retry: APPLY_RETRY,
+        gate: shared.w.gate.clone(),
     };
     if !applier.apply(&batch, record.replay, stop).await? {
         return Ok(());

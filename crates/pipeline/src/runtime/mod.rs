@@ -24,8 +24,13 @@
 //!   acknowledged for up to `drain_timeout`, then abandoned; the position
 //!   is flushed; `run` returns `Ok`.
 //! * A definite error in any stage: every stage stops, batches in flight
-//!   are abandoned unacknowledged, the position (which is before the failed
-//!   batch) is flushed, and `run` returns the error.
+//!   are abandoned unacknowledged and the position (which is before the
+//!   failed batch) is flushed. With `coordination.local`, `run` returns the
+//!   error; with `coordination.etcd` the node records a halt and stays up,
+//!   leading but running no stage, until an operator resolves it
+//!   ([`crate::control`]).
+//! * An operator's handover: like a shutdown, then the leader key goes to
+//!   the named node.
 //!
 //! # Modules
 //!
@@ -36,6 +41,9 @@
 //! * [`resume`] — where replication resumes (the rule above);
 //! * [`progress`] — the progress log line and the counters published in
 //!   the node record.
+//!
+//! Operator control (halt, resolutions, pause, handover, source switch) is
+//! [`crate::control`]; [`node`] wires it into each leadership and term.
 
 use sluice_config::Pipeline;
 use tokio_util::sync::CancellationToken;

@@ -7,7 +7,8 @@
 //! status monitor and, under an election, the node-record publisher.
 //!
 //! Stopping (see [`super`]'s docs): on shutdown Select stops reading and
-//! batches already cut may finish for `drain_timeout`; a lost term or a
+//! batches already cut may finish for `drain_timeout` (none while the
+//! pipeline is paused: they are abandoned at once); a lost term or a
 //! definite error in any stage abandons batches in flight at once. Either
 //! way the flusher then writes the last acknowledged position. A flusher
 //! that ended abnormally (it panicked) fails the run: the position it should
@@ -51,6 +52,8 @@ struct Running {
     stats: Arc<LoadStats>,
     cache: PositionCache<AnyPositionStore>,
     loader: Arc<sluice_load::Loader>,
+    /// The pause gate: batches in flight cannot drain while paused.
+    gate: crate::control::Gate,
 }
 
 /// Runs the term's stages until they end; see the module docs.
@@ -76,6 +79,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         cache,
         first_batch_id,
         epoch,
+        resolver,
     } = p;
     // Id of the last batch Load finished (Extract cuts early when Load is
     // idle).
@@ -105,7 +109,29 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         .iter()
         .map(|u| u.expose().to_string())
         .collect();
-    select_cfg.switch_after = pipeline.source.switch_after;
+    // `never`: only an operator switches.
+    select_cfg.switch_after = pipeline.source.switch_after.unwrap_or(Duration::MAX);
+    if let Some(tc) = &term.control {
+        select_cfg.switch = Some(tc.switch.clone());
+        // An operator's earlier switch, if it names this node's entry.
+        if let Some(choice) = &tc.state.source {
+            match pipeline.source.urls.get(choice.value.index) {
+                Some(u) if u.address() == choice.value.address => {
+                    select_cfg.start_index = choice.value.index;
+                }
+                _ => tracing::warn!(
+                    index = choice.value.index,
+                    address = %choice.value.address,
+                    "the operator's source choice is not an entry of this node's source.urls; starting on the first"
+                ),
+            }
+        }
+    }
+    let gate = term
+        .control
+        .as_ref()
+        .map(|c| c.control.gate())
+        .unwrap_or_default();
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
     select_cfg.filter = pipeline.filter.clone();
@@ -130,6 +156,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         start: start_position,
         skip_through: resume.skip_through.clone(),
         acknowledged: Some(Arc::clone(&acked)),
+        isolate: resolver.as_ref().map(|r| r.through().clone()),
     };
     let stats = Arc::new(LoadStats::default());
 
@@ -158,6 +185,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                 task_timeout: st.task_timeout,
                 stats: Arc::clone(&stats),
                 acked: Arc::clone(&acked),
+                gate: gate.clone(),
             };
             drop((tr_tx, tr_rx));
             stages.push((
@@ -183,10 +211,13 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                     stats: Arc::clone(&stats),
                     status: opts.status.clone(),
                     retry: APPLY_RETRY,
+                    gate: gate.clone(),
                 },
                 cache: cache.clone(),
                 horizon: resume.horizon,
                 acked: Arc::clone(&acked),
+                failed: term.failed.clone(),
+                resolver,
             };
             stages.push((
                 "transform",
@@ -236,6 +267,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         stats,
         cache,
         loader,
+        gate,
     }
 }
 
@@ -261,9 +293,16 @@ async fn supervise(
             }
             () = shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
-                tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");
                 r.stop.cancel();
-                drain.as_mut().reset(tokio::time::Instant::now() + opts.drain_timeout);
+                if r.gate.is_paused() {
+                    // Nothing may reach the target: the batches in flight
+                    // are replayed by whoever resumes.
+                    tracing::info!("shutdown requested while paused: abandoning batches in flight (they will be replayed)");
+                    r.abandon.cancel();
+                } else {
+                    tracing::info!(drain_timeout_s = opts.drain_timeout.as_secs(), "shutdown requested: finishing batches in flight");
+                    drain.as_mut().reset(tokio::time::Instant::now() + opts.drain_timeout);
+                }
                 continue;
             }
             () = &mut drain, if shutting_down && !r.abandon.is_cancelled() => {

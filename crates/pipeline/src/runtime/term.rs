@@ -38,6 +38,17 @@ pub(crate) struct Term {
     pub(crate) publisher: Option<ProgressPublisher>,
     /// Distributed stages: the board and this node's pipe.
     pub(crate) stages: Option<crate::distributed::TermStages>,
+    /// Operator control (`coordination.etcd` only).
+    pub(crate) control: Option<TermControl>,
+    /// Where Load leaves the batch of a definite failure.
+    pub(crate) failed: crate::control::FailedSlot,
+}
+
+/// What a term takes from the control records (read just before it).
+pub(crate) struct TermControl {
+    pub(crate) control: crate::control::Control,
+    pub(crate) state: sluice_coord::ControlState,
+    pub(crate) switch: crate::control::switch::SwitchReceiver,
 }
 
 /// Everything a term's stages start from.
@@ -52,6 +63,8 @@ pub(super) struct Prepared {
     pub(super) first_batch_id: u64,
     /// The stage epoch (distributed stages only).
     pub(super) epoch: Option<u64>,
+    /// An operator's resolution in force (in-process Load only).
+    pub(super) resolver: Option<crate::control::resolve::Resolver>,
 }
 
 /// Steps 1–4 of the module docs; `None` when stopped meanwhile.
@@ -142,6 +155,33 @@ pub(super) async fn prepare(
         },
         None => None,
     };
+    let resolver = match term
+        .control
+        .as_ref()
+        .and_then(|c| Some((c, c.state.resolution.clone()?)))
+    {
+        Some(_) if term.stages.is_some() => {
+            tracing::warn!("an operator's resolution is in force, but distributed stages cannot apply skips; it stays until the in-process Load replays the halted range");
+            None
+        }
+        Some((c, resolution)) => {
+            let store = c.control.store().clone();
+            let fence = term.fence.clone();
+            let Some(r) = retry_transient("reading the resolution's history", stop, || {
+                crate::control::resolve::Resolver::load(
+                    store.clone(),
+                    fence.clone(),
+                    resolution.clone(),
+                )
+            })
+            .await?
+            else {
+                return Ok(None);
+            };
+            Some(r)
+        }
+        None => None,
+    };
     Ok(Some(Prepared {
         loader,
         resume,
@@ -150,6 +190,7 @@ pub(super) async fn prepare(
         cache,
         first_batch_id,
         epoch,
+        resolver,
     }))
 }
 
