@@ -130,6 +130,22 @@ fn parse_synopsis(synopsis: &str) -> Vec<Part> {
                 word => alternatives.last_mut().expect("one").push(word.to_string()),
             }
         }
+        // A value written as `a|b|c` inside a group (`[--scope a|b|c]`)
+        // gives one alternative per value.
+        let alternatives = alternatives
+            .into_iter()
+            .flat_map(|alt| match alt.iter().position(|w| w.contains('|')) {
+                None => vec![alt],
+                Some(i) => alt[i]
+                    .split('|')
+                    .map(|value| {
+                        let mut one = alt.clone();
+                        one[i] = value.to_string();
+                        one
+                    })
+                    .collect(),
+            })
+            .collect();
         parts.push(Part::Group {
             optional: close == "]",
             alternatives,
@@ -190,6 +206,8 @@ struct Values {
     binlog_pos: String,
     gtid: String,
     row_offset: String,
+    /// A file of SQL statements (`errors replace --sql`).
+    sql_file: String,
     run_server_id: u32,
     tail_server_id: u32,
 }
@@ -230,6 +248,9 @@ impl Values {
                 ("--gtid", "G") => self.gtid.clone(),
                 ("--file", "F") => self.binlog_file.clone(),
                 ("--pos", "P") => self.binlog_pos.clone(),
+                ("--sql", "SQLFILE") => self.sql_file.clone(),
+                ("--to", "NODE") => "node-b".into(),
+                ("--to", "URL") => self.source_url.clone(),
                 (_, "FILE") if command == ["binlog", "decode"] => self.binlog_path.clone(),
                 (_, "FILE") if command == ["validate"] => self.pipeline.clone(),
                 _ => panic!(
@@ -546,6 +567,11 @@ fn quick_start_and_command_line_run_as_written() {
         binlog_pos: pos,
         gtid: mariadb(&local, source, "SELECT @@gtid_binlog_pos"),
         row_offset,
+        sql_file: {
+            let path = dir.path().join("replace.sql");
+            std::fs::write(&path, "SELECT 1;\n").expect("write replace.sql");
+            path.display().to_string()
+        },
         run_server_id: 4003,
         tail_server_id: 4005,
     };
@@ -587,6 +613,34 @@ fn quick_start_and_command_line_run_as_written() {
                         }
                         read(out).contains(&marker)
                     });
+                }
+                // They act on a state the running quick start may not be in
+                // (a halted or paused pipeline, another source URL, a
+                // standby to hand over to): as written, they do it or
+                // refuse with one message saying why.
+                ("errors", Some("skip" | "replace" | "retry"))
+                | ("source", Some("switch"))
+                | ("pause" | "resume" | "handover", _) => {
+                    let out = local
+                        .command(&filled[0])
+                        .args(&filled[1..])
+                        .envs(&env)
+                        .output()
+                        .expect("runs");
+                    let text = output_text(&out);
+                    if !out.status.success() {
+                        let err = String::from_utf8_lossy(&out.stderr);
+                        let json: Option<serde_json::Value> =
+                            serde_json::from_slice(&out.stdout).ok();
+                        assert_eq!(out.status.code(), Some(1), "`{what}`: {text}");
+                        let said = match &json {
+                            // `--json`: the refusal is the document's message.
+                            Some(doc) => doc["message"].as_str().is_some_and(|m| !m.is_empty()),
+                            None => err.trim().lines().count() == 1,
+                        };
+                        assert!(said, "`{what}`: one message saying why: {text}");
+                    }
+                    println!("$ {what}\n{text}");
                 }
                 ("check", _) if words.len() == 2 => {
                     // No server named: a usage error, not a check.
@@ -653,6 +707,17 @@ fn synopses_expand_to_their_variants() {
             "sluice positions set --config FILE --gtid G",
             "sluice positions set --config FILE --gtid G --force",
             "sluice positions set --config FILE --file F --pos P --force",
+        ]
+    );
+    let got = expansions("sluice errors skip --config FILE [--scope change|batch|transaction]");
+    let joined: Vec<String> = got.iter().map(|w| w.join(" ")).collect();
+    assert_eq!(
+        joined,
+        [
+            "sluice errors skip --config FILE",
+            "sluice errors skip --config FILE --scope change",
+            "sluice errors skip --config FILE --scope batch",
+            "sluice errors skip --config FILE --scope transaction",
         ]
     );
     assert_eq!(comment_of("curl -s x  # a # b"), "a # b");

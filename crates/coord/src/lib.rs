@@ -41,6 +41,7 @@ pub mod error;
 pub mod etcd;
 pub mod keys;
 pub mod local;
+pub mod mirror;
 pub mod record;
 pub mod store;
 pub mod tasks;
@@ -64,6 +65,7 @@ pub use error::{describe_etcd, CoordError};
 pub use etcd::{EtcdOptions, EtcdPositionStore};
 pub use keys::{KeyError, KeyLayout, PipelineKeys, DEFAULT_PREFIX};
 pub use local::LocalPositionStore;
+pub use mirror::BoardMirror;
 pub use record::{Fence, HistoryEntry, StoredPosition, FIRST_BATCH_ID};
 pub use store::PositionStore;
 pub use tasks::{

@@ -32,15 +32,12 @@
 //!   the scheduler makes compares the leader key's create revision.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -192,6 +189,77 @@ impl Board {
     pub fn term(&self) -> Option<u64> {
         self.epoch.as_ref().map(|(t, _)| *t)
     }
+
+    /// Takes in the key/value `key` = `value` (as read, or as a watch saw it
+    /// put). Keys that are not the board's are ignored; so are values that
+    /// do not parse (with a warning for task records).
+    pub fn put(
+        &mut self,
+        keys: &PipelineKeys,
+        key: &str,
+        value: &[u8],
+        mod_revision: i64,
+        lease: i64,
+    ) {
+        if key == keys.epoch() {
+            if let Ok(r) = serde_json::from_slice::<EpochRecord>(value) {
+                self.epoch = Some((mod_revision.max(0) as u64, r));
+            }
+        } else if key == keys.load_next() {
+            self.load_next = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        } else if key.starts_with(&keys.batches_prefix()) {
+            match serde_json::from_slice::<TaskRecord>(value) {
+                Ok(record) => {
+                    self.tasks.insert(
+                        record.batch_id,
+                        Task {
+                            record,
+                            mod_revision,
+                        },
+                    );
+                }
+                Err(error) => tracing::warn!(key, %error, "ignoring an unreadable task record"),
+            }
+        } else if let Some((id, stage)) = keys
+            .claim_of(key)
+            .and_then(|(id, s)| Some((id, TaskStage::parse(s)?)))
+        {
+            if let Ok(record) = serde_json::from_slice::<ClaimRecord>(value) {
+                self.claims.insert((id, stage), Claim { record, lease });
+            }
+        } else if let Some(id) = keys.node_id_of(key) {
+            self.nodes.insert(id.to_string());
+        }
+    }
+
+    /// Forgets `key` (a watch saw it deleted).
+    pub fn delete(&mut self, keys: &PipelineKeys, key: &str) {
+        if key == keys.epoch() {
+            self.epoch = None;
+        } else if key == keys.load_next() {
+            self.load_next = None;
+        } else if let Some(digits) = key.strip_prefix(&keys.batches_prefix()) {
+            if let Ok(id) = digits.parse::<u64>() {
+                self.tasks.remove(&id);
+            }
+        } else if let Some((id, stage)) = keys
+            .claim_of(key)
+            .and_then(|(id, s)| Some((id, TaskStage::parse(s)?)))
+        {
+            self.claims.remove(&(id, stage));
+        } else if let Some(id) = keys.node_id_of(key) {
+            self.nodes.remove(id);
+        }
+    }
+
+    /// Whether `key` is one [`Board::put`] takes in.
+    pub fn concerns(keys: &PipelineKeys, key: &str) -> bool {
+        key == keys.epoch()
+            || key == keys.load_next()
+            || key.starts_with(&keys.batches_prefix())
+            || key.starts_with(&keys.claims_prefix())
+            || key.starts_with(&keys.nodes_prefix())
+    }
 }
 
 /// Reads and writes the task board of one pipeline.
@@ -283,13 +351,38 @@ impl TaskBoard {
 
     /// Publishes a new task (the leader, under its fence).
     pub async fn publish(&self, fence: &Fence, record: &TaskRecord) -> Result<(), CoordError> {
-        let key = self.keys.batch(record.batch_id);
-        let value = serde_json::to_vec(record).unwrap_or_default();
-        let txn = Txn::new()
-            .when(Self::fence_compare(fence))
-            .and_then(vec![TxnOp::put(key.as_str(), value, None)]);
-        if self.txn("publish task", &key, txn).await? {
-            Ok(())
+        self.publish_all(fence, std::slice::from_ref(record))
+            .await
+            .map(|_| ())
+    }
+
+    /// Publishes new tasks in one transaction (the leader, under its fence):
+    /// a backlog costs one etcd request per group, not per batch. Returns
+    /// the revision they were written at (0 for none).
+    pub async fn publish_all(
+        &self,
+        fence: &Fence,
+        records: &[TaskRecord],
+    ) -> Result<i64, CoordError> {
+        let Some(first) = records.first() else {
+            return Ok(0);
+        };
+        let key = self.keys.batch(first.batch_id);
+        let ops = records
+            .iter()
+            .map(|r| {
+                TxnOp::put(
+                    self.keys.batch(r.batch_id),
+                    serde_json::to_vec(r).unwrap_or_default(),
+                    None,
+                )
+            })
+            .collect::<Vec<_>>();
+        let txn = Txn::new().when(Self::fence_compare(fence)).and_then(ops);
+        let mut kv = self.client.kv_client();
+        let response = timed("publish tasks", &key, self.timeout, kv.txn(txn)).await?;
+        if response.succeeded() {
+            Ok(response.header().map_or(0, |h| h.revision()))
         } else {
             Err(fenced(fence, &key))
         }
@@ -323,15 +416,25 @@ impl TaskBoard {
 
     /// Removes an acknowledged batch's record and claims (the leader).
     pub async fn remove(&self, fence: &Fence, batch_id: u64) -> Result<(), CoordError> {
-        let key = self.keys.batch(batch_id);
-        let txn = Txn::new().when(Self::fence_compare(fence)).and_then(vec![
-            TxnOp::delete(key.as_str(), None),
-            TxnOp::delete(
-                self.keys.batch_claims_prefix(batch_id),
+        self.remove_all(fence, &[batch_id]).await
+    }
+
+    /// Removes acknowledged batches' records and claims in one transaction.
+    pub async fn remove_all(&self, fence: &Fence, batch_ids: &[u64]) -> Result<(), CoordError> {
+        let Some(&first) = batch_ids.first() else {
+            return Ok(());
+        };
+        let key = self.keys.batch(first);
+        let mut ops = Vec::with_capacity(batch_ids.len() * 2);
+        for &id in batch_ids {
+            ops.push(TxnOp::delete(self.keys.batch(id), None));
+            ops.push(TxnOp::delete(
+                self.keys.batch_claims_prefix(id),
                 Some(DeleteOptions::new().with_prefix()),
-            ),
-        ]);
-        if self.txn("remove task", &key, txn).await? {
+            ));
+        }
+        let txn = Txn::new().when(Self::fence_compare(fence)).and_then(ops);
+        if self.txn("remove tasks", &key, txn).await? {
             Ok(())
         } else {
             Err(fenced(fence, &key))
@@ -355,59 +458,13 @@ impl TaskBoard {
             revision: response.header().map_or(0, |h| h.revision()),
             ..Board::default()
         };
-        for (i, op) in response.op_responses().into_iter().enumerate() {
+        for op in response.op_responses() {
             let TxnOpResponse::Get(get) = op else {
                 continue;
             };
             for kv in get.kvs() {
                 let key = kv.key_str().unwrap_or_default();
-                match i {
-                    0 => {
-                        if let Ok(r) = serde_json::from_slice::<EpochRecord>(kv.value()) {
-                            board.epoch = Some((kv.mod_revision().max(0) as u64, r));
-                        }
-                    }
-                    1 => {
-                        board.load_next = kv.value_str().ok().and_then(|v| v.parse().ok());
-                    }
-                    2 => match serde_json::from_slice::<TaskRecord>(kv.value()) {
-                        Ok(record) => {
-                            board.tasks.insert(
-                                record.batch_id,
-                                Task {
-                                    record,
-                                    mod_revision: kv.mod_revision(),
-                                },
-                            );
-                        }
-                        Err(error) => {
-                            tracing::warn!(key, %error, "ignoring an unreadable task record")
-                        }
-                    },
-                    3 => {
-                        let Some((id, stage)) = self
-                            .keys
-                            .claim_of(key)
-                            .and_then(|(id, s)| Some((id, TaskStage::parse(s)?)))
-                        else {
-                            continue;
-                        };
-                        if let Ok(record) = serde_json::from_slice::<ClaimRecord>(kv.value()) {
-                            board.claims.insert(
-                                (id, stage),
-                                Claim {
-                                    record,
-                                    lease: kv.lease(),
-                                },
-                            );
-                        }
-                    }
-                    _ => {
-                        if let Some(id) = self.keys.node_id_of(key) {
-                            board.nodes.insert(id.to_string());
-                        }
-                    }
-                }
+                board.put(&self.keys, key, kv.value(), kv.mod_revision(), kv.lease());
             }
         }
         Ok(board)
@@ -423,56 +480,102 @@ impl TaskBoard {
         node: &str,
         lease: i64,
     ) -> Result<Option<Task>, CoordError> {
-        let id = seen.record.batch_id;
-        let task_key = self.keys.batch(id);
-        let claim_key = self.keys.claim(id, stage.name());
+        Ok(self
+            .claim_group(std::slice::from_ref(seen), stage, node, lease)
+            .await?
+            .and_then(|mut v| v.pop()))
+    }
+
+    /// Claims `stage` of every task in `seen` in one transaction, all or
+    /// none. For Load the group must be consecutive batches starting at
+    /// `load_next` (compared in the same transaction), so Load still runs
+    /// strictly in `batch_id` order; every task's attempt is counted.
+    /// `Ok(None)` when any task changed or is claimed by someone else.
+    pub async fn claim_group(
+        &self,
+        seen: &[Task],
+        stage: TaskStage,
+        node: &str,
+        lease: i64,
+    ) -> Result<Option<Vec<Task>>, CoordError> {
+        let Some(first) = seen.first() else {
+            return Ok(Some(Vec::new()));
+        };
         let claim = ClaimRecord {
             node: node.to_string(),
             since_unix_ms: unix_ms(),
         };
-        let mut when = vec![
-            Compare::mod_revision(task_key.as_str(), CompareOp::Equal, seen.mod_revision),
-            Compare::create_revision(claim_key.as_str(), CompareOp::Equal, 0),
-        ];
-        let mut ops = vec![TxnOp::put(
-            claim_key.as_str(),
-            serde_json::to_vec(&claim).unwrap_or_default(),
-            Some(PutOptions::new().with_lease(lease)),
-        )];
-        let mut record = seen.record.clone();
+        let claim_value = serde_json::to_vec(&claim).unwrap_or_default();
+        let mut when = Vec::new();
+        let mut ops = Vec::new();
+        let mut records = Vec::with_capacity(seen.len());
+        for (n, task) in seen.iter().enumerate() {
+            let id = task.record.batch_id;
+            if stage == TaskStage::Load && id != first.record.batch_id + n as u64 {
+                return Ok(None);
+            }
+            let task_key = self.keys.batch(id);
+            let claim_key = self.keys.claim(id, stage.name());
+            when.push(Compare::mod_revision(
+                task_key.as_str(),
+                CompareOp::Equal,
+                task.mod_revision,
+            ));
+            when.push(Compare::create_revision(
+                claim_key.as_str(),
+                CompareOp::Equal,
+                0,
+            ));
+            ops.push(TxnOp::put(
+                claim_key.as_str(),
+                claim_value.clone(),
+                Some(PutOptions::new().with_lease(lease)),
+            ));
+            let mut record = task.record.clone();
+            if stage == TaskStage::Load {
+                record.load_attempts += 1;
+                if record.load_attempts > 1 {
+                    // The previous loader may have committed part of it.
+                    record.replay = true;
+                }
+                record.updated_unix_ms = unix_ms();
+                ops.push(TxnOp::put(
+                    task_key.as_str(),
+                    serde_json::to_vec(&record).unwrap_or_default(),
+                    None,
+                ));
+            }
+            records.push(record);
+        }
         if stage == TaskStage::Load {
             when.push(Compare::value(
                 self.keys.load_next(),
                 CompareOp::Equal,
-                id.to_string(),
-            ));
-            record.load_attempts += 1;
-            if record.load_attempts > 1 {
-                // The previous loader may have committed part of it.
-                record.replay = true;
-            }
-            record.updated_unix_ms = unix_ms();
-            ops.push(TxnOp::put(
-                task_key.as_str(),
-                serde_json::to_vec(&record).unwrap_or_default(),
-                None,
+                first.record.batch_id.to_string(),
             ));
         }
+        let key = self.keys.claim(first.record.batch_id, stage.name());
         let txn = Txn::new().when(when).and_then(ops);
         let mut kv = self.client.kv_client();
-        let response = timed("claim task", &claim_key, self.timeout, kv.txn(txn)).await?;
+        let response = timed("claim tasks", &key, self.timeout, kv.txn(txn)).await?;
         if !response.succeeded() {
             return Ok(None);
         }
         let revision = response.header().map_or(0, |h| h.revision());
-        Ok(Some(Task {
-            mod_revision: if stage == TaskStage::Load {
-                revision
-            } else {
-                seen.mod_revision
-            },
-            record,
-        }))
+        Ok(Some(
+            records
+                .into_iter()
+                .zip(seen)
+                .map(|(record, task)| Task {
+                    mod_revision: if stage == TaskStage::Load {
+                        revision
+                    } else {
+                        task.mod_revision
+                    },
+                    record,
+                })
+                .collect(),
+        ))
     }
 
     /// Records the outcome of a claimed stage: `record` replaces the task
@@ -485,31 +588,65 @@ impl TaskBoard {
         stage: TaskStage,
         record: &TaskRecord,
     ) -> Result<bool, CoordError> {
-        let id = record.batch_id;
-        let task_key = self.keys.batch(id);
-        let claim_key = self.keys.claim(id, stage.name());
-        let mut ops = vec![
-            TxnOp::put(
+        self.complete_group(
+            std::slice::from_ref(seen),
+            stage,
+            std::slice::from_ref(record),
+        )
+        .await
+    }
+
+    /// [`complete`](Self::complete) for a claimed group in one transaction,
+    /// all or none: `records[i]` replaces `seen[i]`. Completed loads advance
+    /// `load_next` past the group's last loaded batch.
+    pub async fn complete_group(
+        &self,
+        seen: &[Task],
+        stage: TaskStage,
+        records: &[TaskRecord],
+    ) -> Result<bool, CoordError> {
+        let Some(first) = records.first() else {
+            return Ok(true);
+        };
+        let mut when = Vec::with_capacity(seen.len() * 2);
+        let mut ops = Vec::with_capacity(records.len() * 2 + 1);
+        for (task, record) in seen.iter().zip(records) {
+            let id = record.batch_id;
+            let task_key = self.keys.batch(id);
+            let claim_key = self.keys.claim(id, stage.name());
+            when.push(Compare::mod_revision(
+                task_key.as_str(),
+                CompareOp::Equal,
+                task.mod_revision,
+            ));
+            when.push(Compare::create_revision(
+                claim_key.as_str(),
+                CompareOp::Greater,
+                0,
+            ));
+            ops.push(TxnOp::put(
                 task_key.as_str(),
                 serde_json::to_vec(record).unwrap_or_default(),
                 None,
-            ),
-            TxnOp::delete(claim_key.as_str(), None),
-        ];
-        if stage == TaskStage::Load && record.state == TaskState::Loaded {
-            ops.push(TxnOp::put(
-                self.keys.load_next(),
-                (id + 1).to_string(),
-                None,
             ));
+            ops.push(TxnOp::delete(claim_key.as_str(), None));
         }
-        let txn = Txn::new()
-            .when(vec![
-                Compare::mod_revision(task_key.as_str(), CompareOp::Equal, seen.mod_revision),
-                Compare::create_revision(claim_key.as_str(), CompareOp::Greater, 0),
-            ])
-            .and_then(ops);
-        self.txn("complete task", &task_key, txn).await
+        if stage == TaskStage::Load {
+            let loaded = records
+                .iter()
+                .take_while(|r| r.state == TaskState::Loaded)
+                .last();
+            if let Some(last) = loaded {
+                ops.push(TxnOp::put(
+                    self.keys.load_next(),
+                    (last.batch_id + 1).to_string(),
+                    None,
+                ));
+            }
+        }
+        let key = self.keys.batch(first.batch_id);
+        let txn = Txn::new().when(when).and_then(ops);
+        self.txn("complete tasks", &key, txn).await
     }
 
     /// Gives a claim back without a result (the node could not run it).
@@ -524,42 +661,6 @@ impl TaskBoard {
         )
         .await?;
         Ok(())
-    }
-
-    /// Fires `notify` on every change under the pipeline's keys, until
-    /// `stop`. Reconnects after errors; callers also poll, so a missed
-    /// event only delays.
-    pub fn spawn_watcher(&self, notify: Arc<Notify>, stop: CancellationToken) -> JoinHandle<()> {
-        let client = self.client.clone();
-        let root = self.keys.root().to_string();
-        tokio::spawn(async move {
-            loop {
-                if stop.is_cancelled() {
-                    return;
-                }
-                let mut watch = client.watch_client();
-                let opened = tokio::select! {
-                    () = stop.cancelled() => return,
-                    r = watch.watch(root.as_str(), Some(WatchOptions::new().with_prefix())) => r,
-                };
-                let Ok(mut stream) = opened else {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    }
-                };
-                loop {
-                    let message = tokio::select! {
-                        () = stop.cancelled() => return,
-                        m = stream.message() => m,
-                    };
-                    match message {
-                        Ok(Some(_)) => notify.notify_waiters(),
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-            }
-        })
     }
 }
 

@@ -127,19 +127,25 @@ fn uncombine(
     }
 }
 
-/// One batch spanning `first` and the row batches queued behind it (in
-/// order), with their changes moved in; it carries the last batch's id and
-/// positions, so its checkpoint is the last one's.
-fn combine(first: &mut Batch, rest: &mut [crate::channel::Sized<Batch>]) -> Batch {
+/// One batch spanning `first` and the row batches behind it (in order),
+/// with their changes moved in; it carries the last batch's id and
+/// positions, so its checkpoint is the last one's. Shared with the Load
+/// tasks of distributed stages, which load runs of batches the same way.
+pub(crate) fn combine<'a>(
+    first: &mut Batch,
+    rest: impl IntoIterator<Item = &'a mut Batch>,
+) -> Batch {
     let take = |b: &mut Batch| match &mut b.body {
         BatchBody::Rows(rows) => std::mem::take(rows),
         BatchBody::Ddl(_) => Vec::new(),
     };
     let mut changes = take(first);
-    for b in rest.iter_mut() {
-        changes.append(&mut take(&mut b.item));
+    let mut last: Option<&Batch> = None;
+    for b in rest {
+        changes.append(&mut take(b));
+        last = Some(b);
     }
-    let last = rest.last().map_or(&*first, |b| &b.item);
+    let last = last.unwrap_or(&*first);
     Batch {
         id: last.id,
         start: first.start.clone(),
@@ -213,7 +219,7 @@ impl LoadStage {
                     .chain(group.iter().map(|b| &b.item))
                     .map(Batch::rows)
                     .collect();
-                let combined = combine(&mut msg.item, &mut group);
+                let combined = combine(&mut msg.item, group.iter_mut().map(|b| &mut b.item));
                 let replaying = self.replaying(&combined);
                 match self.applier.apply(&combined, replaying, &abandon).await {
                     Ok(ok) => {

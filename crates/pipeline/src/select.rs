@@ -67,8 +67,9 @@ pub struct SelectConfig {
     /// Backoff between reconnects: doubling from `initial`, capped at `max`.
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
-    /// How long a clash with our own `server_id` is retried at startup (the
-    /// previous process's dump thread, see [`BinlogError::ServerIdInUse`]).
+    /// How long a clash with our own `server_id` is retried at startup and
+    /// after a lost connection (our previous dump thread, not yet gone on
+    /// the source; see [`BinlogError::ServerIdInUse`]).
     pub server_id_grace: Duration,
     /// Connection state and alarms (source unreachable, switched, purged).
     pub status: crate::status::NodeStatus,
@@ -116,7 +117,10 @@ pub async fn run(
     let mut start = cfg.start.clone();
     let mut attempt: u32 = 0;
     let mut connected_before = false;
-    let began = Instant::now();
+    // Since when our own previous dump may still be registered on the
+    // source: the start, and every lost connection (the source notices a
+    // dead dump thread only when it next writes to it).
+    let mut began = Instant::now();
     let urls: Vec<&String> = std::iter::once(&cfg.url)
         .chain(cfg.fallback_urls.iter())
         .collect();
@@ -276,6 +280,7 @@ pub async fn run(
                 }
             }
             Pump::Lost { error, resume } => {
+                began = Instant::now();
                 if let Some(resume) = resume {
                     // A whole transaction arrived: this server was healthy.
                     failing_since = None;

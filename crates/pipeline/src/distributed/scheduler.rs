@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_coord::{
-    AnyPositionStore, Board, DataRef, Fence, PositionCache, TaskBoard, TaskRecord, TaskStage,
-    TaskState,
+    AnyPositionStore, Board, BoardMirror, DataRef, Fence, PositionCache, TaskBoard, TaskRecord,
+    TaskStage, TaskState,
 };
 use sluice_core::Position;
 use tokio::sync::Notify;
@@ -63,10 +63,8 @@ pub async fn schedule(
 ) -> Result<(), PipelineError> {
     let notify = Arc::new(Notify::new());
     let watch_stop = CancellationToken::new();
-    let watcher = s
-        .board
-        .spawn_watcher(Arc::clone(&notify), watch_stop.clone());
-    let result = schedule_inner(&s, &mut rx, &abandon, &notify).await;
+    let mirror = BoardMirror::start(&s.board, Arc::clone(&notify), watch_stop.clone());
+    let result = schedule_inner(&s, &mut rx, &abandon, &mirror, &notify).await;
     // etcd trouble that outlasted the request timeouts: start the term over
     // rather than stop the node (the lease keeper decides when the term
     // itself is lost).
@@ -81,7 +79,7 @@ pub async fn schedule(
         }
     });
     watch_stop.cancel();
-    watcher.abort();
+    drop(mirror);
     // This epoch's frames are of no use to anyone any more.
     let prefix = format!("/pipe/{}/", s.term);
     s.store.retain(|p| !p.starts_with(&prefix));
@@ -92,10 +90,14 @@ async fn schedule_inner(
     s: &Scheduler,
     rx: &mut Receiver<Batch>,
     abandon: &CancellationToken,
+    mirror: &BoardMirror,
     notify: &Notify,
 ) -> Result<(), PipelineError> {
     let mut in_flight: BTreeMap<u64, InFlight> = BTreeMap::new();
     let mut input_open = true;
+    // The board revision of the last publish: the mirror must show it
+    // before a task missing from it counts as vanished.
+    let mut published_at = 0i64;
     let mut ticker = tokio::time::interval(POLL);
     loop {
         if !input_open && in_flight.is_empty() {
@@ -105,17 +107,27 @@ async fn schedule_inner(
         tokio::select! {
             () = abandon.cancelled() => return Ok(()),
             msg = rx.recv(), if input_open && in_flight.len() < s.window => {
-                match msg {
-                    None => input_open = false,
-                    Some(sized) => {
-                        let batch = sized.into_inner();
-                        let Some(passage) = s.gate.enter(abandon).await else {
-                            return Ok(());
-                        };
-                        drop(passage);
-                        let meta = publish(s, &batch).await?;
-                        in_flight.insert(batch.id, meta);
+                let Some(sized) = msg else {
+                    input_open = false;
+                    continue;
+                };
+                // A backlog is published in one request: every batch
+                // already queued, up to the window.
+                let mut group = vec![sized.into_inner()];
+                while in_flight.len() + group.len() < s.window {
+                    match rx.try_recv() {
+                        Some(next) => group.push(next.into_inner()),
+                        None => break,
                     }
+                }
+                let Some(passage) = s.gate.enter(abandon).await else {
+                    return Ok(());
+                };
+                drop(passage);
+                let (metas, revision) = publish(s, &group).await?;
+                published_at = published_at.max(revision);
+                for (batch, meta) in group.iter().zip(metas) {
+                    in_flight.insert(batch.id, meta);
                 }
                 continue;
             }
@@ -125,14 +137,13 @@ async fn schedule_inner(
         if in_flight.is_empty() {
             continue;
         }
-        let board = match s.board.snapshot().await {
-            Ok(b) => b,
-            Err(error) => {
-                // The lease keeper decides when etcd trouble ends the term.
-                tracing::warn!(%error, "reading the task board failed; retrying");
-                continue;
-            }
+        let Some(board) = mirror.board() else {
+            continue;
         };
+        if board.revision < published_at {
+            // The mirror has not seen our last publish yet.
+            continue;
+        }
         if board.term() != Some(s.term) {
             return Err(PipelineError::Rollback {
                 reason: format!(
@@ -146,44 +157,55 @@ async fn schedule_inner(
     }
 }
 
-/// Encodes `batch`, keeps it in the pipe and publishes its task.
-async fn publish(s: &Scheduler, batch: &Batch) -> Result<InFlight, PipelineError> {
-    let frame = pipe::encode(batch)?;
-    let path = PipeStore::path(s.term, batch.id, "extracted");
-    let data = DataRef {
-        node: s.node_id.clone(),
-        url: format!("{}{path}", s.advertise),
-        bytes: frame.len() as u64,
-        crc32: pipe::frame_crc(&frame),
-    };
-    s.store.put(path, frame);
+/// Encodes `batches`, keeps them in the pipe and publishes their tasks in
+/// one transaction; returns their in-flight records and its revision.
+async fn publish(s: &Scheduler, batches: &[Batch]) -> Result<(Vec<InFlight>, i64), PipelineError> {
     let now = sluice_core::time::unix_ms();
-    let record = TaskRecord {
-        term: s.term,
-        batch_id: batch.id,
-        state: TaskState::Extracted,
-        extracted: data,
-        transformed: None,
-        rows: batch.rows() as u64,
-        replay: s
-            .horizon
-            .as_ref()
-            .is_some_and(|h| is_before(&batch.start, h)),
-        load_attempts: 0,
-        loaded_by: None,
-        error: None,
-        created_unix_ms: now,
-        updated_unix_ms: now,
-    };
-    s.board.publish(&s.fence, &record).await?;
-    tracing::debug!(batch_id = batch.id, rows = record.rows, "batch published");
-    Ok(InFlight {
-        end: batch.end.clone(),
-        timestamp: batch.timestamp,
-        rows: record.rows,
-        published_ms: now,
-        warned_ms: 0,
-    })
+    let mut records = Vec::with_capacity(batches.len());
+    let mut metas = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let frame = pipe::encode(batch)?;
+        let path = PipeStore::path(s.term, batch.id, "extracted");
+        let data = DataRef {
+            node: s.node_id.clone(),
+            url: format!("{}{path}", s.advertise),
+            bytes: frame.len() as u64,
+            crc32: pipe::frame_crc(&frame),
+        };
+        s.store.put(path, frame);
+        let record = TaskRecord {
+            term: s.term,
+            batch_id: batch.id,
+            state: TaskState::Extracted,
+            extracted: data,
+            transformed: None,
+            rows: batch.rows() as u64,
+            replay: s
+                .horizon
+                .as_ref()
+                .is_some_and(|h| is_before(&batch.start, h)),
+            load_attempts: 0,
+            loaded_by: None,
+            error: None,
+            created_unix_ms: now,
+            updated_unix_ms: now,
+        };
+        metas.push(InFlight {
+            end: batch.end.clone(),
+            timestamp: batch.timestamp,
+            rows: record.rows,
+            published_ms: now,
+            warned_ms: 0,
+        });
+        records.push(record);
+    }
+    let revision = s.board.publish_all(&s.fence, &records).await?;
+    tracing::debug!(
+        first = batches.first().map_or(0, |b| b.id),
+        batches = batches.len(),
+        "batches published"
+    );
+    Ok((metas, revision))
 }
 
 /// Acknowledges loaded batches in order and repairs lost work.
@@ -194,7 +216,9 @@ async fn supervise(
 ) -> Result<(), PipelineError> {
     let now = sluice_core::time::unix_ms();
     let timeout_ms = s.task_timeout.as_millis() as u64;
-    // Acknowledge from the front while loaded.
+    // Acknowledge from the front while loaded; their records go in one
+    // request.
+    let mut acknowledged = Vec::new();
     while let Some((&id, _)) = in_flight.first_key_value() {
         let Some(task) = board.tasks.get(&id) else {
             return Err(PipelineError::Rollback {
@@ -214,15 +238,16 @@ async fn supervise(
         s.stats
             .last_event_time
             .store(u64::from(meta.timestamp), Ordering::Relaxed);
-        s.board.remove(&s.fence, id).await?;
+        acknowledged.push(id);
         s.store
             .retain(|p| p != PipeStore::path(s.term, id, "extracted"));
         tracing::debug!(
             batch_id = id,
-            loaded_by = ?task.record.loaded_by,
+            loaded_by = task.record.loaded_by.as_deref().unwrap_or(""),
             "batch acknowledged"
         );
     }
+    s.board.remove_all(&s.fence, &acknowledged).await?;
     for (&id, meta) in in_flight.iter_mut() {
         let Some(task) = board.tasks.get(&id) else {
             continue;

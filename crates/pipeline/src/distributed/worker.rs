@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_config::{Pipeline, Stage};
-use sluice_coord::{DataRef, Task, TaskBoard, TaskStage, TaskState, WorkerLease};
+use sluice_coord::{BoardMirror, DataRef, Task, TaskBoard, TaskStage, TaskState, WorkerLease};
 use sluice_core::retry::{retry, Retried, RetryPolicy};
 use sluice_load::{Loader, TermFence};
 use tokio::sync::Notify;
@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::POLL;
-use crate::batch::Batch;
+use crate::batch::{Batch, BatchBody};
 use crate::error::PipelineError;
 use crate::load::{Applier, APPLY_RETRY};
 use crate::pipe::{self, PipeClient, PipeStore};
@@ -29,8 +29,15 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const LEASE_RETRY: RetryPolicy =
     RetryPolicy::unbounded(Duration::from_millis(250), Duration::from_secs(2));
 
-/// Transform tasks one node runs at once.
+/// Transform jobs one node runs at once.
 const TRANSFORM_PARALLELISM: usize = 2;
+
+/// Batches one Transform job claims together (one claim, one completion).
+const TRANSFORM_GROUP: usize = 8;
+
+/// Rows one Load job takes together at most (as the in-process Load
+/// coalesces a backlog), in one claim, one apply and one completion.
+const LOAD_GROUP_ROWS: u64 = 20_000;
 
 /// A worker's settings.
 pub struct Worker {
@@ -88,10 +95,7 @@ pub async fn run_worker(w: Worker, shutdown: CancellationToken) -> Result<(), Pi
     );
     let notify = Arc::new(Notify::new());
     let watch_stop = CancellationToken::new();
-    let watcher = shared
-        .w
-        .board
-        .spawn_watcher(Arc::clone(&notify), watch_stop.clone());
+    let mirror = BoardMirror::start(&shared.w.board, Arc::clone(&notify), watch_stop.clone());
     let result = loop {
         if shutdown.is_cancelled() {
             break Ok(());
@@ -116,14 +120,17 @@ pub async fn run_worker(w: Worker, shutdown: CancellationToken) -> Result<(), Pi
             Retried::Stopped => break Ok(()),
             Retried::Failed(e) => break Err(e.into()),
         };
-        let outcome = work(&shared, &lease, transforms, loads, &notify, &shutdown).await;
+        let outcome = work(
+            &shared, &lease, transforms, loads, &mirror, &notify, &shutdown,
+        )
+        .await;
         lease.revoke().await;
         if let Err(e) = outcome {
             break Err(e);
         }
     };
     watch_stop.cancel();
-    watcher.abort();
+    drop(mirror);
     if let Some((_, loader)) = shared.loader.lock().await.take() {
         loader.close().await;
     }
@@ -131,11 +138,18 @@ pub async fn run_worker(w: Worker, shutdown: CancellationToken) -> Result<(), Pi
 }
 
 /// Claims and runs tasks under `lease` until it is lost or `shutdown`.
+///
+/// Claims are made in groups (one etcd transaction each): a run of
+/// consecutive transformed batches from `load_next` for Load, loaded as one
+/// apply where they hold rows (as the in-process Load coalesces a backlog);
+/// up to [`TRANSFORM_GROUP`] extracted batches per Transform job. The board
+/// is read from this node's [`BoardMirror`], never per change.
 async fn work(
     shared: &Arc<Shared>,
     lease: &WorkerLease,
     transforms: bool,
     loads: bool,
+    mirror: &BoardMirror,
     notify: &Notify,
     shutdown: &CancellationToken,
 ) -> Result<(), PipelineError> {
@@ -157,12 +171,8 @@ async fn work(
             _ = ticker.tick() => {}
             Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
         }
-        let board = match shared.w.board.snapshot().await {
-            Ok(b) => b,
-            Err(error) => {
-                tracing::debug!(%error, "stage worker: reading the task board failed");
-                continue;
-            }
+        let Some(board) = mirror.board() else {
+            continue;
         };
         // Frames this node produced for tasks that are gone or loaded (a
         // frame is stored before its task says so: keep it meanwhile).
@@ -181,29 +191,23 @@ async fn work(
         };
         let busy: Vec<(u64, TaskStage)> = running.lock().map(|r| r.clone()).unwrap_or_default();
         if loads && !busy.iter().any(|(_, s)| *s == TaskStage::Load) {
-            if let Some(task) = board.load_next.and_then(|n| board.tasks.get(&n)) {
-                if task.record.state == TaskState::Transformed
-                    && task.record.term == term
-                    && !board
-                        .claims
-                        .contains_key(&(task.record.batch_id, TaskStage::Load))
+            let run = load_run(&board, term);
+            if !run.is_empty() {
+                if let Some(claimed) = shared
+                    .w
+                    .board
+                    .claim_group(&run, TaskStage::Load, &shared.w.node_id, lease.id)
+                    .await
+                    .unwrap_or(None)
                 {
-                    if let Some(claimed) = shared
-                        .w
-                        .board
-                        .claim(task, TaskStage::Load, &shared.w.node_id, lease.id)
-                        .await
-                        .unwrap_or(None)
-                    {
-                        spawn_job(
-                            &mut jobs,
-                            shared,
-                            &running,
-                            claimed,
-                            TaskStage::Load,
-                            jobs_stop.child_token(),
-                        );
-                    }
+                    spawn_job(
+                        &mut jobs,
+                        shared,
+                        &running,
+                        claimed,
+                        TaskStage::Load,
+                        jobs_stop.child_token(),
+                    );
                 }
             }
         }
@@ -211,23 +215,32 @@ async fn work(
             let mut slots = TRANSFORM_PARALLELISM.saturating_sub(
                 busy.iter()
                     .filter(|(_, s)| *s == TaskStage::Transform)
-                    .count(),
+                    .map(|(id, _)| *id)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+                    .div_ceil(TRANSFORM_GROUP),
             );
-            for (id, task) in &board.tasks {
-                if slots == 0 {
-                    break;
-                }
-                if task.record.state != TaskState::Extracted
-                    || task.record.term != term
-                    || board.claims.contains_key(&(*id, TaskStage::Transform))
-                    || busy.contains(&(*id, TaskStage::Transform))
-                {
-                    continue;
-                }
+            let mut free = board
+                .tasks
+                .iter()
+                .filter(|(id, task)| {
+                    task.record.state == TaskState::Extracted
+                        && task.record.term == term
+                        && !board.claims.contains_key(&(**id, TaskStage::Transform))
+                        && !busy.contains(&(**id, TaskStage::Transform))
+                })
+                .map(|(_, t)| t.clone())
+                .collect::<Vec<Task>>()
+                .into_iter()
+                .peekable();
+            while slots > 0 && free.peek().is_some() {
+                let group: Vec<Task> = free.by_ref().take(TRANSFORM_GROUP).collect();
+                // All or none: another node may have claimed one meanwhile
+                // (the next change shows which).
                 if let Some(claimed) = shared
                     .w
                     .board
-                    .claim(task, TaskStage::Transform, &shared.w.node_id, lease.id)
+                    .claim_group(&group, TaskStage::Transform, &shared.w.node_id, lease.id)
                     .await
                     .unwrap_or(None)
                 {
@@ -240,6 +253,8 @@ async fn work(
                         TaskStage::Transform,
                         jobs_stop.child_token(),
                     );
+                } else {
+                    break;
                 }
             }
         }
@@ -249,46 +264,110 @@ async fn work(
     result
 }
 
+/// The run of consecutive transformed batches of `term` from `load_next`,
+/// none claimed, up to [`LOAD_GROUP_ROWS`] rows (at least one batch).
+fn load_run(board: &sluice_coord::Board, term: u64) -> Vec<Task> {
+    let mut run = Vec::new();
+    let Some(mut next) = board.load_next else {
+        return run;
+    };
+    let mut rows = 0u64;
+    while let Some(task) = board.tasks.get(&next) {
+        let r = &task.record;
+        if r.state != TaskState::Transformed
+            || r.term != term
+            || board.claims.contains_key(&(next, TaskStage::Load))
+            || (!run.is_empty() && rows + r.rows > LOAD_GROUP_ROWS)
+        {
+            break;
+        }
+        rows += r.rows;
+        run.push(task.clone());
+        next += 1;
+    }
+    run
+}
+
 fn spawn_job(
     jobs: &mut JoinSet<()>,
     shared: &Arc<Shared>,
     running: &Arc<Mutex<Vec<(u64, TaskStage)>>>,
-    task: Task,
+    group: Vec<Task>,
     stage: TaskStage,
     stop: CancellationToken,
 ) {
-    let id = task.record.batch_id;
+    let ids: Vec<u64> = group.iter().map(|t| t.record.batch_id).collect();
     if let Ok(mut r) = running.lock() {
-        r.push((id, stage));
+        r.extend(ids.iter().map(|&id| (id, stage)));
     }
     let shared = Arc::clone(shared);
     let running = Arc::clone(running);
     jobs.spawn(async move {
         let outcome = match stage {
-            TaskStage::Transform => transform_task(&shared, &task, &stop).await,
-            TaskStage::Load => load_task(&shared, &task, &stop).await,
+            TaskStage::Transform => transform_group(&shared, &group, &stop).await,
+            TaskStage::Load => load_group(&shared, &group, &stop).await,
         };
-        if let Err(error) = outcome {
+        if let Err(failure) = outcome {
             let board = &shared.w.board;
-            if is_definite(&error) {
+            let error = &failure.error;
+            let first = ids.first().copied().unwrap_or_default();
+            if is_definite(error) {
+                let id = failure.batch_id.unwrap_or(first);
                 tracing::error!(batch_id = id, stage = stage.name(), %error, "stage task failed");
-                let mut failed = task.record.clone();
-                failed.state = TaskState::Failed;
-                failed.error = Some(format!("{} on node {}: {error}", stage.name(), shared.w.node_id));
-                failed.updated_unix_ms = sluice_core::time::unix_ms();
-                let _ = board.complete(&task, stage, &failed).await;
+                // The failing task is marked failed; the ones after it are
+                // given back unchanged (the leader stops on the failure).
+                let records: Vec<_> = group
+                    .iter()
+                    .map(|t| {
+                        let mut r = t.record.clone();
+                        if r.batch_id == id {
+                            r.state = TaskState::Failed;
+                            r.error = Some(format!(
+                                "{} on node {}: {error}",
+                                stage.name(),
+                                shared.w.node_id
+                            ));
+                            r.updated_unix_ms = sluice_core::time::unix_ms();
+                        }
+                        r
+                    })
+                    .collect();
+                let _ = board.complete_group(&group, stage, &records).await;
             } else {
-                tracing::warn!(batch_id = id, stage = stage.name(), %error, "stage task failed; releasing it for another attempt");
-                // Backoff: the claim keeps this task from being retried at
+                tracing::warn!(batch_id = first, batches = ids.len(), stage = stage.name(), %error, "stage task failed; releasing it for another attempt");
+                // Backoff: the claims keep these tasks from being retried at
                 // once, here or elsewhere.
                 tokio::time::sleep(RETRY_PAUSE).await;
-                let _ = board.release(id, stage).await;
+                for &id in &ids {
+                    let _ = board.release(id, stage).await;
+                }
             }
         }
         if let Ok(mut r) = running.lock() {
-            r.retain(|x| *x != (id, stage));
+            r.retain(|(id, s)| !(*s == stage && ids.contains(id)));
         }
     });
+}
+
+/// A group's failure, with the batch it is about when known.
+struct GroupFailure {
+    batch_id: Option<u64>,
+    error: PipelineError,
+}
+
+impl From<PipelineError> for GroupFailure {
+    fn from(error: PipelineError) -> Self {
+        GroupFailure {
+            batch_id: None,
+            error,
+        }
+    }
+}
+
+impl From<sluice_coord::CoordError> for GroupFailure {
+    fn from(error: sluice_coord::CoordError) -> Self {
+        GroupFailure::from(PipelineError::from(error))
+    }
 }
 
 fn is_definite(error: &PipelineError) -> bool {
@@ -317,35 +396,49 @@ async fn input(shared: &Shared, data: &DataRef) -> Result<Batch, PipelineError> 
     Ok(batch)
 }
 
-async fn transform_task(
+/// Transforms a claimed group, one batch after the other, and records all
+/// of them in one transaction.
+async fn transform_group(
     shared: &Shared,
-    task: &Task,
+    group: &[Task],
     stop: &CancellationToken,
-) -> Result<(), PipelineError> {
-    let record = &task.record;
-    let mut batch = tokio::select! {
-        () = stop.cancelled() => return Ok(()),
-        b = input(shared, &record.extracted) => b?,
-    };
-    {
-        let mut transformer = shared
-            .transformer
-            .lock()
-            .map_err(|_| PipelineError::Stage {
-                stage: "transform",
-                message: "transformer lock poisoned".into(),
+) -> Result<(), GroupFailure> {
+    let mut done = Vec::with_capacity(group.len());
+    let mut paths = Vec::with_capacity(group.len());
+    for task in group {
+        let record = &task.record;
+        let fail = |error| GroupFailure {
+            batch_id: Some(record.batch_id),
+            error,
+        };
+        let mut batch = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            b = input(shared, &record.extracted) => b.map_err(fail)?,
+        };
+        {
+            let mut transformer = shared.transformer.lock().map_err(|_| {
+                fail(PipelineError::Stage {
+                    stage: "transform",
+                    message: "transformer lock poisoned".into(),
+                })
             })?;
-        transformer.transform(&mut batch)?;
+            transformer.transform(&mut batch).map_err(fail)?;
+        }
+        let frame = pipe::encode(&batch).map_err(|e| fail(e.into()))?;
+        let path = PipeStore::path(record.term, record.batch_id, "transformed");
+        let data = DataRef {
+            node: shared.w.node_id.clone(),
+            url: format!("{}{path}", shared.w.advertise),
+            bytes: frame.len() as u64,
+            crc32: pipe::frame_crc(&frame),
+        };
+        shared.w.store.put(path.clone(), frame);
+        paths.push(path);
+        let mut next = record.clone();
+        next.state = TaskState::Transformed;
+        next.transformed = Some(data);
+        done.push(next);
     }
-    let frame = pipe::encode(&batch)?;
-    let path = PipeStore::path(record.term, record.batch_id, "transformed");
-    let data = DataRef {
-        node: shared.w.node_id.clone(),
-        url: format!("{}{path}", shared.w.advertise),
-        bytes: frame.len() as u64,
-        crc32: pipe::frame_crc(&frame),
-    };
-    shared.w.store.put(path.clone(), frame);
     if !shared.transform_delay.is_zero() {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -355,60 +448,144 @@ async fn transform_task(
     if stop.is_cancelled() {
         return Ok(());
     }
-    let mut done = record.clone();
-    done.state = TaskState::Transformed;
-    done.transformed = Some(data);
-    done.updated_unix_ms = sluice_core::time::unix_ms();
+    let now = sluice_core::time::unix_ms();
+    for r in &mut done {
+        r.updated_unix_ms = now;
+    }
     if shared
         .w
         .board
-        .complete(task, TaskStage::Transform, &done)
+        .complete_group(group, TaskStage::Transform, &done)
         .await?
     {
-        tracing::info!(
-            batch_id = record.batch_id,
-            rows = record.rows,
-            at_ms = done.updated_unix_ms,
-            "batch transformed"
-        );
+        for r in &done {
+            tracing::info!(
+                batch_id = r.batch_id,
+                rows = r.rows,
+                at_ms = now,
+                "batch transformed"
+            );
+        }
     } else {
-        shared.w.store.retain(|p| p != path);
+        shared.w.store.retain(|p| !paths.iter().any(|q| q == p));
     }
     Ok(())
 }
 
-async fn load_task(
+/// Loads a claimed run of consecutive batches: row batches together (one
+/// apply, one checkpoint: the last's), DDL on its own, in order; then
+/// records all of them in one transaction, which advances `load_next`.
+async fn load_group(
     shared: &Shared,
-    task: &Task,
+    group: &[Task],
     stop: &CancellationToken,
-) -> Result<(), PipelineError> {
-    let record = &task.record;
-    let Some(data) = &record.transformed else {
-        return Ok(());
-    };
-    let batch = tokio::select! {
-        () = stop.cancelled() => return Ok(()),
-        b = input(shared, data) => b,
-    };
-    let batch = match batch {
-        Ok(b) => b,
-        Err(PipelineError::Pipe(e)) if e.is_lost() => {
-            // Transform it again from the leader's copy.
-            tracing::warn!(batch_id = record.batch_id, error = %e, "transformed batch lost; sending it back to transform");
-            let mut again = record.clone();
-            again.state = TaskState::Extracted;
-            again.transformed = None;
-            again.updated_unix_ms = sluice_core::time::unix_ms();
-            shared
-                .w
-                .board
-                .complete(task, TaskStage::Load, &again)
-                .await?;
+) -> Result<(), GroupFailure> {
+    let mut batches = Vec::with_capacity(group.len());
+    for task in group {
+        let record = &task.record;
+        let Some(data) = &record.transformed else {
             return Ok(());
+        };
+        let fetched = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            b = input(shared, data) => b,
+        };
+        match fetched {
+            Ok(b) => batches.push(b),
+            Err(PipelineError::Pipe(e)) if e.is_lost() => {
+                // Transform it again from the leader's copy; the batches
+                // before it are loaded now, those after it given back.
+                tracing::warn!(batch_id = record.batch_id, error = %e, "transformed batch lost; sending it back to transform");
+                let keep = batches.len();
+                let loaded = load_fetched(shared, &group[..keep], batches, stop).await?;
+                if !loaded {
+                    return Ok(());
+                }
+                let now = sluice_core::time::unix_ms();
+                let records: Vec<_> = group
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let mut r = t.record.clone();
+                        if i < keep {
+                            r.state = TaskState::Loaded;
+                            r.loaded_by = Some(shared.w.node_id.clone());
+                        } else if i == keep {
+                            r.state = TaskState::Extracted;
+                            r.transformed = None;
+                        }
+                        r.updated_unix_ms = now;
+                        r
+                    })
+                    .collect();
+                shared
+                    .w
+                    .board
+                    .complete_group(group, TaskStage::Load, &records)
+                    .await?;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(GroupFailure {
+                    batch_id: Some(record.batch_id),
+                    error: e,
+                })
+            }
         }
-        Err(e) => return Err(e),
+    }
+    let rows: u64 = batches.iter().map(|b| b.rows() as u64).sum();
+    if !load_fetched(shared, group, batches, stop).await? {
+        return Ok(());
+    }
+    let now = sluice_core::time::unix_ms();
+    let records: Vec<_> = group
+        .iter()
+        .map(|t| {
+            let mut r = t.record.clone();
+            r.state = TaskState::Loaded;
+            r.loaded_by = Some(shared.w.node_id.clone());
+            r.updated_unix_ms = now;
+            r
+        })
+        .collect();
+    if shared
+        .w
+        .board
+        .complete_group(group, TaskStage::Load, &records)
+        .await?
+    {
+        shared
+            .w
+            .stats
+            .batches
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        shared.w.stats.rows.fetch_add(rows, Ordering::Relaxed);
+        for r in &records {
+            tracing::info!(
+                batch_id = r.batch_id,
+                rows = r.rows,
+                replay = r.replay,
+                with = group.len(),
+                at_ms = now,
+                "batch loaded"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Applies `batches` (the fetched inputs of `group`, in order): row batches
+/// in a row together, DDL alone. `Ok(false)` when stopped.
+async fn load_fetched(
+    shared: &Shared,
+    group: &[Task],
+    batches: Vec<Batch>,
+    stop: &CancellationToken,
+) -> Result<bool, GroupFailure> {
+    let Some(first) = group.first() else {
+        return Ok(true);
     };
-    let loader = epoch_loader(shared, record.term).await?;
+    let loader = epoch_loader(shared, first.record.term).await?;
     let applier = Applier {
         pipeline: shared.w.pipeline.name.clone(),
         loader,
@@ -418,34 +595,54 @@ async fn load_task(
         retry: APPLY_RETRY,
         gate: shared.w.gate.clone(),
     };
-    if !applier.apply(&batch, record.replay, stop).await? {
-        return Ok(());
+    let mut pending: Vec<(Batch, bool)> = Vec::new();
+    for (mut batch, task) in batches.into_iter().zip(group) {
+        let replay = task.record.replay;
+        if matches!(batch.body, BatchBody::Ddl(_)) {
+            if !apply_rows(&applier, &mut pending, stop).await? {
+                return Ok(false);
+            }
+            let id = batch.id;
+            let applied =
+                applier
+                    .apply(&batch, replay, stop)
+                    .await
+                    .map_err(|error| GroupFailure {
+                        batch_id: Some(id),
+                        error,
+                    })?;
+            if !applied {
+                return Ok(false);
+            }
+            continue;
+        }
+        batch.id = task.record.batch_id;
+        pending.push((batch, replay));
     }
-    let mut done = record.clone();
-    done.state = TaskState::Loaded;
-    done.loaded_by = Some(shared.w.node_id.clone());
-    done.updated_unix_ms = sluice_core::time::unix_ms();
-    if shared
-        .w
-        .board
-        .complete(task, TaskStage::Load, &done)
-        .await?
-    {
-        shared.w.stats.batches.fetch_add(1, Ordering::Relaxed);
-        shared
-            .w
-            .stats
-            .rows
-            .fetch_add(batch.rows() as u64, Ordering::Relaxed);
-        tracing::info!(
-            batch_id = record.batch_id,
-            rows = record.rows,
-            replay = record.replay,
-            at_ms = done.updated_unix_ms,
-            "batch loaded"
-        );
+    apply_rows(&applier, &mut pending, stop).await
+}
+
+/// Applies the row batches in `pending` as one (emptying it).
+async fn apply_rows(
+    applier: &Applier,
+    pending: &mut Vec<(Batch, bool)>,
+    stop: &CancellationToken,
+) -> Result<bool, GroupFailure> {
+    if pending.is_empty() {
+        return Ok(true);
     }
-    Ok(())
+    let replay = pending.iter().any(|(_, r)| *r);
+    let mut run: Vec<Batch> = pending.drain(..).map(|(b, _)| b).collect();
+    let (first, rest) = run.split_at_mut(1);
+    let combined = crate::load::combine(&mut first[0], rest.iter_mut());
+    let id = combined.id;
+    applier
+        .apply(&combined, replay, stop)
+        .await
+        .map_err(|error| GroupFailure {
+            batch_id: Some(id),
+            error,
+        })
 }
 
 /// The loader writing under `term` (reconnected when the epoch changes).
