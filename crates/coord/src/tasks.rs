@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! {root}epoch                    the leader's current epoch; its mod revision is the epoch's term
-//! {root}load_next                the next batch id Load may claim (decimal)
+//! {root}load_next                the next batch id Load may claim (decimal); every batch below it is loaded
 //! {root}batches/{id}             TaskRecord: state, where its data lives, replay flag, error
 //! {root}claims/{id}/{stage}      ClaimRecord under the claiming node's lease
 //! ```
@@ -81,7 +81,10 @@ pub enum TaskState {
     Extracted,
     /// Transformed; its data is on `transformed.node`. Next: load (in order).
     Transformed,
-    /// Committed on the target; the leader acknowledges it next.
+    /// Committed on the target; the leader acknowledges it next. (A load's
+    /// completion removes the record instead of writing this state:
+    /// `load_next` passing a batch says it is loaded; the state remains for
+    /// records written by older versions.)
     Loaded,
     /// A stage failed definitely (`error`); the leader stops the pipeline.
     Failed,
@@ -598,7 +601,8 @@ impl TaskBoard {
 
     /// [`complete`](Self::complete) for a claimed group in one transaction,
     /// all or none: `records[i]` replaces `seen[i]`. Completed loads advance
-    /// `load_next` past the group's last loaded batch.
+    /// `load_next` past the group's last loaded batch and remove the loaded
+    /// batches' records and claims: a batch below `load_next` is loaded.
     pub async fn complete_group(
         &self,
         seen: &[Task],
@@ -624,12 +628,23 @@ impl TaskBoard {
                 CompareOp::Greater,
                 0,
             ));
-            ops.push(TxnOp::put(
-                task_key.as_str(),
-                serde_json::to_vec(record).unwrap_or_default(),
-                None,
-            ));
-            ops.push(TxnOp::delete(claim_key.as_str(), None));
+            if stage == TaskStage::Load && record.state == TaskState::Loaded {
+                // A loaded batch leaves the board with its load: the
+                // leader acknowledges every batch below `load_next`, so
+                // the record would only cost it one more request.
+                ops.push(TxnOp::delete(task_key.as_str(), None));
+                ops.push(TxnOp::delete(
+                    self.keys.batch_claims_prefix(id),
+                    Some(DeleteOptions::new().with_prefix()),
+                ));
+            } else {
+                ops.push(TxnOp::put(
+                    task_key.as_str(),
+                    serde_json::to_vec(record).unwrap_or_default(),
+                    None,
+                ));
+                ops.push(TxnOp::delete(claim_key.as_str(), None));
+            }
         }
         if stage == TaskStage::Load {
             let loaded = records

@@ -216,16 +216,19 @@ async fn supervise(
 ) -> Result<(), PipelineError> {
     let now = sluice_core::time::unix_ms();
     let timeout_ms = s.task_timeout.as_millis() as u64;
-    // Acknowledge from the front while loaded; their records go in one
-    // request.
-    let mut acknowledged = Vec::new();
+    // Acknowledge from the front while loaded.
+    let mut old_records = Vec::new();
+    // A batch below `load_next` is loaded (its load removed its record).
+    let load_next = board.load_next.unwrap_or(0);
     while let Some((&id, _)) = in_flight.first_key_value() {
-        let Some(task) = board.tasks.get(&id) else {
+        let task = board.tasks.get(&id);
+        let loaded = id < load_next || task.is_some_and(|t| t.record.state == TaskState::Loaded);
+        if task.is_none() && !loaded {
             return Err(PipelineError::Rollback {
                 reason: format!("the task of batch {id} vanished from the board"),
             });
-        };
-        if task.record.state != TaskState::Loaded {
+        }
+        if !loaded {
             break;
         }
         let Some(meta) = in_flight.remove(&id) else {
@@ -238,16 +241,15 @@ async fn supervise(
         s.stats
             .last_event_time
             .store(u64::from(meta.timestamp), Ordering::Relaxed);
-        acknowledged.push(id);
         s.store
             .retain(|p| p != PipeStore::path(s.term, id, "extracted"));
-        tracing::debug!(
-            batch_id = id,
-            loaded_by = task.record.loaded_by.as_deref().unwrap_or(""),
-            "batch acknowledged"
-        );
+        tracing::debug!(batch_id = id, "batch acknowledged");
+        if task.is_some() {
+            // A record in the state `loaded` (written by an older version).
+            old_records.push(id);
+        }
     }
-    s.board.remove_all(&s.fence, &acknowledged).await?;
+    s.board.remove_all(&s.fence, &old_records).await?;
     for (&id, meta) in in_flight.iter_mut() {
         let Some(task) = board.tasks.get(&id) else {
             continue;
