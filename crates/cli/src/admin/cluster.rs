@@ -179,9 +179,16 @@ impl Cluster {
                             };
                         });
                     }
-                    Ok(Err(e)) => poller.failed(&e.to_string()),
+                    // Connect afresh next round: a client whose members
+                    // were replaced, or whose auth token lapsed, may not
+                    // recover on its own.
+                    Ok(Err(e)) => {
+                        poller.failed(&e.to_string());
+                        client = None;
+                    }
                     Err(_) => {
-                        poller.failed(&format!("etcd did not answer within {POLL_TIMEOUT:?}"))
+                        poller.failed(&format!("etcd did not answer within {POLL_TIMEOUT:?}"));
+                        client = None;
                     }
                 }
             }

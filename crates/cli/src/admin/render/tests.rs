@@ -192,3 +192,53 @@ fn the_page_and_the_sign_in_page_are_self_contained() {
     assert!(login.contains(r#"action="/ui/login""#) && login.contains("not the admin token"));
     assert!(!login.contains("mysql-bin"));
 }
+
+#[test]
+fn a_full_page_stays_under_200_kb() {
+    use crate::positions::TaskView;
+    let history: Vec<Sample> = (0..crate::admin::history::CAPACITY as u64)
+        .map(|i| Sample {
+            unix_ms: 1_700_000_000_000 + i * 5_000,
+            lag_seconds: Some(i % 97 * 1000),
+            rows_per_second: Some(123_456.7 + i as f64),
+            basis: Basis::ThisNode,
+        })
+        .collect();
+    let now_ms = 1_700_000_000_000 + crate::admin::history::CAPACITY as u64 * 5_000;
+    let view = ClusterView {
+        etcd: true,
+        distributed: true,
+        read_at_ms: Some(now_ms),
+        tasks: (0..200)
+            .map(|i| TaskView {
+                batch_id: 1_000_000 + i,
+                stage: "transforming".into(),
+                owner: "a-long-node-name-of-a-worker".into(),
+                age_ms: 12_345,
+                rows: 2000,
+                load_attempts: 1,
+            })
+            .collect(),
+        ..ClusterView::default()
+    };
+    let mut st = status();
+    st["snapshot"] = json!({"state": "running", "tables": (0..500).map(|i| json!({
+        "table": format!("schema_{i}.table_with_a_long_name_{i}"), "rows_copied": i * 1000,
+        "rows_estimated": 1_000_000, "chunks_done": i, "chunks_total": 500, "rows_per_s": 1234.5, "eta_s": 99
+    })).collect::<Vec<_>>()});
+    let html = page(
+        &Snapshot {
+            status: &st,
+            view: &view,
+            history: &history,
+            now_ms,
+            lag_threshold_s: 60,
+            with_token: true,
+        },
+        include_str!("../console.css"),
+        include_str!("../console.js"),
+    );
+    assert!(html.len() < 200 * 1024, "{} bytes", html.len());
+    assert!(html.contains("and 150 more") && html.contains("and 450 more tables"));
+    println!("a full page: {} bytes", html.len());
+}
