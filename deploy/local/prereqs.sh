@@ -11,6 +11,13 @@
 #   percona-toolkit                — pt-table-checksum, run against a source by
 #                                    the tests (statement-format DML it writes)
 #   openssl                        — the TLS tests make their certificates with it
+#   chromium                       — headless browser the console (/ui) tests load
+#                                    the page in
+#   prometheus                     — promtool, which checks and unit-tests the alert
+#                                    rules (deploy/prometheus) in the tests; the
+#                                    package's own server is stopped and disabled
+#                                    right after installing it (it would take port
+#                                    9090, node-a's admin port in the quick start)
 # As root it installs the missing ones with apt-get; otherwise it prints the
 # command to run. A Rust toolchain (cargo >= 1.85) must already be present.
 # `prereqs.sh --check` only reports (exit 1 if anything is missing).
@@ -30,6 +37,8 @@ have protoc || need+=(protobuf-compiler)
 have sysbench || need+=(sysbench)
 have pt-table-checksum || need+=(percona-toolkit)
 have openssl || need+=(openssl)
+have chromium || need+=(chromium)
+have promtool || need+=(prometheus)
 have cc || need+=(gcc)
 have pkg-config || need+=(pkg-config)
 
@@ -40,6 +49,9 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if printf '%s\n' "${need[@]}" | grep -qx prometheus && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   else
     echo "prereqs: missing packages; as root, run deploy/local/prereqs.sh or:" >&2
     echo "  apt-get update && apt-get install -y ${need[*]}" >&2

@@ -9,6 +9,7 @@
 mod binlog_fixtures;
 mod binlog_live;
 mod config;
+mod console;
 mod control;
 mod decode_start;
 mod deploy;

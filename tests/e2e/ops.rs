@@ -104,7 +104,7 @@ fn start_node(config: &Path, node_id: &str, json_logs: bool) -> Sluice {
 }
 
 /// The admin address from the node's `admin HTTP listening` line.
-async fn admin_addr(node: &Sluice) -> String {
+pub(crate) async fn admin_addr(node: &Sluice) -> String {
     wait_until_async(
         "the admin address in the log",
         Duration::from_secs(30),
@@ -168,12 +168,42 @@ pub(crate) async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, St
 }
 
 /// The value of the series `name{labels}` (exact label text) in a
-/// Prometheus exposition, if present.
+/// Prometheus exposition, if present. Every series carries the global
+/// label `pipeline` first; a `series` that does not name it matches
+/// without it.
 pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
+        .map(|l| {
+            if series.contains("pipeline=") {
+                l.to_string()
+            } else {
+                without_pipeline_label(l)
+            }
+        })
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|l| l.rsplit(' ').next().map(str::to_string))
         .and_then(|v| v.parse().ok())
+}
+
+/// `name{pipeline="p",a="b"} 1` → `name{a="b"} 1`, `name{pipeline="p"} 1`
+/// → `name 1`.
+fn without_pipeline_label(line: &str) -> String {
+    let Some(at) = line.find("{pipeline=\"") else {
+        return line.to_string();
+    };
+    let rest = &line[at + "{pipeline=\"".len()..];
+    let Some(end) = rest.find('"') else {
+        return line.to_string();
+    };
+    let after = &rest[end + 1..];
+    match after.strip_prefix(',') {
+        Some(more) => format!("{}{{{more}", &line[..at]),
+        None => format!(
+            "{}{}",
+            &line[..at],
+            after.strip_prefix('}').unwrap_or(after)
+        ),
+    }
 }
 
 /// What the test webhook received: JSON bodies and the `x-test` header.

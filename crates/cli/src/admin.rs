@@ -5,10 +5,15 @@
 //!   campaigning with etcd reachable; 503 otherwise. JSON `{ready, reason,
 //!   role}` either way.
 //! * `GET /status` — the node's [`NodeStatus`] as JSON.
-//! * `GET /metrics` — Prometheus text format.
+//! * `GET /metrics` — Prometheus text format; every series a dashboard or
+//!   alert rule uses exists from the start ([`series`]).
+//! * `GET /ui` — the operator console ([`ui`]): one self-contained page with
+//!   this node's and the other nodes' state ([`cluster`]) and a chart of
+//!   the last hour ([`history`], [`chart`], rendered by [`render`]).
 //!
-//! With `admin.token`, `/status` and `/metrics` need
-//! `Authorization: Bearer TOKEN` (401 otherwise); `/healthz` and `/readyz`
+//! With `admin.token`, `/status`, `/metrics` and `/ui` need
+//! `Authorization: Bearer TOKEN` or the console's session cookie (401
+//! otherwise; `/ui` then shows its sign-in page); `/healthz` and `/readyz`
 //! stay open for probes and reveal nothing but readiness.
 //!
 //! The server takes an already bound listener and a shutdown token (the
@@ -28,22 +33,35 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sluice_pipeline::NodeStatus;
 use tokio_util::sync::CancellationToken;
 
+mod chart;
+pub mod cluster;
+pub mod history;
+mod render;
+pub mod series;
+pub mod ui;
+
 /// What the handlers read.
 pub struct AdminState {
     pub status: NodeStatus,
     pub metrics: PrometheusHandle,
     pub token: Option<String>,
+    pub console: ui::Console,
 }
 
-/// Installs the global Prometheus recorder (once per process) and starts
-/// its upkeep (histogram maintenance) until `stop`.
-pub fn install_metrics(stop: CancellationToken) -> anyhow::Result<PrometheusHandle> {
+/// Installs the global Prometheus recorder (once per process), with the
+/// global label `pipeline`, and starts its upkeep (histogram maintenance)
+/// until `stop`.
+pub fn install_metrics(
+    stop: CancellationToken,
+    pipeline: &sluice_config::Pipeline,
+) -> anyhow::Result<PrometheusHandle> {
     // Seconds; batch applies range from a millisecond to minutes of retries.
     const BUCKETS: &[f64] = &[
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("sluice_batch_apply_seconds".into()), BUCKETS)?
+        .add_global_label("pipeline", pipeline.name.clone())
         .install_recorder()?;
     describe();
     let upkeep = handle.clone();
@@ -59,8 +77,8 @@ pub fn install_metrics(stop: CancellationToken) -> anyhow::Result<PrometheusHand
     Ok(handle)
 }
 
-/// `# HELP` lines, and the gauges that should show before their first
-/// change.
+/// `# HELP` lines (the series that show before their first change are
+/// registered by [`series::register`]).
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
@@ -85,7 +103,7 @@ fn describe() {
     describe_gauge!(
         "sluice_lag_seconds",
         Unit::Seconds,
-        "Replication lag: 0 when caught up, else age of the oldest unapplied change (approx.)"
+        "Replication lag: 0 when caught up, else age of the oldest unapplied change; NaN while this node does not measure it (not active)"
     );
     describe_gauge!("sluice_acknowledged_batch", "Last acknowledged batch id");
     describe_gauge!(
@@ -142,10 +160,6 @@ fn describe() {
         "sluice_webhook_dropped_total",
         "Events dropped because a webhook's queue was full"
     );
-    for peer in ["source", "target", "etcd"] {
-        metrics::gauge!("sluice_connection_up", "peer" => peer).set(0.0);
-    }
-    metrics::gauge!("sluice_active").set(0.0);
 }
 
 /// Serves the admin endpoint on `listener` until `shutdown`.
@@ -159,6 +173,11 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics_text))
+        .route("/ui", get(ui::page))
+        .route("/ui/live", get(ui::live))
+        .route("/ui/history", get(ui::history))
+        .route("/ui/login", axum::routing::post(ui::login))
+        .route("/ui/logout", axum::routing::post(ui::logout))
         .with_state(Arc::new(state));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -211,22 +230,30 @@ async fn metrics_text(State(state): State<Arc<AdminState>>, headers: HeaderMap) 
         .into_response()
 }
 
-/// `None` when allowed, else the 401 response.
-fn check_token(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
-    let want = state.token.as_deref()?;
+/// Without `admin.token`, everyone; with it, a request with the token as
+/// `Authorization: Bearer` or with the console's session cookie.
+fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
+    let Some(want) = state.token.as_deref() else {
+        return true;
+    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), want.as_bytes()) {
+    constant_time_eq(given.as_bytes(), want.as_bytes()) || state.console.has_session(headers)
+}
+
+/// `None` when allowed, else the 401 response.
+fn check_token(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
+    if authorized(state, headers) {
         return None;
     }
     Some(
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            "unauthorized: admin.token is set; send Authorization: Bearer TOKEN\n",
+            "unauthorized: admin.token is set; send Authorization: Bearer TOKEN (or sign in at /ui)\n",
         )
             .into_response(),
     )

@@ -126,6 +126,7 @@ use sluice_config::Pipeline;
 use sluice_coord::{EtcdOptions, KeyLayout, LeaderRecord, NodeRecord, PipelineKeys};
 
 use report::Report;
+pub(crate) use report::TaskView;
 
 /// How long the target may take to answer before it counts as unreachable.
 const TARGET_TIMEOUT: Duration = Duration::from_secs(5);

@@ -85,7 +85,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Outlives the pipeline: probes see "stopped" until the process exits.
     let admin_stop = CancellationToken::new();
     if let Some(admin) = &pipeline.admin {
-        let metrics = crate::admin::install_metrics(admin_stop.clone())?;
+        let metrics = crate::admin::install_metrics(admin_stop.clone(), &pipeline)?;
         // Named in /metrics from the start, not only once something happens.
         status.control_gauges(false, false);
         let listener = tokio::net::TcpListener::bind(admin.listen)
@@ -93,10 +93,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("admin.listen: cannot listen on {}", admin.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, token = admin.token.is_some(), "admin HTTP listening");
+        crate::admin::series::register(&pipeline, &opts.node_id);
+        let cluster = crate::admin::cluster::Cluster::start(&pipeline, admin_stop.clone());
+        let history = crate::admin::history::History::default();
+        history.start_sampler(status.clone(), cluster.clone(), admin_stop.clone());
         let state = crate::admin::AdminState {
             status: status.clone(),
             metrics,
             token: admin.token.clone(),
+            console: crate::admin::ui::Console::new(
+                &pipeline.name,
+                admin.token.as_deref(),
+                cluster,
+                history,
+                pipeline.alarms.lag_threshold.as_secs(),
+            ),
         };
         let stop = admin_stop.clone();
         tokio::spawn(async move {

@@ -56,6 +56,33 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, for exporting `sluice_events_total` at 0 from the start.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::SourceUnreachable,
+        EventKind::SourceSwitched,
+        EventKind::TargetUnreachable,
+        EventKind::LeadershipGained,
+        EventKind::LeadershipLost,
+        EventKind::Lag,
+        EventKind::LoadError,
+        EventKind::StartPositionPurged,
+    ];
+
+    /// The states this kind is emitted in: conditions fire and resolve,
+    /// one-offs are events.
+    pub fn states(self) -> &'static [EventState] {
+        match self {
+            EventKind::SourceUnreachable | EventKind::TargetUnreachable | EventKind::Lag => {
+                &[EventState::Firing, EventState::Resolved]
+            }
+            EventKind::SourceSwitched
+            | EventKind::LeadershipGained
+            | EventKind::LeadershipLost
+            | EventKind::LoadError
+            | EventKind::StartPositionPurged => &[EventState::Event],
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             EventKind::SourceUnreachable => "source_unreachable",

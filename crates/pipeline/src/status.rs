@@ -31,6 +31,21 @@
 //! (transient target failures retried), `in_flight` (cut, not yet
 //! acknowledged). `last_batch_cut` is a batch *id* (ids continue across terms
 //! and nodes), not a count.
+//!
+//! # Throughput
+//!
+//! `rows_per_second` is the rate of rows Load applied over the last
+//! [`RATE_WINDOW`] (a sliding window of the monitor's once-a-second
+//! readings of `rows_loaded`), so one burst of a large batch does not read
+//! as a spike. `None` when this node does not replicate, and until the
+//! term's monitor has two readings.
+//!
+//! # Gauges while not replicating
+//!
+//! `sluice_lag_seconds` is NaN ("unknown") before this node knows the lag
+//! and after its term ends: a standby measures nothing, and a stale number
+//! — or a 0 that reads as "caught up" — would mislead a dashboard or an
+//! alert rule (`NaN > threshold` is false).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +65,8 @@ use crate::stats::LoadStats;
 pub const LAG_GRACE: Duration = Duration::from_secs(3);
 /// How often the monitor refreshes the status and gauges.
 pub const MONITOR_EVERY: Duration = Duration::from_secs(1);
+/// The window `rows_per_second` is measured over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Milliseconds since the Unix epoch (one definition: [`sluice_core::time`]).
 pub use sluice_core::time::unix_ms;
@@ -135,6 +152,8 @@ struct State {
     /// The pipeline's halt and pause (operator control, every node).
     halt: Option<sluice_coord::HaltRecord>,
     pause: Option<sluice_coord::PauseRecord>,
+    /// Rows/s applied over the last [`RATE_WINDOW`]; see the module docs.
+    rows_per_second: Option<f64>,
 }
 
 /// Cheap to clone; every clone shares one record.
@@ -190,6 +209,7 @@ impl NodeStatus {
                     lag_alarm: false,
                     halt: None,
                     pause: None,
+                    rows_per_second: None,
                 }),
             }),
         }
@@ -391,6 +411,22 @@ impl NodeStatus {
         crate::lag::lag_seconds(unix_ms(), self.state().applied_as_of_ms)
     }
 
+    /// Rows/s Load applied over the last [`RATE_WINDOW`]; `None` when this
+    /// node does not replicate (see the module docs).
+    pub fn rows_per_second(&self) -> Option<f64> {
+        self.state().rows_per_second
+    }
+
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        &self.inner.pipeline
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
     /// What the leader publishes in its node record for `sluice status`:
     /// this term's counters and the applied-as-of time, as the monitor last
     /// saw them.
@@ -511,6 +547,7 @@ impl NodeStatus {
             "lag_seconds": lag_seconds,
             "applied_as_of_unix_ms": s.applied_as_of_ms,
             "lag_alarm": s.lag_alarm,
+            "rows_per_second": s.rows_per_second.map(round_rate),
             "counters": s.counters,
             "last_error": s.last_error,
             "halted": s.halt.as_ref().map(|h| json!({
@@ -530,6 +567,20 @@ impl NodeStatus {
             })),
         })
     }
+}
+
+/// One decimal: what a reader compares, stable between two readings of
+/// the same state.
+fn round_rate(rate: f64) -> f64 {
+    (rate * 10.0).round() / 10.0
+}
+
+/// Rows/s from the monitor's readings `(when, rows_loaded)`, oldest first,
+/// over at most [`RATE_WINDOW`]; `None` with fewer than two readings.
+fn rate_over(readings: &std::collections::VecDeque<(tokio::time::Instant, u64)>) -> Option<f64> {
+    let (first, last) = (readings.front()?, readings.back()?);
+    let secs = last.0.duration_since(first.0).as_secs_f64();
+    (secs > 0.0).then(|| last.1.saturating_sub(first.1) as f64 / secs)
 }
 
 fn link_name(link: Link) -> &'static str {
@@ -596,8 +647,12 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
         let mut s = status.state();
         s.counters = Counters::default();
         s.applied_as_of_ms = None;
+        s.rows_per_second = None;
     }
     let mut ticker = tokio::time::interval(MONITOR_EVERY);
+    // (when, rows_loaded) of the last RATE_WINDOW, for rows_per_second.
+    let mut readings: std::collections::VecDeque<(tokio::time::Instant, u64)> =
+        std::collections::VecDeque::new();
     let mut complete_at: Option<u64> = None;
     let mut above_since: Option<tokio::time::Instant> = None;
     let mut last_retries = inputs.loader.retries_total();
@@ -637,6 +692,15 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
             in_flight,
             last_batch_cut: (cut > before_first).then_some(cut),
         };
+        let now = tokio::time::Instant::now();
+        readings.push_back((now, counters.rows_loaded));
+        while readings
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            readings.pop_front();
+        }
+        let rows_per_second = rate_over(&readings);
 
         if let Some(lag) = lag {
             metrics::gauge!("sluice_lag_seconds").set(lag as f64);
@@ -672,6 +736,7 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
             let mut s = status.state();
             s.counters = counters;
             s.applied_as_of_ms = as_of;
+            s.rows_per_second = rows_per_second;
             if let Some(a) = acked {
                 s.acknowledged_batch = Some(a.batch_id);
                 s.position = Some(a.position);
@@ -718,7 +783,13 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
             );
         }
     }
-    status.state().applied_as_of_ms = None;
+    {
+        let mut s = status.state();
+        s.applied_as_of_ms = None;
+        s.rows_per_second = None;
+    }
+    // Not measured any more on this node (see the module docs).
+    metrics::gauge!("sluice_lag_seconds").set(f64::NAN);
     status.set_replicating(false);
 }
 
@@ -789,5 +860,22 @@ mod tests {
         s.control_state(None, None);
         assert_eq!(s.readiness(), Ok("standby, campaigning"));
         assert!(s.to_json()["halted"].is_null());
+    }
+
+    #[test]
+    fn rows_per_second_is_the_rate_over_the_readings() {
+        use std::collections::VecDeque;
+        let t0 = tokio::time::Instant::now();
+        let mut r = VecDeque::new();
+        assert_eq!(rate_over(&r), None);
+        r.push_back((t0, 100));
+        assert_eq!(rate_over(&r), None, "one reading is no rate");
+        r.push_back((t0 + Duration::from_secs(2), 100));
+        assert_eq!(rate_over(&r), Some(0.0));
+        r.push_back((t0 + Duration::from_secs(4), 1100));
+        assert_eq!(rate_over(&r), Some(250.0));
+        assert_eq!(round_rate(1234.5678), 1234.6);
+        let s = NodeStatus::default();
+        assert!(s.to_json()["rows_per_second"].is_null());
     }
 }

@@ -8,6 +8,8 @@
 //!   match its source or for rows to be applied.
 //! * [`etcd`] — the pipeline's keys under the tests' `/e2e` prefix, reading
 //!   and waiting for values.
+//! * [`browser`] — headless Chromium, a raw HTTP client and readers of
+//!   rendered HTML (the console tests).
 //! * [`cli`] — one-shot `sluice` commands and their output.
 //! * [`ha`] — an active/standby pair: servers, pipeline file, leader,
 //!   markers and a paced write load.
@@ -19,6 +21,7 @@
 //! explain why. The workload generator and the semantic comparator are in
 //! `sluice_testkit::{workload, compare}`.
 
+pub mod browser;
 pub mod cli;
 pub mod etcd;
 pub mod ha;

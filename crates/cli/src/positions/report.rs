@@ -47,20 +47,22 @@ pub(super) struct Report {
     control: Option<sluice_coord::ControlState>,
 }
 
-/// One batch in flight on the task board, as `status` shows it.
-struct TaskView {
-    batch_id: u64,
+/// One batch in flight on the task board, as `status` (and the admin
+/// console) shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskView {
+    pub(crate) batch_id: u64,
     /// `transforming`, `loading`, or the state it waits in.
-    stage: String,
+    pub(crate) stage: String,
     /// The claiming node, or the node holding the batch's data.
-    owner: String,
-    age_ms: u64,
-    rows: u64,
-    load_attempts: u32,
+    pub(crate) owner: String,
+    pub(crate) age_ms: u64,
+    pub(crate) rows: u64,
+    pub(crate) load_attempts: u32,
 }
 
 impl TaskView {
-    fn from_board(board: &sluice_coord::Board, now_ms: u64) -> Vec<TaskView> {
+    pub(crate) fn from_board(board: &sluice_coord::Board, now_ms: u64) -> Vec<TaskView> {
         use sluice_coord::{TaskStage, TaskState};
         board
             .tasks
