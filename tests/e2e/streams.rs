@@ -441,7 +441,7 @@ async fn stream_positions_are_event_boundaries_across_rotations() -> TestResult 
         write_both(&source, &mut next, 20).await;
         let (end_file, end_pos) = binlog_end(&source).await;
         let cfg = ReplicaConfig::new(source.repl_url(), id, start.clone());
-        let mut stream = ReplicaStream::connect(&cfg).await?;
+        let mut stream = connect_as_again(&cfg).await?;
         // Read up to the source's end.
         let started = Instant::now();
         loop {
@@ -1047,4 +1047,25 @@ async fn statements_that_may_write_replicated_tables_are_refused() -> TestResult
         .await?;
     println!("target tables in shop: {got:?}");
     Ok(())
+}
+
+/// Connects `cfg`'s replica, waiting out the source's memory of this
+/// server id's previous dump (just closed, or cut by the source's restart):
+/// the server drops it only when it next writes to that connection.
+async fn connect_as_again(
+    cfg: &ReplicaConfig,
+) -> Result<ReplicaStream, Box<dyn std::error::Error>> {
+    let connected = sluice_testkit::wait_until_async(
+        "the source to forget this server id's previous dump",
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || async {
+            match ReplicaStream::connect(cfg).await {
+                Err(sluice_binlog::BinlogError::ServerIdInUse { .. }) => None,
+                other => Some(other),
+            }
+        },
+    )
+    .await?;
+    Ok(connected?)
 }
