@@ -6,7 +6,7 @@
 
 use plotters::prelude::*;
 
-use crate::scale::Point;
+use crate::report::Point;
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 360;

@@ -34,7 +34,7 @@ use mysql_async::prelude::Queryable;
 use sluice_testkit::{MariaDb, Role};
 
 use crate::latency::{probe_poller, Percentiles};
-use crate::report::Outcome;
+use crate::report::{Outcome, Point, Shape};
 use crate::servers::{self, master_status};
 use crate::sluice::{PipelineSpec, Sluice, Start, MIB};
 
@@ -51,36 +51,12 @@ const PROBE_ID_BASE: u64 = 1 << 40;
 /// The wide-source budget, MiB.
 const WIDE_BUDGET_MIB: f64 = 256.0;
 
-/// One point's shape.
-#[derive(Debug, Clone, Copy)]
-pub struct Shape {
-    pub tables: u64,
-    /// Columns per row, including the key and the payload.
-    pub columns: u64,
-    /// Payload bytes per row.
-    pub row_bytes: u64,
-    pub workers: usize,
-}
-
 const BASE: Shape = Shape {
     tables: 10,
     columns: 5,
     row_bytes: 100,
     workers: 4,
 };
-
-/// A measured point.
-#[derive(Debug, Clone)]
-pub struct Point {
-    pub dimension: &'static str,
-    pub x: u64,
-    pub shape: Shape,
-    pub rows: u64,
-    pub rows_per_s: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub peak_rss_mib: f64,
-}
 
 /// The curves: (dimension, its values); every other dimension at [`BASE`].
 pub fn curves(quick: bool) -> Vec<(&'static str, Vec<u64>)> {
