@@ -210,7 +210,7 @@ fn table_ddl(schema: &str, t: u64, shape: Shape) -> String {
     ];
     for c in 2..shape.columns {
         cols.push(if c % 3 == 0 {
-            format!("c{c} VARCHAR(32) NOT NULL")
+            format!("c{c} VARCHAR(32) CHARACTER SET ascii NOT NULL")
         } else {
             format!("c{c} BIGINT NOT NULL")
         });
