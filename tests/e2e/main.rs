@@ -6,6 +6,7 @@
 //! (the `sluice` process, SQL, etcd, CLI and wait helpers, the HA setup) is
 //! in [`support`].
 
+mod bidi;
 mod binlog_fixtures;
 mod binlog_live;
 mod config;
