@@ -36,17 +36,17 @@ use crate::support::sql::{number, rows};
 use crate::support::{write_config, Coord, Sluice, TestResult};
 
 /// Keys each site's load writes: A below, B from here.
-const B_KEYS: i64 = 1_000_000;
+pub(crate) const B_KEYS: i64 = 1_000_000;
 
-struct Pair {
-    a: MariaDb,
-    b: MariaDb,
+pub(crate) struct Pair {
+    pub(crate) a: MariaDb,
+    pub(crate) b: MariaDb,
     _etcd: Etcd,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Pair {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let (a, b, etcd) = tokio::join!(MariaDb::source(), MariaDb::source(), Etcd::start());
         let (a, b, etcd) = (a.expect("A"), b.expect("B"), etcd.expect("etcd"));
         for db in [&a, &b] {
@@ -69,7 +69,7 @@ impl Pair {
     }
 
     /// The pipeline file of one direction.
-    fn config(
+    pub(crate) fn config(
         &self,
         name: &str,
         source: &MariaDb,
@@ -96,7 +96,7 @@ impl Pair {
 
 /// Waits until `node` dumps (it starts at `latest`), then until a row
 /// written on `from` arrives on `to`.
-async fn probe(from: &MariaDb, to: &MariaDb, id: i64, node: &Sluice) {
+pub(crate) async fn probe(from: &MariaDb, to: &MariaDb, id: i64, node: &Sluice) {
     sluice_testkit::wait_until_async(
         "the binlog dump to start",
         Duration::from_secs(60),

@@ -200,6 +200,11 @@ pub(super) async fn judge<'a>(
     Ok(kept)
 }
 
+/// The target row as the check reads it: its JSON image, and whether it
+/// equals the expected image, the final image, and is newer (`1`/`0`, NULL
+/// when not asked).
+type TargetRow = (Option<Vec<u8>>, Option<i64>, Option<i64>, Option<i64>);
+
 /// Judges one key (see the module docs); whether the source's change goes on.
 #[allow(clippy::too_many_arguments)]
 async fn judge_row(
@@ -274,7 +279,7 @@ async fn judge_row(
         .fetch_optional(&mut *conn)
         .await
         .map_err(failed)?;
-    let target: Option<(Option<Vec<u8>>, Option<i64>, Option<i64>, Option<i64>)> = match &found {
+    let target: Option<TargetRow> = match &found {
         Some(r) => Some((
             r.try_get(0).map_err(failed)?,
             r.try_get(1).map_err(failed)?,
