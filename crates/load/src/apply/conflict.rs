@@ -55,50 +55,12 @@ use sqlx::mysql::{MySqlArguments, MySqlConnection};
 use sqlx::Row as _;
 
 use super::catalog::{replication_key, TargetKeys};
+use super::options::{ConflictPolicy, ConflictRules, ConflictSeen};
 use super::partition::{Piece, PieceOp};
 use crate::error::LoadError;
 use crate::key::{describe_key, key_bytes};
 use crate::merge::qualified;
 use crate::sql::{encode_value, push_ident};
-
-/// What a bidirectional loader does with conflicts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConflictRules {
-    /// The pipeline, for the records.
-    pub pipeline: String,
-    pub policy: ConflictPolicy,
-}
-
-/// `bidirectional.conflicts`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConflictPolicy {
-    SourceWins,
-    TargetWins,
-    NewerWins(String),
-    Stop,
-}
-
-impl ConflictPolicy {
-    /// As written in the pipeline file.
-    pub fn name(&self) -> String {
-        match self {
-            ConflictPolicy::SourceWins => "source_wins".into(),
-            ConflictPolicy::TargetWins => "target_wins".into(),
-            ConflictPolicy::NewerWins(c) => format!("newer_wins:{c}"),
-            ConflictPolicy::Stop => "stop".into(),
-        }
-    }
-}
-
-/// One conflict the loader met and resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConflictSeen {
-    /// `` `schema`.`table` `` as written on the target.
-    pub table: String,
-    pub key: String,
-    /// `true` when the source's change was applied.
-    pub source_won: bool,
-}
 
 /// The expected state of every key a batch changes: its first change's
 /// before image, `None` for an insert.

@@ -117,13 +117,11 @@ pub mod origin;
 mod partition;
 pub mod replace;
 
-pub use conflict::{ConflictPolicy, ConflictRules, ConflictSeen};
 pub use ddl::{DdlOutcome, ALREADY_APPLIED};
 pub use options::{
-    connect_options, default_retry, ApplyStats, CheckpointMark, LoaderOptions, TermFence,
-    UniqueConflict, SESSION_SQL_MODE,
+    connect_options, default_retry, ApplyStats, CheckpointMark, ConflictPolicy, ConflictRules,
+    ConflictSeen, LoaderOptions, OriginTag, TermFence, UniqueConflict, SESSION_SQL_MODE,
 };
-pub use origin::OriginTag;
 
 use catalog::{replication_key, Catalog};
 use conflict::Expected;
@@ -477,7 +475,7 @@ impl Loader {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
         self.check_term(&mut tx, Some(batch_id), true).await?;
-        if let Some(origin::OriginTag::Marker { pipeline }) = &self.opts.origin {
+        if let Some(OriginTag::Marker { pipeline }) = &self.opts.origin {
             // First write of the transaction: the peer recognises it there.
             origin::write_marker(&mut tx, batch_id, pipeline, worker).await?;
         }

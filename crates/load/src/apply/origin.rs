@@ -45,20 +45,12 @@
 use sqlx::mysql::MySqlConnection;
 use sqlx::Connection as _;
 
+use super::options::OriginTag;
 use super::Loader;
 use crate::error::{LoadError, ServerError};
 
 /// The table holding the marker rows.
 pub const ORIGIN_TABLE: &str = "origin";
-
-/// How a loader tags what it applies (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginTag {
-    /// `SET SESSION server_id = N` on every connection.
-    ServerId(u32),
-    /// A marker row naming `pipeline` first in every row transaction.
-    Marker { pipeline: String },
-}
 
 /// `ER_SPECIFIC_ACCESS_DENIED_ERROR`: "you need (at least one of) the …
 /// privilege(s)".

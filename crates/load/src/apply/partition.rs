@@ -108,7 +108,7 @@ pub(super) struct Applied {
     /// The first of them, for the log: (table, key).
     pub(super) example: Option<(String, String)>,
     /// Conflicts met (bidirectional pipelines, see `super::conflict`).
-    pub(super) conflicts: Vec<super::conflict::ConflictSeen>,
+    pub(super) conflicts: Vec<super::options::ConflictSeen>,
 }
 
 impl Applied {
