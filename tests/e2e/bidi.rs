@@ -32,6 +32,7 @@ use sluice_testkit::compare::{wait_until_same, CompareOpts};
 use sluice_testkit::{free_port, Etcd, MariaDb};
 
 use crate::ops::{get, metric};
+use crate::support::cli::{json_of, run_sluice};
 use crate::support::sql::{number, rows};
 use crate::support::{write_config, Coord, Sluice, TestResult};
 
@@ -87,7 +88,7 @@ impl Pair {
             &format!(
                 "filter: {{ include: ['app\\..*'] }}\n\
                  batch: {{ max_rows: 200, max_delay: 5ms }}\n\
-                 load: {{ workers: 3 }}\n\
+                 load: {{ workers: 3, ddl: skip }}\n\
                  bidirectional: {bidi}\n{extra}"
             ),
         )
@@ -278,9 +279,33 @@ fn tags() -> (u32, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disjoint_loads_end_equal_nothing_comes_back_and_idle_is_idle() -> TestResult {
+    disjoint_loads("server_id").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_marker_rows_too() -> TestResult {
+    disjoint_loads("marker").await
+}
+
+/// The acceptance scenario under `tagging`: the peer's copies arrive under
+/// its tag (`server_id`) or under the server's own id after a marker row
+/// (`marker`).
+async fn disjoint_loads(tagging: &str) -> TestResult {
     let pair = Pair::start().await;
-    let a2b = pair.config("a2b", &pair.a, &pair.b, "{ peer: b2a }", "");
-    let b2a = pair.config("b2a", &pair.b, &pair.a, "{ peer: a2b }", "");
+    let a2b = pair.config(
+        "a2b",
+        &pair.a,
+        &pair.b,
+        &format!("{{ peer: b2a, tagging: {tagging} }}"),
+        "",
+    );
+    let b2a = pair.config(
+        "b2a",
+        &pair.b,
+        &pair.a,
+        &format!("{{ peer: a2b, tagging: {tagging} }}"),
+        "",
+    );
     let mut node_ab = Sluice::start_node(&a2b, "node-ab", None);
     let mut node_ba = Sluice::start_node(&b2a, "node-ba", None);
     // Both dump: a row each way (part of each side's writes).
@@ -314,8 +339,25 @@ async fn disjoint_loads_end_equal_nothing_comes_back_and_idle_is_idle() -> TestR
     )
     .await;
 
-    let (tag_ab, tag_ba) = tags();
+    // Each direction applied only its own source's changes (and its probe
+    // row): an echo of the other side's would add at least one row per key
+    // it wrote. (The counters are published every 2 s; the binlogs were
+    // quiet for 10 s.)
+    for (config, made, name) in [(&a2b, &from_a, "a2b"), (&b2a, &from_b, "b2a")] {
+        let status = json_of(&run_sluice(&["status", "--json"], config).await);
+        let loaded = status["stage_counters"]["rows_loaded"].as_u64();
+        let own = made.values().sum::<u64>() + 1;
+        assert!(
+            loaded.is_some_and(|n| n >= 1 && n <= own),
+            "{name} loaded {loaded:?} rows, its source made {own}: {status}"
+        );
+    }
     let (id_a, id_b) = (pair.a.server_id(), pair.b.server_id());
+    // Who the peer's copies are logged under.
+    let (tag_ab, tag_ba) = match tagging {
+        "marker" => (id_b, id_a),
+        _ => tags(),
+    };
     let on_a = binlog_changes(&pair.a, &binlog_files(&pair.a).await);
     let on_b = binlog_changes(&pair.b, &binlog_files(&pair.b).await);
     for (site, own, mine, theirs, own_id, peer_tag) in [
