@@ -11,7 +11,10 @@
 //!    tables without any key, their changes in source order).
 //! 3. Operations are split over `workers` connections by a hash of
 //!    (table, key): one key always lands on one worker, so per-key order
-//!    holds (invariant 4). Tables whose key compares by collation, tables
+//!    holds (invariant 4). A table with only a few rows in the batch (fewer
+//!    than 64) goes whole to one worker, chosen by a hash of the table, so
+//!    a batch spread over many tables is not cut into one-row statements.
+//!    Tables whose key compares by collation, tables
 //!    without a key and tables with a schema change inside the batch go
 //!    whole to one worker (see [`crate::key`]).
 //! 4. Each worker applies its share in **one transaction** with multi-row
