@@ -32,4 +32,5 @@ mod stages;
 mod streams;
 mod support;
 mod tls;
+mod verify;
 mod workload;

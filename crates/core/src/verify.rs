@@ -33,6 +33,7 @@
 //! collation on both sides, or the two servers would put different rows in
 //! one key range — `sluice verify` refuses such a table.
 
+pub mod read;
 pub mod sql;
 
 use std::collections::BTreeMap;

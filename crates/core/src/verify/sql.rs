@@ -101,9 +101,18 @@ fn select_canonical<'a>(cols: impl Iterator<Item = &'a VerifyColumn>, side: Side
 
 /// `k1 > ? OR (k1 = ? AND (k2 > ? ...))` (`op` `>`), or the `<=` form
 /// (`op` `<`, closed at the end), binding into `binds`.
-fn tuple_compare(keys: &[String], vals: &[BindValue], op: &str, binds: &mut Vec<BindValue>) -> String {
+fn tuple_compare(
+    keys: &[String],
+    vals: &[BindValue],
+    op: &str,
+    binds: &mut Vec<BindValue>,
+) -> String {
     let (Some(k), Some(v)) = (keys.first(), vals.first()) else {
-        return if op == "<" { "TRUE".into() } else { "FALSE".into() };
+        return if op == "<" {
+            "TRUE".into()
+        } else {
+            "FALSE".into()
+        };
     };
     binds.push(v.clone());
     if keys.len() == 1 {
@@ -133,12 +142,19 @@ pub fn range_predicate(t: &VerifyTable, side: Side, range: &KeyRange) -> (String
 }
 
 /// The condition matching exactly `keys` (each in key column order).
-pub fn keys_predicate(t: &VerifyTable, side: Side, keys: &[Vec<BindValue>]) -> (String, Vec<BindValue>) {
+pub fn keys_predicate(
+    t: &VerifyTable,
+    side: Side,
+    keys: &[Vec<BindValue>],
+) -> (String, Vec<BindValue>) {
     let cols: Vec<String> = t.key_columns().map(|c| column_ident(c, side)).collect();
     let mut binds = Vec::new();
     let one = format!(
         "({})",
-        cols.iter().map(|c| format!("{c} = ?")).collect::<Vec<_>>().join(" AND ")
+        cols.iter()
+            .map(|c| format!("{c} = ?"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
     );
     let mut parts = Vec::with_capacity(keys.len());
     for key in keys {
@@ -190,7 +206,7 @@ pub fn rows(t: &VerifyTable, side: Side, predicate: &str) -> String {
 /// A keyless table's multiset: row hash and count.
 pub fn hash_counts(t: &VerifyTable, side: Side) -> String {
     format!(
-        "SELECT CAST(h AS BINARY), COUNT(*) FROM (SELECT {} AS h FROM {}) AS v GROUP BY h",
+        "SELECT CAST(h AS BINARY), CAST(COUNT(*) AS BINARY) FROM (SELECT {} AS h FROM {}) AS v GROUP BY h",
         row_hash(t, side),
         table_ident(t, side)
     )
@@ -204,13 +220,20 @@ pub fn hashes_predicate(t: &VerifyTable, side: Side, n: usize) -> String {
 
 /// The upper bound of the chunk after `after`: the key `chunk_rows` rows on
 /// (source only: chunk planning). No row means the rest is the last chunk.
-pub fn next_bound(t: &VerifyTable, after: Option<&[BindValue]>, chunk_rows: u64) -> (String, Vec<BindValue>) {
+pub fn next_bound(
+    t: &VerifyTable,
+    after: Option<&[BindValue]>,
+    chunk_rows: u64,
+) -> (String, Vec<BindValue>) {
     let range = KeyRange {
         after: after.map(<[BindValue]>::to_vec),
         through: None,
     };
     let (predicate, binds) = range_predicate(t, Side::Source, &range);
-    let order: Vec<String> = t.key_columns().map(|c| column_ident(c, Side::Source)).collect();
+    let order: Vec<String> = t
+        .key_columns()
+        .map(|c| column_ident(c, Side::Source))
+        .collect();
     let sql = format!(
         "SELECT {} FROM {} WHERE {predicate} ORDER BY {} LIMIT 1 OFFSET {}",
         select_canonical(t.key_columns(), Side::Source),
@@ -224,7 +247,11 @@ pub fn next_bound(t: &VerifyTable, after: Option<&[BindValue]>, chunk_rows: u64)
 /// Writes `rows` whole rows (every compared column) to the target, keyed
 /// rows replacing the row with their key.
 pub fn upsert(t: &VerifyTable, rows: usize) -> String {
-    let cols: Vec<String> = t.columns.iter().map(|c| column_ident(c, Side::Target)).collect();
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| column_ident(c, Side::Target))
+        .collect();
     let one = format!("({})", vec!["?"; cols.len()].join(", "));
     let values = vec![one; rows.max(1)].join(", ");
     let update = if t.is_keyless() {
@@ -244,5 +271,8 @@ pub fn upsert(t: &VerifyTable, rows: usize) -> String {
 /// (a keyless table's duplicate).
 pub fn delete(t: &VerifyTable, predicate: &str, one: bool) -> String {
     let limit = if one { " LIMIT 1" } else { "" };
-    format!("DELETE FROM {} WHERE {predicate}{limit}", table_ident(t, Side::Target))
+    format!(
+        "DELETE FROM {} WHERE {predicate}{limit}",
+        table_ident(t, Side::Target)
+    )
 }
