@@ -58,7 +58,7 @@ async fn load(source: &MariaDb, stop: Arc<AtomicBool>) -> u64 {
              UPDATE shop.orders SET qty = qty + 1 WHERE customer = {customer} AND seq = {};
              {}",
             1 + n % 10,
-            if n % 10 == 0 { format!("INSERT INTO shop.log VALUES ('load', {n});") } else { String::new() }
+            if n.is_multiple_of(10) { format!("INSERT INTO shop.log VALUES ('load', {n});") } else { String::new() }
         ))
         .await
         .expect("load statement");

@@ -38,11 +38,14 @@ pub const DESCRIBE_KEYS: &str = "SELECT CAST(INDEX_NAME AS BINARY), CAST(COLUMN_
      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
      ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX";
 
+/// One row of [`DESCRIBE_KEYS`]: index name, column name, nullable.
+pub type KeyPart = (String, String, String);
+
 /// The key a table is verified by, from [`DESCRIBE_KEYS`]' rows: the
 /// primary key, else the first unique index over NOT NULL columns; empty
 /// when there is none (keyless).
-pub fn choose_key(rows: &[(String, String, String)]) -> Vec<String> {
-    let mut indexes: Vec<(&str, Vec<&(String, String, String)>)> = Vec::new();
+pub fn choose_key(rows: &[KeyPart]) -> Vec<String> {
+    let mut indexes: Vec<(&str, Vec<&KeyPart>)> = Vec::new();
     for row in rows {
         match indexes.last_mut() {
             Some((name, cols)) if *name == row.0 => cols.push(row),
