@@ -9,7 +9,9 @@
 //! table on stdout, the same as JSON with `--json FILE`.
 //!
 //! Scenarios (one module each): `decode`, `bulk`, `oltp`, `latency`,
-//! `memory`, `distributed` (three nodes vs one; no target, reported).
+//! `memory`, `distributed` (three nodes vs one; no target, reported),
+//! `verify` (`sluice verify` of an idle table vs pt-table-checksum and
+//! CHECKSUM TABLE).
 //! `--quick` runs each at a small scale (a smoke run for CI).
 
 mod bulk;
@@ -23,6 +25,7 @@ mod report;
 mod servers;
 mod sluice;
 mod sysbench;
+mod verify;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,7 +34,15 @@ use clap::Parser;
 
 use crate::sysbench::Workload;
 
-const SCENARIOS: [&str; 6] = ["decode", "bulk", "oltp", "latency", "memory", "distributed"];
+const SCENARIOS: [&str; 7] = [
+    "decode",
+    "bulk",
+    "oltp",
+    "latency",
+    "memory",
+    "distributed",
+    "verify",
+];
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks sluice against reference tools on local servers")]
@@ -126,6 +137,10 @@ async fn main() -> anyhow::Result<()> {
     if let (true, Some(bin)) = (want("distributed"), sluice_bin) {
         // A fifth of the bulk size: three nodes share the two cores.
         outcomes.push(distributed::run(bin, (rows / 5).max(10_000)).await?);
+    }
+
+    if let (true, Some(bin)) = (want("verify"), sluice_bin) {
+        outcomes.extend(verify::run(bin, rows).await?);
     }
 
     eprintln!(

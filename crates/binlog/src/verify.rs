@@ -242,6 +242,73 @@ impl SourceVerifier {
         })
     }
 
+    /// Whether the source's binlog holds no transaction from `file:offset`
+    /// up to `until`: only events that are not changes (a rotation, the
+    /// next file's format description, GTID lists, checkpoints). Then a
+    /// pipeline whose position is `file:offset` has applied everything
+    /// `until` holds, although its position (which only moves with
+    /// transactions) names an earlier place — the case after a binlog
+    /// rotation on an idle source. Reads at most a few events: it stops at
+    /// the first transaction event.
+    pub async fn quiet_between(
+        &self,
+        file: &str,
+        offset: u64,
+        until: &SnapshotPosition,
+    ) -> Result<bool, BinlogError> {
+        const QUIET: &[&str] = &[
+            "Format_desc",
+            "Gtid_list",
+            "Binlog_checkpoint",
+            "Rotate",
+            "Stop",
+            "Start_encryption",
+            "Heartbeat",
+            "Previous_gtids",
+        ];
+        let what = "reading the source's binlog events";
+        let mut conn = self.conn().await?;
+        let logs: Vec<Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(|e| BinlogError::source(what, e))?;
+        let names: Vec<String> = logs
+            .into_iter()
+            .filter_map(|r| r.get::<String, _>(0))
+            .collect();
+        let order = |a: &str, b: &str| sluice_core::cmp_binlog_file_names(a, b);
+        for name in names {
+            let (Some(after_start), Some(before_end)) =
+                (order(&name, file), order(&name, &until.file))
+            else {
+                return Ok(false);
+            };
+            if after_start.is_lt() || before_end.is_gt() {
+                continue;
+            }
+            let from = if name == file { offset } else { 4 };
+            let stmt = format!(
+                "SHOW BINLOG EVENTS IN '{}' FROM {from} LIMIT 50",
+                name.replace('\'', "''")
+            );
+            let events: Vec<Row> = conn
+                .query(stmt)
+                .await
+                .map_err(|e| BinlogError::source(what, e))?;
+            for ev in events {
+                let pos: u64 = ev.get(1).unwrap_or(0);
+                if name == until.file && pos >= until.offset {
+                    break;
+                }
+                let kind: String = ev.get(2).unwrap_or_default();
+                if !QUIET.contains(&kind.as_str()) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     pub async fn close(self) {
         let _ = self.pool.disconnect().await;
     }

@@ -101,6 +101,7 @@ async fn verify(args: &VerifyArgs, pipeline: &sluice_config::Pipeline) -> anyhow
         pipeline: pipeline.name.clone(),
         store,
         timeout: Duration::from_secs(args.wait),
+        source: source.clone(),
     };
     let opts = VerifyOptions {
         tables: args.tables.clone(),

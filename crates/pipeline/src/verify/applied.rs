@@ -6,7 +6,12 @@
 //! "Applied through P" is read from the target's checkpoint row (written
 //! after every batch fully committed, `sluice_load::meta`) and, with etcd,
 //! the acknowledged position in the store; the further one counts. Both
-//! only ever name positions whose changes are all on the target. While the
+//! only ever name positions whose changes are all on the target. A
+//! position only moves with transactions, so after a binlog rotation on an
+//! idle source it names the old file's end while a snapshot names the new
+//! file: when the source's binlog holds nothing but rotation events
+//! between the two, the pipeline has applied through the snapshot too
+//! (`SourceVerifier::quiet_between`). While the
 //! pipeline lags, verify waits here before each window of chunks, so it
 //! never runs further ahead of the pipeline than one window: a lagging
 //! pipeline pauses verify instead of verify adding load to a busy source.
@@ -15,7 +20,7 @@ use std::cmp::Ordering;
 use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
-use sluice_binlog::verify::SnapshotPosition;
+use sluice_binlog::verify::{SnapshotPosition, SourceVerifier};
 use sluice_coord::{AnyPositionStore, PositionStore as _};
 use sluice_core::{cmp_binlog_file_names, Position};
 use sluice_load::Loader;
@@ -32,6 +37,9 @@ pub struct Applied {
     pub store: Option<AnyPositionStore>,
     /// Longest wait for the pipeline to apply through one position.
     pub timeout: Duration,
+    /// The source, asked whether anything but rotations lies between the
+    /// pipeline's position and a snapshot's.
+    pub source: SourceVerifier,
 }
 
 /// Whether `applied` is at or past `p` (same binlog stream).
@@ -67,6 +75,15 @@ impl Applied {
             let positions = self.positions().await?;
             if positions.iter().any(|a| reached(a, p)) {
                 return Ok(());
+            }
+            if let Some(a) = positions.iter().max_by(|a, b| {
+                cmp_binlog_file_names(&a.file, &b.file)
+                    .unwrap_or(Ordering::Equal)
+                    .then(a.offset.cmp(&b.offset))
+            }) {
+                if self.source.quiet_between(&a.file, a.offset, p).await? {
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
                 let at = positions
