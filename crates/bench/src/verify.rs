@@ -47,7 +47,7 @@ pub async fn run(bin: &Path, rows: u64) -> anyhow::Result<Vec<Outcome>> {
         let n = (rows - done).min(100_000);
         conn.query_drop(format!(
             "INSERT INTO vb.t SELECT seq + {done}, seq % 1000, CONCAT('row ', seq + {done}), seq / 100,
-                 '2024-01-01' + INTERVAL (seq + {done}) SECOND FROM seq_1_to_{n}"
+                 '2024-01-01' + INTERVAL (seq + {done}) SECOND FROM vb.seq_1_to_{n}"
         ))
         .await?;
         done += n;
