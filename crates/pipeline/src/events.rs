@@ -21,7 +21,7 @@
 //! * Conditions that clear (`source_unreachable`, `target_unreachable`,
 //!   `lag`) are sent as `state: "firing"` and later `state: "resolved"`;
 //!   one-off events (`source_switched`, `leadership_*`, `load_error`,
-//!   `start_position_purged`) as `state: "event"`.
+//!   `start_position_purged`, `conflict`) as `state: "event"`.
 //! * Nothing secret goes out: callers pass redacted URLs and error texts,
 //!   and webhook URLs are logged as `scheme://host/…` only (hook URLs often
 //!   carry their token in the path).
@@ -53,11 +53,13 @@ pub enum EventKind {
     Lag,
     LoadError,
     StartPositionPurged,
+    /// A bidirectional pipeline met a conflict (`sluice_load::apply::conflict`).
+    Conflict,
 }
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -66,6 +68,7 @@ impl EventKind {
         EventKind::Lag,
         EventKind::LoadError,
         EventKind::StartPositionPurged,
+        EventKind::Conflict,
     ];
 
     /// The states this kind is emitted in: conditions fire and resolve,
@@ -79,7 +82,8 @@ impl EventKind {
             | EventKind::LeadershipGained
             | EventKind::LeadershipLost
             | EventKind::LoadError
-            | EventKind::StartPositionPurged => &[EventState::Event],
+            | EventKind::StartPositionPurged
+            | EventKind::Conflict => &[EventState::Event],
         }
     }
 
@@ -93,6 +97,7 @@ impl EventKind {
             EventKind::Lag => "lag",
             EventKind::LoadError => "load_error",
             EventKind::StartPositionPurged => "start_position_purged",
+            EventKind::Conflict => "conflict",
         }
     }
 
@@ -102,7 +107,9 @@ impl EventKind {
             EventKind::SourceUnreachable | EventKind::TargetUnreachable | EventKind::Lag => {
                 "warning"
             }
-            EventKind::SourceSwitched | EventKind::LeadershipLost => "warning",
+            EventKind::SourceSwitched | EventKind::LeadershipLost | EventKind::Conflict => {
+                "warning"
+            }
             EventKind::LeadershipGained => "info",
         }
     }

@@ -107,6 +107,8 @@ pub(super) struct Applied {
     pub(super) missed: u64,
     /// The first of them, for the log: (table, key).
     pub(super) example: Option<(String, String)>,
+    /// Conflicts met (bidirectional pipelines, see `super::conflict`).
+    pub(super) conflicts: Vec<super::options::ConflictSeen>,
 }
 
 impl Applied {
@@ -122,6 +124,7 @@ impl Applied {
     pub(super) fn add_to(self, stats: &mut ApplyStats, batch_id: u64, conflicts: UniqueConflict) {
         stats.statements += self.statements;
         stats.deletes_missed += self.missed;
+        stats.conflicts.extend(self.conflicts);
         if let Some((table, key)) = self.example {
             let replaying = conflicts == UniqueConflict::Replace;
             if replaying {
