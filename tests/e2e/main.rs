@@ -34,4 +34,5 @@ mod stages;
 mod streams;
 mod support;
 mod tls;
+mod verify;
 mod workload;

@@ -11,7 +11,8 @@
 //! Scenarios (one module each): `decode`, `bulk`, `oltp`, `latency`,
 //! `memory`, `distributed` (three nodes vs one; no target, reported),
 //! `scale` (curves over tables, columns, row size and load workers, written
-//! as JSON and SVG charts to `--scale-out`).
+//! as JSON and SVG charts to `--scale-out`), `verify` (`sluice verify` of an
+//! idle table vs pt-table-checksum and CHECKSUM TABLE).
 //! `--quick` runs each at a small scale (a smoke run for CI).
 
 mod bulk;
@@ -27,6 +28,7 @@ mod scale;
 mod servers;
 mod sluice;
 mod sysbench;
+mod verify;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,7 +37,7 @@ use clap::Parser;
 
 use crate::sysbench::Workload;
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "decode",
     "bulk",
     "oltp",
@@ -43,6 +45,7 @@ const SCENARIOS: [&str; 7] = [
     "memory",
     "distributed",
     "scale",
+    "verify",
 ];
 
 #[derive(Debug, Parser)]
@@ -145,6 +148,10 @@ async fn main() -> anyhow::Result<()> {
     if let (true, Some(bin)) = (want("scale"), sluice_bin) {
         let (_, wide) = scale::run(bin, q, &args.scale_out).await?;
         outcomes.extend(wide);
+    }
+
+    if let (true, Some(bin)) = (want("verify"), sluice_bin) {
+        outcomes.extend(verify::run(bin, rows).await?);
     }
 
     eprintln!(

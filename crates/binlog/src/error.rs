@@ -74,6 +74,10 @@ pub enum BinlogError {
         code: u16,
         message: String,
     },
+    /// `sluice verify` cannot read this source as it needs to (no exact
+    /// snapshot position, a table it cannot compare).
+    #[error("cannot verify on the source: {0}")]
+    Verify(String),
 }
 
 impl Classify for BinlogError {

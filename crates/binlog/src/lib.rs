@@ -33,6 +33,7 @@ pub mod statement;
 pub mod stream;
 pub mod tablemap;
 pub mod temporal;
+pub mod verify;
 
 pub use error::BinlogError;
 pub use events::{Event, EventDecoder, EventKind, RowsEvent};

@@ -11,6 +11,7 @@ mod control;
 mod positions;
 mod run;
 mod validate;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -87,6 +88,10 @@ enum Command {
     /// entry of source.urls, continuing by GTID (etcd).
     #[command(subcommand)]
     Source(control::SourceCommand),
+    /// Compare the target with the source while the pipeline replicates
+    /// (exit 0 equal, 1 different, 2 could not verify); `--repair` mends
+    /// what differs.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -130,6 +135,7 @@ fn main() -> std::process::ExitCode {
             Command::Resume(args) => control::resume(args).await,
             Command::Handover(args) => control::handover(args).await,
             Command::Source(cmd) => control::source(cmd).await,
+            Command::Verify(args) => verify::run(args).await,
             Command::Switchover(args) => positions::switchover::switchover(args).await,
         }
     });

@@ -22,6 +22,7 @@ pub mod schema;
 pub mod security;
 pub mod time;
 pub mod value;
+pub mod verify;
 
 pub use change::{ChangeKind, Row, RowChange};
 pub use error::{Classify, ErrorClass};

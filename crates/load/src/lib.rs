@@ -27,6 +27,7 @@ pub mod merge;
 pub mod meta;
 pub mod relaxed;
 pub mod sql;
+pub mod verify;
 
 pub use apply::{
     connect_options, default_retry, ApplyStats, CheckpointMark, ConflictPolicy, ConflictRules,

@@ -65,6 +65,11 @@ pub enum PipelineError {
         stage: &'static str,
         message: String,
     },
+    /// `sluice verify` cannot compare what it was asked to (a table missing
+    /// on the target, different key collations, the pipeline not applying
+    /// through a snapshot's position in time).
+    #[error("cannot verify: {0}")]
+    Verify(String),
 }
 
 impl From<CoordError> for PipelineError {

@@ -46,6 +46,7 @@ pub mod statements;
 pub mod stats;
 pub mod status;
 pub mod transform;
+pub mod verify;
 
 pub use error::PipelineError;
 pub use events::Events;

@@ -1,0 +1,142 @@
+//! `verify`: `sluice verify` of an idle table (default 1M rows, replicated
+//! by sluice first, the pipeline still running) against the reference tools
+//! on the same table in the same run: `pt-table-checksum` (source side
+//! only, `--recursion-method=none`: it would otherwise also need
+//! statement-based replication of its checksum queries) and
+//! `CHECKSUM TABLE` on both servers one after the other.
+//!
+//! Targets (issue 16): faster than pt-table-checksum (ratio = its time /
+//! verify's ≥ 1), and at most twice the two CHECKSUM TABLEs (ratio = their
+//! time / verify's ≥ 0.5). Verify's time includes its process start,
+//! chunk planning and waiting for the pipeline's checkpoint.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable as _;
+use sluice_testkit::{find_binary, MariaDb, Role};
+
+use crate::report::Outcome;
+use crate::servers::{self, master_status};
+use crate::sluice::{PipelineSpec, Sluice, Start};
+
+const DDL: &str = "CREATE DATABASE vb;
+    CREATE TABLE vb.t (id BIGINT PRIMARY KEY, a INT NOT NULL, b VARCHAR(64), c DECIMAL(12,2), d DATETIME(3))";
+
+/// Rows per verify chunk in this scenario.
+const CHUNK_ROWS: &str = "10000";
+
+async fn checksum_table(server: &MariaDb) -> anyhow::Result<Duration> {
+    let mut conn = server.conn().await?;
+    let began = Instant::now();
+    let _: Vec<(String, Option<u64>)> = conn.query("CHECKSUM TABLE vb.t").await?;
+    let took = began.elapsed();
+    let _ = conn.disconnect().await;
+    Ok(took)
+}
+
+pub async fn run(bin: &Path, rows: u64) -> anyhow::Result<Vec<Outcome>> {
+    eprintln!("verify: {rows} idle rows");
+    let source = servers::start(Role::Source, &[]).await?;
+    let target = servers::start(Role::Target, &[]).await?;
+    let mut conn = source.conn().await?;
+    let start = master_status(&mut conn).await?;
+    conn.query_drop(DDL).await?;
+    let mut done = 0;
+    while done < rows {
+        let n = (rows - done).min(100_000);
+        conn.query_drop(format!(
+            "INSERT INTO vb.t SELECT seq + {done}, seq % 1000, CONCAT('row ', seq + {done}), seq / 100,
+                 '2024-01-01' + INTERVAL (seq + {done}) SECOND FROM vb.seq_1_to_{n}"
+        ))
+        .await?;
+        done += n;
+    }
+    let end = master_status(&mut conn).await?;
+    let _ = conn.disconnect().await;
+    let dir = tempfile::tempdir()?;
+    let spec = PipelineSpec::new("bench_verify", "vb\\..*", Start::At(start));
+    let mut sluice = Sluice::spawn(bin, dir.path(), &spec, &source, &target)?;
+    sluice
+        .wait_caught_up(
+            &target,
+            &end,
+            Duration::from_secs(1800),
+            Duration::from_millis(200),
+        )
+        .await?;
+
+    let config = dir.path().join("bench_verify.yaml");
+    let began = Instant::now();
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "verify",
+            "--table",
+            "vb.t",
+            "--chunk-rows",
+            CHUNK_ROWS,
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .await?;
+    let verify_s = began.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        out.status.success(),
+        "sluice verify: {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let checksum_s =
+        (checksum_table(&source).await? + checksum_table(&target).await?).as_secs_f64();
+
+    let pt = find_binary("pt-table-checksum", "percona-toolkit")?;
+    let began = Instant::now();
+    let out = tokio::process::Command::new(pt)
+        .arg(format!("h=127.0.0.1,P={},u=root", source.port()))
+        .args([
+            "--databases=vb",
+            "--tables=t",
+            "--recursion-method=none",
+            "--no-check-binlog-format",
+            "--no-check-replication-filters",
+            "--no-version-check",
+        ])
+        .output()
+        .await?;
+    let pt_s = began.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        out.status.success(),
+        "pt-table-checksum: {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sluice.stop().await?;
+    eprintln!("  sluice verify {verify_s:.2}s, pt-table-checksum {pt_s:.2}s, CHECKSUM TABLE ×2 {checksum_s:.2}s");
+    let note = format!("{rows} rows, chunks of {CHUNK_ROWS}, pipeline running idle");
+    Ok(vec![
+        Outcome {
+            scenario: "verify".into(),
+            metric: "seconds to compare an idle table".into(),
+            sluice: verify_s,
+            reference: pt_s,
+            reference_tool: "pt-table-checksum (source only)".into(),
+            ratio: pt_s / verify_s,
+            target: 1.0,
+            note: note.clone(),
+        },
+        Outcome {
+            scenario: "verify".into(),
+            metric: "seconds to compare an idle table".into(),
+            sluice: verify_s,
+            reference: checksum_s,
+            reference_tool: "CHECKSUM TABLE on source + target".into(),
+            ratio: checksum_s / verify_s,
+            target: 0.5,
+            note,
+        },
+    ])
+}

@@ -1,0 +1,281 @@
+//! The SQL text of `sluice verify`, the same for source and target (see the
+//! parent module for the canonical encoding it implements).
+//!
+//! Every statement binds its values as `?` parameters (both drivers use that
+//! placeholder) and returns every value as `CAST(.. AS BINARY)`, so each
+//! driver reads plain bytes and neither converts them. Key ranges are
+//! spelled as expanded comparisons (`a > ? OR (a = ? AND b > ?)`), which
+//! every MySQL and MariaDB range optimizer turns into an index range (row
+//! constructors are not used by older MariaDB optimizers).
+
+use super::{BindValue, KeyRange, Side, VerifyColumn, VerifyTable};
+
+/// The system schemas, never verified (as never replicated).
+pub const SYSTEM_SCHEMAS: &str = "'mysql','sys','information_schema','performance_schema'";
+
+/// Every session that runs verify statements runs these first: text
+/// literals in utf8mb4 and TIMESTAMP text in UTC on both servers.
+pub const SESSION_SETUP: &[&str] = &["SET NAMES utf8mb4", "SET time_zone = '+00:00'"];
+
+/// Base tables outside the system schemas, `(schema, table)`.
+pub fn list_tables() -> String {
+    format!(
+        "SELECT CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY) FROM information_schema.TABLES \
+         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) ORDER BY 1, 2"
+    )
+}
+
+/// A table's columns in order: name, DATA_TYPE, COLUMN_TYPE, collation
+/// (empty when none). Binds schema, table.
+pub const DESCRIBE_COLUMNS: &str = "SELECT CAST(COLUMN_NAME AS BINARY), CAST(DATA_TYPE AS BINARY), \
+     CAST(COLUMN_TYPE AS BINARY), CAST(COALESCE(COLLATION_NAME, '') AS BINARY) \
+     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+
+/// A table's unique indexes' columns: index name, column name, nullable
+/// (`YES` or empty), primary key first, in index order. Binds schema, table.
+pub const DESCRIBE_KEYS: &str = "SELECT CAST(INDEX_NAME AS BINARY), CAST(COLUMN_NAME AS BINARY), \
+     CAST(NULLABLE AS BINARY) FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+     ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX";
+
+/// One row of [`DESCRIBE_KEYS`]: index name, column name, nullable.
+pub type KeyPart = (String, String, String);
+
+/// The key a table is verified by, from [`DESCRIBE_KEYS`]' rows: the
+/// primary key, else the first unique index over NOT NULL columns; empty
+/// when there is none (keyless).
+pub fn choose_key(rows: &[KeyPart]) -> Vec<String> {
+    let mut indexes: Vec<(&str, Vec<&KeyPart>)> = Vec::new();
+    for row in rows {
+        match indexes.last_mut() {
+            Some((name, cols)) if *name == row.0 => cols.push(row),
+            _ => indexes.push((&row.0, vec![row])),
+        }
+    }
+    indexes
+        .into_iter()
+        .find(|(_, cols)| cols.iter().all(|c| !c.2.eq_ignore_ascii_case("yes")))
+        .map(|(_, cols)| cols.iter().map(|c| c.1.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// `ident` quoted with backticks.
+pub fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+fn table_ident(t: &VerifyTable, side: Side) -> String {
+    match side {
+        Side::Source => format!("{}.{}", quote(&t.source_schema), quote(&t.source_table)),
+        Side::Target => format!("{}.{}", quote(&t.target_schema), quote(&t.target_table)),
+    }
+}
+
+fn column_ident(c: &VerifyColumn, side: Side) -> String {
+    quote(match side {
+        Side::Source => &c.source,
+        Side::Target => &c.target,
+    })
+}
+
+fn canonical(c: &VerifyColumn, side: Side) -> String {
+    c.kind.canonical(&column_ident(c, side))
+}
+
+/// The row's hash: `MD5` of `LENGTH:value` per column, `N` for NULL.
+pub fn row_hash(t: &VerifyTable, side: Side) -> String {
+    let parts: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| {
+            let v = canonical(c, side);
+            format!("COALESCE(CONCAT(LENGTH({v}), ':', {v}), 'N')")
+        })
+        .collect();
+    format!("MD5(CONCAT({}))", parts.join(", "))
+}
+
+/// `CAST(canonical AS BINARY)` of each column in `cols`.
+fn select_canonical<'a>(cols: impl Iterator<Item = &'a VerifyColumn>, side: Side) -> String {
+    cols.map(|c| format!("CAST({} AS BINARY)", canonical(c, side)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `k1 > ? OR (k1 = ? AND (k2 > ? ...))` (`op` `>`), or the `<=` form
+/// (`op` `<`, closed at the end), binding into `binds`.
+fn tuple_compare(
+    keys: &[String],
+    vals: &[BindValue],
+    op: &str,
+    binds: &mut Vec<BindValue>,
+) -> String {
+    let (Some(k), Some(v)) = (keys.first(), vals.first()) else {
+        return if op == "<" {
+            "TRUE".into()
+        } else {
+            "FALSE".into()
+        };
+    };
+    binds.push(v.clone());
+    if keys.len() == 1 {
+        let op = if op == "<" { "<=" } else { op };
+        return format!("{k} {op} ?");
+    }
+    binds.push(v.clone());
+    let rest = tuple_compare(&keys[1..], &vals[1..], op, binds);
+    format!("({k} {op} ? OR ({k} = ? AND ({rest})))")
+}
+
+/// The WHERE condition of `range` and its parameters.
+pub fn range_predicate(t: &VerifyTable, side: Side, range: &KeyRange) -> (String, Vec<BindValue>) {
+    let keys: Vec<String> = t.key_columns().map(|c| column_ident(c, side)).collect();
+    let mut binds = Vec::new();
+    let mut parts = Vec::new();
+    if let Some(after) = &range.after {
+        parts.push(tuple_compare(&keys, after, ">", &mut binds));
+    }
+    if let Some(through) = &range.through {
+        parts.push(tuple_compare(&keys, through, "<", &mut binds));
+    }
+    if parts.is_empty() {
+        parts.push("TRUE".into());
+    }
+    (parts.join(" AND "), binds)
+}
+
+/// The condition matching exactly `keys` (each in key column order).
+pub fn keys_predicate(
+    t: &VerifyTable,
+    side: Side,
+    keys: &[Vec<BindValue>],
+) -> (String, Vec<BindValue>) {
+    let cols: Vec<String> = t.key_columns().map(|c| column_ident(c, side)).collect();
+    let mut binds = Vec::new();
+    let one = format!(
+        "({})",
+        cols.iter()
+            .map(|c| format!("{c} = ?"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    );
+    let mut parts = Vec::with_capacity(keys.len());
+    for key in keys {
+        binds.extend(key.iter().cloned());
+        parts.push(one.clone());
+    }
+    if parts.is_empty() {
+        parts.push("FALSE".into());
+    }
+    (parts.join(" OR "), binds)
+}
+
+/// One row: `count:sum_hi:sum_lo` of the rows matching `predicate`.
+pub fn checksum(t: &VerifyTable, side: Side, predicate: &str) -> String {
+    let lane = |f: &str| format!("COALESCE(SUM(CAST(CONV({f}(h, 16), 16, 10) AS UNSIGNED)), 0)");
+    // The LIMIT keeps the derived table from being merged into the outer
+    // query, which would compute the MD5 once per lane.
+    format!(
+        "SELECT CAST(CONCAT(COUNT(*), ':', {}, ':', {}) AS BINARY) FROM \
+         (SELECT {} AS h FROM {} WHERE {predicate} LIMIT 18446744073709551615) AS v",
+        lane("LEFT"),
+        lane("RIGHT"),
+        row_hash(t, side),
+        table_ident(t, side),
+    )
+}
+
+/// Rows of key canonical values then the row hash, for rows matching
+/// `predicate`.
+pub fn row_hashes(t: &VerifyTable, side: Side, predicate: &str) -> String {
+    format!(
+        "SELECT {}, CAST({} AS BINARY) FROM {} WHERE {predicate}",
+        select_canonical(t.key_columns(), side),
+        row_hash(t, side),
+        table_ident(t, side)
+    )
+}
+
+/// Rows of every column's canonical value then the row hash.
+pub fn rows(t: &VerifyTable, side: Side, predicate: &str) -> String {
+    format!(
+        "SELECT {}, CAST({} AS BINARY) FROM {} WHERE {predicate}",
+        select_canonical(t.columns.iter(), side),
+        row_hash(t, side),
+        table_ident(t, side)
+    )
+}
+
+/// A keyless table's multiset: row hash and count.
+pub fn hash_counts(t: &VerifyTable, side: Side) -> String {
+    format!(
+        "SELECT CAST(h AS BINARY), CAST(COUNT(*) AS BINARY) FROM (SELECT {} AS h FROM {}) AS v GROUP BY h",
+        row_hash(t, side),
+        table_ident(t, side)
+    )
+}
+
+/// The condition matching rows whose hash is one of `n` bound hashes.
+pub fn hashes_predicate(t: &VerifyTable, side: Side, n: usize) -> String {
+    let marks = vec!["?"; n.max(1)].join(", ");
+    format!("{} IN ({marks})", row_hash(t, side))
+}
+
+/// The upper bound of the chunk after `after`: the key `chunk_rows` rows on
+/// (source only: chunk planning). No row means the rest is the last chunk.
+pub fn next_bound(
+    t: &VerifyTable,
+    after: Option<&[BindValue]>,
+    chunk_rows: u64,
+) -> (String, Vec<BindValue>) {
+    let range = KeyRange {
+        after: after.map(<[BindValue]>::to_vec),
+        through: None,
+    };
+    let (predicate, binds) = range_predicate(t, Side::Source, &range);
+    let order: Vec<String> = t
+        .key_columns()
+        .map(|c| column_ident(c, Side::Source))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {predicate} ORDER BY {} LIMIT 1 OFFSET {}",
+        select_canonical(t.key_columns(), Side::Source),
+        table_ident(t, Side::Source),
+        order.join(", "),
+        chunk_rows.saturating_sub(1)
+    );
+    (sql, binds)
+}
+
+/// Writes `rows` whole rows (every compared column) to the target, keyed
+/// rows replacing the row with their key.
+pub fn upsert(t: &VerifyTable, rows: usize) -> String {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| column_ident(c, Side::Target))
+        .collect();
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let values = vec![one; rows.max(1)].join(", ");
+    let update = if t.is_keyless() {
+        String::new()
+    } else {
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+        format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+    };
+    format!(
+        "INSERT INTO {} ({}) VALUES {values}{update}",
+        table_ident(t, Side::Target),
+        cols.join(", ")
+    )
+}
+
+/// Deletes the target rows matching `predicate`; `one` limits it to one row
+/// (a keyless table's duplicate).
+pub fn delete(t: &VerifyTable, predicate: &str, one: bool) -> String {
+    let limit = if one { " LIMIT 1" } else { "" };
+    format!(
+        "DELETE FROM {} WHERE {predicate}{limit}",
+        table_ident(t, Side::Target)
+    )
+}
