@@ -20,6 +20,7 @@ mod coordination;
 mod source;
 mod tables;
 mod target;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +60,7 @@ const ROOT_KEYS: &[&str] = &[
     "alarms",
     "stages",
     "bidirectional",
+    "verify",
 ];
 
 /// Longest pipeline name, node id and column name.
@@ -142,6 +144,10 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => bidirectional(cx, &map, f).map(Some),
         None => Some(None),
     };
+    let verify = match map.optional("verify") {
+        Some(f) => verify::verify(cx, &map, f).map(Some),
+        None => Some(None),
+    };
     map.finish(cx);
     if let (Some(field), Some(Some(bidi))) = (bidi_field, bidirectional.as_mut()) {
         check_bidirectional(
@@ -207,6 +213,7 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         admin: admin?,
         alarms: alarms?,
         bidirectional: bidirectional?,
+        verify: verify?,
     })
 }
 
