@@ -55,11 +55,14 @@ pub enum EventKind {
     StartPositionPurged,
     /// A bidirectional pipeline met a conflict (`sluice_load::apply::conflict`).
     Conflict,
+    /// A continuous verification round found persisting differences
+    /// (`crate::verify::continuous`).
+    VerifyMismatch,
 }
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -69,6 +72,7 @@ impl EventKind {
         EventKind::LoadError,
         EventKind::StartPositionPurged,
         EventKind::Conflict,
+        EventKind::VerifyMismatch,
     ];
 
     /// The states this kind is emitted in: conditions fire and resolve,
@@ -83,7 +87,8 @@ impl EventKind {
             | EventKind::LeadershipLost
             | EventKind::LoadError
             | EventKind::StartPositionPurged
-            | EventKind::Conflict => &[EventState::Event],
+            | EventKind::Conflict
+            | EventKind::VerifyMismatch => &[EventState::Event],
         }
     }
 
@@ -98,12 +103,15 @@ impl EventKind {
             EventKind::LoadError => "load_error",
             EventKind::StartPositionPurged => "start_position_purged",
             EventKind::Conflict => "conflict",
+            EventKind::VerifyMismatch => "verify_mismatch",
         }
     }
 
     fn severity(self) -> &'static str {
         match self {
-            EventKind::LoadError | EventKind::StartPositionPurged => "critical",
+            EventKind::LoadError | EventKind::StartPositionPurged | EventKind::VerifyMismatch => {
+                "critical"
+            }
             EventKind::SourceUnreachable | EventKind::TargetUnreachable | EventKind::Lag => {
                 "warning"
             }
