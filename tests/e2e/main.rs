@@ -35,4 +35,5 @@ mod streams;
 mod support;
 mod tls;
 mod verify;
+mod verify_continuous;
 mod workload;

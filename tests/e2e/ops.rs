@@ -208,14 +208,14 @@ fn without_pipeline_label(line: &str) -> String {
 
 /// What the test webhook received: JSON bodies and the `x-test` header.
 #[derive(Clone, Default)]
-struct Hook {
+pub(crate) struct Hook {
     received: Arc<Mutex<Vec<(serde_json::Value, String)>>>,
 }
 
 impl Hook {
     /// Serves on a free loopback port until the returned task is dropped
     /// (aborted). Answers 200 to every POST.
-    async fn start() -> (Hook, String, tokio::task::JoinHandle<()>) {
+    pub(crate) async fn start() -> (Hook, String, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the webhook");
@@ -276,7 +276,7 @@ impl Hook {
     }
 
     /// Waits for an event of `kind` in `state`.
-    async fn wait(
+    pub(crate) async fn wait(
         &self,
         kind: &str,
         state: &str,
