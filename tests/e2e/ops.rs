@@ -271,12 +271,12 @@ impl Hook {
         (hook, format!("http://{addr}/hook?key={HOOK_SECRET}"), task)
     }
 
-    fn events(&self) -> Vec<(serde_json::Value, String)> {
+    pub(crate) fn events(&self) -> Vec<(serde_json::Value, String)> {
         self.received.lock().expect("hook lock").clone()
     }
 
     /// Waits for an event of `kind` in `state`.
-    pub(crate) async fn wait(
+    async fn wait(
         &self,
         kind: &str,
         state: &str,

@@ -26,6 +26,7 @@ async fn a_changed_target_row_is_reported_by_the_webhook_and_status() -> TestRes
     conn.query_drop(
         "CREATE DATABASE shop;
          CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(40));
+         USE shop;
          INSERT INTO shop.items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_200;",
     )
     .await?;
