@@ -16,6 +16,7 @@ mod admin;
 mod batch;
 mod cluster;
 mod coordination;
+mod snapshot;
 mod source;
 mod tables;
 mod target;
@@ -53,6 +54,7 @@ const ROOT_KEYS: &[&str] = &[
     "admin",
     "alarms",
     "stages",
+    "snapshot",
 ];
 
 /// Longest pipeline name, node id and column name.
@@ -131,6 +133,11 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => stages_section(cx, &map, f).map(Some),
         None => Some(None),
     };
+    let snapshot_field = map.optional("snapshot");
+    let snapshot_section = match snapshot_field {
+        Some(f) => snapshot::snapshot(cx, &map, f),
+        None => Some(crate::model::Snapshot::default()),
+    };
     map.finish(cx);
 
     // Distributed features need a shared store: a lease or a task queue in a
@@ -170,7 +177,12 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         }
     }
 
+    if let (Some(field), Some(snap)) = (snapshot_field, &snapshot_section) {
+        snapshot::cross_check(cx, field, snap, source.as_ref(), stages_field.is_some());
+    }
+
     Some(Pipeline {
+        snapshot: snapshot_section?,
         name: name?,
         source: source?,
         target: target?,

@@ -41,6 +41,7 @@ pub mod open;
 pub mod pipe;
 pub mod runtime;
 pub mod select;
+pub mod snapshot;
 pub mod statements;
 pub mod stats;
 pub mod status;

@@ -82,6 +82,9 @@ pub struct LoadStage {
     pub failed: crate::control::FailedSlot,
     /// An operator's resolution in force.
     pub resolver: Option<crate::control::resolve::Resolver>,
+    /// Which batches are snapshot chunks ([`crate::snapshot`]): they are
+    /// applied alone, and their progress is recorded after they commit.
+    pub copies: Option<crate::snapshot::Marks>,
 }
 
 /// Applies one batch to the target (intent, rows or DDL, checkpoint),
@@ -189,11 +192,18 @@ impl LoadStage {
             // applied together: one merge, larger statements, one round of
             // metadata writes. Their byte permits are held until applied.
             let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
-            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving {
+            let copy = self.copies.as_ref().and_then(|c| c.get(msg.item.id));
+            let is_copy = |b: &Batch| self.copies.as_ref().is_some_and(|c| c.get(b.id).is_some());
+            if copy.is_some() {
+                if !crate::snapshot::before_chunk(&self.applier, copy.as_ref(), &abandon).await? {
+                    return Ok(());
+                }
+            }
+            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving && copy.is_none() {
                 let mut rows = msg.item.rows();
                 while rows < COALESCE_MAX_ROWS {
                     match rx.try_recv() {
-                        Some(next) if matches!(next.item.body, BatchBody::Rows(_)) => {
+                        Some(next) if matches!(next.item.body, BatchBody::Rows(_)) && !is_copy(&next.item) => {
                             rows += next.item.rows();
                             group.push(next);
                         }
@@ -255,6 +265,12 @@ impl LoadStage {
             };
             if !applied {
                 return Ok(());
+            }
+            if let (Some(mark), Some(marks)) = (&copy, &self.copies) {
+                if !crate::snapshot::after_chunk(&self.applier, mark, &abandon).await? {
+                    return Ok(());
+                }
+                marks.remove(msg.item.id);
             }
             let batches: Vec<&Batch> = std::iter::once(&msg.item)
                 .chain(group.iter().map(|b| &b.item))

@@ -54,7 +54,7 @@ impl Loader {
     /// Verifies that the target's term row still names this loader's term
     /// (with a shared lock inside a transaction, so a newer leader's claim
     /// waits for the transaction). No-op without a term.
-    pub(super) async fn check_term(
+    pub(crate) async fn check_term(
         &self,
         conn: &mut sqlx::MySqlConnection,
         batch_id: Option<u64>,

@@ -600,7 +600,7 @@ impl Loader {
     /// transient errors are retried, definite ones and the last attempt's
     /// are returned (with the attempt count); also returns how many retries
     /// it took.
-    pub(super) async fn retrying<T, F, Fut>(&self, what: &str, op: F) -> (Result<T, LoadError>, u32)
+    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, op: F) -> (Result<T, LoadError>, u32)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, LoadError>>,
