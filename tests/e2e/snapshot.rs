@@ -143,3 +143,64 @@ async fn initial_snapshot_under_load_equals_the_source_without_a_lock() -> TestR
     assert!(status.success(), "{}", sluice.log_tail());
     Ok(())
 }
+
+/// Starts a snapshot pipeline over `shop` → `shop_copy` and expects it to
+/// stop with a message containing every one of `expect`.
+async fn refused(source: &MariaDb, target: &MariaDb, extra: &str, expect: &[&str]) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = write_config(
+        dir.path(),
+        "refuse",
+        source,
+        target,
+        Coord::Local(&dir.path().join("state")),
+        "latest",
+        &format!("routes: [ {{ match: 'shop\\.(.*)', to: 'shop_copy.$1' }} ]\n{extra}"),
+    );
+    let mut sluice = Sluice::start(&config);
+    let status = sluice.wait(Duration::from_secs(60)).await;
+    assert!(!status.success(), "{}", sluice.log_tail());
+    let log = sluice.log_text();
+    for e in expect {
+        assert!(log.contains(e), "expected `{e}` in:\n{}", sluice.log_tail());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_a_nonempty_or_different_target_table_before_writing() -> TestResult {
+    let (source, target) = tokio::try_join!(MariaDb::source(), MariaDb::target())?;
+    source
+        .exec("CREATE DATABASE shop; CREATE TABLE shop.a (id INT PRIMARY KEY, v VARCHAR(10)); \
+               CREATE TABLE shop.b (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO shop.a VALUES (1, 'x')")
+        .await?;
+    target
+        .exec("CREATE DATABASE shop_copy; CREATE TABLE shop_copy.b (id INT PRIMARY KEY, v VARCHAR(10)); \
+               INSERT INTO shop_copy.b VALUES (9, 'old')")
+        .await?;
+    refused(
+        &source,
+        &target,
+        "snapshot: { mode: initial }\n",
+        &["target table `shop_copy.b` already holds rows"],
+    )
+    .await?;
+    // Nothing was written: `shop_copy.a` was not created.
+    let created = number(
+        &target,
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop_copy' AND TABLE_NAME = 'a'",
+    )
+    .await;
+    assert_eq!(created, Some(0));
+    target
+        .exec("DROP TABLE shop_copy.b; CREATE TABLE shop_copy.b (id INT PRIMARY KEY, v TEXT)")
+        .await?;
+    refused(
+        &source,
+        &target,
+        "snapshot: { mode: initial, on_nonempty: merge }\n",
+        &["`shop_copy.b` exists with other columns", "column `v` is `text` on the target but `varchar(10)` on the source"],
+    )
+    .await?;
+    Ok(())
+}

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_binlog::snapshot::{SnapshotReader, SourceTable};
-use sluice_binlog::BinlogError;
 use sluice_config::{OnNonempty, Pipeline, SnapshotMode};
 use sluice_core::{Position, Value};
 use sluice_load::snapshot::TableCheck;
@@ -185,7 +184,10 @@ async fn begin(
 }
 
 fn refuse(reason: String) -> PipelineError {
-    PipelineError::Source(BinlogError::Preflight(reason))
+    PipelineError::Refused {
+        at: "snapshot".into(),
+        reason,
+    }
 }
 
 /// The target columns a source table becomes under the column rules.
