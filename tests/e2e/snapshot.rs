@@ -199,8 +199,105 @@ async fn refuses_a_nonempty_or_different_target_table_before_writing() -> TestRe
         &source,
         &target,
         "snapshot: { mode: initial, on_nonempty: merge }\n",
-        &["`shop_copy.b` exists with other columns", "column `v` is `text` on the target but `varchar(10)` on the source"],
+        &[
+            "`shop_copy.b` exists with other columns",
+            "column `v` is `text` on the target but `varchar(10)` on the source",
+        ],
     )
     .await?;
+    Ok(())
+}
+
+/// SIGKILL of the active node of an HA pair part-way into the copy, under
+/// load: the standby continues from the chunks already recorded and the
+/// target equals the source; the chunks that were in flight are counted in
+/// `rows_recopied` (printed).
+#[tokio::test]
+async fn standby_finishes_the_snapshot_after_sigkill() -> TestResult {
+    use crate::support::ha::{wait_leader, HA};
+    use crate::support::server_id;
+    let (source, target, etcd) = tokio::try_join!(
+        MariaDb::source(),
+        MariaDb::target(),
+        sluice_testkit::Etcd::start()
+    )?;
+    let dir = tempfile::tempdir()?;
+    let seed = seed_from_env();
+    let mut workload = Workload::new(seed, "shop");
+    let mut conn = source.conn().await?;
+    workload.setup(&mut conn).await?;
+    workload.steps(&mut conn, 200).await?;
+    seed_extra(&source).await?;
+    let config = write_config(
+        dir.path(),
+        "pair",
+        &source,
+        &target,
+        Coord::Etcd(&etcd),
+        "latest",
+        &format!(
+            "{HA}routes: [ {{ match: 'shop\\.(.*)', to: 'shop_copy.$1' }} ]\n\
+             snapshot: {{ mode: initial, parallel: 2, chunk_rows: 2000 }}\n"
+        ),
+    );
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    wait_leader(&etcd, "pair", Some("node-a"), Duration::from_secs(30)).await;
+    let b = Sluice::start_node(&config, "node-b", Some(server_id()));
+    let progress = "SELECT COALESCE(SUM(chunks_done), 0) FROM sluice_meta.snapshot_progress \
+                    WHERE pipeline = 'pair' AND source_table = 'shop.big' AND state = 'pending'";
+    let (la, lb, killed) = tokio::join!(
+        workload.steps(&mut conn, 300),
+        extra_load(&source, seed ^ 0xBADC0DE, 2500),
+        async {
+            let mid = sluice_testkit::wait_until_async(
+                "part of shop.big copied",
+                Duration::from_secs(60),
+                Duration::from_millis(20),
+                || async { number(&target, progress).await.filter(|n| *n >= 5) },
+            )
+            .await;
+            a.kill().await;
+            mid
+        }
+    );
+    la?;
+    lb?;
+    let chunks_at_kill = killed.unwrap_or_else(|e| panic!("{e}\n{}", a.log_tail()));
+    println!("node-a killed with {chunks_at_kill} chunks of shop.big recorded");
+    wait_leader(&etcd, "pair", Some("node-b"), Duration::from_secs(30)).await;
+    let report = wait_until_same(
+        &source,
+        "shop",
+        &target,
+        "shop_copy",
+        &CompareOpts::default(),
+        Duration::from_secs(180),
+    )
+    .await;
+    if let Err(e) = report {
+        let kept = std::env::temp_dir().join(format!("sluice-snapshot-{}", std::process::id()));
+        let _ = std::fs::write(kept.with_extension("a.log"), a.log_text());
+        let _ = std::fs::write(kept.with_extension("b.log"), b.log_text());
+        panic!("{e:#}\nlogs kept in {}.{{a,b}}.log", kept.display());
+    }
+    assert!(
+        b.log_text()
+            .contains("snapshot: continuing an unfinished copy"),
+        "{}",
+        b.log_tail()
+    );
+    let pending = number(
+        &target,
+        "SELECT COUNT(*) FROM sluice_meta.snapshot_progress WHERE pipeline = 'pair' AND state <> 'done'",
+    )
+    .await;
+    assert_eq!(pending, Some(0));
+    let recopied = number(
+        &target,
+        "SELECT SUM(rows_recopied) FROM sluice_meta.snapshot_progress WHERE pipeline = 'pair'",
+    )
+    .await
+    .unwrap_or(0);
+    println!("rows copied twice after the failover: {recopied}");
     Ok(())
 }

@@ -70,8 +70,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::{
-    Admin, Alarms, Batch, Coordination, DdlPolicy, Ha, Load, Node, Pipeline, Source, Stage,
-    OnNonempty, Snapshot, SnapshotMode, StagesSettings, StartAt, Target, Webhook,
+    Admin, Alarms, Batch, Coordination, DdlPolicy, Ha, Load, Node, OnNonempty, Pipeline, Snapshot,
+    SnapshotMode, Source, Stage, StagesSettings, StartAt, Target, Webhook,
 };
 pub use rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern, SYSTEM_SCHEMAS};
 pub use url::{parse_etcd_endpoint, DbUrl, DEFAULT_MYSQL_PORT};

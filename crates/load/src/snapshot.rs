@@ -35,9 +35,32 @@ pub struct TableProgress {
 pub enum TableCheck {
     Missing,
     /// Exists with the expected columns; `nonempty` when it holds a row.
-    Matches { nonempty: bool },
+    Matches {
+        nonempty: bool,
+    },
     /// Exists with other columns: the difference, in words.
     Differs(String),
+}
+
+/// One progress row. The text columns are `utf8mb4_bin` (table names
+/// compare exactly), which the driver reports as binary: read as bytes.
+fn progress_row(r: &sqlx::mysql::MySqlRow) -> Result<TableProgress, sqlx::Error> {
+    let text = |i: usize| -> Result<String, sqlx::Error> {
+        let bytes: Vec<u8> = r.try_get(i)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let last_key: Option<Vec<u8>> = r.try_get(3)?;
+    Ok(TableProgress {
+        table: text(0)?,
+        done: text(1)? == "done",
+        start_position: text(2)?,
+        last_key: last_key.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        chunks_done: r.try_get(4)?,
+        rows_copied: r.try_get(5)?,
+        rows_estimated: r.try_get(6)?,
+        inflight_rows: r.try_get(7)?,
+        rows_recopied: r.try_get(8)?,
+    })
 }
 
 fn q(schema: &str, table: &str) -> String {
@@ -56,20 +79,10 @@ impl Loader {
         .fetch_all(self.pool())
         .await
         .map_err(|e| LoadError::target(None, "reading the snapshot progress", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| TableProgress {
-                table: r.get(0),
-                done: r.get::<String, _>(1) == "done",
-                start_position: r.get(2),
-                last_key: r.get(3),
-                chunks_done: r.get(4),
-                rows_copied: r.get(5),
-                rows_estimated: r.get(6),
-                inflight_rows: r.get(7),
-                rows_recopied: r.get(8),
-            })
-            .collect())
+        rows.iter()
+            .map(progress_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| LoadError::target(None, "reading the snapshot progress", e))
     }
 
     /// Runs `sql` (with string parameters) in a transaction holding the term.
@@ -112,7 +125,8 @@ impl Loader {
         Ok(())
     }
 
-    /// Notes that a chunk of `rows` rows of `table` is being written.
+    /// Notes that `rows` more rows of `table` are being written (a chunk may
+    /// span several batches; [`Self::snapshot_chunk_done`] resets it).
     pub async fn snapshot_inflight(
         &self,
         pipeline: &str,
@@ -122,7 +136,7 @@ impl Loader {
         let rows = rows.to_string();
         self.fenced(
             "recording the snapshot chunk in flight",
-            "UPDATE `sluice_meta`.`snapshot_progress` SET inflight_rows = ? \
+            "UPDATE `sluice_meta`.`snapshot_progress` SET inflight_rows = inflight_rows + ? \
              WHERE pipeline = ? AND source_table = ?",
             &[&rows, pipeline, table],
         )
@@ -215,10 +229,11 @@ impl Loader {
         if let Some(diff) = column_difference(expected, &have) {
             return Ok(TableCheck::Differs(diff));
         }
-        let any: Option<i32> = sqlx::query_scalar(&format!("SELECT 1 FROM {} LIMIT 1", q(schema, table)))
-            .fetch_optional(self.pool())
-            .await
-            .map_err(failed)?;
+        let any: Option<i32> =
+            sqlx::query_scalar(&format!("SELECT 1 FROM {} LIMIT 1", q(schema, table)))
+                .fetch_optional(self.pool())
+                .await
+                .map_err(failed)?;
         Ok(TableCheck::Matches {
             nonempty: any.is_some(),
         })
@@ -231,15 +246,21 @@ impl Loader {
         let what = format!("creating a table in {}", quote_ident(schema));
         let failed = |e| LoadError::target(None, what.as_str(), e);
         let mut conn = self.pool().acquire().await.map_err(failed)?;
-        sqlx::raw_sql(&format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(schema)))
-            .execute(&mut *conn)
-            .await
-            .map_err(failed)?;
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
         sqlx::raw_sql(&format!("USE {}", quote_ident(schema)))
             .execute(&mut *conn)
             .await
             .map_err(failed)?;
-        let result = sqlx::raw_sql(create).execute(&mut *conn).await.map_err(failed);
+        let result = sqlx::raw_sql(create)
+            .execute(&mut *conn)
+            .await
+            .map_err(failed);
         // The connection's default database changed: do not pool it again.
         let _ = sqlx::Connection::close(conn.detach()).await;
         result.map(|_| ())
@@ -248,7 +269,10 @@ impl Loader {
 
 /// The first difference between expected and actual `(name, type)` lists,
 /// in words; `None` when they agree (names compare case-insensitively).
-pub fn column_difference(expected: &[(String, String)], have: &[(String, String)]) -> Option<String> {
+pub fn column_difference(
+    expected: &[(String, String)],
+    have: &[(String, String)],
+) -> Option<String> {
     for (i, (name, ty)) in expected.iter().enumerate() {
         match have.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             None => return Some(format!("column `{name}` is missing on the target")),
@@ -257,8 +281,14 @@ pub fn column_difference(expected: &[(String, String)], have: &[(String, String)
                     "column `{name}` is `{t}` on the target but `{ty}` on the source"
                 ))
             }
-            Some(_) if have.get(i).is_none_or(|(n, _)| !n.eq_ignore_ascii_case(name)) => {
-                return Some(format!("column `{name}` is at another position on the target"))
+            Some(_)
+                if have
+                    .get(i)
+                    .is_none_or(|(n, _)| !n.eq_ignore_ascii_case(name)) =>
+            {
+                return Some(format!(
+                    "column `{name}` is at another position on the target"
+                ))
             }
             Some(_) => {}
         }
@@ -273,7 +303,9 @@ mod tests {
     use super::*;
 
     fn cols(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]

@@ -259,7 +259,14 @@ async fn emit_copies(
         cut(pending, next_id, tx, stop).await?;
     }
     for chunk in chunks {
-        let crate::snapshot::CopyChunk { table, target, mut rows, last_key, clear, complete } = chunk;
+        let crate::snapshot::CopyChunk {
+            table,
+            target,
+            mut rows,
+            last_key,
+            clear,
+            complete,
+        } = chunk;
         if clear && complete {
             if let Some((s, t)) = table.split_once('.') {
                 feed.dropping.remove(&(s.to_string(), t.to_string()));
@@ -271,15 +278,18 @@ async fn emit_copies(
             let last = rest.is_empty();
             let part = std::mem::replace(&mut rows, rest);
             let bytes: usize = part.iter().map(RowChange::size_hint).sum();
-            side.marks.insert(*next_id, crate::snapshot::CopyMark {
-                table: table.clone(),
-                target: target.clone(),
-                last_key: if last { last_key.clone() } else { None },
-                clear: clear && first,
-                complete: complete && last,
-                rows: part.len() as u64,
-                chunk_end: last,
-            });
+            side.marks.insert(
+                *next_id,
+                crate::snapshot::CopyMark {
+                    table: table.clone(),
+                    target: target.clone(),
+                    last_key: if last { last_key.clone() } else { None },
+                    clear: clear && first,
+                    complete: complete && last,
+                    rows: part.len() as u64,
+                    chunk_end: last,
+                },
+            );
             let batch = Batch {
                 id: *next_id,
                 start: pending.start.clone(),

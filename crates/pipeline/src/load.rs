@@ -203,7 +203,10 @@ impl LoadStage {
                 let mut rows = msg.item.rows();
                 while rows < COALESCE_MAX_ROWS {
                     match rx.try_recv() {
-                        Some(next) if matches!(next.item.body, BatchBody::Rows(_)) && !is_copy(&next.item) => {
+                        Some(next)
+                            if matches!(next.item.body, BatchBody::Rows(_))
+                                && !is_copy(&next.item) =>
+                        {
                             rows += next.item.rows();
                             group.push(next);
                         }

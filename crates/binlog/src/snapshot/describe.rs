@@ -85,7 +85,10 @@ pub(super) async fn describe(
         .min_by_key(|(n, c, _)| (n != "PRIMARY", c.len()))
         .map(|(n, c, _)| (n.clone(), c.clone()));
     let create: Option<(String, String)> = conn
-        .query_first(format!("SHOW CREATE TABLE {}", super::quote_qualified(schema, table)))
+        .query_first(format!(
+            "SHOW CREATE TABLE {}",
+            super::quote_qualified(schema, table)
+        ))
         .await
         .map_err(|e| BinlogError::source(format!("reading SHOW CREATE TABLE {name}"), e))?;
     let estimate: Option<Option<u64>> = conn
@@ -104,7 +107,10 @@ pub(super) async fn describe(
             has_names: true,
         }),
         column_types: cols.iter().map(|c| c.2.clone()).collect(),
-        key: chunk_key.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
+        key: chunk_key
+            .as_ref()
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default(),
         key_name: chunk_key.map(|(n, _)| n),
         create_sql: create.map(|(_, sql)| sql).unwrap_or_default(),
         rows_estimate: estimate.flatten().unwrap_or(0),

@@ -115,9 +115,9 @@ pub(super) fn param(v: &Value) -> My {
         Value::Double(d) => My::Double(*d),
         Value::Year(y) => My::UInt(u64::from(*y)),
         Value::Date { year, month, day } => My::Date(*year, *month, *day, 0, 0, 0, 0),
-        Value::DateTime(d) => My::Date(
-            d.year, d.month, d.day, d.hour, d.minute, d.second, d.micros,
-        ),
+        Value::DateTime(d) => {
+            My::Date(d.year, d.month, d.day, d.hour, d.minute, d.second, d.micros)
+        }
         Value::Time(t) => My::Time(
             t.negative,
             t.hours / 24,

@@ -167,10 +167,21 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     let copies = snapshot.as_ref().map(|_| crate::snapshot::Marks::default());
     let mut readers = None;
     if let (Some(plan), Some(marks)) = (&snapshot, &copies) {
-        let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(usize::try_from(pipeline.snapshot.parallel).unwrap_or(4) * 2 + 2);
+        let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(
+            usize::try_from(pipeline.snapshot.parallel).unwrap_or(4) * 2 + 2,
+        );
         let feed = crate::snapshot::Feed::new(feed_rx, plan.dropping.clone());
-        extract_cfg.snapshot = Some(crate::snapshot::ExtractSide::new(feed, marks.clone(), extract_cfg.max_rows));
-        readers = Some(crate::snapshot::spawn_readers(pipeline, plan, feed_tx, stop.clone()));
+        extract_cfg.snapshot = Some(crate::snapshot::ExtractSide::new(
+            feed,
+            marks.clone(),
+            extract_cfg.max_rows,
+        ));
+        readers = Some(crate::snapshot::spawn_readers(
+            pipeline,
+            plan,
+            feed_tx,
+            stop.clone(),
+        ));
     }
     let stats = Arc::new(LoadStats::default());
 

@@ -52,10 +52,19 @@ pub struct CopyMark {
 #[derive(Debug)]
 pub enum FeedMsg {
     /// Stop taking stream messages; answer when stopped.
-    Hold { id: u64, ack: oneshot::Sender<()> },
+    Hold {
+        id: u64,
+        ack: oneshot::Sender<()>,
+    },
     /// The read view of `id` is at `at`.
-    At { id: u64, at: Position },
-    Rows { id: u64, chunk: CopyChunk },
+    At {
+        id: u64,
+        at: Position,
+    },
+    Rows {
+        id: u64,
+        chunk: CopyChunk,
+    },
 }
 
 struct Barrier {

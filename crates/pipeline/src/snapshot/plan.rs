@@ -61,15 +61,17 @@ pub async fn prepare(
     }
     // A new leader continues an unfinished copy.
     loader.snapshot_resume(&pipeline.name).await?;
-    let start: Position = progress[0].start_position.parse().map_err(|_| {
-        PipelineError::Refused {
-            at: "sluice_meta.snapshot_progress".into(),
-            reason: format!(
-                "the snapshot's start position `{}` does not parse",
-                progress[0].start_position
-            ),
-        }
-    })?;
+    let start: Position =
+        progress[0]
+            .start_position
+            .parse()
+            .map_err(|_| PipelineError::Refused {
+                at: "sluice_meta.snapshot_progress".into(),
+                reason: format!(
+                    "the snapshot's start position `{}` does not parse",
+                    progress[0].start_position
+                ),
+            })?;
     let mut tables = Vec::new();
     let mut dropping = HashSet::new();
     for p in progress.iter().filter(|p| !p.done) {
@@ -147,7 +149,10 @@ async fn begin(
             }
             _ => {}
         }
-        if pipeline.columns.rule(&t.source.schema.schema, &t.source.schema.table).is_some()
+        if pipeline
+            .columns
+            .rule(&t.source.schema.schema, &t.source.schema.table)
+            .is_some()
             && create.iter().any(|c| Arc::ptr_eq(&c.source, &t.source))
         {
             return Err(refuse(format!(
@@ -173,7 +178,12 @@ async fn begin(
     let dropping = tables
         .iter()
         .filter(|t| t.source.key.is_empty())
-        .map(|t| (t.source.schema.schema.clone(), t.source.schema.table.clone()))
+        .map(|t| {
+            (
+                t.source.schema.schema.clone(),
+                t.source.schema.table.clone(),
+            )
+        })
         .collect();
     tracing::info!(tables = tables.len(), %start, "snapshot: starting; streaming starts at the position read before the first chunk");
     Ok(Prepared {
@@ -222,7 +232,10 @@ mod tests {
     #[test]
     fn create_statements_take_the_routed_name() {
         assert_eq!(
-            routed_create("CREATE TABLE `t` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB", "u"),
+            routed_create(
+                "CREATE TABLE `t` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB",
+                "u"
+            ),
             "CREATE TABLE `u` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB"
         );
     }
