@@ -194,10 +194,8 @@ impl LoadStage {
             let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
             let copy = self.copies.as_ref().and_then(|c| c.get(msg.item.id));
             let is_copy = |b: &Batch| self.copies.as_ref().is_some_and(|c| c.get(b.id).is_some());
-            if copy.is_some() {
-                if !crate::snapshot::before_chunk(&self.applier, copy.as_ref(), &abandon).await? {
-                    return Ok(());
-                }
+            if !crate::snapshot::before_chunk(&self.applier, copy.as_ref(), &abandon).await? {
+                return Ok(());
             }
             if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving && copy.is_none() {
                 let mut rows = msg.item.rows();
