@@ -299,5 +299,31 @@ async fn standby_finishes_the_snapshot_after_sigkill() -> TestResult {
     .await
     .unwrap_or(0);
     println!("rows copied twice after the failover: {recopied}");
+    // `sluice status --json` shows the finished copy as node-b published it.
+    let snap = sluice_testkit::wait_until_async(
+        "the snapshot published as done",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let out = crate::support::cli::run_sluice(&["status", "--json"], &config).await;
+            let j = crate::support::cli::json_of(&out);
+            (j["snapshot"]["state"] == "done").then(|| j["snapshot"].clone())
+        },
+    )
+    .await?;
+    assert_eq!(snap["rows_recopied"].as_u64(), Some(recopied), "{snap:#}");
+    let tables = snap["tables"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tables.len(), workload.tables().len() + 4, "{snap:#}");
+    let big = tables
+        .iter()
+        .find(|t| t["table"] == "shop.big")
+        .cloned()
+        .unwrap_or_default();
+    // The load deletes some rows of `shop.big` while it is copied.
+    assert!(
+        big["rows_copied"].as_u64().unwrap_or(0) >= BIG_ROWS * 9 / 10,
+        "{big:#}"
+    );
+    assert_eq!(big["chunks_done"], big["chunks_total"], "{big:#}");
     Ok(())
 }

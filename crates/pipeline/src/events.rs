@@ -53,11 +53,13 @@ pub enum EventKind {
     Lag,
     LoadError,
     StartPositionPurged,
+    SnapshotStarted,
+    SnapshotFinished,
 }
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -66,6 +68,8 @@ impl EventKind {
         EventKind::Lag,
         EventKind::LoadError,
         EventKind::StartPositionPurged,
+        EventKind::SnapshotStarted,
+        EventKind::SnapshotFinished,
     ];
 
     /// The states this kind is emitted in: conditions fire and resolve,
@@ -79,7 +83,9 @@ impl EventKind {
             | EventKind::LeadershipGained
             | EventKind::LeadershipLost
             | EventKind::LoadError
-            | EventKind::StartPositionPurged => &[EventState::Event],
+            | EventKind::StartPositionPurged
+            | EventKind::SnapshotStarted
+            | EventKind::SnapshotFinished => &[EventState::Event],
         }
     }
 
@@ -93,6 +99,8 @@ impl EventKind {
             EventKind::Lag => "lag",
             EventKind::LoadError => "load_error",
             EventKind::StartPositionPurged => "start_position_purged",
+            EventKind::SnapshotStarted => "snapshot_started",
+            EventKind::SnapshotFinished => "snapshot_finished",
         }
     }
 
@@ -103,7 +111,9 @@ impl EventKind {
                 "warning"
             }
             EventKind::SourceSwitched | EventKind::LeadershipLost => "warning",
-            EventKind::LeadershipGained => "info",
+            EventKind::LeadershipGained
+            | EventKind::SnapshotStarted
+            | EventKind::SnapshotFinished => "info",
         }
     }
 }

@@ -167,6 +167,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     let copies = snapshot.as_ref().map(|_| crate::snapshot::Marks::default());
     let mut readers = None;
     if let (Some(plan), Some(marks)) = (&snapshot, &copies) {
+        crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
         let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(
             usize::try_from(pipeline.snapshot.parallel).unwrap_or(4) * 2 + 2,
         );

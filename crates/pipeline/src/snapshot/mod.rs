@@ -47,6 +47,7 @@
 
 pub mod feed;
 mod plan;
+mod progress;
 mod read;
 
 use std::collections::HashMap;
@@ -54,7 +55,38 @@ use std::sync::{Arc, Mutex};
 
 pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg};
 pub use plan::{prepare, Prepared};
+pub use progress::Progress;
 pub use read::spawn_readers;
+
+/// Publishes a term's snapshot in the node's status and emits
+/// `snapshot_started`.
+pub fn announce(status: &crate::status::NodeStatus, plan: &Prepared, chunk_rows: u64) {
+    status
+        .snapshot()
+        .begin(plan.seeds.clone(), plan.rows_recopied, chunk_rows);
+    for (table, ..) in &plan.seeds {
+        metrics::counter!("sluice_snapshot_rows_total", "table" => table.clone()).increment(0);
+    }
+    let verb = if plan.continuing {
+        "continued"
+    } else {
+        "started"
+    };
+    status.events().emit(
+        crate::events::EventKind::SnapshotStarted,
+        crate::events::EventState::Event,
+        format!(
+            "snapshot {verb}: {} tables left to copy; streaming from {}",
+            plan.tables.len(),
+            plan.start
+        ),
+        crate::events::details([
+            ("tables", serde_json::json!(plan.tables.len())),
+            ("start", serde_json::json!(plan.start.to_string())),
+            ("continuing", serde_json::json!(plan.continuing)),
+        ]),
+    );
+}
 
 /// Which batches are chunks (by batch id), shared by Extract and Load.
 #[derive(Debug, Clone, Default)]
@@ -160,12 +192,32 @@ pub async fn after_chunk(
             .await
     })
     .await?;
+    if !done {
+        return Ok(false);
+    }
     metrics::counter!("sluice_snapshot_rows_total", "table" => mark.table.clone())
         .increment(mark.rows);
     if mark.complete {
         tracing::info!(table = %mark.table, "snapshot: table copied");
     }
-    Ok(done)
+    let progress = applier.status.snapshot();
+    if progress.chunk_done(&mark.table, mark.rows, mark.chunk_end, mark.complete) {
+        let j = progress.to_json();
+        let rows: u64 = j["tables"]
+            .as_array()
+            .map(|t| t.iter().filter_map(|t| t["rows_copied"].as_u64()).sum())
+            .unwrap_or(0);
+        applier.status.events().emit(
+            crate::events::EventKind::SnapshotFinished,
+            crate::events::EventState::Event,
+            format!("snapshot finished: every table copied ({rows} rows); streaming continues"),
+            crate::events::details([
+                ("rows_copied", serde_json::json!(rows)),
+                ("rows_recopied", j["rows_recopied"].clone()),
+            ]),
+        );
+    }
+    Ok(true)
 }
 
 async fn with_retry<F, Fut>(

@@ -32,6 +32,12 @@ pub struct Prepared {
     pub start: Position,
     /// Keyless tables whose stream rows are dropped until copied.
     pub dropping: HashSet<(String, String)>,
+    /// Every table of the snapshot as stored when the term starts.
+    pub seeds: Vec<super::progress::Seed>,
+    /// Rows copied again so far (after failovers).
+    pub rows_recopied: u64,
+    /// A new leader continues a copy another term began.
+    pub continuing: bool,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,10 +100,28 @@ pub async fn prepare(
         });
     }
     tracing::info!(tables = tables.len(), %start, "snapshot: continuing an unfinished copy");
+    let seeds = progress
+        .iter()
+        .map(|p| {
+            (
+                p.table.clone(),
+                p.rows_copied,
+                p.rows_estimated,
+                p.chunks_done,
+                p.done,
+            )
+        })
+        .collect();
     Ok(Some(Prepared {
         tables,
         start,
         dropping,
+        seeds,
+        rows_recopied: progress
+            .iter()
+            .map(|p| p.rows_recopied + p.inflight_rows)
+            .sum(),
+        continuing: true,
     }))
 }
 
@@ -186,10 +210,17 @@ async fn begin(
         })
         .collect();
     tracing::info!(tables = tables.len(), %start, "snapshot: starting; streaming starts at the position read before the first chunk");
+    let seeds = plan
+        .into_iter()
+        .map(|(table, estimate)| (table, 0, estimate, 0, false))
+        .collect();
     Ok(Prepared {
         tables,
         start,
         dropping,
+        seeds,
+        rows_recopied: 0,
+        continuing: false,
     })
 }
 
