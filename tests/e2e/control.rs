@@ -17,6 +17,7 @@ use crate::ops::{get, metric};
 use crate::pipeline::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
+use crate::support::ha::setup_with;
 
 const PAIR: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
                     batch: { max_delay: 5ms }\n\
@@ -135,22 +136,7 @@ async fn pair(
     ),
     Box<dyn std::error::Error>,
 > {
-    let (source, target, etcd) =
-        tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
-    source
-        .exec("CREATE DATABASE shop; CREATE TABLE shop.events (id BIGINT PRIMARY KEY, v VARCHAR(20));")
-        .await?;
-    let dir = tempfile::tempdir()?;
-    let start = start_of_binlog(&source).await;
-    let config = write_config(
-        dir.path(),
-        name,
-        &source,
-        &target,
-        Coord::Etcd(&etcd),
-        &start,
-        PAIR,
-    );
+    let (source, target, etcd, dir, config) = setup_with(name, PAIR).await?;
     let a = Sluice::start_node(&config, "node-a", Some(server_id()));
     wait_leader(&etcd, name, Some("node-a"), Duration::from_secs(30)).await;
     let b = Sluice::start_node(&config, "node-b", Some(server_id()));

@@ -47,6 +47,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use sluice_core::retry::{Decision, RetryPolicy};
+use sluice_core::time::unix_ms;
 use sluice_core::Classify as _;
 
 use crate::error::CoordError;
@@ -154,9 +155,6 @@ pub struct LeaderRecord {
 
 /// `handover_to` for "any standby" (not a valid node id).
 pub const HANDOVER_ANY: &str = "*";
-
-/// Milliseconds since the Unix epoch (one definition: [`sluice_core::time`]).
-pub use sluice_core::time::unix_ms;
 
 /// A node taking part in the election of one pipeline.
 pub struct Candidate {

@@ -54,6 +54,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 use sluice_coord::{AnyPositionStore, PositionCache};
+use sluice_core::time::unix_ms;
 use sluice_core::Position;
 use tokio_util::sync::CancellationToken;
 
@@ -67,9 +68,6 @@ pub const LAG_GRACE: Duration = Duration::from_secs(3);
 pub const MONITOR_EVERY: Duration = Duration::from_secs(1);
 /// The window `rows_per_second` is measured over.
 pub const RATE_WINDOW: Duration = Duration::from_secs(5);
-
-/// Milliseconds since the Unix epoch (one definition: [`sluice_core::time`]).
-pub use sluice_core::time::unix_ms;
 
 /// What this node is doing for its pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

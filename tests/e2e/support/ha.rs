@@ -148,6 +148,23 @@ pub async fn setup(
     ),
     Box<dyn std::error::Error>,
 > {
+    setup_with(name, HA).await
+}
+
+/// [`setup`] with the pipeline file's extra `settings` (YAML lines).
+pub async fn setup_with(
+    name: &str,
+    settings: &str,
+) -> Result<
+    (
+        MariaDb,
+        MariaDb,
+        Etcd,
+        tempfile::TempDir,
+        std::path::PathBuf,
+    ),
+    Box<dyn std::error::Error>,
+> {
     let (source, target, etcd) =
         tokio::try_join!(MariaDb::source(), MariaDb::target(), Etcd::start())?;
     source
@@ -162,7 +179,7 @@ pub async fn setup(
         &target,
         Coord::Etcd(&etcd),
         &start,
-        HA,
+        settings,
     );
     Ok((source, target, etcd, dir, config))
 }
