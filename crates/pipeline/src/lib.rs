@@ -39,6 +39,7 @@ pub mod lag;
 pub mod load;
 pub mod open;
 pub mod pipe;
+pub mod progress_snapshot;
 pub mod runtime;
 pub mod select;
 pub mod snapshot;

@@ -165,7 +165,7 @@ struct Inner {
     node: String,
     events: Events,
     lag_threshold: Duration,
-    snapshot: crate::snapshot::Progress,
+    snapshot: crate::progress_snapshot::Progress,
     state: Mutex<State>,
 }
 
@@ -192,7 +192,7 @@ impl NodeStatus {
                 node: node.to_string(),
                 events,
                 lag_threshold,
-                snapshot: crate::snapshot::Progress::default(),
+                snapshot: crate::progress_snapshot::Progress::default(),
                 state: Mutex::new(State {
                     role: Role::Starting,
                     replicating: false,
@@ -220,7 +220,7 @@ impl NodeStatus {
     }
 
     /// The snapshot's progress (`"snapshot"` in `/status`).
-    pub fn snapshot(&self) -> &crate::snapshot::Progress {
+    pub fn snapshot(&self) -> &crate::progress_snapshot::Progress {
         &self.inner.snapshot
     }
 

@@ -33,7 +33,7 @@ pub struct Prepared {
     /// Keyless tables whose stream rows are dropped until copied.
     pub dropping: HashSet<(String, String)>,
     /// Every table of the snapshot as stored when the term starts.
-    pub seeds: Vec<super::progress::Seed>,
+    pub seeds: Vec<crate::progress_snapshot::Seed>,
     /// Rows copied again so far (after failovers).
     pub rows_recopied: u64,
     /// A new leader continues a copy another term began.
