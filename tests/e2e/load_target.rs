@@ -1057,7 +1057,8 @@ async fn migrations_and_checkpoint() {
             vec![Some("1".to_string()), Some("1".to_string())],
             vec![Some("2".to_string()), Some("1".to_string())],
             vec![Some("3".to_string()), Some("1".to_string())],
-            vec![Some("4".to_string()), Some("1".to_string())]
+            vec![Some("4".to_string()), Some("1".to_string())],
+            vec![Some("7".to_string()), Some("1".to_string())]
         ]
     );
     // The migration connection's default database did not leak into the

@@ -6,6 +6,8 @@
 //! (the `sluice` process, SQL, etcd, CLI and wait helpers, the HA setup) is
 //! in [`support`].
 
+mod bidi;
+mod bidi_switchover;
 mod binlog_fixtures;
 mod binlog_live;
 mod config;

@@ -240,6 +240,7 @@ impl Values {
                 ("--server-id", "N") if command[0] == "run" => self.run_server_id.to_string(),
                 ("--server-id", "N") => self.tail_server_id.to_string(),
                 ("--drain-timeout", "S") => "5".into(),
+                ("--timeout", "S") => "60".into(),
                 ("--progress-every", "S") => "1".into(),
                 ("--start-offset", "N") => self.row_offset.clone(),
                 ("--source", "URL") => self.source_url.clone(),

@@ -9,10 +9,13 @@
 //! table on stdout, the same as JSON with `--json FILE`.
 //!
 //! Scenarios (one module each): `decode`, `bulk`, `oltp`, `latency`,
-//! `memory`, `distributed` (three nodes vs one; no target, reported).
+//! `memory`, `distributed` (three nodes vs one; no target, reported),
+//! `scale` (curves over tables, columns, row size and load workers, written
+//! as JSON and SVG charts to `--scale-out`).
 //! `--quick` runs each at a small scale (a smoke run for CI).
 
 mod bulk;
+mod chart;
 mod data;
 mod decode;
 mod distributed;
@@ -20,6 +23,7 @@ mod latency;
 mod memory;
 mod oltp;
 mod report;
+mod scale;
 mod servers;
 mod sluice;
 mod sysbench;
@@ -31,7 +35,15 @@ use clap::Parser;
 
 use crate::sysbench::Workload;
 
-const SCENARIOS: [&str; 6] = ["decode", "bulk", "oltp", "latency", "memory", "distributed"];
+const SCENARIOS: [&str; 7] = [
+    "decode",
+    "bulk",
+    "oltp",
+    "latency",
+    "memory",
+    "distributed",
+    "scale",
+];
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks sluice against reference tools on local servers")]
@@ -66,6 +78,9 @@ struct Args {
     /// `SLUICE_LOG=debug` for per-batch timings.
     #[arg(long)]
     logs: Option<PathBuf>,
+    /// Where `scale` writes `scale.json` and its SVG charts.
+    #[arg(long, default_value = "crates/bench/results")]
+    scale_out: PathBuf,
     /// Keep a copy of the generated decode binlog here (for profiling).
     #[arg(long)]
     save_binlog: Option<PathBuf>,
@@ -95,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         outcomes.push(decode::run(rows, runs, args.save_binlog.as_deref()).await?);
     }
     if let (true, Some(bin)) = (want("bulk"), sluice_bin) {
-        outcomes.push(bulk::run(bin, rows, runs).await?);
+        outcomes.extend(bulk::run(bin, rows, runs).await?);
     }
     if let (true, Some(bin)) = (want("oltp"), sluice_bin) {
         let size = oltp::Size {
@@ -118,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
             rate: 2_000,
             seconds: args.seconds.unwrap_or(if q { 10 } else { 60 }),
         };
-        outcomes.push(latency::run(bin, &size).await?);
+        outcomes.extend(latency::run(bin, &size).await?);
     }
     if let (true, Some(bin)) = (want("memory"), sluice_bin) {
         outcomes.push(memory::run(bin, rows).await?);
@@ -126,6 +141,10 @@ async fn main() -> anyhow::Result<()> {
     if let (true, Some(bin)) = (want("distributed"), sluice_bin) {
         // A fifth of the bulk size: three nodes share the two cores.
         outcomes.push(distributed::run(bin, (rows / 5).max(10_000)).await?);
+    }
+    if let (true, Some(bin)) = (want("scale"), sluice_bin) {
+        let (_, wide) = scale::run(bin, q, &args.scale_out).await?;
+        outcomes.extend(wide);
     }
 
     eprintln!(

@@ -19,7 +19,7 @@ use crate::servers::{self, ensure_same, master_status};
 use crate::sluice::{PipelineSpec, Sluice, Start, MIB};
 
 /// The budget the issue sets, MiB.
-const BUDGET_MIB: f64 = 256.0;
+const BUDGET_MIB: f64 = 128.0;
 
 pub async fn run(sluice_bin: &Path, rows: u64) -> anyhow::Result<Outcome> {
     let dir = tempfile::Builder::new()
@@ -67,7 +67,7 @@ pub async fn run(sluice_bin: &Path, rows: u64) -> anyhow::Result<Outcome> {
         metric: "peak RSS MiB".into(),
         sluice: rss,
         reference: BUDGET_MIB,
-        reference_tool: "the issue's budget (≤ 256 MiB)".into(),
+        reference_tool: "the issue's budget (≤ 128 MiB)".into(),
         ratio: BUDGET_MIB / rss,
         target: 1.0,
         note: format!(

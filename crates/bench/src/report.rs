@@ -1,4 +1,5 @@
-//! One scenario's result, and the Markdown table / JSON rendering of all.
+//! One scenario's result, and the Markdown table / JSON rendering of all;
+//! the points of the scale curves.
 
 /// The result of one scenario: sluice's figure, the reference's, their
 /// ratio oriented so that **higher is better for sluice**, and the target
@@ -81,4 +82,28 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
     }
     out.push('\n');
     out
+}
+
+/// One point's shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub tables: u64,
+    /// Columns per row, including the key and the payload.
+    pub columns: u64,
+    /// Payload bytes per row.
+    pub row_bytes: u64,
+    pub workers: usize,
+}
+
+/// A measured point.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub dimension: &'static str,
+    pub x: u64,
+    pub shape: Shape,
+    pub rows: u64,
+    pub rows_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub peak_rss_mib: f64,
 }

@@ -8,6 +8,8 @@
 
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable;
+use std::time::{Duration, Instant};
+
 use sluice_binlog::dialect::Dialect;
 use sluice_testkit::compare::{compare, CompareOpts};
 use sluice_testkit::{MariaDb, Role};
@@ -144,4 +146,54 @@ pub async fn ensure_same(
     anyhow::bail!(
         "{what}: target differs from source: checksums {b:?} vs {a:?} for {tables:?}\n{detail}"
     )
+}
+
+/// Waits until a native replica's `@@gtid_slave_pos` is `gtid`; fails at
+/// once if its SQL or IO thread stopped with an error.
+pub async fn wait_replica(
+    replica: &MariaDb,
+    dialect: &Dialect,
+    gtid: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut conn = replica.conn().await?;
+    let begin = Instant::now();
+    let mut checked = Instant::now();
+    loop {
+        let pos: Option<String> = conn.query_first("SELECT @@gtid_slave_pos").await?;
+        if pos.as_deref() == Some(gtid) {
+            conn.disconnect().await?;
+            return Ok(());
+        }
+        if checked.elapsed() > Duration::from_secs(1) {
+            checked = Instant::now();
+            let status: Option<mysql_async::Row> =
+                conn.query_first(dialect.replica_status()).await?;
+            if let Some(row) = status {
+                // MySQL 8.0.22+ names the columns Replica_…, MariaDB Slave_….
+                let get = |name: &str| -> String {
+                    let other = name.replace("Slave_", "Replica_");
+                    row.columns_ref()
+                        .iter()
+                        .position(|c| c.name_str() == name || c.name_str() == other)
+                        .and_then(|i| row.get::<Option<String>, _>(i).flatten())
+                        .unwrap_or_default()
+                };
+                anyhow::ensure!(
+                    get("Slave_SQL_Running") == "Yes" && get("Slave_IO_Running") == "Yes",
+                    "native replica on port {} stopped: {} {}",
+                    replica.port(),
+                    get("Last_IO_Error"),
+                    get("Last_SQL_Error")
+                );
+            }
+        }
+        anyhow::ensure!(
+            begin.elapsed() < timeout,
+            "timed out after {:.0?} waiting for the replica on port {} to reach {gtid} (at {pos:?})",
+            begin.elapsed(),
+            replica.port()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -20,6 +20,7 @@ pub mod connect;
 mod cursor;
 pub mod decimal;
 pub mod dialect;
+pub mod end;
 pub mod error;
 pub mod events;
 pub mod file;

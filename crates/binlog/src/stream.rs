@@ -368,7 +368,10 @@ impl ReplicaStream {
     }
 }
 
-async fn current_gtid(conn: &mut Conn, dialect: &Dialect) -> Result<Option<GtidSet>, BinlogError> {
+pub(crate) async fn current_gtid(
+    conn: &mut Conn,
+    dialect: &Dialect,
+) -> Result<Option<GtidSet>, BinlogError> {
     let sql = dialect.executed_gtids();
     let text: Option<String> = conn
         .query_first(sql)

@@ -79,6 +79,10 @@ enum Command {
     /// Planned switchover: the active node drains, flushes and hands over to
     /// a standby, which takes over at once (etcd).
     Handover(control::HandoverArgs),
+    /// Planned switchover of the writing site of an active-active pair:
+    /// waits until the target holds everything the source wrote up to now,
+    /// reports the wait and the lag at start; exit 0 only when caught up.
+    Switchover(positions::switchover::SwitchoverArgs),
     /// Source servers: `source switch` moves the active node to another
     /// entry of source.urls, continuing by GTID (etcd).
     #[command(subcommand)]
@@ -126,6 +130,7 @@ fn main() -> std::process::ExitCode {
             Command::Resume(args) => control::resume(args).await,
             Command::Handover(args) => control::handover(args).await,
             Command::Source(cmd) => control::source(cmd).await,
+            Command::Switchover(args) => positions::switchover::switchover(args).await,
         }
     });
     match result {

@@ -115,6 +115,7 @@
 
 mod report;
 mod set;
+pub mod switchover;
 mod time;
 
 use std::fmt::Write as _;
@@ -218,12 +219,53 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let report = Report::collect(&pipeline).await?;
+    // A bidirectional pair: the other direction's lag too (its position
+    // lives in the same store, under the peer's name).
+    let peer = match &pipeline.bidirectional {
+        Some(b) => Some((b.peer.clone(), peer_report(&pipeline, &b.peer).await)),
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.status_json())?);
+        let mut json = report.status_json();
+        if let Some((name, peer)) = &peer {
+            json["peer"] = match peer {
+                Ok(r) => serde_json::json!({
+                    "pipeline": name,
+                    "lag_seconds": r.lag_now(),
+                    "position": r.acknowledged().map(ToString::to_string),
+                    "error": null,
+                }),
+                Err(e) => serde_json::json!({
+                    "pipeline": name, "lag_seconds": null, "position": null, "error": format!("{e:#}"),
+                }),
+            };
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", report.status_table());
+        if let Some((name, peer)) = &peer {
+            let lag = match peer {
+                Ok(r) => r
+                    .lag_now()
+                    .map_or_else(|| "unknown".to_string(), |l| format!("{l} s")),
+                Err(e) => format!("unknown ({e:#})"),
+            };
+            println!("peer {name} (the other direction): lag {lag}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report of the peer pipeline `peer` of a bidirectional `pipeline`:
+/// the same store, the peer's name; its target is this pipeline's source
+/// (read with the source's credentials; a refusal only leaves the
+/// checkpoint unknown).
+async fn peer_report(pipeline: &Pipeline, peer: &str) -> anyhow::Result<Report> {
+    let mut other = pipeline.clone();
+    other.name = peer.to_string();
+    other.target.url = pipeline.source.url().clone();
+    other.target.tls = pipeline.source.tls.clone();
+    Report::collect(&other).await
 }
 
 /// The pipeline file, needing `${VAR}`s only in the store's and the target's

@@ -14,6 +14,7 @@
 
 mod admin;
 mod batch;
+mod bidi;
 mod cluster;
 mod coordination;
 mod snapshot;
@@ -24,7 +25,10 @@ mod target;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{Alarms, Batch, Coordination, Ha, Load, Node as NodeSettings, Pipeline, Stage};
+use crate::model::{
+    tag_server_id, Alarms, Batch, Coordination, DdlPolicy, Ha, Load, Node as NodeSettings,
+    Pipeline, Stage, Tagging,
+};
 use crate::rules::{ColumnRules, Filter, Routes};
 use crate::security;
 use crate::url::DbUrl;
@@ -33,6 +37,7 @@ use crate::yaml::{Kind, Node, Pos};
 
 use admin::{admin, alarms};
 use batch::{batch, load};
+use bidi::bidirectional;
 use cluster::{ha, node, stages_section};
 use coordination::coordination;
 use source::source;
@@ -54,6 +59,7 @@ const ROOT_KEYS: &[&str] = &[
     "admin",
     "alarms",
     "stages",
+    "bidirectional",
     "snapshot",
 ];
 
@@ -138,7 +144,22 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => snapshot::snapshot(cx, &map, f),
         None => Some(crate::model::Snapshot::default()),
     };
+    let bidi_field = map.optional("bidirectional");
+    let mut bidirectional = match bidi_field {
+        Some(f) => bidirectional(cx, &map, f).map(Some),
+        None => Some(None),
+    };
     map.finish(cx);
+    if let (Some(field), Some(Some(bidi))) = (bidi_field, bidirectional.as_mut()) {
+        check_bidirectional(
+            cx,
+            field,
+            bidi,
+            name.as_deref(),
+            source.as_ref(),
+            load.as_ref(),
+        );
+    }
 
     // Distributed features need a shared store: a lease or a task queue in a
     // local directory cannot be seen, let alone fenced, by another node.
@@ -197,7 +218,63 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         stages: stages_section?,
         admin: admin?,
         alarms: alarms?,
+        bidirectional: bidirectional?,
     })
+}
+
+/// What `bidirectional` must agree with in other sections; fills in the
+/// default tag from the pipeline's name.
+fn check_bidirectional(
+    cx: &mut Cx<'_>,
+    field: Field<'_>,
+    bidi: &mut crate::model::Bidirectional,
+    name: Option<&str>,
+    source: Option<&crate::model::Source>,
+    load: Option<&Load>,
+) {
+    let Some(name) = name else { return };
+    if bidi.tag == 0 {
+        bidi.tag = tag_server_id(name);
+    }
+    if bidi.peer == name {
+        cx.invalid(
+            field.key_pos,
+            "bidirectional.peer",
+            format!("the peer is the pipeline replicating the other way, not this one (`{name}`)"),
+        );
+    }
+    if bidi.tag == bidi.peer_tag {
+        cx.invalid(
+            field.key_pos,
+            "bidirectional.server_id",
+            format!(
+                "this pipeline's tag {} equals its peer's: each direction needs its own (set `bidirectional.server_id` or `peer_server_id`)",
+                bidi.tag
+            ),
+        );
+    }
+    if let Some(source) = source {
+        for (tag, key) in [(bidi.tag, "server_id"), (bidi.peer_tag, "peer_server_id")] {
+            if tag == source.server_id {
+                cx.invalid(
+                    field.key_pos,
+                    &format!("bidirectional.{key}"),
+                    format!(
+                        "tag {tag} equals `source.server_id`: a tag must differ from every server and replica id"
+                    ),
+                );
+            }
+        }
+    }
+    if let (Tagging::Marker, Some(load)) = (bidi.tagging, load) {
+        if load.ddl == DdlPolicy::Apply {
+            cx.invalid(
+                field.key_pos,
+                "bidirectional.tagging",
+                "a marker row cannot travel with DDL, so the peer would replicate applied DDL back: with `tagging: marker` set `load.ddl` to `skip` or `fail`",
+            );
+        }
+    }
 }
 
 /// A sub-mapping under `field`, whose missing keys are reported at the key.

@@ -77,6 +77,9 @@ pub struct Pipeline {
     /// Default: lag threshold `60s`, no webhooks (alarms are still logged
     /// and counted in the metrics).
     pub alarms: Alarms,
+    /// `bidirectional` (optional): one direction of an active-active pair
+    /// (see [`Bidirectional`]). Default: none (one-way replication).
+    pub bidirectional: Option<Bidirectional>,
     /// `snapshot` (optional): copy the tables' existing rows before
     /// streaming (see [`Snapshot`]). Default: `mode: never`.
     pub snapshot: Snapshot,
@@ -481,6 +484,97 @@ impl std::fmt::Debug for Webhook {
             .field("timeout", &self.timeout)
             .finish()
     }
+}
+
+/// `bidirectional` (optional): this pipeline is one direction of an
+/// active-active pair (Otter's "双A"): its target is also the source of the
+/// `peer` pipeline, which replicates the other way.
+///
+/// Every transaction this pipeline applies to its target carries this
+/// pipeline's *origin tag* (see [`Tagging`]); the pipeline drops every
+/// source transaction carrying the peer's tag, so nothing the peer applied
+/// comes back. Changes whose target row is not what the source's before
+/// image says are conflicts, resolved by `conflicts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bidirectional {
+    /// `bidirectional.peer` (required): the name of the pipeline replicating
+    /// the other way (this pipeline's target → its source); not this
+    /// pipeline's own name.
+    pub peer: String,
+    /// `bidirectional.conflicts` (optional): what to do when the target row
+    /// of an update or delete (or an insert's key) is not what the source
+    /// held before the change. `source_wins` (default: the source's change
+    /// is applied), `target_wins` (the target row is kept), `{newer_wins:
+    /// COLUMN}` (the image whose `COLUMN` is greater wins; the source on a
+    /// tie or a NULL) or `stop` (a definite error naming table and key).
+    pub conflicts: ConflictPolicy,
+    /// `bidirectional.tagging` (optional): how applied transactions are
+    /// marked, `server_id` (default) or `marker`.
+    pub tagging: Tagging,
+    /// `bidirectional.server_id` (optional): this pipeline's tag, the
+    /// `server_id` its loader sessions write with, `1..=4294967295`.
+    /// Default: [`tag_server_id`] of the pipeline name. Must differ from
+    /// `source.server_id` and from the peer's tag.
+    pub tag: u32,
+    /// `bidirectional.peer_server_id` (optional): the peer's tag (its
+    /// `bidirectional.server_id`). Default: [`tag_server_id`] of `peer`.
+    pub peer_tag: u32,
+}
+
+/// `bidirectional.conflicts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// `source_wins`: apply the source's change over the target's row.
+    SourceWins,
+    /// `target_wins`: keep the target's row.
+    TargetWins,
+    /// `{newer_wins: COLUMN}`: the image with the greater `COLUMN` wins.
+    NewerWins(String),
+    /// `stop`: a definite error naming table and key.
+    Stop,
+}
+
+impl ConflictPolicy {
+    /// As written in the file (for records and messages).
+    pub fn name(&self) -> String {
+        match self {
+            ConflictPolicy::SourceWins => "source_wins".into(),
+            ConflictPolicy::TargetWins => "target_wins".into(),
+            ConflictPolicy::NewerWins(c) => format!("newer_wins:{c}"),
+            ConflictPolicy::Stop => "stop".into(),
+        }
+    }
+}
+
+/// `bidirectional.tagging`: how the peer recognises what this pipeline
+/// applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Tagging {
+    /// `server_id`: every loader session runs `SET SESSION server_id =
+    /// TAG`, so every event of its transactions (and their GTIDs) carries
+    /// the tag in the binlog header; nothing extra is written. MariaDB only;
+    /// the target user needs `BINLOG REPLAY` (or `SUPER`).
+    #[default]
+    ServerId,
+    /// `marker`: every target transaction that writes rows first upserts
+    /// the pipeline's row in `sluice_meta.origin`; the peer drops a
+    /// transaction whose first row change is its peer's marker. Works on
+    /// any server and needs no privilege, at one small write per
+    /// transaction; DDL cannot carry a marker, so `load.ddl` must be `skip`
+    /// or `fail`.
+    Marker,
+}
+
+/// The default origin tag of pipeline `name`: a server id in
+/// `2147483648..=4294967295` (FNV-1a of the name, top bit set), far from
+/// the small ids servers and replicas usually get.
+pub fn tag_server_id(name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h | 0x8000_0000
 }
 
 /// `snapshot`: copying the rows the source already holds, with an exact

@@ -183,6 +183,21 @@ pub enum LoadError {
     /// The target URL cannot be used.
     #[error("target URL {url}: {message}")]
     Config { url: String, message: String },
+    /// The target cannot carry a bidirectional pipeline's origin tag (see
+    /// [`crate::apply::origin`]): missing privilege, a MySQL server, a tag
+    /// equal to the target's own server id.
+    #[error("bidirectional tagging on the target: {message}")]
+    Tagging { message: String },
+    /// A conflict under `conflicts: stop` (see [`crate::apply::conflict`]):
+    /// the target row is not what the source held before the change.
+    #[error("batch {batch_id}: table {table}, key {key}: conflict: the target row is not what the source held before the change (bidirectional.conflicts is stop); target row: {target}, source before image: {before}")]
+    Conflict {
+        batch_id: u64,
+        table: String,
+        key: String,
+        target: String,
+        before: String,
+    },
     /// The target refused (or failed to run) a replicated DDL statement.
     #[error("batch {batch_id}: DDL failed on the target: {sql}: {source}")]
     Ddl {
@@ -299,9 +314,11 @@ impl Classify for LoadError {
                 sqlx::migrate::MigrateError::Execute(e) => classify_sqlx(e),
                 _ => ErrorClass::Definite,
             },
-            LoadError::Refused { .. } | LoadError::Config { .. } | LoadError::FencedOut { .. } => {
-                ErrorClass::Definite
-            }
+            LoadError::Refused { .. }
+            | LoadError::Config { .. }
+            | LoadError::FencedOut { .. }
+            | LoadError::Tagging { .. }
+            | LoadError::Conflict { .. } => ErrorClass::Definite,
         }
     }
 }

@@ -30,8 +30,9 @@ pub mod snapshot;
 pub mod sql;
 
 pub use apply::{
-    connect_options, default_retry, ApplyStats, CheckpointMark, DdlOutcome, Loader, LoaderOptions,
-    TermFence, UniqueConflict, ALREADY_APPLIED, SESSION_SQL_MODE,
+    connect_options, default_retry, ApplyStats, CheckpointMark, ConflictPolicy, ConflictRules,
+    ConflictSeen, DdlOutcome, Loader, LoaderOptions, OriginTag, TermFence, UniqueConflict,
+    ALREADY_APPLIED, SESSION_SQL_MODE,
 };
 pub use error::{LoadError, RejectedDetail, ServerError};
 pub use meta::{

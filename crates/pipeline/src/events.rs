@@ -21,7 +21,7 @@
 //! * Conditions that clear (`source_unreachable`, `target_unreachable`,
 //!   `lag`) are sent as `state: "firing"` and later `state: "resolved"`;
 //!   one-off events (`source_switched`, `leadership_*`, `load_error`,
-//!   `start_position_purged`) as `state: "event"`.
+//!   `start_position_purged`, `conflict`) as `state: "event"`.
 //! * Nothing secret goes out: callers pass redacted URLs and error texts,
 //!   and webhook URLs are logged as `scheme://host/…` only (hook URLs often
 //!   carry their token in the path).
@@ -53,13 +53,15 @@ pub enum EventKind {
     Lag,
     LoadError,
     StartPositionPurged,
+    /// A bidirectional pipeline met a conflict (`sluice_load::apply::conflict`).
+    Conflict,
     SnapshotStarted,
     SnapshotFinished,
 }
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -68,6 +70,7 @@ impl EventKind {
         EventKind::Lag,
         EventKind::LoadError,
         EventKind::StartPositionPurged,
+        EventKind::Conflict,
         EventKind::SnapshotStarted,
         EventKind::SnapshotFinished,
     ];
@@ -84,6 +87,7 @@ impl EventKind {
             | EventKind::LeadershipLost
             | EventKind::LoadError
             | EventKind::StartPositionPurged
+            | EventKind::Conflict
             | EventKind::SnapshotStarted
             | EventKind::SnapshotFinished => &[EventState::Event],
         }
@@ -99,6 +103,7 @@ impl EventKind {
             EventKind::Lag => "lag",
             EventKind::LoadError => "load_error",
             EventKind::StartPositionPurged => "start_position_purged",
+            EventKind::Conflict => "conflict",
             EventKind::SnapshotStarted => "snapshot_started",
             EventKind::SnapshotFinished => "snapshot_finished",
         }
@@ -110,7 +115,9 @@ impl EventKind {
             EventKind::SourceUnreachable | EventKind::TargetUnreachable | EventKind::Lag => {
                 "warning"
             }
-            EventKind::SourceSwitched | EventKind::LeadershipLost => "warning",
+            EventKind::SourceSwitched | EventKind::LeadershipLost | EventKind::Conflict => {
+                "warning"
+            }
             EventKind::LeadershipGained
             | EventKind::SnapshotStarted
             | EventKind::SnapshotFinished => "info",

@@ -38,6 +38,7 @@ pub mod extract;
 pub mod lag;
 pub mod load;
 pub mod open;
+pub mod origin;
 pub mod pipe;
 pub mod progress_snapshot;
 pub mod runtime;

@@ -421,6 +421,7 @@ impl Applier {
                     crate::status::count_rows("load", rows);
                 }
                 if let Some(Some(stats)) = &stats {
+                    self.report_conflicts(batch.id, &stats.conflicts);
                     if stats.deletes_missed > 0 {
                         metrics::counter!("sluice_deletes_missed_total")
                             .increment(stats.deletes_missed);
@@ -462,6 +463,39 @@ impl Applier {
             (None, BatchBody::Rows(_)) => true,
         };
         Ok(applied)
+    }
+
+    /// Counts the conflicts a batch met (per table and winner) and sends a
+    /// `conflict` event for each of the first few; the rest are in the log
+    /// and in `sluice_meta.conflicts`.
+    fn report_conflicts(&self, batch_id: u64, conflicts: &[sluice_load::ConflictSeen]) {
+        /// Events per batch: a burst of conflicts must not flood webhooks.
+        const EVENTS_PER_BATCH: usize = 20;
+        let policy = self
+            .loader
+            .options()
+            .conflicts
+            .as_ref()
+            .map(|c| c.policy.name())
+            .unwrap_or_default();
+        for (n, c) in conflicts.iter().enumerate() {
+            let winner = if c.source_won { "source" } else { "target" };
+            metrics::counter!("sluice_conflicts_total", "table" => c.table.clone(), "winner" => winner)
+                .increment(1);
+            self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+            if n < EVENTS_PER_BATCH {
+                self.status
+                    .conflict(batch_id, &c.table, &c.key, &policy, c.source_won);
+            }
+        }
+        if conflicts.len() > EVENTS_PER_BATCH {
+            tracing::warn!(
+                batch_id,
+                conflicts = conflicts.len(),
+                events = EVENTS_PER_BATCH,
+                "more conflicts in one batch than events sent; all are in sluice_meta.conflicts"
+            );
+        }
     }
 
     /// Whether the target's checkpoint already records `batch_id` (or a

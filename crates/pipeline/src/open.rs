@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use sluice_config::{Coordination, Pipeline};
+use sluice_config::{Coordination, Pipeline, Tagging};
 use sluice_coord::{
     AnyPositionStore, EtcdOptions, EtcdPositionStore, KeyLayout, LocalPositionStore,
 };
-use sluice_load::{Loader, LoaderOptions, TermFence};
+use sluice_load::{ConflictPolicy, ConflictRules, Loader, LoaderOptions, OriginTag, TermFence};
 
 use crate::error::PipelineError;
 
@@ -33,21 +33,65 @@ pub async fn open_store(pipeline: &Pipeline) -> Result<AnyPositionStore, Pipelin
     })
 }
 
-/// The loader `pipeline` describes (without a term fence: for tools).
+/// The loader `pipeline` describes, for tools: without a term fence and
+/// without a bidirectional pipeline's origin tag (tools read, or write
+/// only `sluice_meta`, which no bidirectional pipeline replicates).
 pub async fn loader(pipeline: &Pipeline) -> Result<Loader, PipelineError> {
-    loader_with_term(pipeline, None).await
-}
-
-/// The loader `pipeline` describes, writing under `term` when given.
-pub async fn loader_with_term(
-    pipeline: &Pipeline,
-    term: Option<TermFence>,
-) -> Result<Loader, PipelineError> {
     let opts = LoaderOptions {
         workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
-        term,
         tls: pipeline.target.tls.clone(),
         ..LoaderOptions::default()
     };
     Ok(Loader::connect(pipeline.target.url.expose(), opts).await?)
+}
+
+/// The loader that replicates for `pipeline`, writing under `term` when
+/// given, with the origin tag and conflict rules of a bidirectional
+/// pipeline.
+pub async fn loader_with_term(
+    pipeline: &Pipeline,
+    term: Option<TermFence>,
+) -> Result<Loader, PipelineError> {
+    let (origin, conflicts) = match &pipeline.bidirectional {
+        Some(b) => (
+            Some(match b.tagging {
+                Tagging::ServerId => OriginTag::ServerId(b.tag),
+                Tagging::Marker => OriginTag::Marker {
+                    pipeline: pipeline.name.clone(),
+                },
+            }),
+            Some(ConflictRules {
+                pipeline: pipeline.name.clone(),
+                policy: match &b.conflicts {
+                    sluice_config::ConflictPolicy::SourceWins => ConflictPolicy::SourceWins,
+                    sluice_config::ConflictPolicy::TargetWins => ConflictPolicy::TargetWins,
+                    sluice_config::ConflictPolicy::NewerWins(c) => {
+                        ConflictPolicy::NewerWins(c.clone())
+                    }
+                    sluice_config::ConflictPolicy::Stop => ConflictPolicy::Stop,
+                },
+            }),
+        ),
+        None => (None, None),
+    };
+    let opts = LoaderOptions {
+        workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
+        term,
+        tls: pipeline.target.tls.clone(),
+        origin,
+        conflicts,
+        ..LoaderOptions::default()
+    };
+    Ok(Loader::connect(pipeline.target.url.expose(), opts).await?)
+}
+
+/// The peer a bidirectional pipeline drops the transactions of.
+pub fn peer(pipeline: &Pipeline) -> Option<crate::origin::Peer> {
+    pipeline
+        .bidirectional
+        .as_ref()
+        .map(|b| crate::origin::Peer {
+            name: b.peer.clone(),
+            tag: b.peer_tag,
+        })
 }

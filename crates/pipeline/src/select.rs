@@ -25,6 +25,11 @@
 //! skipped when it writes nothing the filter replicates, else refused
 //! ([`crate::statements`]). A skipped statement logged outside a
 //! transaction ends one, like a commit.
+//!
+//! A bidirectional pipeline drops here every transaction its peer applied
+//! ([`crate::origin`]): its events never reach Extract, and its end still
+//! moves the position (a batch without rows, which writes nothing to the
+//! target).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +88,9 @@ pub struct SelectConfig {
     pub start_index: usize,
     /// Operators' switch orders.
     pub switch: Option<crate::control::switch::SwitchReceiver>,
+    /// A bidirectional pipeline's peer: its transactions are dropped
+    /// ([`crate::origin`]).
+    pub peer: Option<crate::origin::Peer>,
 }
 
 impl SelectConfig {
@@ -105,6 +113,7 @@ impl SelectConfig {
             heartbeats: crate::lag::Heartbeats::default(),
             start_index: 0,
             switch: None,
+            peer: None,
         }
     }
 }
@@ -407,6 +416,8 @@ async fn pump(
 ) -> Pump {
     let mut chunk = TxnChunk::default();
     let mut resume: Option<Position> = None;
+    // What the peer applied, recognised per transaction.
+    let mut origin = crate::origin::Recognizer::new(cfg.peer.clone());
     loop {
         let next = tokio::select! {
             () = stop.cancelled() => return Pump::Stopped,
@@ -489,6 +500,10 @@ async fn pump(
                 EventKind::Commit { xid: None }
             }
             other => other,
+        };
+        let kind = match origin.see(event.server_id, kind) {
+            Some(kind) => kind,
+            None => continue,
         };
         match kind {
             EventKind::Begin { .. } => {}

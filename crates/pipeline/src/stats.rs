@@ -13,6 +13,8 @@ pub struct LoadStats {
     pub ddl: AtomicU64,
     /// Transient failures retried.
     pub retries: AtomicU64,
+    /// Conflicts met and resolved (bidirectional pipelines).
+    pub conflicts: AtomicU64,
     /// Source time of the last applied event (Unix seconds).
     pub last_event_time: AtomicU64,
 }

@@ -410,6 +410,26 @@ impl NodeStatus {
         );
     }
 
+    /// A bidirectional pipeline met a conflict and resolved it
+    /// (`sluice_load::apply::conflict`).
+    pub fn conflict(&self, batch_id: u64, table: &str, key: &str, policy: &str, source_won: bool) {
+        self.inner.events.emit(
+            EventKind::Conflict,
+            EventState::Event,
+            "conflict: the target row was not what the source held before the change",
+            details([
+                ("batch_id", json!(batch_id)),
+                ("table", json!(table)),
+                ("key", json!(key)),
+                ("policy", json!(policy)),
+                (
+                    "winner",
+                    json!(if source_won { "source" } else { "target" }),
+                ),
+            ]),
+        );
+    }
+
     /// Replication lag now ([`crate::lag`]); `None` while unknown or when
     /// this node does not replicate.
     pub fn lag_seconds(&self) -> Option<u64> {

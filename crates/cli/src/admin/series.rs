@@ -97,6 +97,10 @@ pub fn register(pipeline: &Pipeline, node: &str) {
         counter!("sluice_webhook_deliveries_total", "result" => result).increment(0);
     }
     counter!("sluice_webhook_dropped_total").increment(0);
+    if pipeline.bidirectional.is_some() {
+        // Per-table conflict series appear with their first conflict.
+        counter!("sluice_peer_transactions_dropped_total").increment(0);
+    }
 }
 
 /// `# HELP` of the metrics [`super::describe`] does not describe.
@@ -129,6 +133,14 @@ fn describe() {
     describe_counter!(
         "sluice_deletes_missed_total",
         "Rows a delete named that the target did not hold"
+    );
+    describe_counter!(
+        "sluice_peer_transactions_dropped_total",
+        "Source transactions dropped because the peer pipeline of a bidirectional pair applied them"
+    );
+    describe_counter!(
+        "sluice_conflicts_total",
+        "Conflicts met by a bidirectional pipeline (target row not the source's before image), by table and winner"
     );
     describe_counter!(
         "sluice_statements_skipped_total",

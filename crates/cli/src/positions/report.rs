@@ -151,6 +151,16 @@ impl Report {
         })
     }
 
+    /// The acknowledged position, if one is stored.
+    pub(super) fn acknowledged(&self) -> Option<&sluice_core::Position> {
+        self.position.as_ref().map(|p| &p.position)
+    }
+
+    /// [`Self::lag_seconds`], for `switchover` and the peer's line in `status`.
+    pub(super) fn lag_now(&self) -> Option<u64> {
+        self.lag_seconds()
+    }
+
     /// Lag as `sluice_pipeline::lag` defines it (the same as the nodes'
     /// `/status`): from the active node's applied-as-of time, else — no
     /// active node — from the acknowledged position's event time alone.

@@ -20,7 +20,7 @@
 //! Both are looked up once per table and cached until
 //! [`Loader::forget_table`] (after DDL).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sluice_core::{RowChange, TableSchema};
@@ -28,6 +28,9 @@ use sluice_core::{RowChange, TableSchema};
 use super::Loader;
 use crate::error::LoadError;
 use crate::sql;
+
+/// Most tables named in one lookup of generated columns.
+const LOOKUP_TABLES_PER_QUERY: usize = 500;
 
 /// Target-side replication keys of tables whose table map has no primary
 /// key: (schema, table) → key column names, or `None` for no usable key.
@@ -105,37 +108,73 @@ impl Loader {
         batch_id: u64,
         changes: &[RowChange],
     ) -> Result<WriteColumns, LoadError> {
-        let mut out = WriteColumns::default();
-        // Distinct tables by pointer (one Arc per table version).
-        let mut seen: Vec<&Arc<TableSchema>> = Vec::new();
+        // Distinct tables by pointer (one Arc per table version); a set,
+        // not a list: a batch spread over thousands of tables would make a
+        // list's scan quadratic.
+        let mut seen: HashSet<usize> = HashSet::new();
+        let mut tables: Vec<&Arc<TableSchema>> = Vec::new();
+        let mut last: Option<&Arc<TableSchema>> = None;
         for c in changes {
-            if seen.iter().any(|t| Arc::ptr_eq(t, &c.table)) {
-                continue;
+            // Consecutive changes mostly share a table: skip the set then.
+            if !last.is_some_and(|t| Arc::ptr_eq(t, &c.table)) && seen.insert(address(&c.table)) {
+                tables.push(&c.table);
             }
-            seen.push(&c.table);
-            let t = &c.table;
-            let name = (t.schema.clone(), t.table.clone());
-            let cached = self
+            last = Some(&c.table);
+        }
+        // Tables not seen before are looked up together, a schema's worth
+        // per query: one round trip per table would make the first batch
+        // over thousands of tables wait on thousands of round trips.
+        let mut missing: Vec<(&str, &str)> = {
+            let cache = self
                 .catalog
                 .generated
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&name)
-                .cloned();
-            let generated = match cached {
-                Some(g) => g,
-                None => {
-                    let g: Arc<[String]> = self
-                        .lookup_generated(batch_id, &name.0, &name.1)
-                        .await?
-                        .into();
-                    self.catalog
-                        .generated
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name, Arc::clone(&g));
-                    g
+                .unwrap_or_else(|e| e.into_inner());
+            tables
+                .iter()
+                .filter(|t| !cache.contains_key(&(t.schema.clone(), t.table.clone())))
+                .map(|t| (t.schema.as_str(), t.table.as_str()))
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        for group in missing.chunk_by(|a, b| a.0 == b.0) {
+            for names in group.chunks(LOOKUP_TABLES_PER_QUERY) {
+                let schema = names[0].0;
+                let found = self.lookup_generated(batch_id, schema, names).await?;
+                let mut cache = self
+                    .catalog
+                    .generated
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for (_, table) in names {
+                    // Exact names first; a server with lower_case_table_names
+                    // reports its own spelling.
+                    let exact = found.iter().any(|(t, _)| t == table);
+                    let cols: Vec<String> = found
+                        .iter()
+                        .filter(|(t, _)| {
+                            if exact {
+                                t == table
+                            } else {
+                                t.eq_ignore_ascii_case(table)
+                            }
+                        })
+                        .map(|(_, c)| c.clone())
+                        .collect();
+                    cache.insert((schema.to_string(), (*table).to_string()), cols.into());
                 }
+            }
+        }
+        let cache = self
+            .catalog
+            .generated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out = WriteColumns::default();
+        for t in tables {
+            let Some(generated) = cache.get(&(t.schema.clone(), t.table.clone())) else {
+                continue;
             };
             if generated.is_empty() {
                 continue;
@@ -154,30 +193,34 @@ impl Loader {
         Ok(out)
     }
 
-    /// Names of the target table's generated (virtual or stored) columns.
+    /// (table, column) of the generated (virtual or stored) columns of the
+    /// target tables `names` (all in `schema`).
     async fn lookup_generated(
         &self,
         batch_id: u64,
         schema: &str,
-        table: &str,
-    ) -> Result<Vec<String>, LoadError> {
+        names: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, LoadError> {
         let what = format!(
-            "reading the generated columns of {}.{} on the target",
-            sql::quote_ident(schema),
-            sql::quote_ident(table)
+            "reading the generated columns of {} table(s) of {} on the target",
+            names.len(),
+            sql::quote_ident(schema)
+        );
+        let marks = vec!["?"; names.len()].join(",");
+        let query = format!(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN ({marks}) \
+             AND (EXTRA LIKE '%VIRTUAL GENERATED%' OR EXTRA LIKE '%STORED GENERATED%' \
+                  OR EXTRA IN ('VIRTUAL', 'PERSISTENT'))"
         );
         self.retrying(&what, || async {
-            sqlx::query_scalar::<_, String>(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-                 AND (EXTRA LIKE '%VIRTUAL GENERATED%' OR EXTRA LIKE '%STORED GENERATED%' \
-                      OR EXTRA IN ('VIRTUAL', 'PERSISTENT'))",
-            )
-            .bind(schema)
-            .bind(table)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| LoadError::target(Some(batch_id), what.as_str(), e))
+            let mut q = sqlx::query_as::<_, (String, String)>(&query).bind(schema);
+            for (_, table) in names {
+                q = q.bind(*table);
+            }
+            q.fetch_all(&self.pool)
+                .await
+                .map_err(|e| LoadError::target(Some(batch_id), what.as_str(), e))
         })
         .await
         .0

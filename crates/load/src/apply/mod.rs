@@ -11,7 +11,10 @@
 //!    tables without any key, their changes in source order).
 //! 3. Operations are split over `workers` connections by a hash of
 //!    (table, key): one key always lands on one worker, so per-key order
-//!    holds (invariant 4). Tables whose key compares by collation, tables
+//!    holds (invariant 4). A table with only a few rows in the batch (fewer
+//!    than 64) goes whole to one worker, chosen by a hash of the table, so
+//!    a batch spread over many tables is not cut into one-row statements.
+//!    Tables whose key compares by collation, tables
 //!    without a key and tables with a schema change inside the batch go
 //!    whole to one worker (see [`crate::key`]).
 //! 4. Each worker applies its share in **one transaction** with multi-row
@@ -87,7 +90,10 @@
 //! * [`catalog`] — target keys and generated columns of target tables;
 //! * [`partition`] — worker shares and the serial fallback;
 //! * [`ddl`] — running replicated DDL on the target;
-//! * [`replace`] — operator replacements of a refused change, exactly once.
+//! * [`replace`] — operator replacements of a refused change, exactly once;
+//! * [`origin`] — origin tags of bidirectional pipelines (loop prevention);
+//! * [`conflict`] — conflicts of bidirectional pipelines: detection and
+//!   policy.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,19 +112,22 @@ use crate::relaxed::{self, TargetFlavour};
 use crate::sql;
 
 mod catalog;
+pub mod conflict;
 pub mod ddl;
 mod fence;
 pub mod options;
+pub mod origin;
 mod partition;
 pub mod replace;
 
 pub use ddl::{DdlOutcome, ALREADY_APPLIED};
 pub use options::{
-    connect_options, default_retry, ApplyStats, CheckpointMark, LoaderOptions, TermFence,
-    UniqueConflict, SESSION_SQL_MODE,
+    connect_options, default_retry, ApplyStats, CheckpointMark, ConflictPolicy, ConflictRules,
+    ConflictSeen, LoaderOptions, OriginTag, TermFence, UniqueConflict, SESSION_SQL_MODE,
 };
 
 use catalog::{replication_key, Catalog};
+use conflict::Expected;
 use options::session_statements;
 use partition::{partition, serial_share, statement_error, Applied, Piece, PieceOp, ShareOutcome};
 
@@ -294,6 +303,11 @@ impl Loader {
         let keys = self.resolve_keys(batch_id, changes).await?;
         let key_of = |t: &TableSchema| replication_key(t, &keys);
         let plans = merge(changes, key_of).map_err(|e| refused(batch_id, e))?;
+        // Conflicts are judged against the first before image of each key;
+        // not while replaying, when the target may be ahead (see `conflict`).
+        let expected_keys = (self.opts.conflicts.is_some() && conflicts == UniqueConflict::Fail)
+            .then(|| Expected::of(changes, &keys));
+        let expected = expected_keys.as_ref();
         stats.tables = plans.len();
         for plan in &plans {
             match &plan.body {
@@ -318,7 +332,7 @@ impl Loader {
             // batch is committed whole or not at all.
             let one: Vec<Piece<'_>> = shares.drain(..).flatten().collect();
             stats.workers = 1;
-            let outcome = self.run_share(batch_id, 0, &one, Some(m)).await;
+            let outcome = self.run_share(batch_id, 0, &one, Some(m), expected).await;
             stats.retries += outcome.retries;
             let applied = match outcome.result {
                 Ok(n) => n,
@@ -329,7 +343,7 @@ impl Loader {
                         "collision on a unique key other than the replication key; applying the batch again in source order"
                     );
                     let share = serial_share(changes, &keys, &write, conflicts, |_| false);
-                    let outcome = self.run_share(batch_id, 0, &share, Some(m)).await;
+                    let outcome = self.run_share(batch_id, 0, &share, Some(m), None).await;
                     stats.retries += outcome.retries;
                     stats.serial_fallback = true;
                     outcome.result?
@@ -370,7 +384,7 @@ impl Loader {
             shares
                 .iter()
                 .enumerate()
-                .map(|(w, share)| self.run_share(batch_id, w, share, None)),
+                .map(|(w, share)| self.run_share(batch_id, w, share, None, expected)),
         )
         .await;
 
@@ -414,14 +428,14 @@ impl Loader {
             let share = serial_share(changes, &keys, &write, conflicts, |t| {
                 committed_unkeyed.contains(&(t.schema.as_str(), t.table.as_str()))
             });
-            let outcome = self.run_share(batch_id, 0, &share, mark).await;
+            let outcome = self.run_share(batch_id, 0, &share, mark, None).await;
             stats.retries += outcome.retries;
             outcome.result?.add_to(&mut stats, batch_id, conflicts);
             stats.serial_fallback = true;
             stats.checkpointed = mark.is_some();
         } else if !unkeyed.is_empty() {
             let outcome = self
-                .run_share(batch_id, stats.workers - 1, &unkeyed, mark)
+                .run_share(batch_id, stats.workers - 1, &unkeyed, mark, expected)
                 .await;
             stats.retries += outcome.retries;
             outcome.result?.add_to(&mut stats, batch_id, conflicts);
@@ -439,10 +453,13 @@ impl Loader {
         worker: usize,
         share: &[Piece<'_>],
         mark: Option<&CheckpointMark<'_>>,
+        expected: Option<&Expected<'_>>,
     ) -> ShareOutcome {
         let what = format!("batch {batch_id}, worker {worker}");
         let (result, retries) = self
-            .retrying(&what, || self.try_share(batch_id, share, mark))
+            .retrying(&what, || {
+                self.try_share(batch_id, worker, share, mark, expected)
+            })
             .await;
         ShareOutcome { result, retries }
     }
@@ -452,15 +469,43 @@ impl Loader {
     async fn try_share(
         &self,
         batch_id: u64,
+        worker: usize,
         share: &[Piece<'_>],
         mark: Option<&CheckpointMark<'_>>,
+        expected: Option<&Expected<'_>>,
     ) -> Result<Applied, LoadError> {
         let mut tx = self.pool.begin().await.map_err(|e| {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
         self.check_term(&mut tx, Some(batch_id), true).await?;
+        if let Some(OriginTag::Marker { pipeline }) = &self.opts.origin {
+            // First write of the transaction: the peer recognises it there.
+            origin::write_marker(&mut tx, batch_id, pipeline, worker).await?;
+        }
         let mut applied = Applied::default();
+        let mut judged = conflict::Judged::new();
         for piece in share {
+            let judged_piece;
+            let piece = match (&self.opts.conflicts, expected) {
+                (Some(rules), Some(expected)) => {
+                    let rows = conflict::judge(
+                        &mut tx,
+                        batch_id,
+                        rules,
+                        expected,
+                        &mut judged,
+                        piece,
+                        &mut applied.conflicts,
+                    )
+                    .await?;
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    judged_piece = piece.with_rows(rows);
+                    &judged_piece
+                }
+                _ => piece,
+            };
             let kind = piece.kind();
             // Rows holding values only the relaxed mode stores go alone,
             // after the others (see `crate::relaxed`).

@@ -64,6 +64,13 @@ pub struct LoaderOptions {
     /// `workers` (≥ 1): a small batch in one transaction is one commit on
     /// the target instead of one per worker, and its latency is lower.
     pub min_rows_per_worker: usize,
+    /// A bidirectional pipeline's origin tag (see [`super::origin`]);
+    /// `None` for one-way pipelines.
+    pub origin: Option<OriginTag>,
+    /// A bidirectional pipeline's conflict handling (see
+    /// [`super::conflict`]); `None`: changes are applied without comparing
+    /// the target row with the source's before image.
+    pub conflicts: Option<ConflictRules>,
 }
 
 /// The leadership term a loader writes under.
@@ -105,6 +112,8 @@ impl Default for LoaderOptions {
             term: None,
             tls: TlsConfig::disabled(),
             min_rows_per_worker: 256,
+            origin: None,
+            conflicts: None,
         }
     }
 }
@@ -146,6 +155,9 @@ pub struct ApplyStats {
     /// The whole batch and its checkpoint committed in one transaction
     /// (no batch-in-flight record was needed).
     pub atomic: bool,
+    /// Conflicts met and resolved (bidirectional pipelines, see
+    /// [`super::conflict`]).
+    pub conflicts: Vec<ConflictSeen>,
     pub elapsed: Duration,
 }
 
@@ -214,6 +226,10 @@ pub(super) fn session_statements(opts: &LoaderOptions) -> Vec<String> {
             .to_string(),
         "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
     ];
+    if let Some(OriginTag::ServerId(tag)) = &opts.origin {
+        // Every event this session logs carries the tag (see `super::origin`).
+        v.push(format!("SET SESSION server_id = {tag}"));
+    }
     if let Some(t) = opts.lock_wait_timeout {
         v.push(format!(
             "SET SESSION innodb_lock_wait_timeout = {}",
@@ -221,4 +237,52 @@ pub(super) fn session_statements(opts: &LoaderOptions) -> Vec<String> {
         ));
     }
     v
+}
+
+/// How a loader tags what it applies (see [`super::origin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginTag {
+    /// `SET SESSION server_id = N` on every connection.
+    ServerId(u32),
+    /// A marker row naming `pipeline` first in every row transaction.
+    Marker { pipeline: String },
+}
+
+/// What a bidirectional loader does with conflicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictRules {
+    /// The pipeline, for the records.
+    pub pipeline: String,
+    pub policy: ConflictPolicy,
+}
+
+/// `bidirectional.conflicts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    SourceWins,
+    TargetWins,
+    NewerWins(String),
+    Stop,
+}
+
+impl ConflictPolicy {
+    /// As written in the pipeline file.
+    pub fn name(&self) -> String {
+        match self {
+            ConflictPolicy::SourceWins => "source_wins".into(),
+            ConflictPolicy::TargetWins => "target_wins".into(),
+            ConflictPolicy::NewerWins(c) => format!("newer_wins:{c}"),
+            ConflictPolicy::Stop => "stop".into(),
+        }
+    }
+}
+
+/// One conflict the loader met and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictSeen {
+    /// `` `schema`.`table` `` as written on the target.
+    pub table: String,
+    pub key: String,
+    /// `true` when the source's change was applied.
+    pub source_won: bool,
 }

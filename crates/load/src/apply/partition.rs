@@ -13,6 +13,10 @@ use crate::key::{describe_key, describe_row, key_bytes};
 use crate::merge::{qualified, KeyedRow, PlanBody, SerialOp, TablePlan};
 use crate::sql::{self, Kind, Target};
 
+/// A keyed table with fewer rows than this in a batch is not split by key
+/// over the workers (see [`partition`]).
+pub(super) const WHOLE_TABLE_ROWS: usize = 64;
+
 /// What one worker applies, in order.
 pub(super) struct Piece<'a> {
     pub(super) table: &'a TableSchema,
@@ -107,6 +111,8 @@ pub(super) struct Applied {
     pub(super) missed: u64,
     /// The first of them, for the log: (table, key).
     pub(super) example: Option<(String, String)>,
+    /// Conflicts met (bidirectional pipelines, see `super::conflict`).
+    pub(super) conflicts: Vec<super::options::ConflictSeen>,
 }
 
 impl Applied {
@@ -122,6 +128,7 @@ impl Applied {
     pub(super) fn add_to(self, stats: &mut ApplyStats, batch_id: u64, conflicts: UniqueConflict) {
         stats.statements += self.statements;
         stats.deletes_missed += self.missed;
+        stats.conflicts.extend(self.conflicts);
         if let Some((table, key)) = self.example {
             let replaying = conflicts == UniqueConflict::Replace;
             if replaying {
@@ -134,7 +141,9 @@ impl Applied {
 }
 
 /// Splits plans over at most `workers` shares, keeping plan order within
-/// each share. Empty shares are dropped.
+/// each share: a keyed table's rows by key hash, or the whole table to one
+/// worker (by table hash) when it has fewer than [`WHOLE_TABLE_ROWS`] rows
+/// in the batch. Empty shares are dropped.
 pub(super) fn partition<'a>(
     plans: &'a [TablePlan<'a>],
     workers: usize,
@@ -162,6 +171,15 @@ pub(super) fn partition<'a>(
                 let (expected, precaution): (Vec<_>, Vec<_>) =
                     deletes.iter().partition(|r| r.expect_row);
                 let upserts: Vec<&KeyedRow<'a>> = upserts.iter().collect();
+                // A table with few rows in the batch goes whole to one
+                // worker: split by key it would cost up to one statement per
+                // worker for a handful of rows, and a batch spread over
+                // thousands of tables would become thousands of one-row
+                // statements. (Load is sequential, so which worker applies
+                // a key may differ from batch to batch; within the batch
+                // the key's one merged operation stays on one worker.)
+                let whole = (deletes.len() + upserts.len() < WHOLE_TABLE_ROWS)
+                    .then(|| (crate::key::partition_hash(table, None) % n as u64) as usize);
                 for (op, list, counts) in [
                     (PieceOp::Delete, precaution, false),
                     (PieceOp::Delete, expected, true),
@@ -169,7 +187,7 @@ pub(super) fn partition<'a>(
                 ] {
                     let mut per: Vec<Vec<&'a Row>> = vec![Vec::new(); n];
                     for r in list {
-                        per[(r.hash % n as u64) as usize].push(r.row);
+                        per[whole.unwrap_or((r.hash % n as u64) as usize)].push(r.row);
                     }
                     for (w, rows) in per.into_iter().enumerate() {
                         if !rows.is_empty() {

@@ -136,6 +136,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     select_cfg.max_chunk_bytes = max_bytes;
     select_cfg.status = opts.status.clone();
     select_cfg.filter = pipeline.filter.clone();
+    select_cfg.peer = crate::open::peer(pipeline);
     let heartbeats = crate::lag::Heartbeats::new(select_cfg.heartbeat);
     select_cfg.heartbeats = heartbeats.clone();
     let queues = vec![

@@ -1,6 +1,8 @@
 //! One term of replication: prepare, run the stages, stop.
 //!
 //! Preparing a term, in this order, each step waiting out transient trouble:
+//! 0. for a bidirectional pipeline, check that the target accepts its
+//!    origin tag (a definite refusal names the missing privilege);
 //! 1. create or upgrade sluice's tables on the target;
 //! 2. raise the term on the target (before reading where to resume: writes
 //!    of an older term are then either visible or impossible);
@@ -83,6 +85,18 @@ pub(super) async fn prepare(
         node: opts.node_id.clone(),
     });
     let loader = Arc::new(loader_with_term(pipeline, fence).await?);
+    // A bidirectional pipeline must be able to tag what it applies before
+    // it applies anything (`sluice_load::apply::origin`).
+    let Some(()) = retry_transient("checking the origin tag on the target", stop, || async {
+        loader
+            .ensure_origin_tag()
+            .await
+            .map_err(PipelineError::from)
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
     let Some(()) = retry_transient("migrating the target", stop, || async {
         loader.migrate().await.map_err(PipelineError::from)
     })
