@@ -17,6 +17,7 @@ mod batch;
 mod bidi;
 mod cluster;
 mod coordination;
+mod snapshot;
 mod source;
 mod tables;
 mod target;
@@ -59,6 +60,7 @@ const ROOT_KEYS: &[&str] = &[
     "alarms",
     "stages",
     "bidirectional",
+    "snapshot",
 ];
 
 /// Longest pipeline name, node id and column name.
@@ -137,6 +139,11 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => stages_section(cx, &map, f).map(Some),
         None => Some(None),
     };
+    let snapshot_field = map.optional("snapshot");
+    let snapshot_section = match snapshot_field {
+        Some(f) => snapshot::snapshot(cx, &map, f),
+        None => Some(crate::model::Snapshot::default()),
+    };
     let bidi_field = map.optional("bidirectional");
     let mut bidirectional = match bidi_field {
         Some(f) => bidirectional(cx, &map, f).map(Some),
@@ -191,7 +198,12 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         }
     }
 
+    if let (Some(field), Some(snap)) = (snapshot_field, &snapshot_section) {
+        snapshot::cross_check(cx, field, snap, source.as_ref(), stages_field.is_some());
+    }
+
     Some(Pipeline {
+        snapshot: snapshot_section?,
         name: name?,
         source: source?,
         target: target?,

@@ -55,11 +55,13 @@ pub enum EventKind {
     StartPositionPurged,
     /// A bidirectional pipeline met a conflict (`sluice_load::apply::conflict`).
     Conflict,
+    SnapshotStarted,
+    SnapshotFinished,
 }
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -69,6 +71,8 @@ impl EventKind {
         EventKind::LoadError,
         EventKind::StartPositionPurged,
         EventKind::Conflict,
+        EventKind::SnapshotStarted,
+        EventKind::SnapshotFinished,
     ];
 
     /// The states this kind is emitted in: conditions fire and resolve,
@@ -83,7 +87,9 @@ impl EventKind {
             | EventKind::LeadershipLost
             | EventKind::LoadError
             | EventKind::StartPositionPurged
-            | EventKind::Conflict => &[EventState::Event],
+            | EventKind::Conflict
+            | EventKind::SnapshotStarted
+            | EventKind::SnapshotFinished => &[EventState::Event],
         }
     }
 
@@ -98,6 +104,8 @@ impl EventKind {
             EventKind::LoadError => "load_error",
             EventKind::StartPositionPurged => "start_position_purged",
             EventKind::Conflict => "conflict",
+            EventKind::SnapshotStarted => "snapshot_started",
+            EventKind::SnapshotFinished => "snapshot_finished",
         }
     }
 
@@ -110,7 +118,9 @@ impl EventKind {
             EventKind::SourceSwitched | EventKind::LeadershipLost | EventKind::Conflict => {
                 "warning"
             }
-            EventKind::LeadershipGained => "info",
+            EventKind::LeadershipGained
+            | EventKind::SnapshotStarted
+            | EventKind::SnapshotFinished => "info",
         }
     }
 }
