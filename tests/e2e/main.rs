@@ -29,6 +29,7 @@ mod pipeline_workload;
 mod positions;
 mod quickstart;
 mod readme;
+mod snapshot;
 mod soak;
 mod stages;
 mod streams;

@@ -29,6 +29,7 @@ pub mod jsonb;
 pub mod output;
 pub mod preflight;
 pub mod rows;
+pub mod snapshot;
 pub mod statement;
 pub mod stream;
 pub mod tablemap;

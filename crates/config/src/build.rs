@@ -17,6 +17,7 @@ mod batch;
 mod bidi;
 mod cluster;
 mod coordination;
+mod snapshot;
 mod source;
 mod tables;
 mod target;
@@ -61,6 +62,7 @@ const ROOT_KEYS: &[&str] = &[
     "stages",
     "bidirectional",
     "verify",
+    "snapshot",
 ];
 
 /// Longest pipeline name, node id and column name.
@@ -139,6 +141,11 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => stages_section(cx, &map, f).map(Some),
         None => Some(None),
     };
+    let snapshot_field = map.optional("snapshot");
+    let snapshot_section = match snapshot_field {
+        Some(f) => snapshot::snapshot(cx, &map, f),
+        None => Some(crate::model::Snapshot::default()),
+    };
     let bidi_field = map.optional("bidirectional");
     let mut bidirectional = match bidi_field {
         Some(f) => bidirectional(cx, &map, f).map(Some),
@@ -197,7 +204,12 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         }
     }
 
+    if let (Some(field), Some(snap)) = (snapshot_field, &snapshot_section) {
+        snapshot::cross_check(cx, field, snap, source.as_ref(), stages_field.is_some());
+    }
+
     Some(Pipeline {
+        snapshot: snapshot_section?,
         name: name?,
         source: source?,
         target: target?,

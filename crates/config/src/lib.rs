@@ -71,8 +71,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::{
     tag_server_id, Admin, Alarms, Batch, Bidirectional, ConflictPolicy, Coordination, DdlPolicy,
-    Ha, Load, Node, Pipeline, Source, Stage, StagesSettings, StartAt, Tagging, Target,
-    VerifySettings, Webhook,
+    Ha, Load, Node, OnNonempty, Pipeline, Snapshot, SnapshotMode, Source, Stage, StagesSettings,
+    StartAt, Tagging, Target, VerifySettings, Webhook,
 };
 pub use rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern, SYSTEM_SCHEMAS};
 pub use url::{parse_etcd_endpoint, DbUrl, DEFAULT_MYSQL_PORT};

@@ -83,6 +83,9 @@ pub struct Pipeline {
     /// `verify` (optional): continuous verification by the active node (see
     /// [`VerifySettings`]). Default: none (only `sluice verify` on demand).
     pub verify: Option<VerifySettings>,
+    /// `snapshot` (optional): copy the tables' existing rows before
+    /// streaming (see [`Snapshot`]). Default: `mode: never`.
+    pub snapshot: Snapshot,
 }
 
 /// `verify` (optional): the active node compares source and target in the
@@ -589,4 +592,61 @@ pub fn tag_server_id(name: &str) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h | 0x8000_0000
+}
+
+/// `snapshot`: copying the rows the source already holds, with an exact
+/// hand-off to streaming (see `sluice_pipeline::snapshot`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `snapshot.mode` (optional): `never` (default: only changes from
+    /// `source.start` on are replicated) or `initial` (when nothing is
+    /// stored, copy every included table, then stream). With `initial`,
+    /// `source.start` must be `latest` (the snapshot decides where streaming
+    /// starts), `stages` is refused (chunks are not distributed yet) and the
+    /// source must be MariaDB (checked when the pipeline starts).
+    pub mode: SnapshotMode,
+    /// `snapshot.parallel` (optional): tables read at the same time, each on
+    /// its own source connection, `1..=64`. Default 4.
+    pub parallel: u64,
+    /// `snapshot.chunk_rows` (optional): target rows per chunk, `100..=1000000`;
+    /// the reader shrinks or grows it to keep one chunk's read near one
+    /// second. Default 20000.
+    pub chunk_rows: u64,
+    /// `snapshot.create_tables` (optional): create missing target tables
+    /// (and schemas) from the source's `SHOW CREATE TABLE`, with routes and
+    /// column rules applied; an existing table whose columns differ is
+    /// refused, naming the difference. Default `true`.
+    pub create_tables: bool,
+    /// `snapshot.on_nonempty` (optional): `refuse` (default: stop before
+    /// anything is written, naming the first target table that holds rows)
+    /// or `merge` (copy into it; rows the source lacks stay).
+    pub on_nonempty: OnNonempty,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            mode: SnapshotMode::Never,
+            parallel: 4,
+            chunk_rows: 20_000,
+            create_tables: true,
+            on_nonempty: OnNonempty::Refuse,
+        }
+    }
+}
+
+/// `snapshot.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SnapshotMode {
+    #[default]
+    Never,
+    Initial,
+}
+
+/// `snapshot.on_nonempty`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnNonempty {
+    #[default]
+    Refuse,
+    Merge,
 }

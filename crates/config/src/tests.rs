@@ -255,7 +255,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         err(&with("extra: 1\n")),
-        "p.yaml:4:1: extra: unknown key `extra` (expected one of: name, source, target, coordination, filter, routes, columns, batch, load, ha, node, admin, alarms, stages, bidirectional)"
+        "p.yaml:4:1: extra: unknown key `extra` (expected one of: name, source, target, coordination, filter, routes, columns, batch, load, ha, node, admin, alarms, stages, bidirectional, snapshot)"
     );
     assert_eq!(kinds(&with("extra: 1\n")), [ErrorKind::UnknownKey]);
 }
@@ -1181,4 +1181,50 @@ fn stages_section_is_checked() {
     assert!(errs.contains("needs the `stages` section"), "{errs}");
     let errs = errs_text(&format!("{etcd}stages: {{ listen: \"0.0.0.0:7070\" }}\n"));
     assert!(errs.contains("needs `stages.advertise`"), "{errs}");
+}
+
+#[test]
+fn snapshot_section_defaults_and_values() {
+    let p = ok(MINIMAL);
+    assert_eq!(p.snapshot, Snapshot::default());
+    assert_eq!(p.snapshot.mode, SnapshotMode::Never);
+    let p = ok(&with(
+        "snapshot: { mode: initial, parallel: 8, chunk_rows: 5000, create_tables: false, on_nonempty: merge }\n",
+    ));
+    assert_eq!(
+        p.snapshot,
+        Snapshot {
+            mode: SnapshotMode::Initial,
+            parallel: 8,
+            chunk_rows: 5000,
+            create_tables: false,
+            on_nonempty: OnNonempty::Merge,
+        }
+    );
+}
+
+#[test]
+fn snapshot_refuses_a_start_other_than_latest_and_stages() {
+    let text = "\
+name: shop
+source: { url: \"mysql://repl@127.0.0.1:13306\", server_id: 4001, start: { file: mysql-bin.000003 } }
+target: { url: \"mysql://root@127.0.0.1:13307\" }
+snapshot: { mode: initial }
+";
+    let e = err(text);
+    assert!(e.starts_with("p.yaml:4:1"), "{e}");
+    assert!(e.contains("decides where streaming starts"), "{e}");
+    assert!(e.contains("mysql-bin.000003:4"), "{e}");
+    // `never` with any start is fine.
+    ok(&text.replace("mode: initial", "mode: never"));
+    let e = err(&with(
+        "coordination: { etcd: { endpoints: [\"http://127.0.0.1:2379\"] } }\n\
+         stages: { listen: \"127.0.0.1:0\" }\n\
+         snapshot: { mode: initial }\n",
+    ));
+    assert!(e.contains("with `stages` is not supported yet"), "{e}");
+    let all = errs(&with(
+        "snapshot: { mode: sometimes, parallel: 0, chunk_rows: 5, create_tables: maybe, on_nonempty: drop, extra: 1 }\n",
+    ));
+    assert_eq!(all.len(), 6, "{all:#?}");
 }

@@ -135,6 +135,10 @@ pub struct NodeProgress {
     #[serde(default)]
     pub applied_as_of_unix_ms: Option<u64>,
     pub updated_unix_ms: u64,
+    /// The snapshot's progress (the `"snapshot"` object of `/status`), when
+    /// one ran in this term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<serde_json::Value>,
 }
 
 /// The value of the leader key.

@@ -26,6 +26,7 @@ pub mod key;
 pub mod merge;
 pub mod meta;
 pub mod relaxed;
+pub mod snapshot;
 pub mod sql;
 pub mod verify;
 

@@ -55,6 +55,8 @@ pub enum EventKind {
     StartPositionPurged,
     /// A bidirectional pipeline met a conflict (`sluice_load::apply::conflict`).
     Conflict,
+    SnapshotStarted,
+    SnapshotFinished,
     /// A continuous verification round found persisting differences
     /// (`crate::verify::continuous`).
     VerifyMismatch,
@@ -62,7 +64,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -72,6 +74,8 @@ impl EventKind {
         EventKind::LoadError,
         EventKind::StartPositionPurged,
         EventKind::Conflict,
+        EventKind::SnapshotStarted,
+        EventKind::SnapshotFinished,
         EventKind::VerifyMismatch,
     ];
 
@@ -88,6 +92,8 @@ impl EventKind {
             | EventKind::LoadError
             | EventKind::StartPositionPurged
             | EventKind::Conflict
+            | EventKind::SnapshotStarted
+            | EventKind::SnapshotFinished
             | EventKind::VerifyMismatch => &[EventState::Event],
         }
     }
@@ -103,6 +109,8 @@ impl EventKind {
             EventKind::LoadError => "load_error",
             EventKind::StartPositionPurged => "start_position_purged",
             EventKind::Conflict => "conflict",
+            EventKind::SnapshotStarted => "snapshot_started",
+            EventKind::SnapshotFinished => "snapshot_finished",
             EventKind::VerifyMismatch => "verify_mismatch",
         }
     }
@@ -118,7 +126,9 @@ impl EventKind {
             EventKind::SourceSwitched | EventKind::LeadershipLost | EventKind::Conflict => {
                 "warning"
             }
-            EventKind::LeadershipGained => "info",
+            EventKind::LeadershipGained
+            | EventKind::SnapshotStarted
+            | EventKind::SnapshotFinished => "info",
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct ExtractConfig {
     /// end, and cut exactly here, so that no batch mixes transactions of the
     /// range or crosses its end.
     pub isolate: Option<Position>,
+    /// A snapshot in progress: chunks to hand into the stream at their
+    /// positions ([`crate::snapshot`]).
+    pub snapshot: Option<crate::snapshot::ExtractSide>,
 }
 
 struct Pending {
@@ -120,6 +123,10 @@ pub async fn run(
     let mut next_id = cfg.first_batch_id;
     let mut pending = Pending::new(cfg.start.clone());
     let mut skip = cfg.skip_through.clone();
+    let snap = cfg.snapshot.clone();
+    let mut feed = snap.as_ref().and_then(|s| s.take_feed());
+    // A transaction that must wait until a chunk before it has its rows.
+    let mut deferred: Option<TxnChunk> = None;
     loop {
         cfg.cut.store(
             next_id.saturating_sub(1),
@@ -131,13 +138,39 @@ pub async fn run(
             (Some(since), false) => Some(*since + cfg.max_delay),
             _ => None,
         };
+        let stream_open = deferred.is_none() && feed.as_ref().is_none_or(|f| f.stream_open());
         let msg = tokio::select! {
             () = stop.cancelled() => return Ok(()),
+            Some(fmsg) = async { match feed.as_mut() { Some(f) => f.recv().await, None => std::future::pending().await } } => {
+                let (Some(f), Some(side)) = (feed.as_mut(), snap.as_ref()) else { continue };
+                f.take(fmsg);
+                if !pending.open {
+                    let due = f.due(&pending.end.clone(), false);
+                    emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
+                }
+                if let Some(chunk) = deferred.take() {
+                    match first_position(&chunk) {
+                        Some(first) if f.blocks(&first) => deferred = Some(chunk),
+                        first => {
+                            if let Some(first) = first {
+                                let due = f.due(&first, true);
+                                emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
+                            }
+                            add_chunk(&cfg, chunk, &mut pending, &mut skip, &mut next_id, &tx, &stop, Some(&f.dropping)).await?;
+                            if !pending.open {
+                                let due = f.due(&pending.end.clone(), false);
+                                emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
             () = sleep_until(deadline) => {
                 cut(&mut pending, &mut next_id, &tx, &stop).await?;
                 continue;
             }
-            msg = rx.recv() => msg,
+            msg = rx.recv(), if stream_open => msg,
         };
         let Some(msg) = msg else {
             // Select ended (shutdown): pass on what is whole.
@@ -159,6 +192,16 @@ pub async fn run(
                 }
             }
             SelectMsg::Chunk(chunk) => {
+                if let (Some(f), Some(side), false) = (feed.as_mut(), snap.as_ref(), pending.open) {
+                    if let Some(first) = first_position(&chunk) {
+                        if f.blocks(&first) {
+                            deferred = Some(chunk);
+                            continue;
+                        }
+                        let due = f.due(&first, true);
+                        emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
+                    }
+                }
                 add_chunk(
                     &cfg,
                     chunk,
@@ -167,8 +210,13 @@ pub async fn run(
                     &mut next_id,
                     &tx,
                     &stop,
+                    feed.as_ref().map(|f| &f.dropping),
                 )
                 .await?;
+                if let (Some(f), Some(side), false) = (feed.as_mut(), snap.as_ref(), pending.open) {
+                    let due = f.due(&pending.end.clone(), false);
+                    emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
+                }
             }
         }
     }
@@ -181,6 +229,87 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// A position X such that the message's transaction lies after a chunk
+/// position P exactly when P < X: its first rows event (never equal to a
+/// transaction boundary), else where it ends (a transaction ending at P is
+/// before P).
+fn first_position(chunk: &TxnChunk) -> Option<Position> {
+    match chunk.items.first() {
+        Some(Selected::Rows { file, offset, .. }) => Some(Position::new(file.to_string(), *offset)),
+        _ => chunk.through.clone().or_else(|| chunk.end.clone()),
+    }
+}
+
+/// Emits snapshot chunks as batches right here in the stream (after what
+/// is pending, which is cut first), split at `max_rows`; Load learns which
+/// batches are chunks from `side.marks`.
+async fn emit_copies(
+    side: &crate::snapshot::ExtractSide,
+    feed: &mut crate::snapshot::Feed,
+    chunks: Vec<crate::snapshot::CopyChunk>,
+    pending: &mut Pending,
+    next_id: &mut u64,
+    tx: &Sender<Batch>,
+    stop: &CancellationToken,
+) -> Result<(), PipelineError> {
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    if pending.has_content() {
+        cut(pending, next_id, tx, stop).await?;
+    }
+    for chunk in chunks {
+        let crate::snapshot::CopyChunk {
+            table,
+            target,
+            mut rows,
+            last_key,
+            clear,
+            complete,
+        } = chunk;
+        if clear && complete {
+            if let Some((s, t)) = table.split_once('.') {
+                feed.dropping.remove(&(s.to_string(), t.to_string()));
+            }
+        }
+        let mut first = true;
+        loop {
+            let rest = rows.split_off(rows.len().min(side.max_rows));
+            let last = rest.is_empty();
+            let part = std::mem::replace(&mut rows, rest);
+            let bytes: usize = part.iter().map(RowChange::size_hint).sum();
+            side.marks.insert(
+                *next_id,
+                crate::snapshot::CopyMark {
+                    table: table.clone(),
+                    target: target.clone(),
+                    last_key: if last { last_key.clone() } else { None },
+                    clear: clear && first,
+                    complete: complete && last,
+                    rows: part.len() as u64,
+                    chunk_end: last,
+                },
+            );
+            let batch = Batch {
+                id: *next_id,
+                start: pending.start.clone(),
+                end: pending.start.clone(),
+                through: pending.start.clone(),
+                timestamp: u32::try_from(sluice_core::time::unix_secs()).unwrap_or(u32::MAX),
+                body: BatchBody::Rows(part),
+            };
+            *next_id += 1;
+            send(tx, batch, bytes, stop).await?;
+            first = false;
+            if last {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn add_chunk(
     cfg: &ExtractConfig,
     chunk: TxnChunk,
@@ -189,6 +318,7 @@ async fn add_chunk(
     next_id: &mut u64,
     tx: &Sender<Batch>,
     stop: &CancellationToken,
+    dropping: Option<&std::collections::HashSet<(String, String)>>,
 ) -> Result<(), PipelineError> {
     let TxnChunk {
         items,
@@ -218,6 +348,13 @@ async fn add_chunk(
                 }
                 let table = &event.table;
                 if !cfg.filter.includes(&table.schema, &table.table) {
+                    continue;
+                }
+                if dropping.is_some_and(|d| {
+                    !d.is_empty() && d.contains(&(table.schema.clone(), table.table.clone()))
+                }) {
+                    // A keyless table whose copy is pending: the copy
+                    // replaces the whole table at its position.
                     continue;
                 }
                 if !table.has_names {

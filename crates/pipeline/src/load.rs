@@ -82,6 +82,9 @@ pub struct LoadStage {
     pub failed: crate::control::FailedSlot,
     /// An operator's resolution in force.
     pub resolver: Option<crate::control::resolve::Resolver>,
+    /// Which batches are snapshot chunks ([`crate::snapshot`]): they are
+    /// applied alone, and their progress is recorded after they commit.
+    pub copies: Option<crate::snapshot::Marks>,
 }
 
 /// Applies one batch to the target (intent, rows or DDL, checkpoint),
@@ -189,11 +192,19 @@ impl LoadStage {
             // applied together: one merge, larger statements, one round of
             // metadata writes. Their byte permits are held until applied.
             let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
-            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving {
+            let copy = self.copies.as_ref().and_then(|c| c.get(msg.item.id));
+            let is_copy = |b: &Batch| self.copies.as_ref().is_some_and(|c| c.get(b.id).is_some());
+            if !before_chunk(&self.applier, copy.as_ref(), &abandon).await? {
+                return Ok(());
+            }
+            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving && copy.is_none() {
                 let mut rows = msg.item.rows();
                 while rows < COALESCE_MAX_ROWS {
                     match rx.try_recv() {
-                        Some(next) if matches!(next.item.body, BatchBody::Rows(_)) => {
+                        Some(next)
+                            if matches!(next.item.body, BatchBody::Rows(_))
+                                && !is_copy(&next.item) =>
+                        {
                             rows += next.item.rows();
                             group.push(next);
                         }
@@ -255,6 +266,12 @@ impl LoadStage {
             };
             if !applied {
                 return Ok(());
+            }
+            if let (Some(mark), Some(marks)) = (&copy, &self.copies) {
+                if !after_chunk(&self.applier, mark, &abandon).await? {
+                    return Ok(());
+                }
+                marks.remove(msg.item.id);
             }
             let batches: Vec<&Batch> = std::iter::once(&msg.item)
                 .chain(group.iter().map(|b| &b.item))
@@ -558,5 +575,107 @@ impl Applier {
             self.status.target_up();
         }
         Ok(outcome?)
+    }
+}
+
+// Snapshot chunks (`crate::snapshot`): what Load does around a chunk's batch.
+
+/// Before a chunk's batch: note it in flight and, for the first batch of a
+/// keyless table's copy, clear the target table. `Ok(false)`: abandoned.
+pub(crate) async fn before_chunk(
+    applier: &crate::load::Applier,
+    mark: Option<&crate::snapshot::CopyMark>,
+    abandon: &tokio_util::sync::CancellationToken,
+) -> Result<bool, crate::error::PipelineError> {
+    let Some(mark) = mark else {
+        return Ok(true);
+    };
+    let loader = &applier.loader;
+    let pipeline = applier.pipeline.as_str();
+    with_retry(applier, abandon, || async {
+        loader
+            .snapshot_inflight(pipeline, &mark.table, mark.rows)
+            .await?;
+        if mark.clear {
+            loader.clear_table(&mark.target.0, &mark.target.1).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// After a chunk's batch committed: record the chunk (its last batch) as
+/// done. `Ok(false)`: abandoned.
+pub(crate) async fn after_chunk(
+    applier: &crate::load::Applier,
+    mark: &crate::snapshot::CopyMark,
+    abandon: &tokio_util::sync::CancellationToken,
+) -> Result<bool, crate::error::PipelineError> {
+    let loader = &applier.loader;
+    let pipeline = applier.pipeline.as_str();
+    let done = with_retry(applier, abandon, || async {
+        loader
+            .snapshot_chunk_done(
+                pipeline,
+                &mark.table,
+                mark.last_key.as_deref(),
+                mark.rows,
+                mark.complete,
+                mark.chunk_end,
+            )
+            .await
+    })
+    .await?;
+    if !done {
+        return Ok(false);
+    }
+    metrics::counter!("sluice_snapshot_rows_total", "table" => mark.table.clone())
+        .increment(mark.rows);
+    if mark.complete {
+        tracing::info!(table = %mark.table, "snapshot: table copied");
+    }
+    let progress = applier.status.snapshot();
+    if progress.chunk_done(&mark.table, mark.rows, mark.chunk_end, mark.complete) {
+        let j = progress.to_json();
+        let rows: u64 = j["tables"]
+            .as_array()
+            .map(|t| t.iter().filter_map(|t| t["rows_copied"].as_u64()).sum())
+            .unwrap_or(0);
+        applier.status.events().emit(
+            crate::events::EventKind::SnapshotFinished,
+            crate::events::EventState::Event,
+            format!("snapshot finished: every table copied ({rows} rows); streaming continues"),
+            crate::events::details([
+                ("rows_copied", serde_json::json!(rows)),
+                ("rows_recopied", j["rows_recopied"].clone()),
+            ]),
+        );
+    }
+    Ok(true)
+}
+
+async fn with_retry<F, Fut>(
+    applier: &crate::load::Applier,
+    abandon: &tokio_util::sync::CancellationToken,
+    op: F,
+) -> Result<bool, crate::error::PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), sluice_load::LoadError>>,
+{
+    use sluice_core::retry::{retry, Retried};
+    match retry(
+        &applier.retry,
+        abandon.cancelled(),
+        |e: &sluice_load::LoadError, a| {
+            tracing::warn!(attempt = a.number, error = %e, "snapshot progress: transient target error; retrying");
+        },
+        op,
+    )
+    .await
+    {
+        Retried::Done(()) => Ok(true),
+        Retried::Failed(e) => Err(e.into()),
+        Retried::Stopped => Ok(false),
     }
 }

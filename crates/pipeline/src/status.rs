@@ -167,6 +167,7 @@ struct Inner {
     node: String,
     events: Events,
     lag_threshold: Duration,
+    snapshot: crate::progress_snapshot::Progress,
     state: Mutex<State>,
 }
 
@@ -193,6 +194,7 @@ impl NodeStatus {
                 node: node.to_string(),
                 events,
                 lag_threshold,
+                snapshot: crate::progress_snapshot::Progress::default(),
                 state: Mutex::new(State {
                     role: Role::Starting,
                     replicating: false,
@@ -223,6 +225,11 @@ impl NodeStatus {
 
     pub fn events(&self) -> &Events {
         &self.inner.events
+    }
+
+    /// The snapshot's progress (`"snapshot"` in `/status`).
+    pub fn snapshot(&self) -> &crate::progress_snapshot::Progress {
+        &self.inner.snapshot
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -477,6 +484,7 @@ impl NodeStatus {
             lag_seconds: crate::lag::lag_seconds(now, s.applied_as_of_ms),
             applied_as_of_unix_ms: s.applied_as_of_ms,
             updated_unix_ms: now,
+            snapshot: Some(self.inner.snapshot.to_json()).filter(|j| j["state"] != "none"),
         }
     }
 
@@ -570,6 +578,7 @@ impl NodeStatus {
                 "text": p.to_string(),
             })),
             "acknowledged_batch": s.acknowledged_batch,
+            "snapshot": self.inner.snapshot.to_json(),
             "lag_seconds": lag_seconds,
             "applied_as_of_unix_ms": s.applied_as_of_ms,
             "lag_alarm": s.lag_alarm,

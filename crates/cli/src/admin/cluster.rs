@@ -301,6 +301,7 @@ mod tests {
                 progress: Some(sluice_coord::NodeProgress {
                     rows_loaded: rows,
                     updated_unix_ms: updated,
+                    snapshot: None,
                     applied_as_of_unix_ms: Some(updated - 3_000),
                     ..Default::default()
                 }),

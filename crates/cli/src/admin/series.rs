@@ -91,6 +91,8 @@ pub fn register(pipeline: &Pipeline, node: &str) {
         }
     }
     counter!("sluice_deletes_missed_total").increment(0);
+    gauge!("sluice_snapshot_running").set(0.0);
+    counter!("sluice_snapshot_rows_recopied_total").increment(0);
     for result in ["ok", "failed"] {
         counter!("sluice_webhook_deliveries_total", "result" => result).increment(0);
     }
@@ -120,6 +122,18 @@ fn describe() {
     describe_gauge!(
         "sluice_paused",
         "1 while the pipeline is paused by an operator"
+    );
+    describe_gauge!(
+        "sluice_snapshot_running",
+        "1 while this node copies a snapshot (snapshot.mode: initial)"
+    );
+    describe_counter!(
+        "sluice_snapshot_rows_total",
+        "Rows a snapshot copied to the target, by source table"
+    );
+    describe_counter!(
+        "sluice_snapshot_rows_recopied_total",
+        "Rows of snapshot chunks copied again because their chunk was in flight at a failover"
     );
     describe_counter!(
         "sluice_deletes_missed_total",

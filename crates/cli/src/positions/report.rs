@@ -339,6 +339,8 @@ impl Report {
                 p["lag_seconds"] = json!(self.lag_seconds());
                 p
             }),
+            // The copy's progress as the active node published it.
+            "snapshot": self.active_progress().and_then(|p| p.snapshot.clone()),
             "verify": self.verify,
             "batches_in_flight": self.tasks.iter().map(|t| json!({
                 "batch_id": t.batch_id,
@@ -582,6 +584,9 @@ impl Report {
                 );
             }
         }
+        if let Some(snap) = self.active_progress().and_then(|p| p.snapshot.as_ref()) {
+            snapshot_rows(&mut t, snap);
+        }
         if !self.verify.is_null() {
             t.row("verify", crate::verify::status_text(&self.verify));
         }
@@ -677,5 +682,41 @@ async fn read_checkpoint(loader: &sluice_load::Loader, name: &str) -> TargetStat
         Ok(Ok(cp)) => TargetState::Checkpoint(cp),
         Ok(Err(e)) if is_missing_table(&e) => TargetState::NotMigrated,
         Ok(Err(e)) => TargetState::Unreachable(e.to_string()),
+    }
+}
+
+/// The snapshot's rows of the `status` table: its state, then a line per
+/// table not yet copied (rows, chunks, rate, ETA).
+fn snapshot_rows(t: &mut super::Table, snap: &Value) {
+    let tables = snap["tables"].as_array().cloned().unwrap_or_default();
+    let done = tables.iter().filter(|t| t["done"] == true).count();
+    t.row(
+        "snapshot",
+        format!(
+            "{}: {done}/{} tables copied, {} rows copied again after failovers",
+            snap["state"].as_str().unwrap_or("?"),
+            tables.len(),
+            snap["rows_recopied"]
+        ),
+    );
+    for table in tables.iter().filter(|t| t["done"] != true) {
+        let num = |k: &str| {
+            table[k]
+                .as_f64()
+                .map_or_else(|| "-".into(), |v| format!("{v:.0}"))
+        };
+        t.row(
+            "",
+            format!(
+                "{}: {}/{} rows, chunks {}/{}, {} rows/s, ETA {} s",
+                table["table"].as_str().unwrap_or("?"),
+                num("rows_copied"),
+                num("rows_estimated"),
+                num("chunks_done"),
+                num("chunks_total"),
+                num("rows_per_s"),
+                num("eta_s")
+            ),
+        );
     }
 }

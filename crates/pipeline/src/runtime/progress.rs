@@ -42,6 +42,15 @@ pub(super) async fn log_progress(
             "progress"
         );
         last_rows = rows;
+        if let Some((done, tables, copied, estimated)) = status.snapshot().summary() {
+            tracing::info!(
+                tables_done = done,
+                tables,
+                rows_copied = copied,
+                rows_estimated = estimated,
+                "snapshot progress"
+            );
+        }
     }
 }
 

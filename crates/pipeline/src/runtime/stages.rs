@@ -80,6 +80,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         first_batch_id,
         epoch,
         resolver,
+        snapshot,
     } = p;
     // Id of the last batch Load finished (Extract cuts early when Load is
     // idle).
@@ -143,10 +144,13 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         ("extract", ext_tx.probe()),
         ("transform", tr_tx.probe()),
     ];
-    let start_position = resume
-        .record
-        .as_ref()
-        .map_or_else(|| Position::new(String::new(), 4), |r| r.position.clone());
+    // A first start with a snapshot streams from the snapshot's start, which
+    // Extract compares chunk positions with.
+    let start_position = match (&resume.record, &snapshot) {
+        (Some(r), _) => r.position.clone(),
+        (None, Some(plan)) => plan.start.clone(),
+        (None, None) => Position::new(String::new(), 4),
+    };
     let extract_cfg = ExtractConfig {
         filter: pipeline.filter.clone(),
         max_rows: usize::try_from(pipeline.batch.max_rows).unwrap_or(2000),
@@ -158,7 +162,29 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         skip_through: resume.skip_through.clone(),
         acknowledged: Some(Arc::clone(&acked)),
         isolate: resolver.as_ref().map(|r| r.through().clone()),
+        snapshot: None,
     };
+    let mut extract_cfg = extract_cfg;
+    let copies = snapshot.as_ref().map(|_| crate::snapshot::Marks::default());
+    let mut readers = None;
+    if let (Some(plan), Some(marks)) = (&snapshot, &copies) {
+        crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
+        let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(
+            usize::try_from(pipeline.snapshot.parallel).unwrap_or(4) * 2 + 2,
+        );
+        let feed = crate::snapshot::Feed::new(feed_rx, plan.dropping.clone());
+        extract_cfg.snapshot = Some(crate::snapshot::ExtractSide::new(
+            feed,
+            marks.clone(),
+            extract_cfg.max_rows,
+        ));
+        readers = Some(crate::snapshot::spawn_readers(
+            pipeline,
+            plan,
+            feed_tx,
+            stop.clone(),
+        ));
+    }
     let stats = Arc::new(LoadStats::default());
 
     let mut stages: Vec<StageHandle> = vec![
@@ -171,6 +197,9 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             tokio::spawn(extract::run(extract_cfg, sel_rx, ext_tx, abandon.clone())),
         ),
     ];
+    if let Some(r) = readers {
+        stages.push(("snapshot", r));
+    }
     match (&term.stages, epoch) {
         (Some(st), Some(epoch)) => {
             let scheduler = crate::distributed::Scheduler {
@@ -219,6 +248,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                 acked: Arc::clone(&acked),
                 failed: term.failed.clone(),
                 resolver,
+                copies,
             };
             stages.push((
                 "transform",

@@ -67,6 +67,8 @@ pub(super) struct Prepared {
     pub(super) epoch: Option<u64>,
     /// An operator's resolution in force (in-process Load only).
     pub(super) resolver: Option<crate::control::resolve::Resolver>,
+    /// A snapshot to copy while streaming ([`crate::snapshot`]).
+    pub(super) snapshot: Option<crate::snapshot::Prepared>,
 }
 
 /// Steps 1–4 of the module docs; `None` when stopped meanwhile.
@@ -146,6 +148,22 @@ pub(super) async fn prepare(
         ),
         None => (config_start(&pipeline.source.start), true),
     };
+    let Some(snapshot) = retry_transient("planning the snapshot", stop, || {
+        crate::snapshot::prepare(pipeline, &loader, fresh)
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    // The snapshot decides where a first stream starts: the source's binlog
+    // end read before the first chunk.
+    let start = match (&snapshot, fresh) {
+        (Some(plan), true) => StartAt::File {
+            file: plan.start.file.clone(),
+            pos: plan.start.offset,
+        },
+        _ => start,
+    };
     tracing::info!(
         pipeline = %pipeline.name,
         store = %store.location(),
@@ -205,6 +223,7 @@ pub(super) async fn prepare(
         first_batch_id,
         epoch,
         resolver,
+        snapshot,
     }))
 }
 

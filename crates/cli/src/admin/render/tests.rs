@@ -135,6 +135,7 @@ fn a_standby_shows_the_active_node_from_etcd() {
                     in_flight: 2,
                     applied_as_of_unix_ms: Some(1_700_000_101_000),
                     updated_unix_ms: 1_700_000_102_500,
+                    snapshot: None,
                     ..Default::default()
                 }),
             ),

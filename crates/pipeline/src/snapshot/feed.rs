@@ -1,0 +1,184 @@
+//! The hand-off between chunk readers and Extract: barriers.
+//!
+//! A reader may not learn its chunk's position P after Extract has already
+//! passed P, or the chunk would land after changes it does not contain. So
+//! a read goes: the reader sends [`FeedMsg::Hold`] and waits until Extract
+//! confirms it stopped taking stream messages; only then it opens its
+//! consistent snapshot and reads P (every event Extract took is committed,
+//! hence at or before P); it sends [`FeedMsg::At`], and Extract goes on with
+//! the stream *up to P*; it sends the rows ([`FeedMsg::Rows`]) and Extract
+//! emits them as batches exactly at P — after every transaction ending at
+//! or before P, before any later one. Streaming therefore stops for at most
+//! one chunk's read.
+
+use std::collections::HashSet;
+
+use sluice_core::{Position, RowChange};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::is_before;
+
+/// One chunk's rows and what Load records once they are committed.
+#[derive(Debug)]
+pub struct CopyChunk {
+    /// Source `schema.table`.
+    pub table: String,
+    /// Target `(schema, table)` (routed).
+    pub target: (String, String),
+    /// Inserts of the chunk's rows (full images as of `at`).
+    pub rows: Vec<RowChange>,
+    /// JSON of the chunk key of the last row.
+    pub last_key: Option<String>,
+    /// The table has no key: clear the target table first.
+    pub clear: bool,
+    /// The table's last chunk.
+    pub complete: bool,
+}
+
+/// What Load needs to know about a batch that is (part of) a chunk.
+#[derive(Debug, Clone)]
+pub struct CopyMark {
+    pub table: String,
+    pub target: (String, String),
+    pub last_key: Option<String>,
+    pub clear: bool,
+    pub complete: bool,
+    pub rows: u64,
+    /// The last batch of its chunk: record the chunk as done after it.
+    pub chunk_end: bool,
+}
+
+/// Reader → Extract.
+#[derive(Debug)]
+pub enum FeedMsg {
+    /// Stop taking stream messages; answer when stopped.
+    Hold {
+        id: u64,
+        ack: oneshot::Sender<()>,
+    },
+    /// The read view of `id` is at `at`.
+    At {
+        id: u64,
+        at: Position,
+    },
+    Rows {
+        id: u64,
+        chunk: CopyChunk,
+    },
+}
+
+struct Barrier {
+    id: u64,
+    at: Option<Position>,
+    chunk: Option<CopyChunk>,
+}
+
+/// Extract's side of the feed.
+pub struct Feed {
+    rx: mpsc::Receiver<FeedMsg>,
+    barriers: Vec<Barrier>,
+    /// Keyless tables whose copy is pending: their stream rows are dropped
+    /// (the copy, applied at its position, replaces the whole table).
+    pub dropping: HashSet<(String, String)>,
+    closed: bool,
+}
+
+impl Feed {
+    pub fn new(rx: mpsc::Receiver<FeedMsg>, dropping: HashSet<(String, String)>) -> Self {
+        Feed {
+            rx,
+            barriers: Vec::new(),
+            dropping,
+            closed: false,
+        }
+    }
+
+    /// The next message (never resolves once every reader is done).
+    pub async fn recv(&mut self) -> Option<FeedMsg> {
+        if self.closed {
+            return std::future::pending().await;
+        }
+        let msg = self.rx.recv().await;
+        if msg.is_none() {
+            self.closed = true;
+        }
+        msg
+    }
+
+    /// Takes a message in.
+    pub fn take(&mut self, msg: FeedMsg) {
+        match msg {
+            FeedMsg::Hold { id, ack } => {
+                self.barriers.push(Barrier {
+                    id,
+                    at: None,
+                    chunk: None,
+                });
+                let _ = ack.send(());
+            }
+            FeedMsg::At { id, at } => {
+                if let Some(b) = self.barriers.iter_mut().find(|b| b.id == id) {
+                    b.at = Some(at);
+                }
+            }
+            FeedMsg::Rows { id, chunk } => {
+                if let Some(b) = self.barriers.iter_mut().find(|b| b.id == id) {
+                    b.chunk = Some(chunk);
+                }
+            }
+        }
+    }
+
+    /// Whether Extract may take the next stream message: no read is
+    /// between its hold and its position.
+    pub fn stream_open(&self) -> bool {
+        self.barriers.iter().all(|b| b.at.is_some())
+    }
+
+    /// Whether a stream message that lies after every barrier strictly
+    /// before `first` (see [`crate::extract`]'s `first_position`) must wait:
+    /// such a barrier has no rows yet.
+    pub fn blocks(&self, first: &Position) -> bool {
+        self.barriers
+            .iter()
+            .any(|b| b.chunk.is_none() && b.at.as_ref().is_some_and(|at| is_before(at, first)))
+    }
+
+    /// Chunks whose position is at or before `reached` (`strict`: before
+    /// it), in position order, taken out; stops at the first such barrier
+    /// without rows.
+    pub fn due(&mut self, reached: &Position, strict: bool) -> Vec<CopyChunk> {
+        let mut ready: Vec<(Position, u64)> = self
+            .barriers
+            .iter()
+            .filter_map(|b| {
+                let at = b.at.as_ref()?;
+                let passed = if strict {
+                    is_before(at, reached)
+                } else {
+                    !is_before(reached, at)
+                };
+                passed.then(|| (at.clone(), b.id))
+            })
+            .collect();
+        ready.sort_by(|a, b| {
+            crate::batch::cmp_positions(&a.0, &b.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+        });
+        let mut out = Vec::new();
+        for (_, id) in ready {
+            let Some(i) = self.barriers.iter().position(|b| b.id == id) else {
+                continue;
+            };
+            if self.barriers[i].chunk.is_none() {
+                break;
+            }
+            let b = self.barriers.remove(i);
+            if let Some(chunk) = b.chunk {
+                out.push(chunk);
+            }
+        }
+        out
+    }
+}
