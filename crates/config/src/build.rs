@@ -61,8 +61,8 @@ const ROOT_KEYS: &[&str] = &[
     "alarms",
     "stages",
     "bidirectional",
-    "verify",
     "snapshot",
+    "verify",
 ];
 
 /// Longest pipeline name, node id and column name.
