@@ -93,6 +93,17 @@ pub fn status_json(record: Option<&VerifyRecord>, error: Option<&str>) -> Value 
     })
 }
 
+/// When a term that started at `started` runs its first round: at once to
+/// continue an interrupted round, `interval` after the last finished one
+/// (whichever node ran it), else `interval` after the term's start.
+pub fn first_due(record: &VerifyRecord, started: u64, interval_ms: u64) -> u64 {
+    match (&record.round, &record.last) {
+        (Some(_), _) => started,
+        (None, Some(last)) => last.finished_unix_ms.saturating_add(interval_ms),
+        (None, None) => started.saturating_add(interval_ms),
+    }
+}
+
 /// The keys (JSON text) of `o`'s differences, at most [`MISMATCH_KEYS`].
 fn keys_of(o: &TableOutcome) -> Vec<String> {
     let Some(t) = &o.plan else {
@@ -138,11 +149,7 @@ impl Continuous {
         };
         self.status.set_verify(status_json(Some(&record), None));
         let interval_ms = u64::try_from(self.settings.interval.as_millis()).unwrap_or(u64::MAX);
-        let mut due = match (&record.round, &record.last) {
-            (Some(_), _) => started,
-            (None, Some(last)) => last.finished_unix_ms.saturating_add(interval_ms),
-            (None, None) => started.saturating_add(interval_ms),
-        };
+        let mut due = first_due(&record, started, interval_ms);
         loop {
             let wait = Duration::from_millis(due.saturating_sub(unix_ms()));
             tokio::select! {
@@ -309,5 +316,27 @@ impl Continuous {
         record.last = Some(result);
         record.rounds += 1;
         self.save(record, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failover_keeps_the_clock_and_continues_the_round() {
+        let mut r = VerifyRecord::default();
+        assert_eq!(first_due(&r, 1_000, 500), 1_500);
+        r.last = Some(RoundResult {
+            finished_unix_ms: 200,
+            ..RoundResult::default()
+        });
+        assert_eq!(first_due(&r, 1_000, 500), 700);
+        r.round = Some(RoundProgress::default());
+        assert_eq!(first_due(&r, 1_000, 500), 1_000);
+        let v = status_json(Some(&r), None);
+        assert_eq!(v["state"], "running");
+        assert_eq!(v["last_round"]["finished_unix_ms"], 200);
+        assert_eq!(status_json(None, Some("x"))["state"], "idle");
     }
 }
