@@ -181,4 +181,62 @@ mod tests {
         let old: VerifyRecord = serde_json::from_str(r#"{"round":null,"last":null}"#).unwrap();
         assert_eq!(old.rounds, 0);
     }
+
+    #[tokio::test]
+    async fn writes_hold_only_under_the_leader_fence() {
+        use etcd_client::PutOptions;
+        let etcd = sluice_testkit::Etcd::start()
+            .await
+            .expect("etcd (is the binary installed?)");
+        let mut client = etcd.client().await.expect("client");
+        let keys = crate::keys::KeyLayout::new("/vfy")
+            .and_then(|l| l.pipeline("p"))
+            .expect("keys");
+        assert_eq!(
+            read_verify(&client, &keys, Duration::from_secs(5))
+                .await
+                .expect("read"),
+            None
+        );
+        let lease = client.lease_grant(30, None).await.expect("lease").id();
+        client
+            .put(
+                keys.leader(),
+                "{}",
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await
+            .expect("leader");
+        let got = client.get(keys.leader(), None).await.expect("get");
+        let rev = got.kvs()[0].create_revision();
+        let fence = |create_revision| Fence::Leader {
+            key: keys.leader(),
+            create_revision,
+        };
+        let store = VerifyStore::new(
+            client.clone(),
+            keys.clone(),
+            fence(rev),
+            Duration::from_secs(5),
+        );
+        let record = VerifyRecord {
+            rounds: 3,
+            ..VerifyRecord::default()
+        };
+        store.write(&record).await.expect("fenced write");
+        assert_eq!(store.read().await.expect("read"), Some(record.clone()));
+        // A node whose term is over (another create revision) cannot write.
+        let stale = VerifyStore::new(
+            client.clone(),
+            keys.clone(),
+            fence(rev - 1),
+            Duration::from_secs(5),
+        );
+        let err = stale
+            .write(&VerifyRecord::default())
+            .await
+            .expect_err("fenced out");
+        assert!(err.is_fenced_out(), "{err}");
+        assert_eq!(store.read().await.expect("read"), Some(record));
+    }
 }
