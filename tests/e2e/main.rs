@@ -36,4 +36,5 @@ mod streams;
 mod support;
 mod tls;
 mod verify;
+mod verify_continuous;
 mod workload;

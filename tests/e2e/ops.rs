@@ -208,14 +208,14 @@ fn without_pipeline_label(line: &str) -> String {
 
 /// What the test webhook received: JSON bodies and the `x-test` header.
 #[derive(Clone, Default)]
-struct Hook {
+pub(crate) struct Hook {
     received: Arc<Mutex<Vec<(serde_json::Value, String)>>>,
 }
 
 impl Hook {
     /// Serves on a free loopback port until the returned task is dropped
     /// (aborted). Answers 200 to every POST.
-    async fn start() -> (Hook, String, tokio::task::JoinHandle<()>) {
+    pub(crate) async fn start() -> (Hook, String, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the webhook");
@@ -271,7 +271,7 @@ impl Hook {
         (hook, format!("http://{addr}/hook?key={HOOK_SECRET}"), task)
     }
 
-    fn events(&self) -> Vec<(serde_json::Value, String)> {
+    pub(crate) fn events(&self) -> Vec<(serde_json::Value, String)> {
         self.received.lock().expect("hook lock").clone()
     }
 

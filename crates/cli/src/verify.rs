@@ -148,3 +148,45 @@ async fn verify(args: &VerifyArgs, pipeline: &sluice_config::Pipeline) -> anyhow
         ExitCode::from(1)
     })
 }
+
+/// One line for `sluice status`: continuous verification's `"verify"`
+/// object (`sluice_pipeline::verify::continuous::status_json`).
+pub fn status_text(v: &serde_json::Value) -> String {
+    let n =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let mut out = format!(
+        "{} ({} rounds)",
+        v["state"].as_str().unwrap_or("unknown"),
+        n(v, "rounds")
+    );
+    if let Some(r) = v.get("round").filter(|r| !r.is_null()) {
+        out.push_str(&format!(
+            "; round: {}/{} tables, {} chunks, {} rows, {} differences so far",
+            n(r, "tables_done"),
+            n(r, "tables_total"),
+            n(r, "chunks"),
+            n(r, "rows"),
+            n(r, "differences")
+        ));
+    }
+    if let Some(l) = v.get("last_round").filter(|l| !l.is_null()) {
+        out.push_str(&format!(
+            "; last round: {} tables, {} chunks, {} rows, {} differences",
+            n(l, "tables"),
+            n(l, "chunks"),
+            n(l, "rows"),
+            n(l, "differences")
+        ));
+        for m in l["mismatched"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                " [{}: {}]",
+                m["table"].as_str().unwrap_or(""),
+                m["keys"]
+            ));
+        }
+    }
+    if let Some(e) = v["last_error"].as_str() {
+        out.push_str(&format!("; error: {e}"));
+    }
+    out
+}

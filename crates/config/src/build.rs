@@ -21,6 +21,7 @@ mod snapshot;
 mod source;
 mod tables;
 mod target;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,6 +62,7 @@ const ROOT_KEYS: &[&str] = &[
     "stages",
     "bidirectional",
     "snapshot",
+    "verify",
 ];
 
 /// Longest pipeline name, node id and column name.
@@ -149,6 +151,10 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         Some(f) => bidirectional(cx, &map, f).map(Some),
         None => Some(None),
     };
+    let verify = match map.optional("verify") {
+        Some(f) => verify::verify(cx, &map, f).map(Some),
+        None => Some(None),
+    };
     map.finish(cx);
     if let (Some(field), Some(Some(bidi))) = (bidi_field, bidirectional.as_mut()) {
         check_bidirectional(
@@ -219,6 +225,7 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
         admin: admin?,
         alarms: alarms?,
         bidirectional: bidirectional?,
+        verify: verify?,
     })
 }
 

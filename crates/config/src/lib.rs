@@ -72,7 +72,7 @@ pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::{
     tag_server_id, Admin, Alarms, Batch, Bidirectional, ConflictPolicy, Coordination, DdlPolicy,
     Ha, Load, Node, OnNonempty, Pipeline, Snapshot, SnapshotMode, Source, Stage, StagesSettings,
-    StartAt, Tagging, Target, Webhook,
+    StartAt, Tagging, Target, VerifySettings, Webhook,
 };
 pub use rules::{ColumnRule, ColumnRules, Filter, Route, Routes, TablePattern, SYSTEM_SCHEMAS};
 pub use url::{parse_etcd_endpoint, DbUrl, DEFAULT_MYSQL_PORT};

@@ -80,9 +80,26 @@ pub struct Pipeline {
     /// `bidirectional` (optional): one direction of an active-active pair
     /// (see [`Bidirectional`]). Default: none (one-way replication).
     pub bidirectional: Option<Bidirectional>,
+    /// `verify` (optional): continuous verification by the active node (see
+    /// [`VerifySettings`]). Default: none (only `sluice verify` on demand).
+    pub verify: Option<VerifySettings>,
     /// `snapshot` (optional): copy the tables' existing rows before
     /// streaming (see [`Snapshot`]). Default: `mode: never`.
     pub snapshot: Snapshot,
+}
+
+/// `verify` (optional): the active node compares source and target in the
+/// background, one round every `interval`, reporting (never repairing)
+/// what differs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifySettings {
+    /// `verify.interval` (required): time between the end of one round and
+    /// the start of the next, a duration of at least `1s`.
+    pub interval: std::time::Duration,
+    /// `verify.rate` (required): source rows read per second, at most (> 0).
+    pub rate: u64,
+    /// `verify.chunk_rows` (optional): rows per compared chunk. Default 1000.
+    pub chunk_rows: u64,
 }
 
 /// `source`: the MySQL/MariaDB server sluice reads the binlog of, as a replica.

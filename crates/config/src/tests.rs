@@ -255,7 +255,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         err(&with("extra: 1\n")),
-        "p.yaml:4:1: extra: unknown key `extra` (expected one of: name, source, target, coordination, filter, routes, columns, batch, load, ha, node, admin, alarms, stages, bidirectional, snapshot)"
+        "p.yaml:4:1: extra: unknown key `extra` (expected one of: name, source, target, coordination, filter, routes, columns, batch, load, ha, node, admin, alarms, stages, bidirectional, snapshot, verify)"
     );
     assert_eq!(kinds(&with("extra: 1\n")), [ErrorKind::UnknownKey]);
 }

@@ -15,6 +15,7 @@
 //! {prefix}/pipelines/{name}/control/resolution     operator control: skips in force while a halted range is replayed
 //! {prefix}/pipelines/{name}/control/requests/{id}  operator control: a request, under the requester's lease
 //! {prefix}/pipelines/{name}/control/history/{ms}-{id}  operator control: audit log of resolutions
+//! {prefix}/pipelines/{name}/verify                 continuous verification: round progress and last result
 //! ```
 //!
 //! # Invariants
@@ -55,6 +56,7 @@ const PAUSE: &str = "pause";
 const SOURCE: &str = "source";
 const RESOLUTION: &str = "resolution";
 const REQUESTS: &str = "requests";
+const VERIFY: &str = "verify";
 
 /// Why a prefix, pipeline name or node id cannot be used in a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -315,6 +317,13 @@ impl PipelineKeys {
         ))
     }
 
+    /// Continuous verification's record (`VerifyRecord`): the current
+    /// round's progress and the last finished round. Outside `control/`,
+    /// so its frequent writes do not wake the control watchers.
+    pub fn verify(&self) -> String {
+        format!("{}{VERIFY}", self.root)
+    }
+
     /// The batch id of a key under [`Self::batches_prefix`].
     pub fn batch_id_of(&self, key: &str) -> Option<u64> {
         let digits = key.strip_prefix(&self.batches_prefix())?;
@@ -447,6 +456,7 @@ mod tests {
             k.batch(42),
             "/sluice/pipelines/shop/batches/00000000000000000042"
         );
+        assert_eq!(k.verify(), "/sluice/pipelines/shop/verify");
         for key in [k.position(), k.leader(), k.batch(1), k.history_entry(1, 1)] {
             assert!(key.starts_with(k.root()), "{key}");
         }

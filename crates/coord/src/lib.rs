@@ -45,6 +45,7 @@ pub mod mirror;
 pub mod record;
 pub mod store;
 pub mod tasks;
+pub mod verify;
 
 pub use any_store::AnyPositionStore;
 pub use cache::{
@@ -72,3 +73,4 @@ pub use tasks::{
     Board, Claim, ClaimRecord, DataRef, EpochRecord, Task, TaskBoard, TaskRecord, TaskStage,
     TaskState, WorkerLease,
 };
+pub use verify::{read_verify, RoundProgress, RoundResult, VerifyRecord, VerifyStore};

@@ -57,11 +57,14 @@ pub enum EventKind {
     Conflict,
     SnapshotStarted,
     SnapshotFinished,
+    /// A continuous verification round found persisting differences
+    /// (`crate::verify::continuous`).
+    VerifyMismatch,
 }
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -73,6 +76,7 @@ impl EventKind {
         EventKind::Conflict,
         EventKind::SnapshotStarted,
         EventKind::SnapshotFinished,
+        EventKind::VerifyMismatch,
     ];
 
     /// The states this kind is emitted in: conditions fire and resolve,
@@ -89,7 +93,8 @@ impl EventKind {
             | EventKind::StartPositionPurged
             | EventKind::Conflict
             | EventKind::SnapshotStarted
-            | EventKind::SnapshotFinished => &[EventState::Event],
+            | EventKind::SnapshotFinished
+            | EventKind::VerifyMismatch => &[EventState::Event],
         }
     }
 
@@ -106,12 +111,15 @@ impl EventKind {
             EventKind::Conflict => "conflict",
             EventKind::SnapshotStarted => "snapshot_started",
             EventKind::SnapshotFinished => "snapshot_finished",
+            EventKind::VerifyMismatch => "verify_mismatch",
         }
     }
 
     fn severity(self) -> &'static str {
         match self {
-            EventKind::LoadError | EventKind::StartPositionPurged => "critical",
+            EventKind::LoadError | EventKind::StartPositionPurged | EventKind::VerifyMismatch => {
+                "critical"
+            }
             EventKind::SourceUnreachable | EventKind::TargetUnreachable | EventKind::Lag => {
                 "warning"
             }

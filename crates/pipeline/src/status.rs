@@ -152,6 +152,8 @@ struct State {
     pause: Option<sluice_coord::PauseRecord>,
     /// Rows/s applied over the last [`RATE_WINDOW`]; see the module docs.
     rows_per_second: Option<f64>,
+    /// Continuous verification (`crate::verify::continuous::status_json`).
+    verify: Option<serde_json::Value>,
 }
 
 /// Cheap to clone; every clone shares one record.
@@ -210,9 +212,15 @@ impl NodeStatus {
                     halt: None,
                     pause: None,
                     rows_per_second: None,
+                    verify: None,
                 }),
             }),
         }
+    }
+
+    /// Continuous verification's state, as `/status` shows it.
+    pub fn set_verify(&self, verify: serde_json::Value) {
+        self.state().verify = Some(verify);
     }
 
     pub fn events(&self) -> &Events {
@@ -592,6 +600,7 @@ impl NodeStatus {
                 "paused_at_unix_ms": p.paused_at_unix_ms,
                 "acknowledged_by": p.acknowledged.as_ref().map(|a| a.node.clone()),
             })),
+            "verify": s.verify,
         })
     }
 }

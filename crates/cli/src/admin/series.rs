@@ -97,6 +97,11 @@ pub fn register(pipeline: &Pipeline, node: &str) {
         counter!("sluice_webhook_deliveries_total", "result" => result).increment(0);
     }
     counter!("sluice_webhook_dropped_total").increment(0);
+    // Continuous verification (`verify:`); set by the active node's rounds.
+    counter!("sluice_verify_rounds_total").increment(0);
+    counter!("sluice_verify_rows_compared_total").increment(0);
+    gauge!("sluice_verify_differences").set(0.0);
+    gauge!("sluice_verify_running").set(0.0);
     if pipeline.bidirectional.is_some() {
         // Per-table conflict series appear with their first conflict.
         counter!("sluice_peer_transactions_dropped_total").increment(0);
@@ -141,6 +146,22 @@ fn describe() {
     describe_counter!(
         "sluice_conflicts_total",
         "Conflicts met by a bidirectional pipeline (target row not the source's before image), by table and winner"
+    );
+    describe_counter!(
+        "sluice_verify_rounds_total",
+        "Continuous verification rounds finished"
+    );
+    describe_counter!(
+        "sluice_verify_rows_compared_total",
+        "Source rows compared by continuous verification"
+    );
+    describe_gauge!(
+        "sluice_verify_differences",
+        "Persisting differences the last continuous verification round found"
+    );
+    describe_gauge!(
+        "sluice_verify_running",
+        "1 while a continuous verification round runs on this node"
     );
     describe_counter!(
         "sluice_statements_skipped_total",

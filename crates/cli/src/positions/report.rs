@@ -45,6 +45,9 @@ pub(super) struct Report {
     tasks: Vec<TaskView>,
     /// Operator control records (etcd coordination only).
     control: Option<sluice_coord::ControlState>,
+    /// Continuous verification's record as the `"verify"` object (etcd
+    /// coordination with `verify:` configured or a record present; else null).
+    verify: Value,
 }
 
 /// One batch in flight on the task board, as `status` (and the admin
@@ -99,6 +102,7 @@ impl Report {
     pub(super) async fn collect(pipeline: &Pipeline) -> anyhow::Result<Report> {
         let mut tasks = Vec::new();
         let mut control = None;
+        let mut verify = Value::Null;
         let (store, election, position) = match &pipeline.coordination {
             Coordination::Etcd {
                 endpoints,
@@ -125,6 +129,14 @@ impl Report {
                         .await
                         .map_err(|e| etcd_read_error(e, endpoints))?,
                 );
+                let record = sluice_coord::read_verify(&client, &keys, ETCD_TIMEOUT).await;
+                verify = match record {
+                    Ok(None) if pipeline.verify.is_none() => Value::Null,
+                    Ok(r) => sluice_pipeline::verify::continuous::status_json(r.as_ref(), None),
+                    Err(e) => {
+                        sluice_pipeline::verify::continuous::status_json(None, Some(&e.to_string()))
+                    }
+                };
                 (
                     etcd_store.location(),
                     Some(Election { leader, nodes }),
@@ -148,6 +160,7 @@ impl Report {
             now_unix: now_unix(),
             tasks,
             control,
+            verify,
         })
     }
 
@@ -328,6 +341,7 @@ impl Report {
             }),
             // The copy's progress as the active node published it.
             "snapshot": self.active_progress().and_then(|p| p.snapshot.clone()),
+            "verify": self.verify,
             "batches_in_flight": self.tasks.iter().map(|t| json!({
                 "batch_id": t.batch_id,
                 "stage": t.stage,
@@ -572,6 +586,9 @@ impl Report {
         }
         if let Some(snap) = self.active_progress().and_then(|p| p.snapshot.as_ref()) {
             snapshot_rows(&mut t, snap);
+        }
+        if !self.verify.is_null() {
+            t.row("verify", crate::verify::status_text(&self.verify));
         }
         if !self.tasks.is_empty() {
             for (i, task) in self.tasks.iter().enumerate() {

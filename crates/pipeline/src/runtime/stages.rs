@@ -280,6 +280,26 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             abandon.clone(),
         )),
     ];
+    if let Some(settings) = &pipeline.verify {
+        // Continuous verification lives and dies with the term.
+        let store = term.control.as_ref().map(|tc| {
+            let s = tc.control.store();
+            sluice_coord::VerifyStore::new(
+                s.client().clone(),
+                s.keys().clone(),
+                term.fence.clone(),
+                Duration::from_secs(5),
+            )
+        });
+        let task = crate::verify::continuous::Continuous {
+            pipeline: pipeline.clone(),
+            settings: settings.clone(),
+            status: opts.status.clone(),
+            store,
+            node: opts.node_id.clone(),
+        };
+        helpers.push(tokio::spawn(task.run(abandon.clone())));
+    }
     if let Some(p) = term.publisher.clone() {
         helpers.push(tokio::spawn(publish_progress(
             p,

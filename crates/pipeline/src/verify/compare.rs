@@ -17,6 +17,7 @@
 //! that many times.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_core::verify::read::BytesRow;
@@ -79,9 +80,16 @@ impl Verifier {
             return self.compare_keyless(t).await;
         }
         let ranges = self.source.plan_chunks(t, self.opts.chunk_rows).await?;
+        // A resumed continuous round: the chunks its previous leader did
+        // (boundaries are re-planned, so this is by index).
+        let skip = usize::try_from(std::mem::take(&mut self.opts.skip_chunks))
+            .unwrap_or(usize::MAX)
+            .min(ranges.len().saturating_sub(1));
+        let mut done = skip as u64;
+        self.chunks_done.store(done, Ordering::Relaxed);
         let mut rows = 0;
         let mut suspects = Vec::new();
-        for window in ranges.chunks(self.opts.window_chunks.max(1)) {
+        for window in ranges[skip..].chunks(self.opts.window_chunks.max(1)) {
             let mut snap = self.source.snapshot().await?;
             let mut sums = Vec::with_capacity(window.len());
             for range in window {
@@ -98,13 +106,16 @@ impl Verifier {
                     suspects.push(range.clone());
                 }
             }
+            done += window.len() as u64;
+            self.chunks_done.store(done, Ordering::Relaxed);
         }
         let mut candidates = BTreeSet::new();
         for range in &suspects {
             candidates.extend(self.narrow(t, range).await?);
         }
         let differences = self.persisting(t, candidates.into_iter().collect()).await?;
-        Ok(TableOutcome::new(t, ranges.len() as u64, rows, differences))
+        let compared = (ranges.len() - skip) as u64;
+        Ok(TableOutcome::new(t, compared, rows, differences))
     }
 
     /// The keys that differ in one chunk, by row hash.

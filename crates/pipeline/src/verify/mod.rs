@@ -19,6 +19,7 @@
 
 pub mod applied;
 pub mod compare;
+pub mod continuous;
 pub mod plan;
 pub mod repair;
 pub mod report;
@@ -47,6 +48,9 @@ pub struct VerifyOptions {
     pub rechecks: u32,
     /// Rows per second read from the source, at most.
     pub rate: Option<u64>,
+    /// Chunks of the first keyed table compared to skip (a continuous
+    /// round resumed mid-table; 0 otherwise).
+    pub skip_chunks: u64,
 }
 
 impl Default for VerifyOptions {
@@ -57,6 +61,7 @@ impl Default for VerifyOptions {
             window_chunks: 16,
             rechecks: 3,
             rate: None,
+            skip_chunks: 0,
         }
     }
 }
@@ -132,6 +137,9 @@ pub struct Verifier {
     pub applied: Applied,
     pub opts: VerifyOptions,
     pub throttle: Throttle,
+    /// Chunks of the table being compared that are done (including
+    /// skipped ones): what a continuous round records as its progress.
+    pub chunks_done: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Verifier {
@@ -148,6 +156,7 @@ impl Verifier {
             applied,
             opts,
             throttle,
+            chunks_done: Default::default(),
         }
     }
 
