@@ -48,12 +48,13 @@
 pub mod feed;
 mod plan;
 mod read;
+pub mod recopy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::progress_snapshot::Progress;
-pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg};
+pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg, KeyRange};
 pub use plan::{prepare, Prepared};
 pub use read::spawn_readers;
 
