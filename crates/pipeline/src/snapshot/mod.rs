@@ -37,6 +37,12 @@
 //! progress rows present (a crash before the first position was stored):
 //! streaming starts at the recorded start position.
 //!
+//! # Re-copy while streaming
+//!
+//! `sluice snapshot --table` runs the same readers and hand-off on a
+//! running term, with each keyed chunk replacing its key range on the
+//! target ([`recopy`]).
+//!
 //! # Limits (refused or documented)
 //!
 //! MariaDB sources only (MySQL has no snapshot position: refused when the
