@@ -622,11 +622,12 @@ fn quick_start_and_command_line_run_as_written() {
                 }
                 // They act on a state the running quick start may not be in
                 // (a halted or paused pipeline, another source URL, a
-                // standby to hand over to): as written, they do it or
+                // standby to hand over to, a table copy still running):
+                // as written, they do it or
                 // refuse with one message saying why.
                 ("errors", Some("skip" | "replace" | "retry"))
                 | ("source", Some("switch"))
-                | ("pause" | "resume" | "handover", _) => {
+                | ("pause" | "resume" | "handover" | "snapshot", _) => {
                     let out = local
                         .command(&filled[0])
                         .args(&filled[1..])

@@ -118,6 +118,16 @@ pub struct HandoverArgs {
     to: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// A source table (`schema.table`) to copy again while streaming;
+    /// repeat for more.
+    #[arg(long = "table", value_name = "SCHEMA.TABLE", required = true)]
+    tables: Vec<String>,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum SourceCommand {
     /// Move the active node to another server of `source.urls` now,
@@ -606,6 +616,35 @@ pub async fn handover(args: HandoverArgs) -> anyhow::Result<ExitCode> {
         &store,
         &pipeline,
         RequestKind::Handover { to: args.to },
+        args.common.json,
+    )
+    .await
+}
+
+/// `sluice snapshot --table db.t`: the active node re-copies the tables
+/// while it streams; the answer says it started (`sluice status` shows the
+/// progress).
+pub async fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+    let (pipeline, store) = match open(&args.common.config, args.common.json, "snapshot").await? {
+        Ok(o) => o,
+        Err(code) => return Ok(code),
+    };
+    if let Some(bad) = args.tables.iter().find(|t| {
+        t.split_once('.')
+            .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
+    }) {
+        return Ok(print_refused(
+            args.common.json,
+            "snapshot",
+            &format!("`{bad}` is not `schema.table`"),
+        ));
+    }
+    request(
+        &store,
+        &pipeline,
+        RequestKind::Snapshot {
+            tables: args.tables,
+        },
         args.common.json,
     )
     .await

@@ -92,6 +92,9 @@ enum Command {
     /// (exit 0 equal, 1 different, 2 could not verify); `--repair` mends
     /// what differs.
     Verify(verify::VerifyArgs),
+    /// Copy tables again while the pipeline streams (`--table db.t`,
+    /// repeatable), exact at each chunk's binlog position (etcd).
+    Snapshot(control::SnapshotArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -136,6 +139,7 @@ fn main() -> std::process::ExitCode {
             Command::Handover(args) => control::handover(args).await,
             Command::Source(cmd) => control::source(cmd).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Snapshot(args) => control::snapshot(args).await,
             Command::Switchover(args) => positions::switchover::switchover(args).await,
         }
     });

@@ -261,6 +261,11 @@ pub enum RequestKind {
         #[serde(default)]
         address: Option<String>,
     },
+    /// Copy these source tables (`schema.table`) again while streaming
+    /// (`sluice snapshot --table`).
+    Snapshot {
+        tables: Vec<String>,
+    },
 }
 
 impl RequestKind {
@@ -271,6 +276,7 @@ impl RequestKind {
             RequestKind::Retry => "retry",
             RequestKind::Handover { .. } => "handover",
             RequestKind::SourceSwitch { .. } => "source switch",
+            RequestKind::Snapshot { .. } => "snapshot",
         }
     }
 }

@@ -3,6 +3,10 @@
 //! run before anything is written, and clearing a table without a key
 //! before its whole copy.
 //!
+//! A re-copy (`sluice snapshot --table`) marks its rows `recopy` instead of
+//! `pending` until done, and deletes each chunk's key range before the
+//! chunk's rows ([`Loader::delete_key_range`]).
+//!
 //! Every write here runs in a transaction that first holds the pipeline's
 //! term ([`crate::apply`]'s fence), so a fenced-out old leader can neither
 //! record progress nor clear a table.
@@ -19,6 +23,9 @@ pub struct TableProgress {
     /// Source `schema.table`.
     pub table: String,
     pub done: bool,
+    /// A re-copy while streaming (`sluice snapshot --table`), not the
+    /// initial copy: chunks replace their key range.
+    pub recopy: bool,
     /// Where streaming started for this copy (text of a `Position`).
     pub start_position: String,
     /// JSON of the chunk key of the last row copied.
@@ -50,9 +57,11 @@ fn progress_row(r: &sqlx::mysql::MySqlRow) -> Result<TableProgress, sqlx::Error>
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
     let last_key: Option<Vec<u8>> = r.try_get(3)?;
+    let state = text(1)?;
     Ok(TableProgress {
         table: text(0)?,
-        done: text(1)? == "done",
+        done: state == "done",
+        recopy: state == "recopy",
         start_position: text(2)?,
         last_key: last_key.map(|b| String::from_utf8_lossy(&b).into_owned()),
         chunks_done: r.try_get(4)?,
@@ -111,14 +120,36 @@ impl Loader {
         start: &str,
         tables: &[(String, u64)],
     ) -> Result<(), LoadError> {
+        self.snapshot_plan(pipeline, start, tables, "pending").await
+    }
+
+    /// Records `tables` as re-copies (`sluice snapshot --table`), replacing
+    /// their earlier rows; `start` is only informative here (streaming
+    /// continues from the stored position).
+    pub async fn snapshot_recopy_begin(
+        &self,
+        pipeline: &str,
+        start: &str,
+        tables: &[(String, u64)],
+    ) -> Result<(), LoadError> {
+        self.snapshot_plan(pipeline, start, tables, "recopy").await
+    }
+
+    async fn snapshot_plan(
+        &self,
+        pipeline: &str,
+        start: &str,
+        tables: &[(String, u64)],
+        state: &str,
+    ) -> Result<(), LoadError> {
         for (table, estimate) in tables {
             let estimate = estimate.to_string();
             self.fenced(
                 "recording the snapshot plan",
                 "REPLACE INTO `sluice_meta`.`snapshot_progress` \
                  (pipeline, source_table, state, start_position, rows_estimated) \
-                 VALUES (?, ?, 'pending', ?, ?)",
-                &[pipeline, table, start, &estimate],
+                 VALUES (?, ?, ?, ?, ?)",
+                &[pipeline, table, state, start, &estimate],
             )
             .await?;
         }
@@ -156,7 +187,8 @@ impl Loader {
     ) -> Result<(), LoadError> {
         let rows = rows.to_string();
         let chunks = u64::from(chunk_end).to_string();
-        let state = if complete { "done" } else { "pending" };
+        // An unfinished chunk keeps the state (`pending` or `recopy`).
+        let state = if complete { Some("done") } else { None };
         let what = "recording a snapshot chunk";
         let failed = |e| LoadError::target(None, what, e);
         self.retrying(what, || async {
@@ -165,7 +197,7 @@ impl Loader {
             sqlx::query(
                 "UPDATE `sluice_meta`.`snapshot_progress` SET last_key = COALESCE(?, last_key), \
                  chunks_done = chunks_done + ?, rows_copied = rows_copied + ?, inflight_rows = 0, \
-                 state = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE pipeline = ? AND source_table = ?",
+                 state = COALESCE(?, state), updated_at = CURRENT_TIMESTAMP(6) WHERE pipeline = ? AND source_table = ?",
             )
             .bind(last_key)
             .bind(&chunks)
@@ -188,7 +220,7 @@ impl Loader {
         self.fenced(
             "resuming the snapshot",
             "UPDATE `sluice_meta`.`snapshot_progress` SET rows_recopied = rows_recopied + inflight_rows, \
-             inflight_rows = 0 WHERE pipeline = ? AND state = 'pending'",
+             inflight_rows = 0 WHERE pipeline = ? AND state <> 'done'",
             &[pipeline],
         )
         .await
@@ -203,6 +235,60 @@ impl Loader {
             &[],
         )
         .await
+    }
+
+    /// Deletes the target rows whose key (`columns`, in order) lies after
+    /// `after` and at or before `through` (`None`: open at that end), under
+    /// the term: a re-copied chunk then replaces its whole key range, so
+    /// rows the target holds but the source did not are gone.
+    pub async fn delete_key_range(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &[String],
+        after: Option<&[sluice_core::Value]>,
+        through: Option<&[sluice_core::Value]>,
+    ) -> Result<(), LoadError> {
+        let tuple = format!(
+            "({})",
+            columns
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let marks = format!("({})", vec!["?"; columns.len()].join(", "));
+        let mut conds = Vec::new();
+        if after.is_some() {
+            conds.push(format!("{tuple} > {marks}"));
+        }
+        if through.is_some() {
+            conds.push(format!("{tuple} <= {marks}"));
+        }
+        let mut sql = format!("DELETE FROM {}", q(schema, table));
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        let what = format!("deleting a re-copied key range of {}", q(schema, table));
+        let failed = |e| LoadError::target(None, &what, e);
+        self.retrying(&what, || async {
+            let mut args = sqlx::mysql::MySqlArguments::default();
+            for v in after.into_iter().chain(through).flatten() {
+                crate::sql::encode_value(&mut args, v).map_err(|reason| {
+                    LoadError::target(None, &what, sqlx::Error::Protocol(reason))
+                })?;
+            }
+            let mut tx = self.pool().begin().await.map_err(failed)?;
+            self.check_term(&mut tx, None, true).await?;
+            sqlx::query_with(&sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(failed)
+        })
+        .await
+        .0
     }
 
     /// Compares the target table with the expected columns (`(name,
@@ -245,22 +331,20 @@ impl Loader {
         self.verify_term().await?;
         let what = format!("creating a table in {}", quote_ident(schema));
         let failed = |e| LoadError::target(None, what.as_str(), e);
+        use sqlx::Executor as _;
+        let create_db = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(schema));
+        let use_db = format!("USE {}", quote_ident(schema));
+        // Text protocol (`&str`), so the future stays `Send` for any caller.
         let mut conn = self.pool().acquire().await.map_err(failed)?;
-        sqlx::raw_sql(&format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote_ident(schema)
-        ))
-        .execute(&mut *conn)
-        .await
-        .map_err(failed)?;
-        sqlx::raw_sql(&format!("USE {}", quote_ident(schema)))
-            .execute(&mut *conn)
+        (&mut *conn)
+            .execute(create_db.as_str())
             .await
             .map_err(failed)?;
-        let result = sqlx::raw_sql(create)
-            .execute(&mut *conn)
+        (&mut *conn)
+            .execute(use_db.as_str())
             .await
-            .map_err(failed);
+            .map_err(failed)?;
+        let result = (&mut *conn).execute(create).await.map_err(failed);
         // The connection's default database changed: do not pool it again.
         let _ = sqlx::Connection::close(conn.detach()).await;
         result.map(|_| ())

@@ -266,6 +266,7 @@ async fn emit_copies(
             last_key,
             clear,
             complete,
+            range,
         } = chunk;
         if clear && complete {
             if let Some((s, t)) = table.split_once('.') {
@@ -288,6 +289,7 @@ async fn emit_copies(
                     complete: complete && last,
                     rows: part.len() as u64,
                     chunk_end: last,
+                    range: if first { range.clone() } else { None },
                 },
             );
             let batch = Batch {

@@ -581,7 +581,9 @@ impl Applier {
 // Snapshot chunks (`crate::snapshot`): what Load does around a chunk's batch.
 
 /// Before a chunk's batch: note it in flight and, for the first batch of a
-/// keyless table's copy, clear the target table. `Ok(false)`: abandoned.
+/// keyless table's copy, clear the target table; for the first batch of a
+/// re-copied chunk, delete the chunk's key range (the batch then inserts
+/// the source's rows of that range as of the chunk's position). `Ok(false)`: abandoned.
 pub(crate) async fn before_chunk(
     applier: &crate::load::Applier,
     mark: Option<&crate::snapshot::CopyMark>,
@@ -598,6 +600,17 @@ pub(crate) async fn before_chunk(
             .await?;
         if mark.clear {
             loader.clear_table(&mark.target.0, &mark.target.1).await?;
+        }
+        if let Some(r) = &mark.range {
+            loader
+                .delete_key_range(
+                    &mark.target.0,
+                    &mark.target.1,
+                    &r.columns,
+                    r.after.as_deref(),
+                    r.through.as_deref(),
+                )
+                .await?;
         }
         Ok(())
     })

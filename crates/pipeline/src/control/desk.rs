@@ -52,6 +52,8 @@ pub struct DeskContext {
     pub status: NodeStatus,
     pub handover: watch::Sender<Option<HandoverOrder>>,
     pub switch: SwitchSlot,
+    /// Where the running term takes re-copy orders.
+    pub recopy: crate::snapshot::recopy::RecopySlot,
 }
 
 /// The desk's tasks; stopped when the leadership ends.
@@ -192,6 +194,7 @@ async fn handle(
         RequestKind::Skip { scope } => skip(ctx, state, request, *scope, None).await,
         RequestKind::Replace { sql, file } => replace(ctx, state, request, sql, file).await,
         RequestKind::Handover { to } => handover(ctx, request, to.as_deref()).await,
+        RequestKind::Snapshot { tables } => recopy(ctx, request, tables).await,
         RequestKind::SourceSwitch { index, address } => {
             source_switch(ctx, request, *index, address.as_deref()).await
         }
@@ -630,6 +633,33 @@ async fn source_switch(
         vec![ControlWrite::PutSource(choice)],
     )
     .await
+}
+
+/// `sluice snapshot --table`: handed to the running term, answered with
+/// what it did (see [`crate::snapshot::recopy`]).
+async fn recopy(ctx: &DeskContext, request: &StoredRequest, tables: &[String]) -> Handled {
+    if ctx.pipeline.stages.is_some() {
+        return refuse("a re-copy needs the in-process stream: not with `stages:`");
+    }
+    let sender = ctx.recopy.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(sender) = sender else {
+        return refuse("replication is not running on the active node; try again when it streams");
+    };
+    let (reply, answer_rx) = tokio::sync::oneshot::channel();
+    let order = crate::snapshot::recopy::RecopyOrder {
+        tables: tables.to_vec(),
+        reply,
+    };
+    if sender.send(order).await.is_err() {
+        return refuse("replication stopped before the re-copy started; try again");
+    }
+    let message = match tokio::time::timeout(Duration::from_secs(60), answer_rx).await {
+        Ok(Ok(Ok(message))) => message,
+        Ok(Ok(Err(why))) => return refuse(why),
+        Ok(Err(_)) => return refuse("replication stopped before the re-copy started; try again"),
+        Err(_) => return refuse("the term did not take the re-copy in time; try again"),
+    };
+    write(ctx, request, &message, vec![], vec![]).await
 }
 
 /// Acknowledges every pause once no batch of this node is being applied.

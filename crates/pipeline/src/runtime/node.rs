@@ -149,6 +149,7 @@ pub(super) async fn run_node(
                 status: opts.status.clone(),
                 handover: handover_tx,
                 switch: SwitchSlot::default(),
+                recopy: crate::snapshot::recopy::RecopySlot::default(),
             };
             let desk = Desk::spawn(desk_ctx.clone(), leadership.lost.clone());
             let leading = Leading {
@@ -162,6 +163,7 @@ pub(super) async fn run_node(
                 dist: dist.as_ref(),
                 control: &control,
                 switch: &desk_ctx.switch,
+                recopy: &desk_ctx.recopy,
             };
             let end = leading.lead(handover_rx, &mut summary).await;
             desk.stop().await;
@@ -247,6 +249,7 @@ struct Leading<'a> {
     dist: Option<&'a crate::distributed::NodeStages>,
     control: &'a Control,
     switch: &'a SwitchSlot,
+    recopy: &'a crate::snapshot::recopy::RecopySlot,
 }
 
 impl Leading<'_> {
@@ -321,12 +324,14 @@ impl Leading<'_> {
                     control: self.control.clone(),
                     state,
                     switch: switch_rx,
+                    recopy: self.recopy.clone(),
                 }),
                 failed: failed.clone(),
             };
             let result = run_term(self.pipeline, self.opts, &term_stop, term, store).await;
             stopper.abort();
             *self.switch.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.recopy.lock().unwrap_or_else(|e| e.into_inner()) = None;
             let order = handover.borrow().clone();
             match result {
                 Err(PipelineError::Rollback { reason }) => {

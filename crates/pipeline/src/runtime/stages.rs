@@ -165,25 +165,44 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         snapshot: None,
     };
     let mut extract_cfg = extract_cfg;
-    let copies = snapshot.as_ref().map(|_| crate::snapshot::Marks::default());
+    // The in-process stream always holds a snapshot feed: the initial
+    // snapshot's readers and later re-copies (`sluice snapshot --table`)
+    // hand their chunks in through it.
+    let in_process = !matches!((&term.stages, epoch), (Some(_), Some(_)));
+    let copies = in_process.then(crate::snapshot::Marks::default);
     let mut readers = None;
-    if let (Some(plan), Some(marks)) = (&snapshot, &copies) {
-        crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
+    if let Some(marks) = &copies {
         let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(
             usize::try_from(pipeline.snapshot.parallel).unwrap_or(4) * 2 + 2,
         );
-        let feed = crate::snapshot::Feed::new(feed_rx, plan.dropping.clone());
+        let dropping = snapshot
+            .as_ref()
+            .map(|p| p.dropping.clone())
+            .unwrap_or_default();
+        let feed = crate::snapshot::Feed::new(feed_rx, dropping);
         extract_cfg.snapshot = Some(crate::snapshot::ExtractSide::new(
             feed,
             marks.clone(),
             extract_cfg.max_rows,
         ));
-        readers = Some(crate::snapshot::spawn_readers(
-            pipeline,
-            plan,
-            feed_tx,
-            stop.clone(),
-        ));
+        let initial = snapshot.as_ref().map(|plan| {
+            crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
+            crate::snapshot::spawn_readers(pipeline, plan, feed_tx.clone(), stop.clone())
+        });
+        let (order_tx, order_rx) = tokio::sync::mpsc::channel(4);
+        if let Some(c) = &term.control {
+            *c.recopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(order_tx);
+        }
+        let ctx = crate::snapshot::recopy::Context {
+            pipeline: pipeline.clone(),
+            loader: Arc::clone(&loader),
+            status: opts.status.clone(),
+            feed: feed_tx,
+            stop: stop.clone(),
+        };
+        readers = Some(tokio::spawn(crate::snapshot::recopy::run(
+            ctx, initial, order_rx,
+        )));
     }
     let stats = Arc::new(LoadStats::default());
 

@@ -51,6 +51,9 @@ pub(crate) struct TermControl {
     pub(crate) control: crate::control::Control,
     pub(crate) state: sluice_coord::ControlState,
     pub(crate) switch: crate::control::switch::SwitchReceiver,
+    /// Where the term's snapshot stage takes re-copy orders (set by the
+    /// term, emptied by the node when the term ends).
+    pub(crate) recopy: crate::snapshot::recopy::RecopySlot,
 }
 
 /// Everything a term's stages start from.

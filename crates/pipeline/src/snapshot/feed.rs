@@ -13,10 +13,20 @@
 
 use std::collections::HashSet;
 
-use sluice_core::{Position, RowChange};
+use sluice_core::{Position, RowChange, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::is_before;
+
+/// A re-copied chunk's key range on the target: the rows whose key
+/// (`columns`) lies after `after` and at or before `through` (`None`: open
+/// at that end) are deleted right before the chunk's rows are written.
+#[derive(Debug, Clone)]
+pub struct KeyRange {
+    pub columns: Vec<String>,
+    pub after: Option<Vec<Value>>,
+    pub through: Option<Vec<Value>>,
+}
 
 /// One chunk's rows and what Load records once they are committed.
 #[derive(Debug)]
@@ -33,6 +43,8 @@ pub struct CopyChunk {
     pub clear: bool,
     /// The table's last chunk.
     pub complete: bool,
+    /// A re-copy of a keyed table: the range the chunk replaces.
+    pub range: Option<KeyRange>,
 }
 
 /// What Load needs to know about a batch that is (part of) a chunk.
@@ -46,6 +58,8 @@ pub struct CopyMark {
     pub rows: u64,
     /// The last batch of its chunk: record the chunk as done after it.
     pub chunk_end: bool,
+    /// The first batch of a re-copied chunk: delete this range first.
+    pub range: Option<KeyRange>,
 }
 
 /// Reader → Extract.

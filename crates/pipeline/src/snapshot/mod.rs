@@ -37,6 +37,12 @@
 //! progress rows present (a crash before the first position was stored):
 //! streaming starts at the recorded start position.
 //!
+//! # Re-copy while streaming
+//!
+//! `sluice snapshot --table` runs the same readers and hand-off on a
+//! running term, with each keyed chunk replacing its key range on the
+//! target ([`recopy`]).
+//!
 //! # Limits (refused or documented)
 //!
 //! MariaDB sources only (MySQL has no snapshot position: refused when the
@@ -48,12 +54,13 @@
 pub mod feed;
 mod plan;
 mod read;
+pub mod recopy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::progress_snapshot::Progress;
-pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg};
+pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg, KeyRange};
 pub use plan::{prepare, Prepared};
 pub use read::spawn_readers;
 

@@ -22,6 +22,9 @@ pub struct TableCopy {
     pub target: (String, String),
     /// Chunk key of the last row already copied.
     pub after: Option<Vec<Value>>,
+    /// A re-copy (`sluice snapshot --table`): the key's target column
+    /// names, whose chunk ranges are replaced on the target.
+    pub recopy: Option<Vec<String>>,
 }
 
 /// A snapshot ready to run.
@@ -49,10 +52,12 @@ pub async fn prepare(
     loader: &Loader,
     fresh: bool,
 ) -> Result<Option<Prepared>, PipelineError> {
-    if pipeline.snapshot.mode != SnapshotMode::Initial {
+    let progress = loader.snapshot_progress(&pipeline.name).await?;
+    // An unfinished re-copy continues whatever the mode.
+    let recopying = progress.iter().any(|p| p.recopy);
+    if pipeline.snapshot.mode != SnapshotMode::Initial && !recopying {
         return Ok(None);
     }
-    let progress = loader.snapshot_progress(&pipeline.name).await?;
     if !fresh && progress.is_empty() {
         // Streaming ran before without a snapshot (mode was `never`).
         return Ok(None);
@@ -89,14 +94,16 @@ pub async fn prepare(
             (Some(json), false) => serde_json::from_str::<Vec<Value>>(json).ok(),
             _ => None,
         };
-        if source.key.is_empty() {
+        if source.key.is_empty() && !p.recopy {
             dropping.insert((schema.to_string(), table.to_string()));
         }
         let (s, t) = pipeline.routes.route(schema, table);
+        let recopy = p.recopy.then(|| recopy_key(pipeline, &source));
         tables.push(TableCopy {
             source,
             target: (s.to_string(), t.to_string()),
             after,
+            recopy,
         });
     }
     tracing::info!(tables = tables.len(), %start, "snapshot: continuing an unfinished copy");
@@ -143,6 +150,7 @@ async fn begin(
             source,
             target: (s.to_string(), t.to_string()),
             after: None,
+            recopy: None,
         });
     }
     // Every check before anything is written.
@@ -224,7 +232,7 @@ async fn begin(
     })
 }
 
-fn refuse(reason: String) -> PipelineError {
+pub(super) fn refuse(reason: String) -> PipelineError {
     PipelineError::Refused {
         at: "snapshot".into(),
         reason,
@@ -232,7 +240,7 @@ fn refuse(reason: String) -> PipelineError {
 }
 
 /// The target columns a source table becomes under the column rules.
-fn expected_columns(pipeline: &Pipeline, t: &SourceTable) -> Vec<(String, String)> {
+pub(super) fn expected_columns(pipeline: &Pipeline, t: &SourceTable) -> Vec<(String, String)> {
     let rule = pipeline.columns.rule(&t.schema.schema, &t.schema.table);
     t.schema
         .columns
@@ -246,9 +254,22 @@ fn expected_columns(pipeline: &Pipeline, t: &SourceTable) -> Vec<(String, String
         .collect()
 }
 
+/// The target names of a source table's chunk key columns.
+pub(super) fn recopy_key(pipeline: &Pipeline, t: &SourceTable) -> Vec<String> {
+    let rule = pipeline.columns.rule(&t.schema.schema, &t.schema.table);
+    t.key
+        .iter()
+        .filter_map(|&i| t.schema.columns.get(i))
+        .map(|c| {
+            rule.map_or(c.name.as_str(), |r| r.target_name(&c.name))
+                .to_string()
+        })
+        .collect()
+}
+
 /// `SHOW CREATE TABLE` text with the table renamed (the schema is chosen
 /// by the connection that runs it).
-fn routed_create(sql: &str, table: &str) -> String {
+pub(super) fn routed_create(sql: &str, table: &str) -> String {
     let quoted = format!("`{}`", table.replace('`', "``"));
     match sql.find('(') {
         Some(open) => format!("CREATE TABLE {quoted} {}", &sql[open..]),

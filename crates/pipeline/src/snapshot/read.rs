@@ -100,6 +100,7 @@ async fn copy_table(
     let mut after = t.after.clone();
     let mut limit = chunk_rows;
     let keyless = t.source.key.is_empty();
+    let recopy_key = t.recopy.clone().filter(|_| !keyless);
     loop {
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let (ack, acked) = oneshot::channel();
@@ -123,6 +124,18 @@ async fn copy_table(
             return Ok(false);
         }
         let complete = keyless || read.rows.len() < limit;
+        // A re-copy replaces the chunk's whole key range: from after the
+        // previous chunk (open before the first) through this chunk's last
+        // key (open after the last chunk).
+        let range = recopy_key.as_ref().map(|columns| super::feed::KeyRange {
+            columns: columns.clone(),
+            after: after.clone(),
+            through: if complete {
+                None
+            } else {
+                read.last_key.clone()
+            },
+        });
         let last_key = read
             .last_key
             .as_ref()
@@ -145,6 +158,7 @@ async fn copy_table(
             last_key,
             clear: keyless,
             complete,
+            range,
         };
         if tx.send(FeedMsg::Rows { id, chunk }).await.is_err() {
             return Ok(false);
