@@ -172,7 +172,7 @@ async fn wait_snapshot_done(
 ) -> anyhow::Result<()> {
     let mut conn = target.conn().await?;
     let sql = format!(
-        "SELECT COUNT(*), COALESCE(SUM(rows_copied), 0) FROM sluice_meta.snapshot_progress \
+        "SELECT COUNT(*), CAST(COALESCE(SUM(rows_copied), 0) AS UNSIGNED) FROM sluice_meta.snapshot_progress \
          WHERE pipeline = '{pipeline}' AND state = 'done'"
     );
     let begin = Instant::now();
@@ -261,10 +261,10 @@ fn mydumper_myloader(
     let threads = THREADS.to_string();
     let start = Instant::now();
     let status = Command::new(mydumper)
-        .args(["-h", "127.0.0.1", "-u", "root", "-P", &port(source)])
+        .args(["-h", "127.0.0.1", "-u", "root", "-P", port(source).as_str()])
         .args([
             "-t",
-            &threads,
+            threads.as_str(),
             "-B",
             "bench",
             "--trx-consistency-only",
@@ -278,8 +278,8 @@ fn mydumper_myloader(
     let dumped = start.elapsed();
     let start = Instant::now();
     let status = Command::new(myloader)
-        .args(["-h", "127.0.0.1", "-u", "root", "-P", &port(target)])
-        .args(["-t", &threads, "-d"])
+        .args(["-h", "127.0.0.1", "-u", "root", "-P", port(target).as_str()])
+        .args(["-t", threads.as_str(), "-d"])
         .arg(out)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
