@@ -1058,7 +1058,8 @@ async fn migrations_and_checkpoint() {
             vec![Some("2".to_string()), Some("1".to_string())],
             vec![Some("3".to_string()), Some("1".to_string())],
             vec![Some("4".to_string()), Some("1".to_string())],
-            vec![Some("7".to_string()), Some("1".to_string())]
+            vec![Some("5".to_string()), Some("1".to_string())],
+            vec![Some("6".to_string()), Some("1".to_string())]
         ]
     );
     // The migration connection's default database did not leak into the

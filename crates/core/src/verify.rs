@@ -17,14 +17,21 @@
 //!   every verify session runs with `time_zone = '+00:00'`). FLOAT/DOUBLE
 //!   text is the server's shortest form of the stored value, equal for equal
 //!   values of the same column type;
-//! * a row's text is the concatenation of `LENGTH:value` per column, `N` for
-//!   NULL — unambiguous, so no two different rows share a text;
-//! * a row's hash is `MD5` of that text (128 bits);
-//! * a chunk's checksum is its row count and the **sums** of the two 64-bit
-//!   halves of its rows' hashes (exact DECIMAL sums on the server): every
-//!   row's hash includes its key, so values swapped between rows change the
-//!   sum (an XOR of CRC32s cancels), and a sum also works for a keyless
-//!   table's multiset of rows, where duplicates must count.
+//! * a row's text is its columns' canonical values joined by `,`, `N` for
+//!   NULL, where text-like and binary values (which may hold `,`) carry
+//!   their byte length first (`LENGTH:value`) and numbers and temporal
+//!   values (whose text never holds `,` and is never `N`) do not —
+//!   unambiguous for a known column order and kinds, so no two different
+//!   rows share a text;
+//! * a row's hash is `SHA1` of that text (160 bits; cheaper than MD5 on
+//!   MariaDB 10.11, measured);
+//! * a keyed chunk's checksum is its row count and the `SHA1` of its rows'
+//!   hashes concatenated in key order (one pass, no derived table; ~4× faster
+//!   than summing hash pieces with `CONV`, measured on 1M rows): every row's
+//!   hash includes its key, so values swapped between rows change it (an XOR
+//!   of CRC32s cancels). A keyless chunk has no order to rely on: its checksum
+//!   is the count and the exact **sums** of two 64-bit pieces of its rows'
+//!   hashes, a multiset where duplicates count.
 //!
 //! Only a differing chunk crosses the network row by row (key + hash), and
 //! only differing rows in full. What needs the same type on both sides (a
@@ -84,6 +91,15 @@ impl ColumnKind {
             }
             _ => ColumnKind::Text,
         }
+    }
+
+    /// Whether the canonical text may hold the row text's `,` separator (or
+    /// be `N`), so it needs its length first (see the module docs).
+    pub fn may_hold_separator(self) -> bool {
+        matches!(
+            self,
+            ColumnKind::Text | ColumnKind::Json | ColumnKind::Binary
+        )
     }
 
     /// The SQL expression of `ident`'s canonical value (see the module docs).
@@ -194,8 +210,8 @@ pub struct KeyRange {
     pub through: Option<Vec<BindValue>>,
 }
 
-/// A chunk's checksum: the row count and the server's text of the two hash
-/// sums, `count:sum_hi:sum_lo`.
+/// A chunk's checksum as the server prints it, the row count first
+/// (`count:…`, see [`sql::checksum`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkSum(pub String);
 

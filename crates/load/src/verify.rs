@@ -108,17 +108,24 @@ impl TargetVerifier {
         Ok(Some(described(cols, keys)))
     }
 
-    /// The checksum of the rows in `range`.
+    /// The checksum of the rows in `range`, on one session that first makes
+    /// room for the chunk's concatenated row hashes (the loader's sessions
+    /// keep the server's default `group_concat_max_len`).
     pub async fn checksum(&self, t: &VerifyTable, range: &KeyRange) -> Result<ChunkSum, LoadError> {
         let (predicate, binds) = sql::range_predicate(t, Side::Target, range);
         let stmt = sql::checksum(t, Side::Target, &predicate);
-        let rows = self
-            .run(
-                &format!("checksumming {} on the target", t.target_name()),
-                &stmt,
-                &binds,
-            )
-            .await?;
+        let what = format!("checksumming {} on the target", t.target_name());
+        let fail = |e| LoadError::target(None, what.clone(), e);
+        let mut conn = self.pool.acquire().await.map_err(fail)?;
+        sqlx::query(sql::GROUP_CONCAT_ROOM)
+            .execute(&mut *conn)
+            .await
+            .map_err(fail)?;
+        let rows = bind_all(sqlx::query(&stmt), &binds)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(fail)?;
+        let rows = bytes_rows(rows).map_err(fail)?;
         Ok(ChunkSum(text(
             rows.into_iter().next().and_then(|mut r| r.pop().flatten()),
         )))

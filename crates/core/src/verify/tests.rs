@@ -93,9 +93,28 @@ fn row_hash_uses_each_sides_names_and_marks_nulls() {
     assert!(src.contains("CONVERT(`b` USING utf8mb4)"), "{src}");
     assert!(tgt.contains("CONVERT(`b2` USING utf8mb4)"), "{tgt}");
     assert!(
-        src.starts_with("MD5(CONCAT(COALESCE(CONCAT(LENGTH(`a`), ':', `a`), 'N')"),
+        src.starts_with("SHA1(CONCAT_WS(',', IFNULL(`a`, 'N'), "),
         "{src}"
     );
+    // Text carries its length (it may hold the separator); numbers do not.
+    assert!(
+        src.contains("IFNULL(CONCAT(LENGTH(CONVERT(`b` USING utf8mb4)), ':', CONVERT(`b` USING utf8mb4)), 'N')"),
+        "{src}"
+    );
+    assert!(src.ends_with("IFNULL((`c` + 0), 'N')))"), "{src}");
+}
+
+#[test]
+fn a_keyed_chunk_hashes_its_row_hashes_in_key_order_and_a_keyless_one_sums_them() {
+    let keyed = super::sql::checksum(&table(vec![0]), Side::Source, "TRUE");
+    assert!(keyed.contains("SHA1(GROUP_CONCAT(SHA1("), "{keyed}");
+    assert!(!keyed.contains("CONV("), "{keyed}");
+    let keyless = super::sql::checksum(&table(vec![]), Side::Target, "TRUE");
+    assert!(
+        keyless.contains("SUM(CAST(CONV(SUBSTRING(h, 17, 16)"),
+        "{keyless}"
+    );
+    assert!(keyless.contains("`copy`.`items2`"), "{keyless}");
 }
 
 #[test]

@@ -22,7 +22,7 @@
 //!   it.
 //! * **Marker row** ([`OriginTag::Marker`]). Every target transaction that
 //!   writes rows first upserts the row `(pipeline, worker)` of
-//!   `sluice_meta.origin` (`migrations/0007_bidirectional.sql`), before any
+//!   `sluice_meta.origin` (`migrations/0006_bidirectional.sql`), before any
 //!   other write, so in the binlog the transaction's *first* row change
 //!   names the pipeline. One row per worker keeps parallel workers off each
 //!   other's row locks. Every worker transaction of every batch carries its
