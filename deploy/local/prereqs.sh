@@ -8,6 +8,8 @@
 #   libprotobuf-dev                — google/protobuf/*.proto that protoc imports
 #                                    (only a Recommends of protobuf-compiler)
 #   sysbench                       — the reference OLTP load for benchmarks
+#   mydumper                       — mydumper/myloader, a reference of the
+#                                    `sluice-bench snapshot` scenario
 #   percona-toolkit                — pt-table-checksum, run against a source by
 #                                    the tests (statement-format DML it writes)
 #   openssl                        — the TLS tests make their certificates with it
@@ -36,6 +38,7 @@ have protoc || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 have sysbench || need+=(sysbench)
 have pt-table-checksum || need+=(percona-toolkit)
+have mydumper || need+=(mydumper)
 have openssl || need+=(openssl)
 have chromium || need+=(chromium)
 have promtool || need+=(prometheus)

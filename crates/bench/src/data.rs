@@ -22,11 +22,23 @@ pub async fn insert_orders(
     last: u64,
     per_txn: u64,
 ) -> anyhow::Result<()> {
+    insert_rows(conn, ORDERS, first, last, per_txn).await
+}
+
+/// As [`insert_orders`], into `table` (`schema.table`, created with the
+/// orders columns, e.g. from [`ORDERS_DDL`] renamed).
+pub async fn insert_rows(
+    conn: &mut mysql_async::Conn,
+    table: &str,
+    first: u64,
+    last: u64,
+    per_txn: u64,
+) -> anyhow::Result<()> {
     let mut from = first;
     while from <= last {
         let to = last.min(from + per_txn - 1);
         conn.query_drop(format!(
-            "INSERT INTO bench.orders SELECT seq, seq % 100003, CONCAT('SKU-', seq % 9973),
+            "INSERT INTO {table} SELECT seq, seq % 100003, CONCAT('SKU-', seq % 9973),
                seq % 50, (seq % 100000) / 100, (seq % 977) * 0.125,
                IF(seq % 7 = 0, NULL, CONCAT('note ', seq, ' ✓')),
                '2024-01-01 00:00:00.000' + INTERVAL seq SECOND,

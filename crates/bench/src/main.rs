@@ -12,7 +12,9 @@
 //! `memory`, `distributed` (three nodes vs one; no target, reported),
 //! `scale` (curves over tables, columns, row size and load workers, written
 //! as JSON and SVG charts to `--scale-out`), `verify` (`sluice verify` of an
-//! idle table vs pt-table-checksum and CHECKSUM TABLE).
+//! idle table vs pt-table-checksum and CHECKSUM TABLE), `snapshot` (an
+//! initial snapshot of 4 tables into an empty target vs `mariadb-dump |
+//! mariadb` and mydumper + myloader).
 //! `--quick` runs each at a small scale (a smoke run for CI).
 
 mod bulk;
@@ -27,6 +29,7 @@ mod report;
 mod scale;
 mod servers;
 mod sluice;
+mod snapshot;
 mod sysbench;
 mod verify;
 
@@ -37,7 +40,7 @@ use clap::Parser;
 
 use crate::sysbench::Workload;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "decode",
     "bulk",
     "oltp",
@@ -46,6 +49,7 @@ const SCENARIOS: [&str; 8] = [
     "distributed",
     "scale",
     "verify",
+    "snapshot",
 ];
 
 #[derive(Debug, Parser)]
@@ -57,8 +61,8 @@ struct Args {
     /// A small, fast smoke run (CI).
     #[arg(long)]
     quick: bool,
-    /// Rows for `decode`, `bulk` and `memory` (default 1,000,000; 100,000
-    /// with --quick).
+    /// Rows for `decode`, `bulk` and `memory`; `snapshot` copies 4 tables
+    /// of half as many each (default 1,000,000; 100,000 with --quick).
     #[arg(long)]
     rows: Option<u64>,
     /// Backlog transactions for `oltp` (default 100,000; 5,000 with --quick).
@@ -152,6 +156,9 @@ async fn main() -> anyhow::Result<()> {
 
     if let (true, Some(bin)) = (want("verify"), sluice_bin) {
         outcomes.extend(verify::run(bin, rows).await?);
+    }
+    if let (true, Some(bin)) = (want("snapshot"), sluice_bin) {
+        outcomes.extend(snapshot::run(bin, rows).await?);
     }
 
     eprintln!(

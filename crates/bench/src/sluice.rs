@@ -19,6 +19,9 @@ use crate::servers::BinlogPos;
 #[derive(Debug, Clone)]
 pub enum Start {
     At(BinlogPos),
+    /// The source's end of binlog at start-up (what `snapshot.mode:
+    /// initial` needs).
+    Latest,
 }
 
 /// What to replicate, and how.
@@ -31,6 +34,8 @@ pub struct PipelineSpec {
     pub include: String,
     /// `load.workers`.
     pub workers: usize,
+    /// Further top-level YAML sections, appended as given (e.g. `snapshot:`).
+    pub extra: String,
 }
 
 impl PipelineSpec {
@@ -41,19 +46,22 @@ impl PipelineSpec {
             start,
             include: include.to_string(),
             workers: 4,
+            extra: String::new(),
         }
     }
 
     fn yaml(&self, source: &MariaDb, target: &MariaDb, state: &Path) -> String {
-        let Start::At(p) = &self.start;
-        let start = format!("{{file: {}, pos: {}}}", p.file, p.pos);
+        let start = match &self.start {
+            Start::At(p) => format!("{{file: {}, pos: {}}}", p.file, p.pos),
+            Start::Latest => "latest".to_string(),
+        };
         format!(
             "name: {name}\n\
              source:\n  url: \"{src}\"\n  server_id: {sid}\n  start: {start}\n\
              target:\n  url: \"{tgt}\"\n\
              coordination:\n  local: {{dir: \"{state}\"}}\n\
              filter:\n  include: ['{include}']\n\
-             load:\n  workers: {workers}\n",
+             load:\n  workers: {workers}\n{extra}",
             name = self.name,
             src = source.repl_url(),
             sid = self.server_id,
@@ -61,6 +69,7 @@ impl PipelineSpec {
             state = state.display(),
             include = self.include,
             workers = self.workers,
+            extra = self.extra,
         )
     }
 }
@@ -153,6 +162,14 @@ impl Sluice {
     /// When the process was spawned.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Fails with the log tail if the process has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        match self.process.try_exited() {
+            Some(status) => Err(anyhow::Error::new(self.process.exited_error(status))),
+            None => Ok(()),
+        }
     }
 
     /// Waits until the target's checkpoint is at or past `until`; returns
