@@ -18,6 +18,7 @@ use crate::pipeline::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
 use crate::support::ha::setup_with;
+use crate::support::sql::number;
 
 const PAIR: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
                     batch: { max_delay: 5ms }\n\
@@ -555,8 +556,18 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
     let load = paced_load(&mut conn, 100..800, 10, Some(7));
     let b_addr = admin(&b).await;
     let paused_and_failed_over = async {
-        // Part-way into the load.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Part-way into the load: some of its rows reached the target.
+        sluice_testkit::wait_until_async(
+            "the load under way on the target",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                let n = number(&target, "SELECT COUNT(*) FROM shop.events WHERE id >= 100").await;
+                n.is_some_and(|n| n >= 20).then_some(())
+            },
+        )
+        .await
+        .expect("the load reaches the target");
         let out = cli_json(&["pause"], &config).await;
         assert_eq!(out["acknowledged_by"], "node-a", "{out:#}");
         let held = rows(&target, "SELECT id, v FROM shop.events ORDER BY id").await;
