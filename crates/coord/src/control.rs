@@ -711,24 +711,7 @@ impl ControlStore {
     ) -> Result<bool, CoordError> {
         let k = &self.keys;
         let leader_key = k.leader();
-        let mut compares = Vec::new();
-        if let Fence::Leader {
-            key,
-            create_revision,
-        } = fence
-        {
-            if *key != leader_key {
-                return Err(CoordError::WrongFenceKey {
-                    expected: leader_key,
-                    got: key.clone(),
-                });
-            }
-            compares.push(Compare::create_revision(
-                leader_key.as_str(),
-                CompareOp::Equal,
-                *create_revision,
-            ));
-        }
+        let mut compares: Vec<Compare> = fence.leader_compare(&leader_key)?.into_iter().collect();
         for check in checks {
             compares.push(match check {
                 ControlCheck::Halt(rev) => Compare::mod_revision(k.halt(), CompareOp::Equal, *rev),

@@ -105,6 +105,30 @@ pub enum Fence {
 }
 
 impl Fence {
+    /// The etcd compare that holds this fence in a transaction on the
+    /// pipeline whose leader key is `leader_key` (none when unfenced); a
+    /// fence on another key is refused rather than silently not checked.
+    pub(crate) fn leader_compare(
+        &self,
+        leader_key: &str,
+    ) -> Result<Option<etcd_client::Compare>, CoordError> {
+        match self {
+            Fence::None => Ok(None),
+            Fence::Leader {
+                key,
+                create_revision,
+            } if key == leader_key => Ok(Some(etcd_client::Compare::create_revision(
+                leader_key,
+                etcd_client::CompareOp::Equal,
+                *create_revision,
+            ))),
+            Fence::Leader { key, .. } => Err(CoordError::WrongFenceKey {
+                expected: leader_key.to_string(),
+                got: key.clone(),
+            }),
+        }
+    }
+
     /// The create revision this fence requires, if any.
     pub fn leader_revision(&self) -> Option<i64> {
         match self {

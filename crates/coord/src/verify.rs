@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use etcd_client::{Client, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoordError;
@@ -132,14 +132,7 @@ impl VerifyStore {
         let key = self.keys.verify();
         let value = serde_json::to_vec(record).unwrap_or_default();
         let leader = self.keys.leader();
-        let mut compares = Vec::new();
-        if let Some(rev) = self.fence.leader_revision() {
-            compares.push(Compare::create_revision(
-                leader.as_str(),
-                CompareOp::Equal,
-                rev,
-            ));
-        }
+        let compares: Vec<_> = self.fence.leader_compare(&leader)?.into_iter().collect();
         let txn = Txn::new()
             .when(compares)
             .and_then(vec![TxnOp::put(key.as_str(), value, None)]);
