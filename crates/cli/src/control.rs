@@ -15,7 +15,9 @@
 //!   acts later) and wait for the active node's answer: printed, exit 0 when
 //!   done, exit 1 with the one-line reason when refused or unanswered.
 //! * `pause` records the pause and waits until the active node confirms that
-//!   no batch is being applied any more; `resume` deletes it.
+//!   no batch is being applied any more (having first published its node
+//!   record, so that `sluice status` then shows the lag of the last applied
+//!   batch, growing while paused); `resume` deletes it.
 //!
 //! Every command refuses with one message and exit 1 when the pipeline is
 //! not in a state it applies to (not halted, already paused, no active

@@ -196,8 +196,8 @@ pub struct ProgressPublisher {
 
 impl ProgressPublisher {
     /// Best effort: a failure is logged at debug level and retried on the
-    /// next call.
-    pub async fn publish(&self, progress: NodeProgress) {
+    /// next call; `true` when the record was written.
+    pub async fn publish(&self, progress: NodeProgress) -> bool {
         let mut node = self.node.clone();
         node.progress = Some(progress);
         let value = serde_json::to_vec(&node).unwrap_or_default();
@@ -208,9 +208,15 @@ impl ProgressPublisher {
             Some(PutOptions::new().with_lease(self.lease_id)),
         );
         match tokio::time::timeout(self.request_timeout, put).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::debug!(%error, "publishing progress failed"),
-            Err(_) => tracing::debug!("publishing progress timed out"),
+            Ok(Ok(_)) => true,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "publishing progress failed");
+                false
+            }
+            Err(_) => {
+                tracing::debug!("publishing progress timed out");
+                false
+            }
         }
     }
 }

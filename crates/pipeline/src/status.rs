@@ -169,6 +169,12 @@ struct Inner {
     lag_threshold: Duration,
     snapshot: crate::progress_snapshot::Progress,
     state: Mutex<State>,
+    /// Asks the monitor for a refresh now, to be published at once.
+    publish_request: tokio::sync::Notify,
+    /// The monitor refreshed for a request: the publisher writes it.
+    publish_ready: tokio::sync::Notify,
+    /// How many node records the publisher has written (it bumps this).
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for NodeStatus {
@@ -214,8 +220,39 @@ impl NodeStatus {
                     rows_per_second: None,
                     verify: None,
                 }),
+                publish_request: tokio::sync::Notify::new(),
+                publish_ready: tokio::sync::Notify::new(),
+                published: tokio::sync::watch::Sender::new(0),
             }),
         }
+    }
+
+    /// Has the monitor refresh and the node-record publisher write this
+    /// node's progress now, and
+    /// waits (up to `within`) until a record written after this call is in
+    /// the store; `false` when none was (no publisher runs: no election or
+    /// between terms). Used before a pause is acknowledged, so that once
+    /// `sluice pause` returns, `sluice status` computes the lag from what
+    /// was applied last rather than from a record up to one publishing
+    /// period old, and the lag it shows only grows while paused.
+    pub async fn publish_now(&self, within: Duration) -> bool {
+        let mut published = self.inner.published.subscribe();
+        let before = *published.borrow_and_update();
+        self.inner.publish_request.notify_one();
+        tokio::time::timeout(within, published.wait_for(|&n| n > before))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Resolves when the monitor has refreshed for
+    /// [`NodeStatus::publish_now`]: the publisher writes a record.
+    pub(crate) async fn publish_ready(&self) {
+        self.inner.publish_ready.notified().await;
+    }
+
+    /// The publisher wrote a node record.
+    pub(crate) fn record_published(&self) {
+        self.inner.published.send_modify(|n| *n += 1);
     }
 
     /// Continuous verification's state, as `/status` shows it.
@@ -695,10 +732,11 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
     let mut last_acked: Option<u64> = None;
     let before_first = inputs.first_batch_id.saturating_sub(1);
     loop {
-        tokio::select! {
+        let requested = tokio::select! {
             () = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+            _ = ticker.tick() => false,
+            () = status.inner.publish_request.notified() => true,
+        };
         // The heartbeat first, then what is in flight: a change that arrives
         // in between is then newer than the heartbeat, never hidden by it.
         // (Extract has cut whatever came before a heartbeat by then: the
@@ -817,6 +855,9 @@ pub(crate) async fn monitor(status: NodeStatus, inputs: MonitorInputs, stop: Can
                 format!("replication lag back under the threshold of {threshold}s"),
                 lag_details(),
             );
+        }
+        if requested {
+            status.inner.publish_ready.notify_one();
         }
     }
     {

@@ -680,6 +680,9 @@ async fn acknowledge_pauses(ctx: DeskContext, stop: CancellationToken) {
                     () = stop.cancelled() => return,
                     () = gate.wait_idle() => {}
                 }
+                // The node record first: once the pause is acknowledged,
+                // `sluice status` reads the lag from the last applied batch.
+                ctx.status.publish_now(Duration::from_secs(2)).await;
                 let mut record = p.value.clone();
                 record.acknowledged = Some(Acknowledgement {
                     node: ctx.node_id.clone(),

@@ -58,7 +58,8 @@ pub(super) async fn log_progress(
 const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 
 /// Publishes the term's counters and lag, as the monitor computes them
-/// (`crate::status`), in the node record (`sluice status`).
+/// (`crate::status`), in the node record (`sluice status`): every
+/// [`PUBLISH_EVERY`], and at once when asked (`NodeStatus::publish_now`).
 pub(super) async fn publish_progress(
     publisher: ProgressPublisher,
     cache: PositionCache<AnyPositionStore>,
@@ -70,10 +71,14 @@ pub(super) async fn publish_progress(
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
+            () = status.publish_ready() => {}
         }
         let flush = cache.status();
-        publisher
+        if publisher
             .publish(status.node_progress(flush.acknowledged, flush.flushed))
-            .await;
+            .await
+        {
+            status.record_published();
+        }
     }
 }
