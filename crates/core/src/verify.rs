@@ -212,7 +212,7 @@ pub struct KeyRange {
 
 /// A chunk's checksum as the server prints it, the row count first
 /// (`count:…`, see [`sql::checksum`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkSum(pub String);
 
 impl ChunkSum {

@@ -8,11 +8,18 @@
 //! pipeline applied through the source snapshot's position, and what moved
 //! on since is re-checked by the caller, never trusted.
 //!
-//! Repairs ([`Loader::repair_rows`]) run in **one transaction that first
-//! holds the pipeline's term** (the share lock every loader write takes,
-//! see `apply::fence`), so a repair written under a term that lost the
-//! target fails with [`LoadError::FencedOut`] instead of racing the new
-//! leader. Keyed rows are upserts of the source's whole row and deletes by
+//! Repairs ([`Loader::repair_locked`]) run in
+//! **one transaction that first holds the pipeline's term** (the share lock
+//! every loader write takes, see `apply::fence`), so a repair written under
+//! a term that lost the target fails with [`LoadError::FencedOut`] instead
+//! of racing the new leader. It then **locks the rows it will write**
+//! before the caller reads them from the source: the pipeline's changes to
+//! those keys wait, so the target cannot move past the source read while
+//! the repair is in flight. The source read happens after the lock, in a
+//! snapshot at a position at or after everything the target applied to
+//! those rows; changes between the two positions that the pipeline applies
+//! after the repair are full row images applied in binlog order, so the
+//! rows end as the source's latest — never older than the target had. Keyed rows are upserts of the source's whole row and deletes by
 //! key; a keyless table's extra row is deleted by its row hash, one copy at
 //! a time (`LIMIT 1`), so one of two identical rows can go.
 
@@ -108,12 +115,20 @@ impl TargetVerifier {
         Ok(Some(described(cols, keys)))
     }
 
-    /// The checksum of the rows in `range`, on one session that first makes
-    /// room for the chunk's concatenated row hashes (the loader's sessions
-    /// keep the server's default `group_concat_max_len`).
+    /// The checksum of the rows in `range` (see [`TargetVerifier::checksums`]).
     pub async fn checksum(&self, t: &VerifyTable, range: &KeyRange) -> Result<ChunkSum, LoadError> {
-        let (predicate, binds) = sql::range_predicate(t, Side::Target, range);
-        let stmt = sql::checksum(t, Side::Target, &predicate);
+        let mut sums = self.checksums(t, std::slice::from_ref(range)).await?;
+        Ok(sums.pop().unwrap_or_default())
+    }
+
+    /// The checksums of the rows in each of `ranges`, on one session that
+    /// first makes room for a chunk's concatenated row hashes (the loader's
+    /// sessions keep the server's default `group_concat_max_len`).
+    pub async fn checksums(
+        &self,
+        t: &VerifyTable,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<ChunkSum>, LoadError> {
         let what = format!("checksumming {} on the target", t.target_name());
         let fail = |e| LoadError::target(None, what.clone(), e);
         let mut conn = self.pool.acquire().await.map_err(fail)?;
@@ -121,14 +136,20 @@ impl TargetVerifier {
             .execute(&mut *conn)
             .await
             .map_err(fail)?;
-        let rows = bind_all(sqlx::query(&stmt), &binds)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(fail)?;
-        let rows = bytes_rows(rows).map_err(fail)?;
-        Ok(ChunkSum(text(
-            rows.into_iter().next().and_then(|mut r| r.pop().flatten()),
-        )))
+        let mut out = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let (predicate, binds) = sql::range_predicate(t, Side::Target, range);
+            let stmt = sql::checksum(t, Side::Target, &predicate);
+            let rows = bind_all(sqlx::query(&stmt), &binds)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(fail)?;
+            let rows = bytes_rows(rows).map_err(fail)?;
+            out.push(ChunkSum(text(
+                rows.into_iter().next().and_then(|mut r| r.pop().flatten()),
+            )));
+        }
+        Ok(out)
     }
 
     /// `(key, row hash)` of the rows in `range`.
@@ -225,51 +246,89 @@ pub struct Repair {
 }
 
 impl Loader {
-    /// Applies `repair` to `t`'s target table in one transaction holding the
-    /// term (see the module docs), retrying transient errors.
-    pub async fn repair_rows(&self, t: &VerifyTable, repair: &Repair) -> Result<(), LoadError> {
+    /// Repairs `keys` of `t` (every row of a keyless table, whose rows have
+    /// no key to lock by) in one target transaction that holds the
+    /// pipeline's term and first locks those keys' rows, and the gaps where
+    /// missing ones go (`FOR UPDATE` under REPEATABLE READ, for this
+    /// transaction only). Only then is `read` called for what to write:
+    /// while the locks are held no batch of the pipeline can change those
+    /// rows, so a source read started now is at a position at or after
+    /// everything the target applied to them (see the module docs). Writes
+    /// deletes by key and by row hash, then upserts of whole source rows,
+    /// and commits; returns how many rows it wrote or deleted. An error of
+    /// `read` rolls back.
+    pub async fn repair_locked<E, F, Fut>(
+        &self,
+        t: &VerifyTable,
+        keys: &[Key],
+        read: F,
+    ) -> Result<u64, E>
+    where
+        E: From<LoadError>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Repair, E>>,
+    {
         let what = format!("repairing {} on the target", t.target_name());
         let failed = |e| LoadError::target(None, what.as_str(), e);
-        self.retrying(&what, || async {
-            let mut tx = self.pool().begin().await.map_err(failed)?;
-            self.check_term(&mut tx, None, true).await?;
-            for part in repair.delete_keys.chunks(KEYS_PER_STATEMENT) {
+        let mut conn = self.pool().acquire().await.map_err(failed)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *conn)
+            .await
+            .map_err(failed)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(failed)?;
+        self.check_term(&mut tx, None, true).await?;
+        if t.is_keyless() {
+            sqlx::query(&sql::lock_rows(t, "TRUE"))
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        } else {
+            for part in keys.chunks(KEYS_PER_STATEMENT) {
                 let keys: Vec<Vec<BindValue>> = part.iter().map(|k| key_binds(t, k)).collect();
                 let (predicate, binds) = sql::keys_predicate(t, Side::Target, &keys);
-                let stmt = sql::delete(t, &predicate, false);
+                let stmt = sql::lock_rows(t, &predicate);
                 bind_all(sqlx::query(&stmt), &binds)
                     .execute(&mut *tx)
                     .await
                     .map_err(failed)?;
             }
-            let one = sql::delete(t, &sql::hashes_predicate(t, Side::Target, 1), true);
-            for h in &repair.delete_hashes {
-                sqlx::query(&one)
-                    .bind(h.as_slice())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-            }
-            for part in repair.upserts.chunks(ROWS_PER_UPSERT) {
-                let binds: Vec<BindValue> = part
-                    .iter()
-                    .flat_map(|row| {
-                        t.columns
-                            .iter()
-                            .zip(row)
-                            .map(|(c, v)| BindValue::from_canonical(c.kind, v))
-                    })
-                    .collect();
-                let stmt = sql::upsert(t, part.len());
-                bind_all(sqlx::query(&stmt), &binds)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-            }
-            tx.commit().await.map_err(failed)
-        })
-        .await
-        .0
+        }
+        let repair = read().await?;
+        for part in repair.delete_keys.chunks(KEYS_PER_STATEMENT) {
+            let keys: Vec<Vec<BindValue>> = part.iter().map(|k| key_binds(t, k)).collect();
+            let (predicate, binds) = sql::keys_predicate(t, Side::Target, &keys);
+            let stmt = sql::delete(t, &predicate, false);
+            bind_all(sqlx::query(&stmt), &binds)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        }
+        let one = sql::delete(t, &sql::hashes_predicate(t, Side::Target, 1), true);
+        for h in &repair.delete_hashes {
+            sqlx::query(&one)
+                .bind(h.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        }
+        for part in repair.upserts.chunks(ROWS_PER_UPSERT) {
+            let binds: Vec<BindValue> = part
+                .iter()
+                .flat_map(|row| {
+                    t.columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| BindValue::from_canonical(c.kind, v))
+                })
+                .collect();
+            let stmt = sql::upsert(t, part.len());
+            bind_all(sqlx::query(&stmt), &binds)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok((repair.upserts.len() + repair.delete_keys.len() + repair.delete_hashes.len()) as u64)
     }
 }
 

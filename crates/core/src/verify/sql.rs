@@ -308,6 +308,23 @@ pub fn upsert(t: &VerifyTable, rows: usize) -> String {
     )
 }
 
+/// Locks the target rows matching `predicate` (and, under REPEATABLE READ,
+/// the gaps where missing ones would go) until the transaction ends.
+pub fn lock_rows(t: &VerifyTable, predicate: &str) -> String {
+    let cols: Vec<String> = if t.is_keyless() {
+        vec!["1".into()]
+    } else {
+        t.key_columns()
+            .map(|c| column_ident(c, Side::Target))
+            .collect()
+    };
+    format!(
+        "SELECT {} FROM {} WHERE {predicate} FOR UPDATE",
+        cols.join(", "),
+        table_ident(t, Side::Target)
+    )
+}
+
 /// Deletes the target rows matching `predicate`; `one` limits it to one row
 /// (a keyless table's duplicate).
 pub fn delete(t: &VerifyTable, predicate: &str, one: bool) -> String {

@@ -21,9 +21,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_core::verify::read::BytesRow;
-use sluice_core::verify::{diff_keyed, diff_multiset, DiffKind, Key, KeyRange, VerifyTable};
+use sluice_core::verify::{
+    diff_keyed, diff_multiset, ChunkSum, DiffKind, Key, KeyRange, VerifyTable,
+};
 
-use super::{Finding, TableOutcome, Verifier};
+use sluice_binlog::verify::{SnapshotPosition, SourceVerifier};
+use sluice_load::verify::TargetVerifier;
+
+use super::{Applied, Finding, TableOutcome, Verifier};
 use crate::error::PipelineError;
 
 /// The rows/s cap on source reads (`--rate`, `verify.rate`).
@@ -73,6 +78,54 @@ fn strip_hash(mut row: BytesRow) -> BytesRow {
     row
 }
 
+/// A window of chunks as the source read it in one snapshot.
+struct Window<'a> {
+    ranges: &'a [KeyRange],
+    sums: Vec<ChunkSum>,
+    at: SnapshotPosition,
+}
+
+impl Window<'_> {
+    fn rows(&self) -> u64 {
+        self.sums.iter().map(|s| s.rows()).sum()
+    }
+}
+
+/// Checksums `ranges` in one source snapshot.
+async fn read_window<'a>(
+    source: &SourceVerifier,
+    t: &VerifyTable,
+    ranges: &'a [KeyRange],
+) -> Result<Window<'a>, PipelineError> {
+    let mut snap = source.snapshot().await?;
+    let mut sums = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        sums.push(snap.checksum(t, range).await?);
+    }
+    let at = snap.position.clone();
+    snap.end().await;
+    Ok(Window { ranges, sums, at })
+}
+
+/// Once the pipeline applied through the window's position, the chunks
+/// whose target checksum differs.
+async fn check_window(
+    applied: &Applied,
+    target: &TargetVerifier,
+    t: &VerifyTable,
+    w: &Window<'_>,
+) -> Result<Vec<KeyRange>, PipelineError> {
+    applied.wait_past(&w.at).await?;
+    let sums = target.checksums(t, w.ranges).await?;
+    Ok(w.ranges
+        .iter()
+        .zip(&w.sums)
+        .zip(sums)
+        .filter(|((_, source), target)| *source != target)
+        .map(|((range, _), _)| range.clone())
+        .collect())
+}
+
 impl Verifier {
     /// Compares `t` (see the module docs).
     pub async fn compare_table(&mut self, t: &VerifyTable) -> Result<TableOutcome, PipelineError> {
@@ -89,25 +142,37 @@ impl Verifier {
         self.chunks_done.store(done, Ordering::Relaxed);
         let mut rows = 0;
         let mut suspects = Vec::new();
-        for window in ranges[skip..].chunks(self.opts.window_chunks.max(1)) {
-            let mut snap = self.source.snapshot().await?;
-            let mut sums = Vec::with_capacity(window.len());
-            for range in window {
-                sums.push(snap.checksum(t, range).await?);
-            }
-            let at = snap.position.clone();
-            snap.end().await;
-            let read: u64 = sums.iter().map(|s| s.rows()).sum();
-            rows += read;
-            self.throttle.take(read).await;
-            self.applied.wait_past(&at).await?;
-            for (range, sum) in window.iter().zip(&sums) {
-                if self.target.checksum(t, range).await? != *sum {
-                    suspects.push(range.clone());
+        // Two servers, two lanes: while the target checks one window, the
+        // source reads the next (the target's check waits for the pipeline
+        // to apply through that window's position, so the source never runs
+        // more than one window ahead of it).
+        let Verifier {
+            source,
+            target,
+            applied,
+            throttle,
+            chunks_done,
+            ..
+        } = self;
+        let mut windows = ranges[skip..].chunks(self.opts.window_chunks.max(1));
+        let mut read = match windows.next() {
+            Some(w) => Some(read_window(source, t, w).await?),
+            None => None,
+        };
+        while let Some(w) = read.take() {
+            rows += w.rows();
+            throttle.take(w.rows()).await;
+            let next = windows.next();
+            let (checked, next) = tokio::join!(check_window(applied, target, t, &w), async {
+                match next {
+                    Some(n) => read_window(source, t, n).await.map(Some),
+                    None => Ok(None),
                 }
-            }
-            done += window.len() as u64;
-            self.chunks_done.store(done, Ordering::Relaxed);
+            });
+            suspects.extend(checked?);
+            read = next?;
+            done += w.ranges.len() as u64;
+            chunks_done.store(done, Ordering::Relaxed);
         }
         let mut candidates = BTreeSet::new();
         for range in &suspects {
