@@ -81,6 +81,12 @@ pub async fn run(bin: &Path, rows: u64) -> anyhow::Result<Vec<Outcome>> {
         .output()
         .await?;
     let verify_s = began.elapsed().as_secs_f64();
+    // Where verify's time went (its own log line per table).
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if line.contains("chunks compared") {
+            eprintln!("  {line}");
+        }
+    }
     anyhow::ensure!(
         out.status.success(),
         "sluice verify: {:?}\n{}{}",

@@ -89,7 +89,11 @@ fn column_ident(c: &VerifyColumn, side: Side) -> String {
 }
 
 fn canonical(c: &VerifyColumn, side: Side) -> String {
-    c.kind.canonical(&column_ident(c, side))
+    let utf8mb4 = match side {
+        Side::Source => c.source_utf8mb4,
+        Side::Target => c.target_utf8mb4,
+    };
+    c.kind.canonical(&column_ident(c, side), utf8mb4)
 }
 
 /// The row's hash: `SHA1` of its columns' canonical values joined by `,`,

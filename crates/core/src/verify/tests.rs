@@ -10,6 +10,8 @@ fn table(key: Vec<usize>) -> VerifyTable {
         source: s.into(),
         target: t.into(),
         kind,
+        source_utf8mb4: false,
+        target_utf8mb4: false,
     };
     VerifyTable {
         source_schema: "shop".into(),
@@ -45,10 +47,20 @@ fn kinds_follow_the_information_schema_types() {
         ColumnKind::Temporal
     );
     assert_eq!(
-        ColumnKind::Text.canonical("`x`"),
+        ColumnKind::Text.canonical("`x`", false),
         "CONVERT(`x` USING utf8mb4)"
     );
-    assert_eq!(ColumnKind::Bit.canonical("`x`"), "(`x` + 0)");
+    assert_eq!(
+        ColumnKind::Text.canonical("`x`", true),
+        "CAST(`x` AS BINARY)"
+    );
+    assert_eq!(
+        ColumnKind::Json.canonical("`x`", true),
+        "CONVERT(`x` USING utf8mb4)"
+    );
+    assert_eq!(ColumnKind::Bit.canonical("`x`", true), "(`x` + 0)");
+    assert!(is_utf8mb4("utf8mb4_general_ci") && is_utf8mb4("UTF8MB4_BIN"));
+    assert!(!is_utf8mb4("latin1_swedish_ci") && !is_utf8mb4("utf8mb3_bin") && !is_utf8mb4(""));
 }
 
 #[test]

@@ -83,6 +83,8 @@ struct Window<'a> {
     ranges: &'a [KeyRange],
     sums: Vec<ChunkSum>,
     at: SnapshotPosition,
+    /// How long the source took to read it.
+    took: Duration,
 }
 
 impl Window<'_> {
@@ -97,6 +99,7 @@ async fn read_window<'a>(
     t: &VerifyTable,
     ranges: &'a [KeyRange],
 ) -> Result<Window<'a>, PipelineError> {
+    let began = Instant::now();
     let mut snap = source.snapshot().await?;
     let mut sums = Vec::with_capacity(ranges.len());
     for range in ranges {
@@ -104,26 +107,36 @@ async fn read_window<'a>(
     }
     let at = snap.position.clone();
     snap.end().await;
-    Ok(Window { ranges, sums, at })
+    Ok(Window {
+        ranges,
+        sums,
+        at,
+        took: began.elapsed(),
+    })
 }
 
 /// Once the pipeline applied through the window's position, the chunks
-/// whose target checksum differs.
+/// whose target checksum differs; how long it waited for the pipeline and
+/// how long the target took.
 async fn check_window(
     applied: &Applied,
     target: &TargetVerifier,
     t: &VerifyTable,
     w: &Window<'_>,
-) -> Result<Vec<KeyRange>, PipelineError> {
+) -> Result<(Vec<KeyRange>, Duration, Duration), PipelineError> {
+    let began = Instant::now();
     applied.wait_past(&w.at).await?;
+    let waited = began.elapsed();
     let sums = target.checksums(t, w.ranges).await?;
-    Ok(w.ranges
+    let differing = w
+        .ranges
         .iter()
         .zip(&w.sums)
         .zip(sums)
         .filter(|((_, source), target)| *source != target)
         .map(|((range, _), _)| range.clone())
-        .collect())
+        .collect();
+    Ok((differing, waited, began.elapsed() - waited))
 }
 
 impl Verifier {
@@ -132,7 +145,10 @@ impl Verifier {
         if t.is_keyless() {
             return self.compare_keyless(t).await;
         }
+        let began = Instant::now();
         let ranges = self.source.plan_chunks(t, self.opts.chunk_rows).await?;
+        let planned = began.elapsed();
+        let (mut source_took, mut waited, mut target_took) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         // A resumed continuous round: the chunks its previous leader did
         // (boundaries are re-planned, so this is by index).
         let skip = usize::try_from(std::mem::take(&mut self.opts.skip_chunks))
@@ -161,6 +177,7 @@ impl Verifier {
         };
         while let Some(w) = read.take() {
             rows += w.rows();
+            source_took += w.took;
             throttle.take(w.rows()).await;
             let next = windows.next();
             let (checked, next) = tokio::join!(check_window(applied, target, t, &w), async {
@@ -169,11 +186,26 @@ impl Verifier {
                     None => Ok(None),
                 }
             });
-            suspects.extend(checked?);
+            let (differing, w_waited, w_took) = checked?;
+            suspects.extend(differing);
+            (waited, target_took) = (waited + w_waited, target_took + w_took);
             read = next?;
             done += w.ranges.len() as u64;
             chunks_done.store(done, Ordering::Relaxed);
         }
+        // Where the time went (the two lanes overlap: the sum exceeds the
+        // wall time when both servers were busy at once).
+        tracing::info!(
+            table = %t.source_name(),
+            chunks = ranges.len() - skip,
+            suspects = suspects.len(),
+            plan_ms = planned.as_millis() as u64,
+            source_ms = source_took.as_millis() as u64,
+            target_wait_ms = waited.as_millis() as u64,
+            target_ms = target_took.as_millis() as u64,
+            wall_ms = began.elapsed().as_millis() as u64,
+            "chunks compared"
+        );
         let mut candidates = BTreeSet::new();
         for range in &suspects {
             candidates.extend(self.narrow(t, range).await?);

@@ -12,7 +12,7 @@
 
 use sluice_config::{ColumnRules, Filter, Routes};
 use sluice_core::verify::read::DescribedTable;
-use sluice_core::verify::{ColumnKind, VerifyColumn, VerifyTable};
+use sluice_core::verify::{is_utf8mb4, ColumnKind, VerifyColumn, VerifyTable};
 
 /// The source table `schema.table` described as `source`, mapped onto the
 /// target described as `target` (`None`: missing there).
@@ -74,6 +74,8 @@ pub fn map_table(
             source: col.name.clone(),
             target: tcol.name.clone(),
             kind: ColumnKind::from_type(&col.data_type, &col.column_type),
+            source_utf8mb4: is_utf8mb4(&col.collation),
+            target_utf8mb4: is_utf8mb4(&tcol.collation),
         });
     }
     // Key columns in the key's own order (the index order ranges follow).
