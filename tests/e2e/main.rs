@@ -30,6 +30,7 @@ mod positions;
 mod quickstart;
 mod readme;
 mod snapshot;
+mod snapshot_ddl;
 mod snapshot_recopy;
 mod soak;
 mod stages;

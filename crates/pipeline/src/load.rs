@@ -580,7 +580,8 @@ impl Applier {
 
 // Snapshot chunks (`crate::snapshot`): what Load does around a chunk's batch.
 
-/// Before a chunk's batch: note it in flight and, for the first batch of a
+/// Before a chunk's batch: for the first batch of a copy a DDL restarted,
+/// start the table's progress over; note it in flight and, for the first batch of a
 /// keyless table's copy, clear the target table; for the first batch of a
 /// re-copied chunk, delete the chunk's key range (the batch then inserts
 /// the source's rows of that range as of the chunk's position). `Ok(false)`: abandoned.
@@ -594,6 +595,29 @@ pub(crate) async fn before_chunk(
     };
     let loader = &applier.loader;
     let pipeline = applier.pipeline.as_str();
+    if mark.restart {
+        let reset = with_retry(applier, abandon, || async {
+            loader.snapshot_restart(pipeline, &mark.table).await
+        })
+        .await?;
+        if !reset {
+            return Ok(false);
+        }
+        let recopied = applier.status.snapshot().restart(&mark.table);
+        tracing::info!(table = %mark.table, rows_recopied = recopied, "snapshot: the table's copy restarted after a DDL on it");
+        applier.status.events().emit(
+            crate::events::EventKind::SnapshotRestarted,
+            crate::events::EventState::Event,
+            format!(
+                "snapshot of {} restarted from its first chunk after a DDL on it",
+                mark.table
+            ),
+            crate::events::details([
+                ("table", serde_json::json!(mark.table)),
+                ("rows_recopied", serde_json::json!(recopied)),
+            ]),
+        );
+    }
     with_retry(applier, abandon, || async {
         loader
             .snapshot_inflight(pipeline, &mark.table, mark.rows)

@@ -179,7 +179,8 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             .as_ref()
             .map(|p| p.dropping.clone())
             .unwrap_or_default();
-        let feed = crate::snapshot::Feed::new(feed_rx, dropping);
+        let copying = crate::snapshot::Copying::default();
+        let feed = crate::snapshot::Feed::new(feed_rx, dropping, copying.clone());
         extract_cfg.snapshot = Some(crate::snapshot::ExtractSide::new(
             feed,
             marks.clone(),
@@ -187,7 +188,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         ));
         let initial = snapshot.as_ref().map(|plan| {
             crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
-            crate::snapshot::spawn_readers(pipeline, plan, feed_tx.clone(), stop.clone())
+            crate::snapshot::spawn_readers(pipeline, plan, &copying, feed_tx.clone(), stop.clone())
         });
         let (order_tx, order_rx) = tokio::sync::mpsc::channel(4);
         if let Some(c) = &term.control {
@@ -198,6 +199,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             loader: Arc::clone(&loader),
             status: opts.status.clone(),
             feed: feed_tx,
+            copying,
             stop: stop.clone(),
         };
         readers = Some(tokio::spawn(crate::snapshot::recopy::run(

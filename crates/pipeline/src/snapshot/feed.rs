@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use sluice_core::{Position, RowChange, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::copying::Copying;
 use crate::batch::is_before;
 
 /// A re-copied chunk's key range on the target: the rows whose key
@@ -45,6 +46,11 @@ pub struct CopyChunk {
     pub complete: bool,
     /// A re-copy of a keyed table: the range the chunk replaces.
     pub range: Option<KeyRange>,
+    /// The table's copy this chunk belongs to ([`super::copying`]).
+    pub generation: u64,
+    /// The first chunk of a copy restarted after a DDL: Load resets the
+    /// table's progress first.
+    pub restart: bool,
 }
 
 /// What Load needs to know about a batch that is (part of) a chunk.
@@ -60,6 +66,9 @@ pub struct CopyMark {
     pub chunk_end: bool,
     /// The first batch of a re-copied chunk: delete this range first.
     pub range: Option<KeyRange>,
+    /// The first batch of a copy restarted after a DDL: the rows copied so
+    /// far count as copied again, and the table's progress starts over.
+    pub restart: bool,
 }
 
 /// Reader → Extract.
@@ -79,6 +88,10 @@ pub enum FeedMsg {
         id: u64,
         chunk: CopyChunk,
     },
+    /// The read of `id` failed: forget it (the stream goes on).
+    Cancel {
+        id: u64,
+    },
 }
 
 struct Barrier {
@@ -94,15 +107,22 @@ pub struct Feed {
     /// Keyless tables whose copy is pending: their stream rows are dropped
     /// (the copy, applied at its position, replaces the whole table).
     pub dropping: HashSet<(String, String)>,
+    /// The term's copies: which chunks still count, and restarts.
+    pub copying: Copying,
     closed: bool,
 }
 
 impl Feed {
-    pub fn new(rx: mpsc::Receiver<FeedMsg>, dropping: HashSet<(String, String)>) -> Self {
+    pub fn new(
+        rx: mpsc::Receiver<FeedMsg>,
+        dropping: HashSet<(String, String)>,
+        copying: Copying,
+    ) -> Self {
         Feed {
             rx,
             barriers: Vec::new(),
             dropping,
+            copying,
             closed: false,
         }
     }
@@ -140,6 +160,7 @@ impl Feed {
                     b.chunk = Some(chunk);
                 }
             }
+            FeedMsg::Cancel { id } => self.barriers.retain(|b| b.id != id),
         }
     }
 
@@ -160,7 +181,8 @@ impl Feed {
 
     /// Chunks whose position is at or before `reached` (`strict`: before
     /// it), in position order, taken out; stops at the first such barrier
-    /// without rows.
+    /// without rows. Chunks of a copy a DDL restarted are dropped here (they
+    /// were read after the DDL, with the old columns).
     pub fn due(&mut self, reached: &Position, strict: bool) -> Vec<CopyChunk> {
         let mut ready: Vec<(Position, u64)> = self
             .barriers
@@ -190,7 +212,11 @@ impl Feed {
             }
             let b = self.barriers.remove(i);
             if let Some(chunk) = b.chunk {
-                out.push(chunk);
+                if self.copying.is_current(&chunk.table, chunk.generation) {
+                    out.push(chunk);
+                } else {
+                    tracing::debug!(table = %chunk.table, rows = chunk.rows.len(), "snapshot: chunk of a restarted copy dropped");
+                }
             }
         }
         out

@@ -51,6 +51,7 @@
 //! copied is not detected yet; an idle source whose binlog rotated right
 //! before a chunk's read holds that chunk until the next transaction.
 
+pub mod copying;
 pub mod feed;
 mod plan;
 mod read;
@@ -60,6 +61,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::progress_snapshot::Progress;
+pub use copying::Copying;
 pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg, KeyRange};
 pub use plan::{prepare, Prepared};
 pub use read::spawn_readers;

@@ -66,6 +66,8 @@ pub struct Context {
     pub status: NodeStatus,
     /// Extract's feed.
     pub feed: mpsc::Sender<FeedMsg>,
+    /// The term's copies, shared with Extract's feed.
+    pub copying: super::Copying,
     pub stop: CancellationToken,
 }
 
@@ -111,6 +113,7 @@ pub async fn run(
                     running = Some(super::spawn_readers(
                         &ctx.pipeline,
                         &plan,
+                        &ctx.copying,
                         ctx.feed.clone(),
                         ctx.stop.clone(),
                     ));

@@ -1,0 +1,165 @@
+//! Which tables are being copied, and restarting a table's copy when a DDL
+//! on it passes in the stream.
+//!
+//! A chunk reader reads with the column list it planned; a DDL on the table
+//! (`ALTER TABLE … ADD/DROP COLUMN`, …) makes every later read of that plan
+//! wrong. So the copy of a table never mixes two schemas: when Extract
+//! passes a DDL statement naming a table whose copy is not yet whole in the
+//! stream, the table gets a new **generation** ([`Copying::ddl`]) and goes
+//! back to the readers' queue from its first chunk, to be described again
+//! from the source. Every chunk read under the old generation that is not
+//! yet in the stream lies after the DDL (Extract emits chunks at or before a
+//! position before taking the transaction after it), and is dropped when it
+//! falls due ([`Copying::is_current`]); the chunks already emitted lie
+//! before the DDL and stay correct (the DDL is applied on the target after
+//! them). The restarted copy's chunks are read after the DDL committed, so
+//! they land in the stream after it: after the DDL was applied on the
+//! target. Generations come from one counter per term, so a stale chunk
+//! can never pass for a later copy of the same table.
+//!
+//! A table is done here when its last chunk of the current generation is
+//! emitted ([`Copying::completed`]); the readers end once no table is left,
+//! so a restart that a DDL asks for late still finds a reader.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::plan::TableCopy;
+
+#[derive(Debug)]
+struct Entry {
+    copy: TableCopy,
+    generation: u64,
+    /// The copy was restarted: describe the table again before reading.
+    restarted: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Source `schema.table` → its copy, while not whole in the stream.
+    tables: HashMap<String, Entry>,
+    /// Tables waiting for a reader, in order.
+    queue: VecDeque<String>,
+    next_generation: u64,
+}
+
+/// One table a reader takes.
+#[derive(Debug, Clone)]
+pub struct Take {
+    pub copy: TableCopy,
+    pub generation: u64,
+    /// Describe the table again (its definition changed).
+    pub restarted: bool,
+}
+
+/// See the module docs; shared by Extract and the chunk readers of a term.
+#[derive(Debug, Clone, Default)]
+pub struct Copying(Arc<(Mutex<State>, Notify)>);
+
+impl Copying {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `tables` for the readers.
+    pub fn add(&self, tables: &[TableCopy]) {
+        let mut s = self.state();
+        for t in tables {
+            let name = t.source.schema.qualified_name();
+            s.next_generation += 1;
+            let generation = s.next_generation;
+            s.tables.insert(
+                name.clone(),
+                Entry {
+                    copy: t.clone(),
+                    generation,
+                    restarted: false,
+                },
+            );
+            if !s.queue.contains(&name) {
+                s.queue.push_back(name);
+            }
+        }
+        drop(s);
+        self.0 .1.notify_waiters();
+    }
+
+    /// The next table to read; `None` when none waits now.
+    pub fn next(&self) -> Option<Take> {
+        let mut s = self.state();
+        while let Some(name) = s.queue.pop_front() {
+            if let Some(e) = s.tables.get(&name) {
+                return Some(Take {
+                    copy: e.copy.clone(),
+                    generation: e.generation,
+                    restarted: e.restarted,
+                });
+            }
+        }
+        None
+    }
+
+    /// Every table is whole in the stream.
+    pub fn finished(&self) -> bool {
+        self.state().tables.is_empty()
+    }
+
+    /// Waits for a change (a table queued or finished). Create the future
+    /// before checking, so a change in between is not missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0 .1.notified()
+    }
+
+    /// Whether `generation` is still the copy of `table` that counts.
+    pub fn is_current(&self, table: &str, generation: u64) -> bool {
+        self.state()
+            .tables
+            .get(table)
+            .is_some_and(|e| e.generation == generation)
+    }
+
+    /// The table's last chunk of `generation` is in the stream.
+    pub fn completed(&self, table: &str, generation: u64) {
+        let mut s = self.state();
+        if s.tables
+            .get(table)
+            .is_some_and(|e| e.generation == generation)
+        {
+            s.tables.remove(table);
+        }
+        drop(s);
+        self.0 .1.notify_waiters();
+    }
+
+    /// A DDL statement naming `tables` (source `(schema, table)`) passed in
+    /// the stream: the copies still pending among them restart from their
+    /// first chunk. Returns the restarted tables.
+    pub fn ddl(&self, tables: &[(String, String)]) -> Vec<String> {
+        let mut s = self.state();
+        let mut restarted = Vec::new();
+        for (schema, table) in tables {
+            let name = format!("{schema}.{table}");
+            if !s.tables.contains_key(&name) || restarted.contains(&name) {
+                continue;
+            }
+            s.next_generation += 1;
+            let generation = s.next_generation;
+            if let Some(e) = s.tables.get_mut(&name) {
+                e.generation = generation;
+                e.restarted = true;
+                e.copy.after = None;
+            }
+            if !s.queue.contains(&name) {
+                s.queue.push_back(name.clone());
+            }
+            restarted.push(name);
+        }
+        drop(s);
+        if !restarted.is_empty() {
+            self.0 .1.notify_waiters();
+        }
+        restarted
+    }
+}
