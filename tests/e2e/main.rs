@@ -32,6 +32,7 @@ mod readme;
 mod snapshot;
 mod snapshot_ddl;
 mod snapshot_recopy;
+mod snapshot_stages;
 mod soak;
 mod stages;
 mod streams;

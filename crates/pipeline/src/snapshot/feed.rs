@@ -22,7 +22,7 @@ use crate::batch::is_before;
 /// A re-copied chunk's key range on the target: the rows whose key
 /// (`columns`) lies after `after` and at or before `through` (`None`: open
 /// at that end) are deleted right before the chunk's rows are written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyRange {
     pub columns: Vec<String>,
     pub after: Option<Vec<Value>>,
@@ -53,8 +53,10 @@ pub struct CopyChunk {
     pub restart: bool,
 }
 
-/// What Load needs to know about a batch that is (part of) a chunk.
-#[derive(Debug, Clone)]
+/// What Load needs to know about a batch that is (part of) a chunk. With
+/// distributed stages it travels in the batch's pipe frame
+/// ([`crate::pipe`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CopyMark {
     pub table: String,
     pub target: (String, String),
