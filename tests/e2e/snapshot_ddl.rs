@@ -120,11 +120,14 @@ async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
     // ADD COLUMN on both tables while a_big is being copied.
     let (loaded, added) = tokio::join!(load(&source, seed, 400, 0), async {
         wait("a_big partly copied", |(chunks, _)| chunks >= 5).await?;
-        source
-            .exec("ALTER TABLE ddl.a_big ADD COLUMN extra VARCHAR(20) NOT NULL DEFAULT 'x'")
-            .await?;
+        // b_nokey first: it is still queued behind a_big then, so its
+        // pending copy restarts too (after a_big's restart it may be read,
+        // whole, before its DDL, which needs no restart).
         source
             .exec("ALTER TABLE ddl.b_nokey ADD COLUMN z INT DEFAULT 7")
+            .await?;
+        source
+            .exec("ALTER TABLE ddl.a_big ADD COLUMN extra VARCHAR(20) NOT NULL DEFAULT 'x'")
             .await?;
         TestResult::Ok(())
     });

@@ -309,12 +309,12 @@ async fn emit_copies(
             generation,
             restart,
         } = chunk;
-        if clear && complete {
+        if complete {
+            // Also a table gone from the source (its last chunk is empty and
+            // clears nothing): a table created later under its name streams.
             if let Some((s, t)) = table.split_once('.') {
                 feed.dropping.remove(&(s.to_string(), t.to_string()));
             }
-        }
-        if complete {
             feed.copying.completed(&table, generation);
         }
         let mut first = true;

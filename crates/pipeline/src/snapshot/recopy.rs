@@ -21,8 +21,9 @@
 //!
 //! A table the source does not have, one the filter does not include, a
 //! snapshot (initial or re-copy) still running, a MySQL source (no exact
-//! snapshot position), and a term without the in-process stream
-//! (distributed `stages:`: the desk finds no term to hand the order to).
+//! snapshot position), and a term with distributed `stages:` (its
+//! snapshot task takes no orders: the desk finds no term to hand the order
+//! to).
 //!
 //! # Failover
 //!
