@@ -215,6 +215,13 @@ mod tests {
         assert_eq!(j["rows_recopied"], 7);
         assert_eq!(j["tables"][0]["chunks_total"], 3);
         assert!(!p.chunk_done("db.a", 40, true, false));
+        // A DDL restarts db.a: its 40 rows count as copied again.
+        assert_eq!(p.restart("db.a"), 47);
+        let j = p.to_json();
+        assert_eq!(j["tables"][0]["rows_copied"], 0);
+        assert_eq!(j["tables"][0]["chunks_done"], 0);
+        assert_eq!(j["tables"][0]["restarts"], 1);
+        assert!(!p.chunk_done("db.a", 40, true, false));
         assert!(p.chunk_done("db.a", 60, true, true));
         let j = p.to_json();
         assert_eq!(j["state"], "done");

@@ -163,3 +163,87 @@ impl Copying {
         restarted
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::sync::Arc;
+
+    use sluice_binlog::snapshot::SourceTable;
+    use sluice_core::{Column, TableSchema, Value};
+
+    use super::*;
+
+    /// A planned copy of `db.<table>`, keyed on `id`, already after key 5.
+    pub(in crate::snapshot) fn table(name: &str) -> TableCopy {
+        let schema = Arc::new(TableSchema {
+            schema: "db".into(),
+            table: name.into(),
+            columns: vec![Column {
+                name: "id".into(),
+                type_code: 3,
+                meta: 0,
+                nullable: false,
+                unsigned: false,
+                collation: None,
+                labels: None,
+            }],
+            primary_key: vec![0],
+            has_names: true,
+        });
+        TableCopy {
+            source: Arc::new(SourceTable {
+                schema,
+                column_types: vec!["int(11)".into()],
+                key: vec![0],
+                key_name: Some("PRIMARY".into()),
+                create_sql: String::new(),
+                rows_estimate: 10,
+            }),
+            target: ("db".into(), name.into()),
+            after: Some(vec![Value::Int(5)]),
+            recopy: None,
+        }
+    }
+
+    #[test]
+    fn a_ddl_restarts_only_pending_copies_from_their_first_chunk() {
+        let c = Copying::default();
+        c.add(&[table("a"), table("b")]);
+        let a = c.next().expect("a queued");
+        assert!(!a.restarted);
+        assert_eq!(a.copy.after, Some(vec![Value::Int(5)]));
+        let b = c.next().expect("b queued");
+        assert!(c.next().is_none());
+        // b is whole in the stream: a DDL on it changes nothing.
+        c.completed("db.b", b.generation);
+        assert!(!c.is_current("db.b", b.generation));
+        let restarted = c.ddl(&[
+            ("db".into(), "a".into()),
+            ("db".into(), "b".into()),
+            ("db".into(), "a".into()),
+        ]);
+        assert_eq!(restarted, ["db.a"]);
+        // The old copy's chunks no longer count; the new one starts over.
+        assert!(!c.is_current("db.a", a.generation));
+        let again = c.next().expect("a queued again");
+        assert!(again.restarted);
+        assert_eq!(again.copy.after, None);
+        assert!(again.generation > b.generation);
+        assert!(c.is_current("db.a", again.generation));
+        // The old copy's last chunk does not finish the table.
+        c.completed("db.a", a.generation);
+        assert!(!c.finished());
+        c.completed("db.a", again.generation);
+        assert!(c.finished());
+    }
+
+    #[test]
+    fn a_restart_of_a_queued_copy_is_queued_once() {
+        let c = Copying::default();
+        c.add(&[table("a")]);
+        assert_eq!(c.ddl(&[("db".into(), "a".into())]), ["db.a"]);
+        let a = c.next().expect("a queued");
+        assert!(a.restarted);
+        assert!(c.next().is_none());
+    }
+}

@@ -224,3 +224,52 @@ impl Feed {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(table: &str, generation: u64) -> CopyChunk {
+        CopyChunk {
+            table: table.into(),
+            target: ("db".into(), "t".into()),
+            rows: Vec::new(),
+            last_key: None,
+            clear: false,
+            complete: false,
+            range: None,
+            generation,
+            restart: false,
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_copy_a_ddl_restarted_are_dropped_when_due() {
+        let copying = Copying::default();
+        copying.add(&[crate::snapshot::copying::tests::table("a")]);
+        let take = copying.next().expect("queued");
+        let (_tx, rx) = mpsc::channel(1);
+        let mut feed = Feed::new(rx, HashSet::new(), copying.clone());
+        let p = |o| Position::new("mysql-bin.000001".to_string(), o);
+        for (id, at) in [(1, 100), (2, 300)] {
+            let (ack, _) = oneshot::channel();
+            feed.take(FeedMsg::Hold { id, ack });
+            feed.take(FeedMsg::At { id, at: p(at) });
+            feed.take(FeedMsg::Rows {
+                id,
+                chunk: chunk("db.a", take.generation),
+            });
+        }
+        // A failed read is forgotten.
+        let (ack, _) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 3, ack });
+        assert!(!feed.stream_open());
+        feed.take(FeedMsg::Cancel { id: 3 });
+        assert!(feed.stream_open());
+        assert_eq!(feed.due(&p(200), false).len(), 1);
+        // A DDL at 200 on the table: the chunk read at 300 is stale.
+        copying.ddl(&[("db".into(), "a".into())]);
+        assert!(feed.due(&p(400), false).is_empty());
+        assert!(!feed.blocks(&p(400)));
+    }
+}
