@@ -12,7 +12,9 @@
 //! that kept its first column list would leave them at their defaults on the
 //! target. Ends when the testkit comparison finds both schemas equal; the
 //! progress rows count the re-copied rows, `sluice status --json` counts
-//! the restarts, and the log says so.
+//! the restarts, and the log says so. A second test SIGKILLs the active
+//! node once the restarted copy has recorded chunks: the standby continues
+//! the new copy from its progress row.
 
 use std::time::Duration;
 
@@ -53,34 +55,46 @@ async fn load(source: &MariaDb, seed: u64, steps: usize, phase: u8) -> TestResul
     Ok(())
 }
 
-/// a_big's progress row, `(chunks_done, rows_recopied)`, while not done.
-async fn big_progress(target: &MariaDb) -> Option<(u64, u64)> {
+/// a_big's progress row of `pipeline`, `(chunks_done, rows_recopied)`,
+/// while not done.
+async fn big_progress(target: &MariaDb, pipeline: &str) -> Option<(u64, u64)> {
     let chunks = number(
         target,
-        "SELECT chunks_done FROM sluice_meta.snapshot_progress WHERE pipeline = 'ddl' \
-         AND source_table = 'ddl.a_big' AND state <> 'done'",
+        &format!(
+            "SELECT chunks_done FROM sluice_meta.snapshot_progress WHERE pipeline = '{pipeline}' \
+             AND source_table = 'ddl.a_big' AND state <> 'done'"
+        ),
     )
     .await?;
     let recopied = number(
         target,
-        "SELECT rows_recopied FROM sluice_meta.snapshot_progress WHERE pipeline = 'ddl' \
-         AND source_table = 'ddl.a_big'",
+        &format!(
+            "SELECT rows_recopied FROM sluice_meta.snapshot_progress WHERE pipeline = '{pipeline}' \
+             AND source_table = 'ddl.a_big'"
+        ),
     )
     .await?;
     Some((chunks, recopied))
 }
 
-#[tokio::test]
-async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
-    use crate::support::ha::{wait_leader, HA};
-    use crate::support::server_id;
-    let (source, target, etcd) = tokio::try_join!(
-        MariaDb::source(),
-        MariaDb::target(),
-        sluice_testkit::Etcd::start()
-    )?;
-    let dir = tempfile::tempdir()?;
-    let seed = seed_from_env();
+/// Polls a_big's progress row of `pipeline` until `f` accepts it.
+async fn wait_progress(
+    target: &MariaDb,
+    pipeline: &str,
+    what: &str,
+    f: fn((u64, u64)) -> bool,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    Ok(sluice_testkit::wait_until_async(
+        what,
+        Duration::from_secs(120),
+        Duration::from_millis(20),
+        || async { big_progress(target, pipeline).await.filter(|p| f(*p)) },
+    )
+    .await?)
+}
+
+/// The source tables.
+async fn seed(source: &MariaDb) -> TestResult {
     for sql in [
         "CREATE DATABASE ddl",
         "CREATE TABLE ddl.a_big (id INT PRIMARY KEY, k INT NOT NULL, pad CHAR(40))",
@@ -94,6 +108,23 @@ async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
             "INSERT INTO ddl.a_big SELECT seq, seq % 1000, MD5(seq) FROM ddl.seq_1_to_{BIG_ROWS}"
         ))
         .await?;
+    Ok(())
+}
+
+const EXTRA: &str = "snapshot: { mode: initial, parallel: 1, chunk_rows: 100 }\n";
+
+#[tokio::test]
+async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
+    use crate::support::ha::{wait_leader, HA};
+    use crate::support::server_id;
+    let (source, target, etcd) = tokio::try_join!(
+        MariaDb::source(),
+        MariaDb::target(),
+        sluice_testkit::Etcd::start()
+    )?;
+    let dir = tempfile::tempdir()?;
+    let seed_value = seed_from_env();
+    seed(&source).await?;
     let config = write_config(
         dir.path(),
         "ddl",
@@ -101,25 +132,16 @@ async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
         &target,
         Coord::Etcd(&etcd),
         "latest",
-        &format!("{HA}snapshot: {{ mode: initial, parallel: 1, chunk_rows: 100 }}\n"),
+        &format!("{HA}{EXTRA}"),
     );
     let a = Sluice::start_node(&config, "node-a", Some(server_id()));
     wait_leader(&etcd, "ddl", Some("node-a"), Duration::from_secs(30)).await;
-    let wait = |what: &'static str, f: fn((u64, u64)) -> bool| {
-        let target = &target;
-        async move {
-            sluice_testkit::wait_until_async(
-                what,
-                Duration::from_secs(120),
-                Duration::from_millis(20),
-                || async { big_progress(target).await.filter(|p| f(*p)) },
-            )
-            .await
-        }
-    };
     // ADD COLUMN on both tables while a_big is being copied.
-    let (loaded, added) = tokio::join!(load(&source, seed, 400, 0), async {
-        wait("a_big partly copied", |(chunks, _)| chunks >= 5).await?;
+    let (loaded, added) = tokio::join!(load(&source, seed_value, 400, 0), async {
+        wait_progress(&target, "ddl", "a_big partly copied", |(chunks, _)| {
+            chunks >= 5
+        })
+        .await?;
         // b_nokey first: it is still queued behind a_big then, so its
         // pending copy restarts too (after a_big's restart it may be read,
         // whole, before its DDL, which needs no restart).
@@ -136,8 +158,10 @@ async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
         panic!("{e}\n{}", a.log_tail());
     }
     // DROP COLUMN while the restarted copy runs.
-    let (loaded, dropped) = tokio::join!(load(&source, seed ^ 0xD0, 400, 1), async {
-        wait(
+    let (loaded, dropped) = tokio::join!(load(&source, seed_value ^ 0xD0, 400, 1), async {
+        wait_progress(
+            &target,
+            "ddl",
             "a_big's copy restarted and partly copied",
             |(chunks, recopied)| recopied > 0 && chunks >= 3,
         )
@@ -149,7 +173,7 @@ async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
     if let Err(e) = dropped {
         panic!("{e}\n{}", a.log_tail());
     }
-    load(&source, seed ^ 0xD1, 400, 2).await?;
+    load(&source, seed_value ^ 0xD1, 400, 2).await?;
     let report = wait_until_same(
         &source,
         "ddl",
@@ -210,5 +234,98 @@ async fn ddl_during_the_copy_restarts_that_tables_copy() -> TestResult {
     };
     assert_eq!(restarts("ddl.a_big"), Some(2), "{snap:#}");
     assert!(snap["rows_recopied"].as_u64() >= Some(800), "{snap:#}");
+    Ok(())
+}
+
+/// A standby takes over a copy a DDL restarted: the progress row was reset
+/// when the restarted copy's first chunk committed, so the new leader
+/// continues the new copy (with the new columns) after its last key, and
+/// the target ends equal to the source.
+#[tokio::test]
+async fn a_failover_after_a_restart_continues_the_new_copy() -> TestResult {
+    use crate::support::ha::{wait_leader, HA};
+    use crate::support::server_id;
+    let (source, target, etcd) = tokio::try_join!(
+        MariaDb::source(),
+        MariaDb::target(),
+        sluice_testkit::Etcd::start()
+    )?;
+    let dir = tempfile::tempdir()?;
+    let seed_value = seed_from_env();
+    seed(&source).await?;
+    let config = write_config(
+        dir.path(),
+        "ddlha",
+        &source,
+        &target,
+        Coord::Etcd(&etcd),
+        "latest",
+        &format!("{HA}{EXTRA}"),
+    );
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    wait_leader(&etcd, "ddlha", Some("node-a"), Duration::from_secs(30)).await;
+    let b = Sluice::start_node(&config, "node-b", Some(server_id()));
+    let (loaded, added) = tokio::join!(load(&source, seed_value, 300, 0), async {
+        wait_progress(&target, "ddlha", "a_big partly copied", |(c, _)| c >= 5).await?;
+        source
+            .exec("ALTER TABLE ddl.b_nokey ADD COLUMN z INT DEFAULT 7")
+            .await?;
+        source
+            .exec("ALTER TABLE ddl.a_big ADD COLUMN extra VARCHAR(20) NOT NULL DEFAULT 'x'")
+            .await?;
+        TestResult::Ok(())
+    });
+    loaded?;
+    if let Err(e) = added {
+        panic!("{e}\n{}", a.log_tail());
+    }
+    let (loaded, killed) = tokio::join!(load(&source, seed_value ^ 0xD2, 300, 1), async {
+        let at = wait_progress(
+            &target,
+            "ddlha",
+            "a_big's copy restarted and partly copied",
+            |(c, recopied)| recopied > 0 && c >= 3,
+        )
+        .await;
+        a.kill().await;
+        at
+    });
+    loaded?;
+    let (chunks, recopied_at_kill) = killed.unwrap_or_else(|e| panic!("{e}\n{}", a.log_tail()));
+    println!("node-a killed with {chunks} chunks of the restarted copy recorded, {recopied_at_kill} rows re-copied");
+    wait_leader(&etcd, "ddlha", Some("node-b"), Duration::from_secs(30)).await;
+    load(&source, seed_value ^ 0xD3, 300, 1).await?;
+    let report = wait_until_same(
+        &source,
+        "ddl",
+        &target,
+        "ddl",
+        &CompareOpts::default(),
+        Duration::from_secs(180),
+    )
+    .await;
+    if let Err(e) = report {
+        panic!("{e:#}\nA:\n{}\nB:\n{}", a.log_tail(), b.log_tail());
+    }
+    assert!(
+        b.log_text()
+            .contains("snapshot: continuing an unfinished copy"),
+        "{}",
+        b.log_tail()
+    );
+    let left = "SELECT COUNT(*) FROM sluice_meta.snapshot_progress WHERE pipeline = 'ddlha' AND state <> 'done'";
+    assert_eq!(number(&target, left).await, Some(0), "{}", b.log_tail());
+    let recopied = number(
+        &target,
+        "SELECT rows_recopied FROM sluice_meta.snapshot_progress WHERE pipeline = 'ddlha' AND source_table = 'ddl.a_big'",
+    )
+    .await
+    .unwrap_or(0);
+    // The copy before the DDL, plus at most the chunk in flight at the kill.
+    assert!(
+        recopied >= recopied_at_kill && recopied <= recopied_at_kill + 100,
+        "rows_recopied {recopied}, {recopied_at_kill} at the kill\n{}",
+        b.log_tail()
+    );
     Ok(())
 }

@@ -309,12 +309,17 @@ async fn emit_copies(
             generation,
             restart,
         } = chunk;
-        if complete {
-            // Also a table gone from the source (its last chunk is empty and
-            // clears nothing): a table created later under its name streams.
+        // A keyless table's stream rows are dropped until its whole copy.
+        // A keyed chunk ends that too: a table given a key by a DDL during
+        // its copy is copied again by key, and changes after each chunk must
+        // apply; so does a table gone from the source (its last chunk is
+        // empty and clears nothing), so a table created later streams.
+        if complete || !clear {
             if let Some((s, t)) = table.split_once('.') {
                 feed.dropping.remove(&(s.to_string(), t.to_string()));
             }
+        }
+        if complete {
             feed.copying.completed(&table, generation);
         }
         let mut first = true;
