@@ -31,8 +31,7 @@ use sluice_core::{ChangeKind, Position, Row, RowChange, TableSchema};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Batch, BatchBody, DdlStatement};
-use crate::snapshot::CopyMark;
+use crate::batch::{Batch, BatchBody, CopyMark, DdlStatement};
 
 const MAGIC: &[u8; 4] = b"SLP1";
 const HEADER: usize = 16;

@@ -43,6 +43,9 @@ struct State {
     /// Tables waiting for a reader, in order.
     queue: VecDeque<String>,
     next_generation: u64,
+    /// Barrier ids ([`super::feed`]), unique in the term: a re-copy's
+    /// readers must not reuse the id of a stale barrier still in the feed.
+    next_read: u64,
 }
 
 /// One table a reader takes.
@@ -99,6 +102,13 @@ impl Copying {
             }
         }
         None
+    }
+
+    /// A fresh barrier id.
+    pub fn read_id(&self) -> u64 {
+        let mut s = self.state();
+        s.next_read += 1;
+        s.next_read
     }
 
     /// Every table is whole in the stream.

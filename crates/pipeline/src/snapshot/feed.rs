@@ -13,21 +13,13 @@
 
 use std::collections::HashSet;
 
-use sluice_core::{Position, RowChange, Value};
+use sluice_core::{Position, RowChange};
 use tokio::sync::{mpsc, oneshot};
+
+pub use crate::batch::{CopyMark, KeyRange};
 
 use super::copying::Copying;
 use crate::batch::is_before;
-
-/// A re-copied chunk's key range on the target: the rows whose key
-/// (`columns`) lies after `after` and at or before `through` (`None`: open
-/// at that end) are deleted right before the chunk's rows are written.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct KeyRange {
-    pub columns: Vec<String>,
-    pub after: Option<Vec<Value>>,
-    pub through: Option<Vec<Value>>,
-}
 
 /// One chunk's rows and what Load records once they are committed.
 #[derive(Debug)]
@@ -50,26 +42,6 @@ pub struct CopyChunk {
     pub generation: u64,
     /// The first chunk of a copy restarted after a DDL: Load resets the
     /// table's progress first.
-    pub restart: bool,
-}
-
-/// What Load needs to know about a batch that is (part of) a chunk. With
-/// distributed stages it travels in the batch's pipe frame
-/// ([`crate::pipe`]).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct CopyMark {
-    pub table: String,
-    pub target: (String, String),
-    pub last_key: Option<String>,
-    pub clear: bool,
-    pub complete: bool,
-    pub rows: u64,
-    /// The last batch of its chunk: record the chunk as done after it.
-    pub chunk_end: bool,
-    /// The first batch of a re-copied chunk: delete this range first.
-    pub range: Option<KeyRange>,
-    /// The first batch of a copy restarted after a DDL: the rows copied so
-    /// far count as copied again, and the table's progress starts over.
     pub restart: bool,
 }
 

@@ -16,7 +16,6 @@
 //! under it (the DDL has not reached Extract yet) releases the stream and
 //! waits for that restart.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +51,6 @@ pub fn spawn_readers(
         .unwrap_or(1)
         .min(plan.tables.len())
         .max(1);
-    let ids = Arc::new(AtomicU64::new(1));
     let pipeline = Arc::new(pipeline.clone());
     let copying = copying.clone();
     tokio::spawn(async move {
@@ -64,7 +62,6 @@ pub fn spawn_readers(
                 chunk_rows,
                 tx: tx.clone(),
                 stop: stop.clone(),
-                ids: Arc::clone(&ids),
             };
             tasks.push(tokio::spawn(ctx.run()));
         }
@@ -98,7 +95,6 @@ struct Reader {
     chunk_rows: usize,
     tx: mpsc::Sender<FeedMsg>,
     stop: CancellationToken,
-    ids: Arc<AtomicU64>,
 }
 
 impl Reader {
@@ -131,7 +127,7 @@ impl Reader {
 
     /// Holds Extract and learns the position of a read: the barrier id.
     async fn hold(&self) -> Option<u64> {
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let id = self.copying.read_id();
         let (ack, acked) = oneshot::channel();
         if self.tx.send(FeedMsg::Hold { id, ack }).await.is_err() || acked.await.is_err() {
             return None;
