@@ -140,6 +140,17 @@ pub fn is_tls_failure(err: &std::io::Error) -> bool {
 }
 
 impl BinlogError {
+    /// The server's error code, for an error the source server returned.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            BinlogError::Source {
+                source: mysql_async::Error::Server(e),
+                ..
+            } => Some(e.code),
+            _ => None,
+        }
+    }
+
     /// Where in a binlog the error is, if it is about binlog content.
     pub fn at(&self) -> Option<&At> {
         match self {

@@ -205,7 +205,7 @@ pub fn pipeline(cx: &mut Cx<'_>, root: Option<&Node>, base_dir: Option<&Path>) -
     }
 
     if let (Some(field), Some(snap)) = (snapshot_field, &snapshot_section) {
-        snapshot::cross_check(cx, field, snap, source.as_ref(), stages_field.is_some());
+        snapshot::cross_check(cx, field, snap, source.as_ref());
     }
 
     Some(Pipeline {

@@ -602,8 +602,8 @@ pub struct Snapshot {
     /// `source.start` on are replicated) or `initial` (when nothing is
     /// stored, copy every included table, then stream). With `initial`,
     /// `source.start` must be `latest` (the snapshot decides where streaming
-    /// starts), `stages` is refused (chunks are not distributed yet) and the
-    /// source must be MariaDB (checked when the pipeline starts).
+    /// starts) and the source must be MariaDB (checked when the pipeline
+    /// starts); with `stages`, chunks are tasks on the board like batches.
     pub mode: SnapshotMode,
     /// `snapshot.parallel` (optional): tables read at the same time, each on
     /// its own source connection, `1..=64`. Default 4.

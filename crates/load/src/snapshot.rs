@@ -3,6 +3,9 @@
 //! run before anything is written, and clearing a table without a key
 //! before its whole copy.
 //!
+//! A copy a DDL restarts ([`Loader::snapshot_restart`]) moves its rows
+//! copied so far into `rows_recopied` and starts its progress over.
+//!
 //! A re-copy (`sluice snapshot --table`) marks its rows `recopy` instead of
 //! `pending` until done, and deletes each chunk's key range before the
 //! chunk's rows ([`Loader::delete_key_range`]).
@@ -212,6 +215,21 @@ impl Loader {
         })
         .await
         .0
+    }
+
+    /// A DDL restarted the copy of `table` from its first chunk: the rows
+    /// copied so far (and any in flight) count as copied again, and the
+    /// table's progress starts over. Repeating it changes nothing more.
+    pub async fn snapshot_restart(&self, pipeline: &str, table: &str) -> Result<(), LoadError> {
+        self.fenced(
+            "restarting a table's snapshot",
+            "UPDATE `sluice_meta`.`snapshot_progress` SET \
+             rows_recopied = rows_recopied + rows_copied + inflight_rows, rows_copied = 0, \
+             inflight_rows = 0, chunks_done = 0, last_key = NULL, \
+             updated_at = CURRENT_TIMESTAMP(6) WHERE pipeline = ? AND source_table = ?",
+            &[pipeline, table],
+        )
+        .await
     }
 
     /// A new leader takes over an unfinished copy: rows of chunks that were

@@ -3,6 +3,8 @@
 //! Select sends [`SelectMsg`]s: whole source transactions, or slices of a
 //! large one ([`TxnChunk`]), still as raw rows events. Extract decodes
 //! them and cuts [`Batch`]es, which Transform rewrites and Load applies.
+//! A batch that is (part of) a snapshot chunk has a [`CopyMark`] (kept
+//! beside it by id in one process, inside its pipe frame between nodes).
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -96,6 +98,36 @@ impl Batch {
             BatchBody::Ddl(_) => 0,
         }
     }
+}
+
+/// A re-copied chunk's key range on the target: the rows whose key
+/// (`columns`) lies after `after` and at or before `through` (`None`: open
+/// at that end) are deleted right before the chunk's rows are written.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KeyRange {
+    pub columns: Vec<String>,
+    pub after: Option<Vec<sluice_core::Value>>,
+    pub through: Option<Vec<sluice_core::Value>>,
+}
+
+/// What Load needs to know about a batch that is (part of) a chunk. With
+/// distributed stages it travels in the batch's pipe frame
+/// ([`crate::pipe`]); chunks are cut by [`crate::snapshot`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CopyMark {
+    pub table: String,
+    pub target: (String, String),
+    pub last_key: Option<String>,
+    pub clear: bool,
+    pub complete: bool,
+    pub rows: u64,
+    /// The last batch of its chunk: record the chunk as done after it.
+    pub chunk_end: bool,
+    /// The first batch of a re-copied chunk: delete this range first.
+    pub range: Option<KeyRange>,
+    /// The first batch of a copy restarted after a DDL: the rows copied so
+    /// far count as copied again, and the table's progress starts over.
+    pub restart: bool,
 }
 
 /// Orders two positions of the same source by binlog file and offset;

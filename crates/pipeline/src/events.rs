@@ -57,6 +57,9 @@ pub enum EventKind {
     Conflict,
     SnapshotStarted,
     SnapshotFinished,
+    /// A DDL on a table being copied restarted its copy
+    /// (`crate::snapshot::copying`).
+    SnapshotRestarted,
     /// A continuous verification round found persisting differences
     /// (`crate::verify::continuous`).
     VerifyMismatch,
@@ -64,7 +67,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for exporting `sluice_events_total` at 0 from the start.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::SourceUnreachable,
         EventKind::SourceSwitched,
         EventKind::TargetUnreachable,
@@ -76,6 +79,7 @@ impl EventKind {
         EventKind::Conflict,
         EventKind::SnapshotStarted,
         EventKind::SnapshotFinished,
+        EventKind::SnapshotRestarted,
         EventKind::VerifyMismatch,
     ];
 
@@ -94,6 +98,7 @@ impl EventKind {
             | EventKind::Conflict
             | EventKind::SnapshotStarted
             | EventKind::SnapshotFinished
+            | EventKind::SnapshotRestarted
             | EventKind::VerifyMismatch => &[EventState::Event],
         }
     }
@@ -111,6 +116,7 @@ impl EventKind {
             EventKind::Conflict => "conflict",
             EventKind::SnapshotStarted => "snapshot_started",
             EventKind::SnapshotFinished => "snapshot_finished",
+            EventKind::SnapshotRestarted => "snapshot_restarted",
             EventKind::VerifyMismatch => "verify_mismatch",
         }
     }
@@ -128,7 +134,8 @@ impl EventKind {
             }
             EventKind::LeadershipGained
             | EventKind::SnapshotStarted
-            | EventKind::SnapshotFinished => "info",
+            | EventKind::SnapshotFinished
+            | EventKind::SnapshotRestarted => "info",
         }
     }
 }

@@ -156,7 +156,9 @@ pub async fn run(
                                 let due = f.due(&first, true);
                                 emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
                             }
+                            let ddl = ddl_tables(&cfg, &chunk);
                             add_chunk(&cfg, chunk, &mut pending, &mut skip, &mut next_id, &tx, &stop, Some(&f.dropping)).await?;
+                            restart_copies(f, &ddl);
                             if !pending.open {
                                 let due = f.due(&pending.end.clone(), false);
                                 emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
@@ -202,6 +204,7 @@ pub async fn run(
                         emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
                     }
                 }
+                let ddl = ddl_tables(&cfg, &chunk);
                 add_chunk(
                     &cfg,
                     chunk,
@@ -213,6 +216,9 @@ pub async fn run(
                     feed.as_ref().map(|f| &f.dropping),
                 )
                 .await?;
+                if let Some(f) = feed.as_mut() {
+                    restart_copies(f, &ddl);
+                }
                 if let (Some(f), Some(side), false) = (feed.as_mut(), snap.as_ref(), pending.open) {
                     let due = f.due(&pending.end.clone(), false);
                     emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
@@ -237,6 +243,39 @@ fn first_position(chunk: &TxnChunk) -> Option<Position> {
     match chunk.items.first() {
         Some(Selected::Rows { file, offset, .. }) => Some(Position::new(file.to_string(), *offset)),
         _ => chunk.through.clone().or_else(|| chunk.end.clone()),
+    }
+}
+
+/// The source tables the DDL statements of `chunk` name (none without a
+/// snapshot feed, the common case, or without DDL).
+fn ddl_tables(cfg: &ExtractConfig, chunk: &TxnChunk) -> Vec<(String, String)> {
+    if cfg.snapshot.is_none() {
+        return Vec::new();
+    }
+    let mut tables = Vec::new();
+    for item in &chunk.items {
+        if let Selected::Ddl(ddl) = item {
+            // Source names do not depend on the routes.
+            let routes = sluice_config::Routes::default();
+            if let crate::ddl::DdlDecision::Apply(r) =
+                crate::ddl::route_ddl(&ddl.schema, &ddl.sql, &cfg.filter, &routes)
+            {
+                tables.extend(r.source_tables);
+            }
+        }
+    }
+    tables
+}
+
+/// A DDL naming `tables` was just cut as a batch: the copies still pending
+/// among them restart after it ([`crate::snapshot::copying`]), before any
+/// chunk at or after its position is emitted.
+fn restart_copies(feed: &mut crate::snapshot::Feed, tables: &[(String, String)]) {
+    if tables.is_empty() {
+        return;
+    }
+    for table in feed.copying.ddl(tables) {
+        tracing::info!(%table, "snapshot: DDL on a table being copied; its copy restarts from the first chunk once the DDL is applied");
     }
 }
 
@@ -267,11 +306,21 @@ async fn emit_copies(
             clear,
             complete,
             range,
+            generation,
+            restart,
         } = chunk;
-        if clear && complete {
+        // A keyless table's stream rows are dropped until its whole copy.
+        // A keyed chunk ends that too: a table given a key by a DDL during
+        // its copy is copied again by key, and changes after each chunk must
+        // apply; so does a table gone from the source (its last chunk is
+        // empty and clears nothing), so a table created later streams.
+        if complete || !clear {
             if let Some((s, t)) = table.split_once('.') {
                 feed.dropping.remove(&(s.to_string(), t.to_string()));
             }
+        }
+        if complete {
+            feed.copying.completed(&table, generation);
         }
         let mut first = true;
         loop {
@@ -290,6 +339,7 @@ async fn emit_copies(
                     rows: part.len() as u64,
                     chunk_end: last,
                     range: if first { range.clone() } else { None },
+                    restart: restart && first,
                 },
             );
             let batch = Batch {

@@ -271,6 +271,7 @@ impl LoadStage {
                 if !after_chunk(&self.applier, mark, &abandon).await? {
                     return Ok(());
                 }
+                report_chunk(&self.applier.status, mark);
                 marks.remove(msg.item.id);
             }
             let batches: Vec<&Batch> = std::iter::once(&msg.item)
@@ -500,7 +501,7 @@ impl Applier {
 
     /// Whether the target's checkpoint already records `batch_id` (or a
     /// later batch of this term).
-    async fn committed(&self, batch_id: u64) -> Result<bool, LoadError> {
+    pub(crate) async fn committed(&self, batch_id: u64) -> Result<bool, LoadError> {
         Ok(self
             .loader
             .read_checkpoint(&self.pipeline)
@@ -580,7 +581,8 @@ impl Applier {
 
 // Snapshot chunks (`crate::snapshot`): what Load does around a chunk's batch.
 
-/// Before a chunk's batch: note it in flight and, for the first batch of a
+/// Before a chunk's batch: for the first batch of a copy a DDL restarted,
+/// start the table's progress over; note it in flight and, for the first batch of a
 /// keyless table's copy, clear the target table; for the first batch of a
 /// re-copied chunk, delete the chunk's key range (the batch then inserts
 /// the source's rows of that range as of the chunk's position). `Ok(false)`: abandoned.
@@ -594,6 +596,14 @@ pub(crate) async fn before_chunk(
     };
     let loader = &applier.loader;
     let pipeline = applier.pipeline.as_str();
+    if mark.restart
+        && !with_retry(applier, abandon, || async {
+            loader.snapshot_restart(pipeline, &mark.table).await
+        })
+        .await?
+    {
+        return Ok(false);
+    }
     with_retry(applier, abandon, || async {
         loader
             .snapshot_inflight(pipeline, &mark.table, mark.rows)
@@ -617,8 +627,9 @@ pub(crate) async fn before_chunk(
     .await
 }
 
-/// After a chunk's batch committed: record the chunk (its last batch) as
-/// done. `Ok(false)`: abandoned.
+/// After a chunk's batch committed: record it on the target (its last
+/// batch: the chunk as done). `Ok(false)`: abandoned. The status is
+/// [`report_chunk`]'s.
 pub(crate) async fn after_chunk(
     applier: &crate::load::Applier,
     mark: &crate::snapshot::CopyMark,
@@ -639,22 +650,42 @@ pub(crate) async fn after_chunk(
             .await
     })
     .await?;
-    if !done {
-        return Ok(false);
+    Ok(done)
+}
+
+/// Shows a committed chunk's batch in this node's status (the active
+/// node's, which published the snapshot): a restart after a DDL, the rows
+/// copied, the table or the whole snapshot finished.
+pub(crate) fn report_chunk(status: &NodeStatus, mark: &crate::snapshot::CopyMark) {
+    let progress = status.snapshot();
+    if mark.restart {
+        let recopied = progress.restart(&mark.table);
+        tracing::info!(table = %mark.table, rows_recopied = recopied, "snapshot: the table's copy restarted after a DDL on it");
+        status.events().emit(
+            crate::events::EventKind::SnapshotRestarted,
+            crate::events::EventState::Event,
+            format!(
+                "snapshot of {} restarted from its first chunk after a DDL on it",
+                mark.table
+            ),
+            crate::events::details([
+                ("table", serde_json::json!(mark.table)),
+                ("rows_recopied", serde_json::json!(recopied)),
+            ]),
+        );
     }
     metrics::counter!("sluice_snapshot_rows_total", "table" => mark.table.clone())
         .increment(mark.rows);
     if mark.complete {
         tracing::info!(table = %mark.table, "snapshot: table copied");
     }
-    let progress = applier.status.snapshot();
     if progress.chunk_done(&mark.table, mark.rows, mark.chunk_end, mark.complete) {
         let j = progress.to_json();
         let rows: u64 = j["tables"]
             .as_array()
             .map(|t| t.iter().filter_map(|t| t["rows_copied"].as_u64()).sum())
             .unwrap_or(0);
-        applier.status.events().emit(
+        status.events().emit(
             crate::events::EventKind::SnapshotFinished,
             crate::events::EventState::Event,
             format!("snapshot finished: every table copied ({rows} rows); streaming continues"),
@@ -664,7 +695,6 @@ pub(crate) async fn after_chunk(
             ]),
         );
     }
-    Ok(true)
 }
 
 async fn with_retry<F, Fut>(

@@ -12,7 +12,9 @@
 //!
 //! The payload is the batch in postcard (serde) form, with each table
 //! schema written once and referenced by index from its rows (a batch holds
-//! thousands of rows of a few tables). A consumer checks the frame's size
+//! thousands of rows of a few tables), followed by the batch's snapshot
+//! [`CopyMark`] when it is (part of) a chunk, so the node that loads it
+//! does what the in-process Load does around a chunk. A consumer checks the frame's size
 //! against `stages.max_transfer` *before* decompressing, the CRC against
 //! the frame and against the task record's, and gives up after
 //! `stages.fetch_timeout`: a corrupt, oversized or slow transfer is a
@@ -29,7 +31,7 @@ use sluice_core::{ChangeKind, Position, Row, RowChange, TableSchema};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Batch, BatchBody, DdlStatement};
+use crate::batch::{Batch, BatchBody, CopyMark, DdlStatement};
 
 const MAGIC: &[u8; 4] = b"SLP1";
 const HEADER: usize = 16;
@@ -106,6 +108,7 @@ struct WireOut<'a> {
     timestamp: u32,
     tables: Vec<&'a TableSchema>,
     body: WireBodyOut<'a>,
+    copy: Option<&'a CopyMark>,
 }
 
 #[derive(Serialize)]
@@ -131,6 +134,7 @@ struct WireIn {
     timestamp: u32,
     tables: Vec<TableSchema>,
     body: WireBodyIn,
+    copy: Option<CopyMark>,
 }
 
 #[derive(Deserialize)]
@@ -158,8 +162,9 @@ impl PipeError {
     }
 }
 
-/// Encodes `batch` into a checksummed, compressed frame.
-pub fn encode(batch: &Batch) -> Result<Bytes, PipeError> {
+/// Encodes `batch` (with its snapshot mark when it is a chunk) into a
+/// checksummed, compressed frame.
+pub fn encode(batch: &Batch, copy: Option<&CopyMark>) -> Result<Bytes, PipeError> {
     let mut tables: Vec<&TableSchema> = Vec::new();
     // Rows of one table share one Arc: index by pointer.
     let mut index: HashMap<*const TableSchema, u32> = HashMap::new();
@@ -191,6 +196,7 @@ pub fn encode(batch: &Batch) -> Result<Bytes, PipeError> {
         timestamp: batch.timestamp,
         tables,
         body,
+        copy,
     };
     let raw = postcard::to_stdvec(&wire).map_err(|e| PipeError::Encode {
         batch_id: batch.id,
@@ -214,8 +220,13 @@ pub fn frame_crc(frame: &[u8]) -> u32 {
         .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Decodes a frame, refusing one whose payload exceeds `max_raw` bytes.
-pub fn decode(frame: &[u8], max_raw: u64, origin: &str) -> Result<Batch, PipeError> {
+/// Decodes a frame into its batch and snapshot mark, refusing one whose
+/// payload exceeds `max_raw` bytes.
+pub fn decode(
+    frame: &[u8],
+    max_raw: u64,
+    origin: &str,
+) -> Result<(Batch, Option<CopyMark>), PipeError> {
     let corrupt = |reason: String| PipeError::Corrupt {
         origin: origin.to_string(),
         reason,
@@ -263,14 +274,15 @@ pub fn decode(frame: &[u8], max_raw: u64, origin: &str) -> Result<Batch, PipeErr
         }
         WireBodyIn::Ddl(ddl) => BatchBody::Ddl(ddl),
     };
-    Ok(Batch {
+    let batch = Batch {
         id: wire.id,
         start: wire.start.into_position().map_err(corrupt)?,
         end: wire.end.into_position().map_err(corrupt)?,
         through: wire.through.into_position().map_err(corrupt)?,
         timestamp: wire.timestamp,
         body,
-    })
+    };
+    Ok((batch, wire.copy))
 }
 
 /// Frames this node produced, by path (`/pipe/{term}/{batch}/{stage}`),
@@ -495,8 +507,9 @@ mod tests {
     #[test]
     fn frames_round_trip_and_share_table_schemas() {
         let b = batch();
-        let frame = encode(&b).unwrap();
-        let back = decode(&frame, 1 << 30, "test").unwrap();
+        let frame = encode(&b, None).unwrap();
+        let (back, copy) = decode(&frame, 1 << 30, "test").unwrap();
+        assert!(copy.is_none());
         assert_eq!(back.id, 9);
         assert_eq!(back.end, b.end);
         assert_eq!(back.start, b.start);
@@ -509,7 +522,7 @@ mod tests {
 
     #[test]
     fn refuses_corrupt_and_oversized_frames() {
-        let frame = encode(&batch()).unwrap();
+        let frame = encode(&batch(), None).unwrap();
         let mut bad = frame.to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
@@ -518,6 +531,36 @@ mod tests {
         let err = decode(&frame, 100, "node-b").unwrap_err();
         assert!(matches!(err, PipeError::TooLarge { .. }), "{err}");
         assert!(decode(b"nope", 100, "x").is_err());
+    }
+
+    #[test]
+    fn chunk_marks_travel_with_their_batch() {
+        let mark = CopyMark {
+            table: "db.t".into(),
+            target: ("db2".into(), "t".into()),
+            last_key: Some("[7]".into()),
+            clear: false,
+            complete: true,
+            rows: 1000,
+            chunk_end: true,
+            range: Some(crate::snapshot::KeyRange {
+                columns: vec!["id".into()],
+                after: Some(vec![Value::Int(3)]),
+                through: None,
+            }),
+            restart: true,
+        };
+        let frame = encode(&batch(), Some(&mark)).unwrap();
+        let (back, copy) = decode(&frame, 1 << 30, "test").unwrap();
+        assert_eq!(back.rows(), 1000);
+        let copy = copy.expect("the mark");
+        assert_eq!(copy.table, "db.t");
+        assert_eq!(copy.target, ("db2".to_string(), "t".to_string()));
+        assert_eq!(copy.last_key.as_deref(), Some("[7]"));
+        assert!(copy.complete && copy.chunk_end && copy.restart && !copy.clear);
+        let range = copy.range.expect("the range");
+        assert_eq!(range.after, Some(vec![Value::Int(3)]));
+        assert_eq!(range.through, None);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! table; `eta_s` divides what is left of the estimate by it (`null` until
 //! there is a rate). `chunks_total` is an estimate (rows estimated / chunk
 //! size, at least the chunks done, plus one while the table is not done).
+//! `restarts` counts this term's restarts of a table's copy after a DDL on
+//! it ([`crate::snapshot::copying`]); each moves the table's rows copied
+//! into `rows_recopied`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,6 +31,8 @@ struct Table {
     rows_estimated: u64,
     chunks_done: u64,
     done: bool,
+    /// Times a DDL restarted this table's copy in this term.
+    restarts: u64,
     /// Rows copied in this term, and since when.
     term_rows: u64,
     since: Instant,
@@ -81,6 +86,7 @@ impl Progress {
                     rows_estimated,
                     chunks_done,
                     done,
+                    restarts: 0,
                     term_rows: 0,
                     since: now,
                 },
@@ -106,6 +112,25 @@ impl Progress {
             metrics::gauge!("sluice_snapshot_running").set(0.0);
         }
         finished
+    }
+
+    /// A DDL restarted `table`'s copy: its rows copied so far count as
+    /// copied again. Returns the snapshot's rows copied again in all.
+    pub fn restart(&self, table: &str) -> u64 {
+        let mut v = self.view();
+        let mut moved = 0;
+        if let Some(t) = v.tables.iter_mut().find(|t| t.table == table) {
+            moved = t.rows_copied;
+            t.rows_copied = 0;
+            t.chunks_done = 0;
+            t.done = false;
+            t.restarts += 1;
+            t.term_rows = 0;
+            t.since = Instant::now();
+        }
+        v.rows_recopied += moved;
+        metrics::counter!("sluice_snapshot_rows_recopied_total").increment(moved);
+        v.rows_recopied
     }
 
     /// `(tables done, tables, rows copied, rows estimated)`, for the log.
@@ -157,6 +182,7 @@ impl Progress {
                     "rows_per_s": rate.map(|r| (r * 10.0).round() / 10.0),
                     "eta_s": eta,
                     "done": t.done,
+                    "restarts": t.restarts,
                 })
             })
             .collect();
@@ -188,6 +214,13 @@ mod tests {
         assert_eq!(j["state"], "running");
         assert_eq!(j["rows_recopied"], 7);
         assert_eq!(j["tables"][0]["chunks_total"], 3);
+        assert!(!p.chunk_done("db.a", 40, true, false));
+        // A DDL restarts db.a: its 40 rows count as copied again.
+        assert_eq!(p.restart("db.a"), 47);
+        let j = p.to_json();
+        assert_eq!(j["tables"][0]["rows_copied"], 0);
+        assert_eq!(j["tables"][0]["chunks_done"], 0);
+        assert_eq!(j["tables"][0]["restarts"], 1);
         assert!(!p.chunk_done("db.a", 40, true, false));
         assert!(p.chunk_done("db.a", 60, true, true));
         let j = p.to_json();

@@ -65,14 +65,12 @@ pub(super) fn snapshot(
 }
 
 /// `mode: initial` decides where streaming starts, so `source.start` must
-/// be `latest`; chunks are not tasks on the stage board yet, so `stages`
-/// is refused with it.
+/// be `latest`. With `stages`, chunks are tasks on the board like batches.
 pub(super) fn cross_check(
     cx: &mut Cx<'_>,
     field: Field<'_>,
     snap: &Snapshot,
     source: Option<&Source>,
-    stages: bool,
 ) {
     if snap.mode != SnapshotMode::Initial {
         return;
@@ -88,12 +86,5 @@ pub(super) fn cross_check(
                 ),
             );
         }
-    }
-    if stages {
-        cx.invalid(
-            field.key_pos,
-            "snapshot.mode",
-            "`snapshot.mode: initial` with `stages` is not supported yet (snapshot chunks are applied by the active node's own Load); remove one of them",
-        );
     }
 }

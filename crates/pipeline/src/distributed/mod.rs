@@ -15,6 +15,11 @@
 //!   **worker** ([`run_worker`]), leader or not: it claims the tasks its
 //!   stages allow under its own lease, runs them and records the outcome.
 //!   Load is claimed strictly in `batch_id` order (the board's `load_next`).
+//! * With `snapshot.mode: initial`, the active node's chunk readers hand
+//!   chunks into its Extract as in one process ([`crate::snapshot`]); their
+//!   batches are tasks like any other, each carrying its snapshot mark in
+//!   its pipe frame, and the worker that loads one records the chunk's
+//!   progress on the target under the epoch's term fence.
 //! * Nodes without `select` in `node.stages` still take part in the
 //!   election — a pipeline must go on when every select node is gone — but
 //!   campaign only after an extra `standby_delay`, so a select node wins

@@ -1,6 +1,9 @@
 //! The scheduler of one epoch, on the active node: publishes each extracted
 //! batch as a task, keeps at most `window` in flight, acknowledges loaded
-//! batches in order and handles failures (see [`super`]'s docs).
+//! batches in order and handles failures (see [`super`]'s docs). A
+//! snapshot chunk's batch is published with its mark, so whichever node
+//! loads it records the chunk's progress on the target; the scheduler shows
+//! it in this node's status when it acknowledges the batch.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -42,6 +45,10 @@ pub struct Scheduler {
     pub acked: Arc<std::sync::atomic::AtomicU64>,
     /// No task is published while the pipeline is paused.
     pub gate: crate::control::Gate,
+    /// Which batches are snapshot chunks: their marks are published with
+    /// them ([`crate::pipe`]) and, once loaded, shown in `status`.
+    pub copies: Option<crate::snapshot::Marks>,
+    pub status: crate::status::NodeStatus,
 }
 
 struct InFlight {
@@ -164,7 +171,8 @@ async fn publish(s: &Scheduler, batches: &[Batch]) -> Result<(Vec<InFlight>, i64
     let mut records = Vec::with_capacity(batches.len());
     let mut metas = Vec::with_capacity(batches.len());
     for batch in batches {
-        let frame = pipe::encode(batch)?;
+        let copy = s.copies.as_ref().and_then(|c| c.get(batch.id));
+        let frame = pipe::encode(batch, copy.as_ref())?;
         let path = PipeStore::path(s.term, batch.id, "extracted");
         let data = DataRef {
             node: s.node_id.clone(),
@@ -243,6 +251,13 @@ async fn supervise(
             .store(u64::from(meta.timestamp), Ordering::Relaxed);
         s.store
             .retain(|p| p != PipeStore::path(s.term, id, "extracted"));
+        if let Some(copies) = &s.copies {
+            // The loading node recorded the chunk on the target.
+            if let Some(mark) = copies.get(id) {
+                crate::load::report_chunk(&s.status, &mark);
+                copies.remove(id);
+            }
+        }
         tracing::debug!(batch_id = id, "batch acknowledged");
         if task.is_some() {
             // A record in the state `loaded` (written by an older version).

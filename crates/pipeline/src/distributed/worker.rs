@@ -19,6 +19,7 @@ use crate::batch::{Batch, BatchBody};
 use crate::error::PipelineError;
 use crate::load::{Applier, APPLY_RETRY};
 use crate::pipe::{self, PipeClient, PipeStore};
+use crate::snapshot::CopyMark;
 use crate::stats::LoadStats;
 use crate::transform::{TransformConfig, Transformer};
 
@@ -378,8 +379,12 @@ fn is_definite(error: &PipelineError) -> bool {
     }
 }
 
-/// The batch behind `data`: from this node's store, or fetched.
-async fn input(shared: &Shared, data: &DataRef) -> Result<Batch, PipelineError> {
+/// The batch behind `data` and its snapshot mark: from this node's store,
+/// or fetched.
+async fn input(
+    shared: &Shared,
+    data: &DataRef,
+) -> Result<(Batch, Option<CopyMark>), PipelineError> {
     let frame = if data.node == shared.w.node_id {
         let path = data
             .url
@@ -392,8 +397,11 @@ async fn input(shared: &Shared, data: &DataRef) -> Result<Batch, PipelineError> 
     } else {
         shared.w.client.fetch(&data.url, data.crc32).await?
     };
-    let batch = pipe::decode(&frame, shared.w.client.max_transfer(), &data.node)?;
-    Ok(batch)
+    Ok(pipe::decode(
+        &frame,
+        shared.w.client.max_transfer(),
+        &data.node,
+    )?)
 }
 
 /// Transforms a claimed group, one batch after the other, and records all
@@ -411,7 +419,7 @@ async fn transform_group(
             batch_id: Some(record.batch_id),
             error,
         };
-        let mut batch = tokio::select! {
+        let (mut batch, copy) = tokio::select! {
             () = stop.cancelled() => return Ok(()),
             b = input(shared, &record.extracted) => b.map_err(fail)?,
         };
@@ -424,7 +432,7 @@ async fn transform_group(
             })?;
             transformer.transform(&mut batch).map_err(fail)?;
         }
-        let frame = pipe::encode(&batch).map_err(|e| fail(e.into()))?;
+        let frame = pipe::encode(&batch, copy.as_ref()).map_err(|e| fail(e.into()))?;
         let path = PipeStore::path(record.term, record.batch_id, "transformed");
         let data = DataRef {
             node: shared.w.node_id.clone(),
@@ -533,7 +541,7 @@ async fn load_group(
             }
         }
     }
-    let rows: u64 = batches.iter().map(|b| b.rows() as u64).sum();
+    let rows: u64 = batches.iter().map(|(b, _)| b.rows() as u64).sum();
     if !load_fetched(shared, group, batches, stop).await? {
         return Ok(());
     }
@@ -575,11 +583,12 @@ async fn load_group(
 }
 
 /// Applies `batches` (the fetched inputs of `group`, in order): row batches
-/// in a row together, DDL alone. `Ok(false)` when stopped.
+/// in a row together, DDL and snapshot chunks alone. `Ok(false)` when
+/// stopped.
 async fn load_fetched(
     shared: &Shared,
     group: &[Task],
-    batches: Vec<Batch>,
+    batches: Vec<(Batch, Option<CopyMark>)>,
     stop: &CancellationToken,
 ) -> Result<bool, GroupFailure> {
     let Some(first) = group.first() else {
@@ -596,8 +605,18 @@ async fn load_fetched(
         gate: shared.w.gate.clone(),
     };
     let mut pending: Vec<(Batch, bool)> = Vec::new();
-    for (mut batch, task) in batches.into_iter().zip(group) {
+    for ((mut batch, copy), task) in batches.into_iter().zip(group) {
         let replay = task.record.replay;
+        if let Some(mark) = copy {
+            if !apply_rows(&applier, &mut pending, stop).await? {
+                return Ok(false);
+            }
+            batch.id = task.record.batch_id;
+            if !load_chunk(&applier, &batch, &mark, replay, stop).await? {
+                return Ok(false);
+            }
+            continue;
+        }
         if matches!(batch.body, BatchBody::Ddl(_)) {
             if !apply_rows(&applier, &mut pending, stop).await? {
                 return Ok(false);
@@ -620,6 +639,49 @@ async fn load_fetched(
         pending.push((batch, replay));
     }
     apply_rows(&applier, &mut pending, stop).await
+}
+
+/// Applies one snapshot chunk's batch as the in-process Load does: its
+/// progress first (in flight; a keyless table cleared, a re-copied range
+/// deleted, a restarted copy's progress reset), the rows with their
+/// checkpoint, then the chunk recorded — every write under this epoch's
+/// term fence. A batch claimed again whose rows the checkpoint shows
+/// committed is only recorded (clearing or inserting again could lose or
+/// duplicate keyless rows).
+async fn load_chunk(
+    applier: &Applier,
+    batch: &Batch,
+    mark: &CopyMark,
+    replay: bool,
+    stop: &CancellationToken,
+) -> Result<bool, GroupFailure> {
+    let fail = |error: PipelineError| GroupFailure {
+        batch_id: Some(batch.id),
+        error,
+    };
+    let committed = replay
+        && applier
+            .committed(batch.id)
+            .await
+            .map_err(|e| fail(e.into()))?;
+    if !committed {
+        if !crate::load::before_chunk(applier, Some(mark), stop)
+            .await
+            .map_err(fail)?
+        {
+            return Ok(false);
+        }
+        if !applier.apply(batch, replay, stop).await.map_err(fail)? {
+            return Ok(false);
+        }
+    }
+    let recorded = crate::load::after_chunk(applier, mark, stop)
+        .await
+        .map_err(fail)?;
+    if recorded {
+        tracing::debug!(batch_id = batch.id, table = %mark.table, rows = mark.rows, complete = mark.complete, again = committed, "snapshot chunk loaded");
+    }
+    Ok(recorded)
 }
 
 /// Applies the row batches in `pending` as one (emptying it).

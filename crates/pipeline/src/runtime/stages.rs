@@ -165,13 +165,13 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
         snapshot: None,
     };
     let mut extract_cfg = extract_cfg;
-    // The in-process stream always holds a snapshot feed: the initial
-    // snapshot's readers and later re-copies (`sluice snapshot --table`)
-    // hand their chunks in through it.
+    // The stream always holds a snapshot feed: the initial snapshot's
+    // readers and later re-copies (`sluice snapshot --table`, in-process
+    // stages only) hand their chunks in through it. With distributed stages
+    // the chunks' marks travel with their batches to the loading node.
     let in_process = !matches!((&term.stages, epoch), (Some(_), Some(_)));
-    let copies = in_process.then(crate::snapshot::Marks::default);
-    let mut readers = None;
-    if let Some(marks) = &copies {
+    let copies = crate::snapshot::Marks::default();
+    let readers = {
         let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(
             usize::try_from(pipeline.snapshot.parallel).unwrap_or(4) * 2 + 2,
         );
@@ -179,31 +179,35 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             .as_ref()
             .map(|p| p.dropping.clone())
             .unwrap_or_default();
-        let feed = crate::snapshot::Feed::new(feed_rx, dropping);
+        let copying = crate::snapshot::Copying::default();
+        let feed = crate::snapshot::Feed::new(feed_rx, dropping, copying.clone());
         extract_cfg.snapshot = Some(crate::snapshot::ExtractSide::new(
             feed,
-            marks.clone(),
+            copies.clone(),
             extract_cfg.max_rows,
         ));
         let initial = snapshot.as_ref().map(|plan| {
             crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
-            crate::snapshot::spawn_readers(pipeline, plan, feed_tx.clone(), stop.clone())
+            crate::snapshot::spawn_readers(pipeline, plan, &copying, feed_tx.clone(), stop.clone())
         });
         let (order_tx, order_rx) = tokio::sync::mpsc::channel(4);
-        if let Some(c) = &term.control {
-            *c.recopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(order_tx);
+        match &term.control {
+            Some(c) if in_process => {
+                *c.recopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(order_tx);
+            }
+            // No desk: the snapshot task finishes the initial copy and ends.
+            _ => drop(order_tx),
         }
         let ctx = crate::snapshot::recopy::Context {
             pipeline: pipeline.clone(),
             loader: Arc::clone(&loader),
             status: opts.status.clone(),
             feed: feed_tx,
+            copying,
             stop: stop.clone(),
         };
-        readers = Some(tokio::spawn(crate::snapshot::recopy::run(
-            ctx, initial, order_rx,
-        )));
-    }
+        tokio::spawn(crate::snapshot::recopy::run(ctx, initial, order_rx))
+    };
     let stats = Arc::new(LoadStats::default());
 
     let mut stages: Vec<StageHandle> = vec![
@@ -216,9 +220,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             tokio::spawn(extract::run(extract_cfg, sel_rx, ext_tx, abandon.clone())),
         ),
     ];
-    if let Some(r) = readers {
-        stages.push(("snapshot", r));
-    }
+    stages.push(("snapshot", readers));
     match (&term.stages, epoch) {
         (Some(st), Some(epoch)) => {
             let scheduler = crate::distributed::Scheduler {
@@ -235,6 +237,8 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                 stats: Arc::clone(&stats),
                 acked: Arc::clone(&acked),
                 gate: gate.clone(),
+                copies: Some(copies.clone()),
+                status: opts.status.clone(),
             };
             drop((tr_tx, tr_rx));
             stages.push((
@@ -267,7 +271,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
                 acked: Arc::clone(&acked),
                 failed: term.failed.clone(),
                 resolver,
-                copies,
+                copies: Some(copies),
             };
             stages.push((
                 "transform",

@@ -13,20 +13,13 @@
 
 use std::collections::HashSet;
 
-use sluice_core::{Position, RowChange, Value};
+use sluice_core::{Position, RowChange};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::batch::is_before;
+pub use crate::batch::{CopyMark, KeyRange};
 
-/// A re-copied chunk's key range on the target: the rows whose key
-/// (`columns`) lies after `after` and at or before `through` (`None`: open
-/// at that end) are deleted right before the chunk's rows are written.
-#[derive(Debug, Clone)]
-pub struct KeyRange {
-    pub columns: Vec<String>,
-    pub after: Option<Vec<Value>>,
-    pub through: Option<Vec<Value>>,
-}
+use super::copying::Copying;
+use crate::batch::is_before;
 
 /// One chunk's rows and what Load records once they are committed.
 #[derive(Debug)]
@@ -45,21 +38,11 @@ pub struct CopyChunk {
     pub complete: bool,
     /// A re-copy of a keyed table: the range the chunk replaces.
     pub range: Option<KeyRange>,
-}
-
-/// What Load needs to know about a batch that is (part of) a chunk.
-#[derive(Debug, Clone)]
-pub struct CopyMark {
-    pub table: String,
-    pub target: (String, String),
-    pub last_key: Option<String>,
-    pub clear: bool,
-    pub complete: bool,
-    pub rows: u64,
-    /// The last batch of its chunk: record the chunk as done after it.
-    pub chunk_end: bool,
-    /// The first batch of a re-copied chunk: delete this range first.
-    pub range: Option<KeyRange>,
+    /// The table's copy this chunk belongs to ([`super::copying`]).
+    pub generation: u64,
+    /// The first chunk of a copy restarted after a DDL: Load resets the
+    /// table's progress first.
+    pub restart: bool,
 }
 
 /// Reader → Extract.
@@ -79,6 +62,10 @@ pub enum FeedMsg {
         id: u64,
         chunk: CopyChunk,
     },
+    /// The read of `id` failed: forget it (the stream goes on).
+    Cancel {
+        id: u64,
+    },
 }
 
 struct Barrier {
@@ -94,15 +81,22 @@ pub struct Feed {
     /// Keyless tables whose copy is pending: their stream rows are dropped
     /// (the copy, applied at its position, replaces the whole table).
     pub dropping: HashSet<(String, String)>,
+    /// The term's copies: which chunks still count, and restarts.
+    pub copying: Copying,
     closed: bool,
 }
 
 impl Feed {
-    pub fn new(rx: mpsc::Receiver<FeedMsg>, dropping: HashSet<(String, String)>) -> Self {
+    pub fn new(
+        rx: mpsc::Receiver<FeedMsg>,
+        dropping: HashSet<(String, String)>,
+        copying: Copying,
+    ) -> Self {
         Feed {
             rx,
             barriers: Vec::new(),
             dropping,
+            copying,
             closed: false,
         }
     }
@@ -140,6 +134,7 @@ impl Feed {
                     b.chunk = Some(chunk);
                 }
             }
+            FeedMsg::Cancel { id } => self.barriers.retain(|b| b.id != id),
         }
     }
 
@@ -160,7 +155,8 @@ impl Feed {
 
     /// Chunks whose position is at or before `reached` (`strict`: before
     /// it), in position order, taken out; stops at the first such barrier
-    /// without rows.
+    /// without rows. Chunks of a copy a DDL restarted are dropped here (they
+    /// were read after the DDL, with the old columns).
     pub fn due(&mut self, reached: &Position, strict: bool) -> Vec<CopyChunk> {
         let mut ready: Vec<(Position, u64)> = self
             .barriers
@@ -190,9 +186,62 @@ impl Feed {
             }
             let b = self.barriers.remove(i);
             if let Some(chunk) = b.chunk {
-                out.push(chunk);
+                if self.copying.is_current(&chunk.table, chunk.generation) {
+                    out.push(chunk);
+                } else {
+                    tracing::debug!(table = %chunk.table, rows = chunk.rows.len(), "snapshot: chunk of a restarted copy dropped");
+                }
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(table: &str, generation: u64) -> CopyChunk {
+        CopyChunk {
+            table: table.into(),
+            target: ("db".into(), "t".into()),
+            rows: Vec::new(),
+            last_key: None,
+            clear: false,
+            complete: false,
+            range: None,
+            generation,
+            restart: false,
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_copy_a_ddl_restarted_are_dropped_when_due() {
+        let copying = Copying::default();
+        copying.add(&[crate::snapshot::copying::tests::table("a")]);
+        let take = copying.next().expect("queued");
+        let (_tx, rx) = mpsc::channel(1);
+        let mut feed = Feed::new(rx, HashSet::new(), copying.clone());
+        let p = |o| Position::new("mysql-bin.000001".to_string(), o);
+        for (id, at) in [(1, 100), (2, 300)] {
+            let (ack, _) = oneshot::channel();
+            feed.take(FeedMsg::Hold { id, ack });
+            feed.take(FeedMsg::At { id, at: p(at) });
+            feed.take(FeedMsg::Rows {
+                id,
+                chunk: chunk("db.a", take.generation),
+            });
+        }
+        // A failed read is forgotten.
+        let (ack, _) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 3, ack });
+        assert!(!feed.stream_open());
+        feed.take(FeedMsg::Cancel { id: 3 });
+        assert!(feed.stream_open());
+        assert_eq!(feed.due(&p(200), false).len(), 1);
+        // A DDL at 200 on the table: the chunk read at 300 is stale.
+        copying.ddl(&[("db".into(), "a".into())]);
+        assert!(feed.due(&p(400), false).is_empty());
+        assert!(!feed.blocks(&p(400)));
     }
 }

@@ -37,20 +37,60 @@
 //! progress rows present (a crash before the first position was stored):
 //! streaming starts at the recorded start position.
 //!
+//! # DDL on a table while it is copied
+//!
+//! A table's copy never mixes two schemas. When Extract passes a DDL
+//! statement naming a table whose copy is not yet whole in the stream (any
+//! statement `crate::ddl` routes that names it: `ALTER TABLE`, `CREATE/DROP
+//! INDEX`, `TRUNCATE`, `RENAME`, `DROP`), that table's copy restarts from
+//! its first chunk with its columns and key described again from the source
+//! ([`copying`]): the chunks already in the stream lie before the DDL and
+//! stay as they are (the DDL is applied on the target after them), the
+//! chunks read after the DDL with the old plan are dropped, and the new
+//! copy's chunks, read after the DDL committed, land after it — after it is
+//! applied on the target. Keyed and keyless tables alike. Load resets the
+//! table's progress row when the restarted copy's first chunk commits
+//! (`rows_copied` moves into `rows_recopied`, the last key is forgotten), so
+//! a failover before that continues after the last key of the old copy
+//! (exact: those chunks are before the DDL) and one after it continues the
+//! new copy. The restart is logged, counted per table in `/status`
+//! (`restarts`) and sent as a `snapshot_restarted` event. A read that fails
+//! because the table changed under it (a dropped column) before the DDL
+//! reached Extract lets the stream go on and waits for that restart.
+//!
+//! # Distributed stages
+//!
+//! With `stages:`, the active node's readers and Extract work as above and
+//! each chunk batch is published on the task board like any batch, its
+//! [`CopyMark`] inside its pipe frame ([`crate::pipe`]); whichever node
+//! loads it does what the in-process Load does around it (progress rows
+//! under the epoch's term fence, a keyless table cleared first, a re-copied
+//! range deleted, a restarted copy's progress reset), alone rather than
+//! merged with neighbouring batches. The scheduler shows each chunk in the
+//! active node's status when it acknowledges the batch.
+//!
 //! # Re-copy while streaming
 //!
 //! `sluice snapshot --table` runs the same readers and hand-off on a
 //! running term, with each keyed chunk replacing its key range on the
-//! target ([`recopy`]).
+//! target ([`recopy`]); in-process stages only.
 //!
 //! # Limits (refused or documented)
 //!
 //! MariaDB sources only (MySQL has no snapshot position: refused when the
-//! pipeline starts); not with `stages:` (refused by `validate`); a table
-//! without a key is read whole into memory; DDL on a table while it is
-//! copied is not detected yet; an idle source whose binlog rotated right
-//! before a chunk's read holds that chunk until the next transaction.
+//! pipeline starts); a table without a key is read whole into memory; a
+//! table dropped or renamed away during its copy ends its copy there (a
+//! table renamed *into* the filter is not copied: re-copy it with `sluice
+//! snapshot --table`); a restart waits for Extract to pass the DDL, so a
+//! definition change the DDL parser does not name the table in would leave
+//! a reader whose read failed waiting; the progress counters
+//! (`rows_copied`, `chunks_done`) are at least once where a chunk's record
+//! is written again (a transient error after its commit, or a chunk loaded
+//! again by another stage node after its loader vanished), the data exactly
+//! once; an idle source whose binlog rotated right before a chunk's read
+//! holds that chunk until the next transaction.
 
+pub mod copying;
 pub mod feed;
 mod plan;
 mod read;
@@ -60,6 +100,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::progress_snapshot::Progress;
+pub use copying::Copying;
 pub use feed::{CopyChunk, CopyMark, Feed, FeedMsg, KeyRange};
 pub use plan::{prepare, Prepared};
 pub use read::spawn_readers;

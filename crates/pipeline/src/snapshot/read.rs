@@ -7,10 +7,16 @@
 //! read takes longer than [`READ_BUDGET`] (wide rows), down to 100 rows, so
 //! the stream never waits long for one chunk. Memory is bounded: a reader
 //! holds at most one chunk, and waits for Extract before reading the next.
+//!
+//! Tables come from the term's [`Copying`]: a DDL on a table whose copy is
+//! pending puts it back there from its first chunk, and the reader that
+//! takes it describes the table again (see [`super::copying`]). A reader
+//! that finds no table waits while any copy is still pending, so such a
+//! restart always finds one. A read that fails because the table changed
+//! under it (the DDL has not reached Extract yet) releases the stream and
+//! waits for that restart.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_binlog::snapshot::SnapshotReader;
@@ -20,56 +26,44 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::copying::{Copying, Take};
 use super::feed::{CopyChunk, FeedMsg};
-use super::plan::{Prepared, TableCopy};
+use super::plan::{recopy_key, Prepared, TableCopy};
 use crate::error::PipelineError;
 
 /// Longest one chunk's read should take.
 const READ_BUDGET: Duration = Duration::from_secs(1);
 const MIN_CHUNK_ROWS: usize = 100;
 
-/// Starts the readers; the task ends when every table is read (or on stop:
-/// then `Ok` without finishing).
+/// Starts the readers on `plan`'s tables (queued in `copying`); the task
+/// ends when every table of the term's copy is whole in the stream, or on
+/// stop (then `Ok` without finishing).
 pub fn spawn_readers(
     pipeline: &Pipeline,
     plan: &Prepared,
+    copying: &Copying,
     tx: mpsc::Sender<FeedMsg>,
     stop: CancellationToken,
 ) -> JoinHandle<Result<(), PipelineError>> {
-    let queue: Arc<Mutex<VecDeque<TableCopy>>> =
-        Arc::new(Mutex::new(plan.tables.iter().cloned().collect()));
-    let url = pipeline.source.url().expose().to_string();
-    let tls = pipeline.source.tls.clone();
+    copying.add(&plan.tables);
     let chunk_rows = usize::try_from(pipeline.snapshot.chunk_rows).unwrap_or(20_000);
     let parallel = usize::try_from(pipeline.snapshot.parallel)
         .unwrap_or(1)
         .min(plan.tables.len())
         .max(1);
-    let ids = Arc::new(AtomicU64::new(1));
+    let pipeline = Arc::new(pipeline.clone());
+    let copying = copying.clone();
     tokio::spawn(async move {
         let mut tasks: Vec<JoinHandle<Result<(), PipelineError>>> = Vec::new();
         for _ in 0..parallel {
-            let (queue, url, tls, tx, stop, ids) = (
-                Arc::clone(&queue),
-                url.clone(),
-                tls.clone(),
-                tx.clone(),
-                stop.clone(),
-                Arc::clone(&ids),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut reader =
-                    SnapshotReader::connect(&url, &tls, Duration::from_secs(10)).await?;
-                loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                    let Some(table) = next else {
-                        return Ok(());
-                    };
-                    if !copy_table(&mut reader, table, chunk_rows, &tx, &stop, &ids).await? {
-                        return Ok(());
-                    }
-                }
-            }));
+            let ctx = Reader {
+                pipeline: Arc::clone(&pipeline),
+                copying: copying.clone(),
+                chunk_rows,
+                tx: tx.clone(),
+                stop: stop.clone(),
+            };
+            tasks.push(tokio::spawn(ctx.run()));
         }
         drop(tx);
         for t in tasks {
@@ -88,88 +82,293 @@ pub fn spawn_readers(
     })
 }
 
-/// Reads one table chunk by chunk; `Ok(false)` when stopped.
-async fn copy_table(
-    reader: &mut SnapshotReader,
-    t: TableCopy,
+enum Failed {
+    Retry,
+    Changed,
+    Other,
+}
+
+/// One reader task.
+struct Reader {
+    pipeline: Arc<Pipeline>,
+    copying: Copying,
     chunk_rows: usize,
-    tx: &mpsc::Sender<FeedMsg>,
-    stop: &CancellationToken,
-    ids: &AtomicU64,
-) -> Result<bool, PipelineError> {
-    let mut after = t.after.clone();
-    let mut limit = chunk_rows;
-    let keyless = t.source.key.is_empty();
-    let recopy_key = t.recopy.clone().filter(|_| !keyless);
-    loop {
-        let id = ids.fetch_add(1, Ordering::Relaxed);
+    tx: mpsc::Sender<FeedMsg>,
+    stop: CancellationToken,
+}
+
+impl Reader {
+    async fn run(self) -> Result<(), PipelineError> {
+        let source = &self.pipeline.source;
+        let mut reader =
+            SnapshotReader::connect(source.url().expose(), &source.tls, Duration::from_secs(10))
+                .await?;
+        loop {
+            // Created before looking, so a restart queued in between wakes us.
+            let changed = self.copying.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(take) = self.copying.next() {
+                if !self.copy_table(&mut reader, take).await? {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.copying.finished() {
+                return Ok(());
+            }
+            // Tables still in flight may be restarted by a DDL.
+            tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
+                () = changed => {}
+            }
+        }
+    }
+
+    /// Holds Extract and learns the position of a read: the barrier id.
+    async fn hold(&self) -> Option<u64> {
+        let id = self.copying.read_id();
         let (ack, acked) = oneshot::channel();
-        if tx.send(FeedMsg::Hold { id, ack }).await.is_err() || acked.await.is_err() {
-            return Ok(false);
+        if self.tx.send(FeedMsg::Hold { id, ack }).await.is_err() || acked.await.is_err() {
+            return None;
         }
-        let started = Instant::now();
-        let read = tokio::select! {
-            () = stop.cancelled() => return Ok(false),
-            r = reader.read_chunk(&t.source, after.as_deref(), limit) => r?,
+        Some(id)
+    }
+
+    /// Reads one table chunk by chunk; `Ok(false)` when stopped.
+    async fn copy_table(
+        &self,
+        reader: &mut SnapshotReader,
+        take: Take,
+    ) -> Result<bool, PipelineError> {
+        let Take {
+            copy: mut t,
+            generation,
+            restarted,
+        } = take;
+        let name = t.source.schema.qualified_name();
+        if restarted {
+            // The definition changed: plan the columns (and key) again.
+            let (schema, table) = (
+                t.source.schema.schema.clone(),
+                t.source.schema.table.clone(),
+            );
+            match reader.describe(&schema, &table).await {
+                Ok(now) => {
+                    let now = Arc::new(now);
+                    if t.recopy.is_some() {
+                        t.recopy = Some(recopy_key(&self.pipeline, &now));
+                    }
+                    t.source = now;
+                }
+                Err(e) => {
+                    let known = reader.tables().await?;
+                    if known.contains(&(schema, table)) {
+                        return Err(e.into());
+                    }
+                    // Dropped or renamed away: nothing left to copy.
+                    tracing::warn!(table = %name, "snapshot: the table is gone from the source after a DDL; its copy ends here");
+                    return self.gone(reader, &t, generation).await;
+                }
+            }
+            tracing::info!(table = %name, columns = t.source.schema.columns.len(), "snapshot: copying the table again from its first chunk after a DDL on it");
+        }
+        let mut after = t.after.clone();
+        let mut limit = self.chunk_rows;
+        let keyless = t.source.key.is_empty();
+        let recopy_key = t.recopy.clone().filter(|_| !keyless);
+        let mut first = true;
+        loop {
+            if !self.copying.is_current(&name, generation) {
+                // A DDL restarted this copy; the restart is queued.
+                tracing::debug!(table = %name, "snapshot: copy superseded by a restart");
+                return Ok(true);
+            }
+            let Some(id) = self.hold().await else {
+                return Ok(false);
+            };
+            let started = Instant::now();
+            let read = tokio::select! {
+                () = self.stop.cancelled() => return Ok(false),
+                r = reader.read_chunk(&t.source, after.as_deref(), limit) => r,
+            };
+            let read = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    // Let the stream go on before anything else.
+                    if self.tx.send(FeedMsg::Cancel { id }).await.is_err() {
+                        return Ok(false);
+                    }
+                    match self.after_failure(reader, &t, &e).await {
+                        Failed::Retry => {
+                            tracing::info!(table = %name, error = %e, "snapshot: the table was rebuilt under the read view; reading the chunk again");
+                            continue;
+                        }
+                        Failed::Changed => {
+                            // The DDL that changed it is on its way to
+                            // Extract, which restarts this copy when it passes.
+                            tracing::info!(table = %name, error = %e, "snapshot: the table changed while being read; waiting for its DDL to reach the stream");
+                            return self.await_restart(&name, generation).await;
+                        }
+                        Failed::Other => return Err(e.into()),
+                    }
+                }
+            };
+            let elapsed = started.elapsed();
+            if self
+                .tx
+                .send(FeedMsg::At {
+                    id,
+                    at: read.at.clone(),
+                })
+                .await
+                .is_err()
+            {
+                return Ok(false);
+            }
+            let complete = keyless || read.rows.len() < limit;
+            // A re-copy replaces the chunk's whole key range: from after the
+            // previous chunk (open before the first) through this chunk's last
+            // key (open after the last chunk).
+            let range = recopy_key.as_ref().map(|columns| super::feed::KeyRange {
+                columns: columns.clone(),
+                after: after.clone(),
+                through: if complete {
+                    None
+                } else {
+                    read.last_key.clone()
+                },
+            });
+            let last_key = read
+                .last_key
+                .as_ref()
+                .and_then(|k| serde_json::to_string(k).ok());
+            let rows: Vec<RowChange> = read
+                .rows
+                .into_iter()
+                .map(|r| RowChange {
+                    table: Arc::clone(&t.source.schema),
+                    kind: ChangeKind::Insert,
+                    before: None,
+                    after: Some(r),
+                })
+                .collect();
+            let n = rows.len();
+            let chunk = CopyChunk {
+                table: name.clone(),
+                target: t.target.clone(),
+                rows,
+                last_key,
+                clear: keyless,
+                complete,
+                range,
+                generation,
+                restart: restarted && first,
+            };
+            if self.tx.send(FeedMsg::Rows { id, chunk }).await.is_err() {
+                return Ok(false);
+            }
+            first = false;
+            tracing::debug!(table = %name, rows = n, at = %read.at, ms = elapsed.as_millis() as u64, "snapshot: chunk read");
+            if complete {
+                return Ok(true);
+            }
+            if elapsed > READ_BUDGET {
+                limit = (limit / 2).max(MIN_CHUNK_ROWS);
+            }
+            after = read.last_key;
+        }
+    }
+
+    /// What a failed read means: the server rebuilt the table under the
+    /// read view (1412: read again in a new one), the table's columns or
+    /// key differ from the plan or it is gone (a DDL the stream has not
+    /// passed yet), or anything else (the error stands).
+    async fn after_failure(
+        &self,
+        reader: &mut SnapshotReader,
+        t: &TableCopy,
+        e: &sluice_binlog::BinlogError,
+    ) -> Failed {
+        const TABLE_DEF_CHANGED: u16 = 1412;
+        if e.server_code() == Some(TABLE_DEF_CHANGED) {
+            return Failed::Retry;
+        }
+        let s = &t.source.schema;
+        let changed = match reader.describe(&s.schema, &s.table).await {
+            Ok(now) => {
+                now.column_types != t.source.column_types
+                    || now.key != t.source.key
+                    || now
+                        .schema
+                        .columns
+                        .iter()
+                        .map(|c| &c.name)
+                        .ne(s.columns.iter().map(|c| &c.name))
+            }
+            Err(_) => reader
+                .tables()
+                .await
+                .is_ok_and(|known| !known.contains(&(s.schema.clone(), s.table.clone()))),
         };
-        let elapsed = started.elapsed();
-        if tx
-            .send(FeedMsg::At {
-                id,
-                at: read.at.clone(),
-            })
-            .await
-            .is_err()
-        {
-            return Ok(false);
+        if changed {
+            Failed::Changed
+        } else {
+            Failed::Other
         }
-        let complete = keyless || read.rows.len() < limit;
-        // A re-copy replaces the chunk's whole key range: from after the
-        // previous chunk (open before the first) through this chunk's last
-        // key (open after the last chunk).
-        let range = recopy_key.as_ref().map(|columns| super::feed::KeyRange {
-            columns: columns.clone(),
-            after: after.clone(),
-            through: if complete {
-                None
-            } else {
-                read.last_key.clone()
-            },
-        });
-        let last_key = read
-            .last_key
-            .as_ref()
-            .and_then(|k| serde_json::to_string(k).ok());
-        let rows: Vec<RowChange> = read
-            .rows
-            .into_iter()
-            .map(|r| RowChange {
-                table: Arc::clone(&t.source.schema),
-                kind: ChangeKind::Insert,
-                before: None,
-                after: Some(r),
-            })
-            .collect();
-        let n = rows.len();
+    }
+
+    /// Waits until Extract restarted this copy (or the term stops).
+    async fn await_restart(&self, name: &str, generation: u64) -> Result<bool, PipelineError> {
+        loop {
+            let changed = self.copying.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.copying.is_current(name, generation) {
+                return Ok(true);
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => return Ok(false),
+                () = changed => {}
+            }
+        }
+    }
+
+    /// A table dropped from the source during its copy: one empty, final
+    /// chunk, so its progress row ends `done` in stream order.
+    async fn gone(
+        &self,
+        reader: &mut SnapshotReader,
+        t: &TableCopy,
+        generation: u64,
+    ) -> Result<bool, PipelineError> {
+        let Some(id) = self.hold().await else {
+            return Ok(false);
+        };
+        // Every event Extract took is committed: at or before the end.
+        let at = match reader.binlog_end().await {
+            Ok(at) => at,
+            Err(e) => {
+                let _ = self.tx.send(FeedMsg::Cancel { id }).await;
+                return Err(e.into());
+            }
+        };
         let chunk = CopyChunk {
             table: t.source.schema.qualified_name(),
             target: t.target.clone(),
-            rows,
-            last_key,
-            clear: keyless,
-            complete,
-            range,
+            rows: Vec::new(),
+            last_key: None,
+            clear: false,
+            complete: true,
+            range: None,
+            generation,
+            restart: true,
         };
-        if tx.send(FeedMsg::Rows { id, chunk }).await.is_err() {
+        if self.tx.send(FeedMsg::At { id, at }).await.is_err()
+            || self.tx.send(FeedMsg::Rows { id, chunk }).await.is_err()
+        {
             return Ok(false);
         }
-        tracing::debug!(table = %t.source.schema.qualified_name(), rows = n, at = %read.at, ms = elapsed.as_millis() as u64, "snapshot: chunk read");
-        if complete {
-            return Ok(true);
-        }
-        if elapsed > READ_BUDGET {
-            limit = (limit / 2).max(MIN_CHUNK_ROWS);
-        }
-        after = read.last_key;
+        Ok(true)
     }
 }

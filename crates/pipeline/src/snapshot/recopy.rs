@@ -21,8 +21,9 @@
 //!
 //! A table the source does not have, one the filter does not include, a
 //! snapshot (initial or re-copy) still running, a MySQL source (no exact
-//! snapshot position), and a term without the in-process stream
-//! (distributed `stages:`: the desk finds no term to hand the order to).
+//! snapshot position), and a term with distributed `stages:` (its
+//! snapshot task takes no orders: the desk finds no term to hand the order
+//! to).
 //!
 //! # Failover
 //!
@@ -66,6 +67,8 @@ pub struct Context {
     pub status: NodeStatus,
     /// Extract's feed.
     pub feed: mpsc::Sender<FeedMsg>,
+    /// The term's copies, shared with Extract's feed.
+    pub copying: super::Copying,
     pub stop: CancellationToken,
 }
 
@@ -111,6 +114,7 @@ pub async fn run(
                     running = Some(super::spawn_readers(
                         &ctx.pipeline,
                         &plan,
+                        &ctx.copying,
                         ctx.feed.clone(),
                         ctx.stop.clone(),
                     ));
