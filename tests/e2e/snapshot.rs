@@ -3,9 +3,9 @@
 //!
 //! The source holds the seeded workload's tables (every type family, a
 //! keyless table) plus a composite-key table, a unique-only table, a table
-//! of wide rows and a table of [`BIG_ROWS`] rows (200k: large enough for
-//! many chunks and adaptive sizing, small enough to keep this test at a few
-//! seconds; the ≥ 1M-row and 4 × 500k copies are in `sluice-bench snapshot`).
+//! of wide rows and a table of [`BIG_ROWS`] rows (1M, as the issue asks:
+//! many chunks, adaptive sizing, about 40 s in a debug build; the 4 × 500k
+//! copy against the dump tools is in `sluice-bench snapshot`).
 //! The target is empty: tables are created from `SHOW CREATE TABLE` through
 //! a route. A bounded random write load runs the whole time. The source's
 //! general log then shows that no `FLUSH TABLES … READ LOCK` or `LOCK
@@ -21,7 +21,7 @@ use crate::support::sql::number;
 use crate::support::{write_config, Coord, Sluice, TestResult};
 
 /// Rows of the large table (see the module docs).
-const BIG_ROWS: u64 = 200_000;
+const BIG_ROWS: u64 = 1_000_000;
 
 const EXTRA: &str = "routes: [ { match: 'shop\\.(.*)', to: 'shop_copy.$1' } ]\n\
      batch: { max_rows: 2000, max_delay: 10ms }\n\
