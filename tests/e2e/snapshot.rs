@@ -66,7 +66,7 @@ async fn extra_load(source: &MariaDb, seed: u64, steps: usize) -> TestResult {
             5 => format!("UPDATE shop.uniq SET code = CONCAT(code, '-m') WHERE code = 'code-{n}'"),
             6 => format!("INSERT IGNORE INTO shop.uniq VALUES ('new-{n}', {n})"),
             7 => format!("UPDATE shop.wide SET c = 'changed' WHERE id = {}", n % 300),
-            _ => format!("UPDATE shop.big SET id = id + 1000000 WHERE id = {id}"),
+            _ => format!("UPDATE IGNORE shop.big SET id = id + 10000000 WHERE id = {id}"),
         };
         conn.query_drop(sql).await?;
     }

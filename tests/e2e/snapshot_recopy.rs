@@ -33,7 +33,7 @@ async fn load(source: &MariaDb, seed: u64, steps: usize) -> TestResult {
             0 => format!("UPDATE shop.big SET k = k + 1, pad = 'u' WHERE id = {id}"),
             1 => format!("DELETE FROM shop.big WHERE id = {id}"),
             2 => format!("REPLACE INTO shop.big VALUES ({id}, 5, 'r')"),
-            _ => format!("UPDATE shop.big SET id = id + 1000000 WHERE id = {id}"),
+            _ => format!("UPDATE IGNORE shop.big SET id = id + 10000000 WHERE id = {id}"),
         };
         conn.query_drop(sql).await?;
     }

@@ -50,7 +50,7 @@ async fn load(source: &MariaDb, seed: u64, steps: usize) -> TestResult {
             0 => format!("UPDATE shop.big SET k = k + 1, pad = 'u' WHERE id = {id}"),
             1 => format!("DELETE FROM shop.big WHERE id = {id}"),
             2 => format!("REPLACE INTO shop.big VALUES ({id}, 5, 'r')"),
-            3 => format!("UPDATE shop.big SET id = id + 1000000 WHERE id = {id}"),
+            3 => format!("UPDATE IGNORE shop.big SET id = id + 10000000 WHERE id = {id}"),
             4 => format!("UPDATE shop.comp SET v = v + 1 WHERE a = {}", n % 50),
             5 => format!("INSERT INTO shop.bag VALUES ({n}, 'n{n}')"),
             6 => format!("DELETE FROM shop.bag WHERE a = {n} LIMIT 1"),
