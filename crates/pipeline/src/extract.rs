@@ -305,16 +305,19 @@ async fn emit_copies(
             last_key,
             clear,
             complete,
+            more,
             range,
             generation,
             restart,
         } = chunk;
-        // A keyless table's stream rows are dropped until its whole copy.
+        // A keyless table's stream rows are dropped until its whole copy
+        // (every part of it: the first clears, later ones have `more` until
+        // the last, which is complete).
         // A keyed chunk ends that too: a table given a key by a DDL during
         // its copy is copied again by key, and changes after each chunk must
         // apply; so does a table gone from the source (its last chunk is
         // empty and clears nothing), so a table created later streams.
-        if complete || !clear {
+        if complete || !(clear || more) {
             if let Some((s, t)) = table.split_once('.') {
                 feed.dropping.remove(&(s.to_string(), t.to_string()));
             }

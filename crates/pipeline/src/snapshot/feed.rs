@@ -10,6 +10,15 @@
 //! emits them as batches exactly at P — after every transaction ending at
 //! or before P, before any later one. Streaming therefore stops for at most
 //! one chunk's read.
+//!
+//! A table without a key is one read at one P, but its rows come in parts
+//! of at most `chunk_rows` ([`CopyChunk::more`]): several `Rows` for the
+//! same barrier. Extract emits each part as it arrives, in order, all at P,
+//! and keeps holding the stream at P until the last part is in; only then
+//! is the barrier gone. Memory stays bounded by the feed channel: a reader
+//! waits to send its next part while Extract (and, behind it, Load) is
+//! busy. Whether a read still counts (a DDL restarted its copy) is decided
+//! once, at its first part, for all of them.
 
 use std::collections::HashSet;
 
@@ -36,6 +45,9 @@ pub struct CopyChunk {
     pub clear: bool,
     /// The table's last chunk.
     pub complete: bool,
+    /// More parts of the same read follow (a keyless table streamed in
+    /// parts): the barrier stays until a part without it.
+    pub more: bool,
     /// A re-copy of a keyed table: the range the chunk replaces.
     pub range: Option<KeyRange>,
     /// The table's copy this chunk belongs to ([`super::copying`]).
@@ -71,7 +83,12 @@ pub enum FeedMsg {
 struct Barrier {
     id: u64,
     at: Option<Position>,
-    chunk: Option<CopyChunk>,
+    /// Parts received and not yet emitted, in order.
+    parts: std::collections::VecDeque<CopyChunk>,
+    /// The last part (one without `more`) has arrived.
+    whole: bool,
+    /// Whether the read's parts count, decided at its first part.
+    current: Option<bool>,
 }
 
 /// Extract's side of the feed.
@@ -120,7 +137,9 @@ impl Feed {
                 self.barriers.push(Barrier {
                     id,
                     at: None,
-                    chunk: None,
+                    parts: std::collections::VecDeque::new(),
+                    whole: false,
+                    current: None,
                 });
                 let _ = ack.send(());
             }
@@ -131,7 +150,8 @@ impl Feed {
             }
             FeedMsg::Rows { id, chunk } => {
                 if let Some(b) = self.barriers.iter_mut().find(|b| b.id == id) {
-                    b.chunk = Some(chunk);
+                    b.whole = !chunk.more;
+                    b.parts.push_back(chunk);
                 }
             }
             FeedMsg::Cancel { id } => self.barriers.retain(|b| b.id != id),
@@ -146,17 +166,18 @@ impl Feed {
 
     /// Whether a stream message that lies after every barrier strictly
     /// before `first` (see [`crate::extract`]'s `first_position`) must wait:
-    /// such a barrier has no rows yet.
+    /// such a barrier does not have all its rows yet.
     pub fn blocks(&self, first: &Position) -> bool {
         self.barriers
             .iter()
-            .any(|b| b.chunk.is_none() && b.at.as_ref().is_some_and(|at| is_before(at, first)))
+            .any(|b| !b.whole && b.at.as_ref().is_some_and(|at| is_before(at, first)))
     }
 
     /// Chunks whose position is at or before `reached` (`strict`: before
     /// it), in position order, taken out; stops at the first such barrier
-    /// without rows. Chunks of a copy a DDL restarted are dropped here (they
-    /// were read after the DDL, with the old columns).
+    /// without all its rows (after taking the parts it has). Chunks of a
+    /// copy a DDL restarted are dropped here (they were read after the DDL,
+    /// with the old columns).
     pub fn due(&mut self, reached: &Position, strict: bool) -> Vec<CopyChunk> {
         let mut ready: Vec<(Position, u64)> = self
             .barriers
@@ -181,17 +202,22 @@ impl Feed {
             let Some(i) = self.barriers.iter().position(|b| b.id == id) else {
                 continue;
             };
-            if self.barriers[i].chunk.is_none() {
-                break;
-            }
-            let b = self.barriers.remove(i);
-            if let Some(chunk) = b.chunk {
-                if self.copying.is_current(&chunk.table, chunk.generation) {
+            let b = &mut self.barriers[i];
+            while let Some(chunk) = b.parts.pop_front() {
+                let current = *b
+                    .current
+                    .get_or_insert_with(|| self.copying.is_current(&chunk.table, chunk.generation));
+                if current {
                     out.push(chunk);
                 } else {
                     tracing::debug!(table = %chunk.table, rows = chunk.rows.len(), "snapshot: chunk of a restarted copy dropped");
                 }
             }
+            if !b.whole {
+                // Later parts (and every later barrier) wait for the rest.
+                break;
+            }
+            self.barriers.remove(i);
         }
         out
     }
@@ -209,10 +235,121 @@ mod tests {
             last_key: None,
             clear: false,
             complete: false,
+            more: false,
             range: None,
             generation,
             restart: false,
         }
+    }
+
+    fn part(n: usize, first: bool, more: bool, generation: u64) -> CopyChunk {
+        let schema = std::sync::Arc::new(sluice_core::TableSchema {
+            schema: "db".into(),
+            table: "k".into(),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            has_names: true,
+        });
+        CopyChunk {
+            rows: (0..n)
+                .map(|_| RowChange {
+                    table: std::sync::Arc::clone(&schema),
+                    kind: sluice_core::ChangeKind::Insert,
+                    before: None,
+                    after: Some(Vec::new()),
+                })
+                .collect(),
+            clear: first,
+            complete: !more,
+            more,
+            ..chunk("db.k", generation)
+        }
+    }
+
+    #[test]
+    fn a_read_in_parts_holds_the_stream_until_its_last_part() {
+        let copying = Copying::default();
+        copying.add(&[
+            crate::snapshot::copying::tests::table("k"),
+            crate::snapshot::copying::tests::table("a"),
+        ]);
+        let g = copying.next().expect("queued").generation;
+        let ga = copying.next().expect("queued").generation;
+        let (_tx, rx) = mpsc::channel(1);
+        let mut feed = Feed::new(rx, HashSet::new(), copying.clone());
+        let p = |o| Position::new("mysql-bin.000001".to_string(), o);
+        let (ack, _) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 1, ack });
+        feed.take(FeedMsg::At { id: 1, at: p(100) });
+        // A keyed chunk read later, at 150, waits behind the streamed read.
+        let (ack, _) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 2, ack });
+        feed.take(FeedMsg::At { id: 2, at: p(150) });
+        feed.take(FeedMsg::Rows {
+            id: 2,
+            chunk: chunk("db.a", ga),
+        });
+        assert!(feed.stream_open());
+        // Nothing yet: a stream message after 100 waits.
+        assert!(feed.blocks(&p(120)));
+        assert!(feed.due(&p(200), false).is_empty());
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(3, true, true, g),
+        });
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(3, false, true, g),
+        });
+        // The parts so far come out in order; the stream still waits at 100
+        // and the later barrier is not passed.
+        let out = feed.due(&p(200), false);
+        assert_eq!(
+            out.iter().map(|c| (c.clear, c.more)).collect::<Vec<_>>(),
+            [(true, true), (false, true)]
+        );
+        assert!(feed.blocks(&p(120)));
+        assert!(feed.due(&p(200), false).is_empty());
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(1, false, false, g),
+        });
+        assert!(!feed.blocks(&p(120)));
+        let out = feed.due(&p(200), false);
+        assert_eq!(
+            out.iter()
+                .map(|c| (c.table.as_str(), c.rows.len(), c.complete))
+                .collect::<Vec<_>>(),
+            [("db.k", 1, true), ("db.a", 0, false)]
+        );
+        assert!(!feed.blocks(&p(400)));
+        assert!(feed.due(&p(400), false).is_empty());
+    }
+
+    #[test]
+    fn every_part_of_a_stale_read_is_dropped() {
+        let copying = Copying::default();
+        copying.add(&[crate::snapshot::copying::tests::table("k")]);
+        let g = copying.next().expect("queued").generation;
+        let (_tx, rx) = mpsc::channel(1);
+        let mut feed = Feed::new(rx, HashSet::new(), copying.clone());
+        let p = |o| Position::new("mysql-bin.000001".to_string(), o);
+        let (ack, _) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 1, ack });
+        feed.take(FeedMsg::At { id: 1, at: p(300) });
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(2, true, true, g),
+        });
+        // A DDL at 200 restarts the copy before the read is due.
+        copying.ddl(&[("db".into(), "k".into())]);
+        assert!(feed.due(&p(400), false).is_empty());
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(2, false, false, g),
+        });
+        assert!(feed.due(&p(400), false).is_empty());
+        assert!(!feed.blocks(&p(400)));
     }
 
     #[test]

@@ -148,7 +148,8 @@ impl Verifier {
         let began = Instant::now();
         let ranges = self.source.plan_chunks(t, self.opts.chunk_rows).await?;
         let planned = began.elapsed();
-        let (mut source_took, mut waited, mut target_took) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut source_took, mut waited, mut target_took) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         // A resumed continuous round: the chunks its previous leader did
         // (boundaries are re-planned, so this is by index).
         let skip = usize::try_from(std::mem::take(&mut self.opts.skip_chunks))
