@@ -18,7 +18,14 @@
 //! is the barrier gone. Memory stays bounded by the feed channel: a reader
 //! waits to send its next part while Extract (and, behind it, Load) is
 //! busy. Whether a read still counts (a DDL restarted its copy) is decided
-//! once, at its first part, for all of them.
+//! once, at its first part, for all of them. While such a read is being
+//! streamed, other readers' holds are answered (and their barriers set up)
+//! only after its last part: their chunks could not be emitted before it
+//! anyway (they lie at or after its position), and would otherwise pile up
+//! in the barriers for as long as the whole table takes. And while a part
+//! waits for the stream to reach its position, Extract takes no feed
+//! message as long as it can take stream messages ([`Feed::buffered`]), so
+//! parts never pile up in Extract either.
 
 use std::collections::HashSet;
 
@@ -89,6 +96,8 @@ struct Barrier {
     whole: bool,
     /// Whether the read's parts count, decided at its first part.
     current: Option<bool>,
+    /// A part with `more` arrived: the read is streamed in parts.
+    parted: bool,
 }
 
 /// Extract's side of the feed.
@@ -100,6 +109,8 @@ pub struct Feed {
     pub dropping: HashSet<(String, String)>,
     /// The term's copies: which chunks still count, and restarts.
     pub copying: Copying,
+    /// Holds answered once no read is streamed in parts (see the docs).
+    held: Vec<(u64, oneshot::Sender<()>)>,
     closed: bool,
 }
 
@@ -114,6 +125,7 @@ impl Feed {
             barriers: Vec::new(),
             dropping,
             copying,
+            held: Vec::new(),
             closed: false,
         }
     }
@@ -134,14 +146,11 @@ impl Feed {
     pub fn take(&mut self, msg: FeedMsg) {
         match msg {
             FeedMsg::Hold { id, ack } => {
-                self.barriers.push(Barrier {
-                    id,
-                    at: None,
-                    parts: std::collections::VecDeque::new(),
-                    whole: false,
-                    current: None,
-                });
-                let _ = ack.send(());
+                if self.streaming() {
+                    self.held.push((id, ack));
+                } else {
+                    self.hold(id, ack);
+                }
             }
             FeedMsg::At { id, at } => {
                 if let Some(b) = self.barriers.iter_mut().find(|b| b.id == id) {
@@ -151,11 +160,51 @@ impl Feed {
             FeedMsg::Rows { id, chunk } => {
                 if let Some(b) = self.barriers.iter_mut().find(|b| b.id == id) {
                     b.whole = !chunk.more;
+                    b.parted |= chunk.more;
                     b.parts.push_back(chunk);
                 }
+                self.release();
             }
-            FeedMsg::Cancel { id } => self.barriers.retain(|b| b.id != id),
+            FeedMsg::Cancel { id } => {
+                self.barriers.retain(|b| b.id != id);
+                self.release();
+            }
         }
+    }
+
+    fn hold(&mut self, id: u64, ack: oneshot::Sender<()>) {
+        self.barriers.push(Barrier {
+            id,
+            at: None,
+            parts: std::collections::VecDeque::new(),
+            whole: false,
+            current: None,
+            parted: false,
+        });
+        let _ = ack.send(());
+    }
+
+    /// A read is being streamed in parts and its last part is not in yet.
+    fn streaming(&self) -> bool {
+        self.barriers.iter().any(|b| b.parted && !b.whole)
+    }
+
+    /// Answers the holds that waited for a streamed read, once none is.
+    fn release(&mut self) {
+        if !self.streaming() {
+            for (id, ack) in std::mem::take(&mut self.held) {
+                self.hold(id, ack);
+            }
+        }
+    }
+
+    /// A part of a read streamed in parts waits for the stream to reach its
+    /// position: while the stream can move, Extract takes no feed message
+    /// (the reader waits: memory stays bounded).
+    pub fn buffered(&self) -> bool {
+        self.barriers
+            .iter()
+            .any(|b| b.parted && !b.parts.is_empty())
     }
 
     /// Whether Extract may take the next stream message: no read is
@@ -324,6 +373,41 @@ mod tests {
         );
         assert!(!feed.blocks(&p(400)));
         assert!(feed.due(&p(400), false).is_empty());
+    }
+
+    #[test]
+    fn another_readers_hold_waits_for_a_streamed_reads_last_part() {
+        let copying = Copying::default();
+        copying.add(&[crate::snapshot::copying::tests::table("k")]);
+        let g = copying.next().expect("queued").generation;
+        let (_tx, rx) = mpsc::channel(1);
+        let mut feed = Feed::new(rx, HashSet::new(), copying.clone());
+        let p = |o| Position::new("mysql-bin.000001".to_string(), o);
+        let (ack, mut acked) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 1, ack });
+        assert!(acked.try_recv().is_ok());
+        feed.take(FeedMsg::At { id: 1, at: p(100) });
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(2, true, true, g),
+        });
+        // Not due yet: the part waits for the stream.
+        assert!(feed.buffered());
+        let (ack, mut acked) = oneshot::channel();
+        feed.take(FeedMsg::Hold { id: 2, ack });
+        assert!(acked.try_recv().is_err(), "answered while a read streams");
+        assert!(
+            feed.stream_open(),
+            "a waiting hold does not stop the stream"
+        );
+        assert_eq!(feed.due(&p(100), false).len(), 1);
+        assert!(!feed.buffered());
+        feed.take(FeedMsg::Rows {
+            id: 1,
+            chunk: part(0, false, false, g),
+        });
+        assert!(acked.try_recv().is_ok());
+        assert!(!feed.stream_open(), "the second read now holds the stream");
     }
 
     #[test]
