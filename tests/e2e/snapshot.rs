@@ -334,7 +334,8 @@ const KEYLESS_ROWS: u64 = 30_000;
 /// A table without a key is copied from one consistent snapshot in parts of
 /// `chunk_rows` rows (not read whole into memory), under a bounded load of
 /// inserts and deletes on that very table, and ends equal to the source as
-/// a multiset (duplicate rows included).
+/// a multiset (duplicate rows included). A keyed table is copied by a
+/// second reader meanwhile, whose reads wait while the keyless one streams.
 #[tokio::test]
 async fn keyless_table_streams_in_parts_under_load() -> TestResult {
     let (source, target) = tokio::try_join!(MariaDb::source(), MariaDb::target())?;
@@ -342,6 +343,8 @@ async fn keyless_table_streams_in_parts_under_load() -> TestResult {
     for sql in [
         "CREATE DATABASE shop",
         "CREATE TABLE shop.nokey (g INT NOT NULL, v VARCHAR(40), n BIGINT)",
+        "CREATE TABLE shop.keyed (id INT PRIMARY KEY, v VARCHAR(40))",
+        "INSERT INTO shop.keyed SELECT seq, MD5(seq) FROM shop.seq_1_to_20000",
         // Every value of g twice: duplicate rows, which only a multiset
         // comparison (and an exactly-once copy) gets right.
         &format!(
@@ -360,7 +363,7 @@ async fn keyless_table_streams_in_parts_under_load() -> TestResult {
         "latest",
         "routes: [ { match: 'shop\\.(.*)', to: 'shop_copy.$1' } ]\n\
          batch: { max_rows: 400, max_delay: 10ms }\n\
-         snapshot: { mode: initial, parallel: 1, chunk_rows: 1000 }\n",
+         snapshot: { mode: initial, parallel: 2, chunk_rows: 1000 }\n",
     );
     let mut sluice = Sluice::start(&config);
     // Writes to the keyless table while it is copied and after.
@@ -369,8 +372,9 @@ async fn keyless_table_streams_in_parts_under_load() -> TestResult {
     use mysql_async::prelude::Queryable as _;
     for i in 0..1500u64 {
         let g = rng.range(0, i128::from(KEYLESS_ROWS / 2) + 500);
-        let sql = match rng.below(4) {
+        let sql = match rng.below(5) {
             0 => format!("DELETE FROM shop.nokey WHERE g = {g} LIMIT 1"),
+            4 => format!("REPLACE INTO shop.keyed VALUES ({g}, 'r{i}')"),
             1 => format!("UPDATE shop.nokey SET n = n + 1 WHERE g = {g} LIMIT 1"),
             _ => format!("INSERT INTO shop.nokey VALUES ({g}, 'ins-{i}', {i})"),
         };
