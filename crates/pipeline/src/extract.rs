@@ -139,9 +139,11 @@ pub async fn run(
             _ => None,
         };
         let stream_open = deferred.is_none() && feed.as_ref().is_none_or(|f| f.stream_open());
+        // A streamed part waiting for its position: move the stream first.
+        let feed_ready = !(stream_open && feed.as_ref().is_some_and(|f| f.buffered()));
         let msg = tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            Some(fmsg) = async { match feed.as_mut() { Some(f) => f.recv().await, None => std::future::pending().await } } => {
+            Some(fmsg) = async { match feed.as_mut() { Some(f) => f.recv().await, None => std::future::pending().await } }, if feed_ready => {
                 let (Some(f), Some(side)) = (feed.as_mut(), snap.as_ref()) else { continue };
                 f.take(fmsg);
                 if !pending.open {
@@ -149,13 +151,15 @@ pub async fn run(
                     emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
                 }
                 if let Some(chunk) = deferred.take() {
-                    match first_position(&chunk) {
+                    let first = first_position(&chunk);
+                    if let Some(first) = &first {
+                        // What lies before it, parts of a streamed read too.
+                        let due = f.due(first, true);
+                        emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
+                    }
+                    match first {
                         Some(first) if f.blocks(&first) => deferred = Some(chunk),
-                        first => {
-                            if let Some(first) = first {
-                                let due = f.due(&first, true);
-                                emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
-                            }
+                        _ => {
                             let ddl = ddl_tables(&cfg, &chunk);
                             add_chunk(&cfg, chunk, &mut pending, &mut skip, &mut next_id, &tx, &stop, Some(&f.dropping)).await?;
                             restart_copies(f, &ddl);
@@ -196,12 +200,14 @@ pub async fn run(
             SelectMsg::Chunk(chunk) => {
                 if let (Some(f), Some(side), false) = (feed.as_mut(), snap.as_ref(), pending.open) {
                     if let Some(first) = first_position(&chunk) {
+                        // Before it: whole chunks, and the parts of a
+                        // streamed read that has more to come.
+                        let due = f.due(&first, true);
+                        emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
                         if f.blocks(&first) {
                             deferred = Some(chunk);
                             continue;
                         }
-                        let due = f.due(&first, true);
-                        emit_copies(side, f, due, &mut pending, &mut next_id, &tx, &stop).await?;
                     }
                 }
                 let ddl = ddl_tables(&cfg, &chunk);
@@ -305,16 +311,19 @@ async fn emit_copies(
             last_key,
             clear,
             complete,
+            more,
             range,
             generation,
             restart,
         } = chunk;
-        // A keyless table's stream rows are dropped until its whole copy.
+        // A keyless table's stream rows are dropped until its whole copy
+        // (every part of it: the first clears, later ones have `more` until
+        // the last, which is complete).
         // A keyed chunk ends that too: a table given a key by a DDL during
         // its copy is copied again by key, and changes after each chunk must
         // apply; so does a table gone from the source (its last chunk is
         // empty and clears nothing), so a table created later streams.
-        if complete || !clear {
+        if complete || !(clear || more) {
             if let Some((s, t)) = table.split_once('.') {
                 feed.dropping.remove(&(s.to_string(), t.to_string()));
             }

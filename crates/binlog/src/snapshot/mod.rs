@@ -19,7 +19,14 @@
 //! read in key order by keyset pagination (`WHERE key > last ORDER BY key
 //! LIMIT n`, composite keys as `a > ? OR (a = ? AND b > ?)`, which the range
 //! optimizer serves). A table without such a key is read whole in one
-//! consistent snapshot.
+//! consistent snapshot, but streamed: [`SnapshotReader::read_whole`] opens
+//! the read view and the result set, and [`WholeRead::next_part`] hands the
+//! rows on in parts, so a reader holds one part at a time and the server
+//! waits (TCP backpressure) while the parts are applied. The read view then
+//! stays open for the whole table, which holds back purge on the source
+//! and makes a DDL on that table wait for the copy (the read holds its
+//! metadata lock); `net_write_timeout` is raised for the session so a slow
+//! target does not make the server drop the read.
 //!
 //! Values are read over the binary protocol in a session with
 //! `time_zone='+00:00'` and `NAMES utf8mb4`, so they arrive typed (integers,
@@ -33,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
+use mysql_async::{BinaryProtocol, Conn, QueryResult};
 use sluice_core::{Position, Row, TableSchema, TlsConfig, Value};
 
 use crate::dialect::{Dialect, Flavor};
@@ -157,27 +164,58 @@ impl SnapshotReader {
         describe::describe(&mut self.conn, schema, table).await
     }
 
+    /// Opens a consistent snapshot and starts reading all of `t` in it (a
+    /// table without a chunk key): the rows come in parts from
+    /// [`WholeRead::next_part`], all as of [`WholeRead::at`]. Call
+    /// [`Self::end_read`] afterwards, also when this or a part failed.
+    pub async fn read_whole(&mut self, t: &SourceTable) -> Result<WholeRead<'_>, BinlogError> {
+        let what = || format!("reading `{}`", t.schema.qualified_name());
+        // The server waits on us while parts are applied (backpressure); by
+        // default it would drop the connection after 60 s of that.
+        self.conn
+            .query_drop("SET SESSION net_write_timeout = 86400")
+            .await
+            .map_err(|e| BinlogError::source(what(), e))?;
+        self.conn
+            .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(|e| BinlogError::source(what(), e))?;
+        let at = match self.snapshot_position().await {
+            Ok(Ok(at)) => at,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(BinlogError::source(what(), e)),
+        };
+        let sql = select_all(t);
+        let result = self
+            .conn
+            .exec_iter(sql, ())
+            .await
+            .map_err(|e| BinlogError::source(what(), e))?;
+        Ok(WholeRead {
+            result,
+            schema: Arc::clone(&t.schema),
+            at,
+            ended: false,
+        })
+    }
+
+    /// Ends the transaction of [`Self::read_whole`] (read only: nothing is
+    /// lost; rows not read yet are discarded by the driver first).
+    pub async fn end_read(&mut self) {
+        let _ = self.conn.query_drop("COMMIT").await;
+    }
+
     /// Reads up to `limit` rows after `after` (the chunk key of the last row
     /// already copied; `None`: from the start) in a consistent snapshot of
     /// its own. A table without a chunk key is read whole (`limit` and
-    /// `after` are ignored).
+    /// `after` are ignored; [`Self::read_whole`] streams it instead).
     pub async fn read_chunk(
         &mut self,
         t: &SourceTable,
         after: Option<&[Value]>,
         limit: usize,
     ) -> Result<ChunkRead, BinlogError> {
-        let mut sql = String::from("SELECT ");
-        for (i, c) in t.schema.columns.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&quote(&c.name));
-        }
-        sql.push_str(" FROM ");
-        sql.push_str(&quote(&t.schema.schema));
-        sql.push('.');
-        sql.push_str(&quote(&t.schema.table));
+        let mut sql = select_all(t);
         let mut params: Vec<mysql_async::Value> = Vec::new();
         if !t.key.is_empty() {
             let names: Vec<String> = t
@@ -212,23 +250,9 @@ impl SnapshotReader {
         sql: &str,
         params: Vec<mysql_async::Value>,
     ) -> Result<Result<ChunkRead, BinlogError>, mysql_async::Error> {
-        let status: Vec<(String, String)> = self
-            .conn
-            .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
-            .await?;
-        let get = |name: &str| {
-            status
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let (Some(file), Some(pos)) = (
-            get("binlog_snapshot_file"),
-            get("binlog_snapshot_position").and_then(|p| p.parse::<u64>().ok()),
-        ) else {
-            return Ok(Err(BinlogError::Preflight(
-                "the source reports no binlog_snapshot_file/position for a consistent snapshot (binary logging off?)".into(),
-            )));
+        let at = match self.snapshot_position().await? {
+            Ok(at) => at,
+            Err(e) => return Ok(Err(e)),
         };
         let raw: Vec<mysql_async::Row> = self.conn.exec(sql, params).await?;
         let mut rows = Vec::with_capacity(raw.len());
@@ -247,12 +271,81 @@ impl SnapshotReader {
             .last()
             .filter(|_| !t.key.is_empty())
             .map(|r: &Row| t.key.iter().map(|&i| r[i].clone()).collect());
-        Ok(Ok(ChunkRead {
-            rows,
-            at: Position::new(file, pos),
-            last_key,
-        }))
+        Ok(Ok(ChunkRead { rows, at, last_key }))
     }
+
+    /// The binlog position of the open consistent snapshot.
+    async fn snapshot_position(
+        &mut self,
+    ) -> Result<Result<Position, BinlogError>, mysql_async::Error> {
+        let status: Vec<(String, String)> = self
+            .conn
+            .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+            .await?;
+        let get = |name: &str| {
+            status
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let (Some(file), Some(pos)) = (
+            get("binlog_snapshot_file"),
+            get("binlog_snapshot_position").and_then(|p| p.parse::<u64>().ok()),
+        ) else {
+            return Ok(Err(BinlogError::Preflight(
+                "the source reports no binlog_snapshot_file/position for a consistent snapshot (binary logging off?)".into(),
+            )));
+        };
+        Ok(Ok(Position::new(file, pos)))
+    }
+}
+
+/// A table being read whole in one consistent snapshot
+/// ([`SnapshotReader::read_whole`]): a streaming result set.
+pub struct WholeRead<'a> {
+    result: QueryResult<'a, 'static, BinaryProtocol>,
+    schema: Arc<TableSchema>,
+    /// The binlog position of the read view (as [`ChunkRead::at`]).
+    pub at: Position,
+    ended: bool,
+}
+
+impl WholeRead<'_> {
+    /// The next up to `limit` rows; fewer than `limit` (possibly none): the
+    /// table is read to its end.
+    pub async fn next_part(&mut self, limit: usize) -> Result<Vec<Row>, BinlogError> {
+        let mut rows = Vec::new();
+        let what = || format!("reading `{}`", self.schema.qualified_name());
+        while !self.ended && rows.len() < limit {
+            match self.result.next().await {
+                Ok(Some(raw)) => match values::row(&self.schema, raw) {
+                    Ok(row) => rows.push(row),
+                    Err(reason) => {
+                        return Err(BinlogError::Preflight(format!("{}: {reason}", what())))
+                    }
+                },
+                Ok(None) => self.ended = true,
+                Err(e) => return Err(BinlogError::source(what(), e)),
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// `SELECT` every column `FROM` the table.
+fn select_all(t: &SourceTable) -> String {
+    let mut sql = String::from("SELECT ");
+    for (i, c) in t.schema.columns.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&quote(&c.name));
+    }
+    sql.push_str(" FROM ");
+    sql.push_str(&quote(&t.schema.schema));
+    sql.push('.');
+    sql.push_str(&quote(&t.schema.table));
+    sql
 }
 
 /// `` `schema`.`table` ``.

@@ -23,7 +23,17 @@
 //!   snapshot at P. While their copy is pending their stream rows are
 //!   dropped; at P the target table is cleared and every row inserted —
 //!   exactly once, because the copy is repeated whole (with the clear) if
-//!   it was interrupted.
+//!   it was interrupted. The read is streamed: its rows reach Extract in
+//!   parts of at most `chunk_rows` ([`feed`]), all at P; Extract holds the
+//!   stream at P until the last part is in and emits each part as its own
+//!   batches in order, only the very first with the clear. Load commits
+//!   batches strictly in batch-id order (in process, one at a time, chunk
+//!   batches never merged; with distributed stages loads are claimed in
+//!   `batch_id` order), so the clear precedes every part's inserts. Each
+//!   part is recorded as it commits, the table `done` only after the last,
+//!   so a failover mid-table copies it again whole, clear first. Memory is
+//!   bounded by the feed channel (a reader waits to send its next part)
+//!   and the batch channels behind it.
 //!
 //! # Resuming (fenced)
 //!
@@ -78,7 +88,11 @@
 //! # Limits (refused or documented)
 //!
 //! MariaDB sources only (MySQL has no snapshot position: refused when the
-//! pipeline starts); a table without a key is read whole into memory; a
+//! pipeline starts); a table without a key keeps its read view open (and
+//! the stream waiting at its position) for its whole copy, which holds back
+//! purge on the source and makes a DDL on it wait for the copy's end (the
+//! read holds its metadata lock), and its `rows_copied` counts the parts of
+//! an interrupted copy again when the copy is repeated; a
 //! table dropped or renamed away during its copy ends its copy there (a
 //! table renamed *into* the filter is not copied: re-copy it with `sluice
 //! snapshot --table`); a restart waits for Extract to pass the DDL, so a

@@ -82,6 +82,23 @@ pub fn spawn_readers(
     })
 }
 
+/// How a streamed read of a keyless table ended.
+enum Streamed {
+    Done {
+        parts: u64,
+        rows: u64,
+    },
+    /// Extract is gone (the term stops).
+    Closed,
+    /// A DDL restarted the copy; the barrier is cancelled.
+    Superseded,
+    /// `sent`: a part is already in the stream.
+    Failed {
+        error: sluice_binlog::BinlogError,
+        sent: bool,
+    },
+}
+
 enum Failed {
     Retry,
     Changed,
@@ -173,10 +190,12 @@ impl Reader {
             }
             tracing::info!(table = %name, columns = t.source.schema.columns.len(), "snapshot: copying the table again from its first chunk after a DDL on it");
         }
+        if t.source.key.is_empty() {
+            return self.copy_whole(reader, &t, generation, restarted).await;
+        }
         let mut after = t.after.clone();
         let mut limit = self.chunk_rows;
-        let keyless = t.source.key.is_empty();
-        let recopy_key = t.recopy.clone().filter(|_| !keyless);
+        let recopy_key = t.recopy.clone();
         let mut first = true;
         loop {
             if !self.copying.is_current(&name, generation) {
@@ -226,7 +245,7 @@ impl Reader {
             {
                 return Ok(false);
             }
-            let complete = keyless || read.rows.len() < limit;
+            let complete = read.rows.len() < limit;
             // A re-copy replaces the chunk's whole key range: from after the
             // previous chunk (open before the first) through this chunk's last
             // key (open after the last chunk).
@@ -259,8 +278,9 @@ impl Reader {
                 target: t.target.clone(),
                 rows,
                 last_key,
-                clear: keyless,
+                clear: false,
                 complete,
+                more: false,
                 range,
                 generation,
                 restart: restarted && first,
@@ -277,6 +297,143 @@ impl Reader {
                 limit = (limit / 2).max(MIN_CHUNK_ROWS);
             }
             after = read.last_key;
+        }
+    }
+
+    /// Copies a table without a key: one read, streamed in parts at one
+    /// position. `Ok(false)` when stopped.
+    async fn copy_whole(
+        &self,
+        reader: &mut SnapshotReader,
+        t: &TableCopy,
+        generation: u64,
+        restarted: bool,
+    ) -> Result<bool, PipelineError> {
+        let name = t.source.schema.qualified_name();
+        loop {
+            if !self.copying.is_current(&name, generation) {
+                tracing::debug!(table = %name, "snapshot: copy superseded by a restart");
+                return Ok(true);
+            }
+            let Some(id) = self.hold().await else {
+                return Ok(false);
+            };
+            let started = Instant::now();
+            let streamed = tokio::select! {
+                () = self.stop.cancelled() => return Ok(false),
+                s = self.stream_whole(reader, t, id, generation, restarted) => s,
+            };
+            reader.end_read().await;
+            match streamed {
+                Streamed::Done { parts, rows } => {
+                    tracing::info!(table = %name, parts, rows, ms = started.elapsed().as_millis() as u64, "snapshot: table without a key read in one snapshot, in parts");
+                    return Ok(true);
+                }
+                Streamed::Closed => return Ok(false),
+                Streamed::Superseded => {
+                    tracing::debug!(table = %name, "snapshot: copy superseded by a restart during its read");
+                    return Ok(true);
+                }
+                Streamed::Failed { error, sent: true } => return Err(error.into()),
+                Streamed::Failed { error, sent: false } => {
+                    // Nothing of it is in the stream: let the stream go on.
+                    if self.tx.send(FeedMsg::Cancel { id }).await.is_err() {
+                        return Ok(false);
+                    }
+                    match self.after_failure(reader, t, &error).await {
+                        Failed::Retry => {
+                            tracing::info!(table = %name, error = %error, "snapshot: the table was rebuilt under the read view; reading it again");
+                        }
+                        Failed::Changed => {
+                            tracing::info!(table = %name, error = %error, "snapshot: the table changed while being read; waiting for its DDL to reach the stream");
+                            return self.await_restart(&name, generation).await;
+                        }
+                        Failed::Other => return Err(error.into()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One streamed read of a keyless table under barrier `id`.
+    async fn stream_whole(
+        &self,
+        reader: &mut SnapshotReader,
+        t: &TableCopy,
+        id: u64,
+        generation: u64,
+        restarted: bool,
+    ) -> Streamed {
+        let name = t.source.schema.qualified_name();
+        let mut read = match reader.read_whole(&t.source).await {
+            Ok(read) => read,
+            Err(error) => return Streamed::Failed { error, sent: false },
+        };
+        if self
+            .tx
+            .send(FeedMsg::At {
+                id,
+                at: read.at.clone(),
+            })
+            .await
+            .is_err()
+        {
+            return Streamed::Closed;
+        }
+        let limit = self.chunk_rows.max(1);
+        let (mut parts, mut total) = (0u64, 0u64);
+        loop {
+            let part = match read.next_part(limit).await {
+                Ok(part) => part,
+                Err(error) => {
+                    return Streamed::Failed {
+                        error,
+                        sent: parts > 0,
+                    }
+                }
+            };
+            if parts > 0 && !self.copying.is_current(&name, generation) {
+                // Extract saw a DDL on the table before reaching this read,
+                // so none of its parts were emitted: forget the barrier.
+                if self.tx.send(FeedMsg::Cancel { id }).await.is_err() {
+                    return Streamed::Closed;
+                }
+                return Streamed::Superseded;
+            }
+            // A full part may be the last one: then an empty one follows.
+            let more = part.len() == limit;
+            let n = part.len() as u64;
+            let rows: Vec<RowChange> = part
+                .into_iter()
+                .map(|r| RowChange {
+                    table: Arc::clone(&t.source.schema),
+                    kind: ChangeKind::Insert,
+                    before: None,
+                    after: Some(r),
+                })
+                .collect();
+            let chunk = CopyChunk {
+                table: name.clone(),
+                target: t.target.clone(),
+                rows,
+                last_key: None,
+                clear: parts == 0,
+                complete: !more,
+                more,
+                range: None,
+                generation,
+                restart: restarted && parts == 0,
+            };
+            // Waits while Extract is busy: the backpressure that bounds memory.
+            if self.tx.send(FeedMsg::Rows { id, chunk }).await.is_err() {
+                return Streamed::Closed;
+            }
+            parts += 1;
+            total += n;
+            tracing::debug!(table = %name, part = parts, rows = n, at = %read.at, "snapshot: part of a table without a key read");
+            if !more {
+                return Streamed::Done { parts, rows: total };
+            }
         }
     }
 
@@ -360,6 +517,7 @@ impl Reader {
             last_key: None,
             clear: false,
             complete: true,
+            more: false,
             range: None,
             generation,
             restart: true,

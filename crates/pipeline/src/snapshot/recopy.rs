@@ -15,7 +15,8 @@
 //! key (open after the last one) — and then inserts the source's rows of
 //! that range as of P. After P the range equals the source at P, and every
 //! later change is applied on top, in order. A table without a key is
-//! re-copied whole at one P with the target table cleared first.
+//! re-copied whole at one P (streamed in parts, see [`super::feed`]) with
+//! the target table cleared first.
 //!
 //! # Refusals (one message each)
 //!
