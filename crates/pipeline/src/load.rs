@@ -336,6 +336,25 @@ impl Applier {
         let Some(_passage) = self.gate.enter(abandon).await else {
             return Ok(false);
         };
+        let done = self.apply_passing(batch, replaying, abandon).await?;
+        if done {
+            // Before the passage ends (acknowledging stores it too): a pause
+            // is acknowledged once the gate is idle, and the node record it
+            // publishes first must carry this batch's time.
+            self.stats
+                .last_event_time
+                .store(u64::from(batch.timestamp), Ordering::Relaxed);
+        }
+        Ok(done)
+    }
+
+    /// [`Applier::apply`] once through the pause gate.
+    async fn apply_passing(
+        &self,
+        batch: &Batch,
+        replaying: bool,
+        abandon: &CancellationToken,
+    ) -> Result<bool, PipelineError> {
         let rows = match &batch.body {
             BatchBody::Rows(rows) if rows.is_empty() => return Ok(true),
             BatchBody::Rows(rows) => Some(rows),
