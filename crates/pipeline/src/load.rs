@@ -301,10 +301,6 @@ impl LoadStage {
             .fetch_add(batches.len() as u64, Ordering::Relaxed);
         metrics::counter!("sluice_batches_total", "stage" => "load")
             .increment(batches.len() as u64);
-        self.applier
-            .stats
-            .last_event_time
-            .store(u64::from(last.timestamp), Ordering::Relaxed);
         if let Some(h) = &self.horizon {
             if !is_before(&last.through, h) {
                 tracing::info!(
@@ -338,7 +334,7 @@ impl Applier {
         };
         let done = self.apply_passing(batch, replaying, abandon).await?;
         if done {
-            // Before the passage ends (acknowledging stores it too): a pause
+            // Here, before the passage ends, not when acknowledged: a pause
             // is acknowledged once the gate is idle, and the node record it
             // publishes first must carry this batch's time.
             self.stats

@@ -105,6 +105,18 @@ enum Failed {
     Other,
 }
 
+/// A chunk's (or part's) rows as the inserts Extract emits.
+fn inserts(t: &TableCopy, rows: Vec<sluice_core::Row>) -> Vec<RowChange> {
+    rows.into_iter()
+        .map(|r| RowChange {
+            table: Arc::clone(&t.source.schema),
+            kind: ChangeKind::Insert,
+            before: None,
+            after: Some(r),
+        })
+        .collect()
+}
+
 /// One reader task.
 struct Reader {
     pipeline: Arc<Pipeline>,
@@ -262,16 +274,7 @@ impl Reader {
                 .last_key
                 .as_ref()
                 .and_then(|k| serde_json::to_string(k).ok());
-            let rows: Vec<RowChange> = read
-                .rows
-                .into_iter()
-                .map(|r| RowChange {
-                    table: Arc::clone(&t.source.schema),
-                    kind: ChangeKind::Insert,
-                    before: None,
-                    after: Some(r),
-                })
-                .collect();
+            let rows = inserts(&t, read.rows);
             let n = rows.len();
             let chunk = CopyChunk {
                 table: name.clone(),
@@ -403,15 +406,7 @@ impl Reader {
             // A full part may be the last one: then an empty one follows.
             let more = part.len() == limit;
             let n = part.len() as u64;
-            let rows: Vec<RowChange> = part
-                .into_iter()
-                .map(|r| RowChange {
-                    table: Arc::clone(&t.source.schema),
-                    kind: ChangeKind::Insert,
-                    before: None,
-                    after: Some(r),
-                })
-                .collect();
+            let rows = inserts(t, part);
             let chunk = CopyChunk {
                 table: name.clone(),
                 target: t.target.clone(),

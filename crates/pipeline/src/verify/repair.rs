@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sluice_binlog::verify::SourceVerifier;
-use sluice_core::retry::{retry, Retried, RetryPolicy};
+use sluice_core::retry::{retry, RetryPolicy};
 use sluice_core::verify::read::BytesRow;
 use sluice_core::verify::{DiffKind, Key, VerifyTable};
 use sluice_load::verify::Repair;
@@ -72,18 +72,16 @@ where
     Fut: std::future::Future<Output = Result<u64, PipelineError>>,
 {
     let policy = RetryPolicy::bounded(5, Duration::from_millis(100), Duration::from_secs(2));
-    let outcome = retry(
+    // No stop signal: `None` (stopped) cannot happen.
+    let written = retry(
         &policy,
         std::future::pending(),
         |e: &PipelineError, a| tracing::warn!(what, attempt = a.number, error = %e, "transient error; retrying"),
         op,
     )
-    .await;
-    match outcome {
-        Retried::Done(n) => Ok(n),
-        Retried::Failed(e) => Err(e),
-        Retried::Stopped => unreachable!("no stop signal"),
-    }
+    .await
+    .into_result()?;
+    Ok(written.unwrap_or_default())
 }
 
 impl Verifier {
