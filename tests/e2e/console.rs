@@ -353,6 +353,14 @@ async fn console_shows_the_live_pair_in_chromium() -> TestResult {
         dom.contains(r#"data-node="node-b" data-role="standby""#),
         "{dom}"
     );
+    // Each node publishes the address its admin listener is bound to (the
+    // configured `127.0.0.1:0` names no port anyone could reach).
+    for addr in [&a_addr, &b_addr] {
+        assert!(
+            dom.contains(&format!(r#"<td class="mono">{addr}</td>"#)),
+            "admin address {addr} not in the nodes table:\n{dom}"
+        );
+    }
     assert_eq!(
         attr(
             tag_of(&dom, "conn-target").expect("#conn-target"),

@@ -262,12 +262,6 @@ async fn log_lines_have_no_rust_option_debug() -> TestResult {
     }
     for (name, log) in [("node-a", node.log_text()), ("node-b", standby.log_text())] {
         for line in log.lines() {
-            // Not yet: the binlog stream's "dump started" line
-            // (`sluice_binlog::stream`, being reworked for issue 20) still
-            // prints its GTID as `Some(..)`.
-            if line.contains("sluice_binlog::stream") {
-                continue;
-            }
             assert!(
                 !line.contains("Some(") && !line.contains("=None"),
                 "{name} logged a Rust Option:\n{line}"

@@ -175,9 +175,14 @@ impl Dialect {
 
     /// The first `limit` events of `file`.
     pub fn binlog_events(&self, file: &str, limit: u32) -> String {
+        format!("SHOW BINLOG EVENTS IN '{}' LIMIT {limit}", quote_file(file))
+    }
+
+    /// At most `limit` events of `file`, from the event at offset `from`.
+    pub fn binlog_events_from(&self, file: &str, from: u64, limit: u64) -> String {
         format!(
-            "SHOW BINLOG EVENTS IN '{}' LIMIT {limit}",
-            file.replace('\\', "\\\\").replace('\'', "''")
+            "SHOW BINLOG EVENTS IN '{}' FROM {from} LIMIT {limit}",
+            quote_file(file)
         )
     }
 
@@ -293,6 +298,12 @@ impl Dialect {
         }
         BinlogError::source(statement.to_string(), err)
     }
+}
+
+/// A binlog file name for a single-quoted literal: quotes doubled,
+/// backslashes escaped (the server's default `sql_mode`).
+fn quote_file(file: &str) -> String {
+    file.replace('\\', "\\\\").replace('\'', "''")
 }
 
 #[cfg(test)]
@@ -454,6 +465,10 @@ mod tests {
         assert_eq!(
             d("10.6.1-MariaDB").binlog_events("a'b", 5),
             "SHOW BINLOG EVENTS IN 'a''b' LIMIT 5"
+        );
+        assert_eq!(
+            d("10.11.9-MariaDB").binlog_events_from("mysql-bin.000002", 1234, 50),
+            "SHOW BINLOG EVENTS IN 'mysql-bin.000002' FROM 1234 LIMIT 50"
         );
     }
 

@@ -20,6 +20,7 @@ use mysql_async::prelude::Queryable as _;
 use mysql_async::{Conn, Row};
 use sluice_core::{GtidSet, MariadbGtid, MariadbGtidSet, Position, TlsConfig};
 
+use crate::dialect::Dialect;
 use crate::error::{At, BinlogError};
 
 /// Rows per `SHOW BINLOG EVENTS` page.
@@ -59,10 +60,11 @@ async fn file_offset_after(
     want: &MariadbGtidSet,
 ) -> Result<Option<(String, u64)>, BinlogError> {
     let same = |a: &MariadbGtidSet| a.is_at_or_after(want) && want.is_at_or_after(a);
+    let dialect = Dialect::detect(conn).await?;
     let files: Vec<Row> = conn
-        .query("SHOW BINARY LOGS")
+        .query(dialect.binary_logs())
         .await
-        .map_err(|e| BinlogError::source("SHOW BINARY LOGS", e))?;
+        .map_err(|e| BinlogError::source(dialect.binary_logs(), e))?;
     let files: Vec<String> = files
         .into_iter()
         .filter_map(|r| r.get::<String, _>(0))
@@ -86,14 +88,11 @@ async fn file_offset_after(
         if !want.is_at_or_after(&state) {
             continue; // this file starts after `want`
         }
-        let quoted = file.replace('\\', "\\\\").replace('\'', "\\'");
         let mut from = 4u64;
         let mut end = 4u64;
         loop {
             let page: Vec<Row> = conn
-                .query(format!(
-                    "SHOW BINLOG EVENTS IN '{quoted}' FROM {from} LIMIT {EVENTS_PAGE}"
-                ))
+                .query(dialect.binlog_events_from(file, from, EVENTS_PAGE))
                 .await
                 .map_err(|e| BinlogError::source(format!("SHOW BINLOG EVENTS IN '{file}'"), e))?;
             let count = page.len() as u64;

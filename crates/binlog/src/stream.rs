@@ -299,7 +299,7 @@ impl ReplicaStream {
             .get_binlog_stream(request)
             .await
             .map_err(|e| BinlogError::source("requesting the binlog dump", e))?;
-        tracing::info!(server_id = cfg.server_id, server = %dialect.version, %file, pos, gtid = ?gtid.as_ref().map(ToString::to_string), "binlog dump started");
+        tracing::info!(server_id = cfg.server_id, server = %dialect.version, %file, pos, gtid = %gtid.as_ref().map(ToString::to_string).unwrap_or_default(), "binlog dump started");
         let mut start = Position::new(file.clone(), pos);
         start.gtid = gtid.clone();
         Ok(Self {

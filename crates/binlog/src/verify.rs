@@ -268,8 +268,9 @@ impl SourceVerifier {
         ];
         let what = "reading the source's binlog events";
         let mut conn = self.conn().await?;
+        let dialect = crate::dialect::Dialect::detect(&mut conn).await?;
         let logs: Vec<Row> = conn
-            .query("SHOW BINARY LOGS")
+            .query(dialect.binary_logs())
             .await
             .map_err(|e| BinlogError::source(what, e))?;
         let names: Vec<String> = logs
@@ -287,10 +288,7 @@ impl SourceVerifier {
                 continue;
             }
             let from = if name == file { offset } else { 4 };
-            let stmt = format!(
-                "SHOW BINLOG EVENTS IN '{}' FROM {from} LIMIT 50",
-                name.replace('\'', "''")
-            );
+            let stmt = dialect.binlog_events_from(&name, from, 50);
             let events: Vec<Row> = conn
                 .query(stmt)
                 .await

@@ -75,12 +75,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         events.clone(),
         pipeline.alarms.lag_threshold,
     );
-    let opts = sluice_pipeline::RunOptions {
+    let mut opts = sluice_pipeline::RunOptions {
         node_id,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         progress_interval: Duration::from_secs(args.progress_every.max(1)),
         server_id: args.server_id,
         status: status.clone(),
+        admin_address: None,
     };
     // Outlives the pipeline: probes see "stopped" until the process exits.
     let admin_stop = CancellationToken::new();
@@ -92,6 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("admin.listen: cannot listen on {}", admin.listen))?;
         let addr = listener.local_addr()?;
+        opts.admin_address = Some(addr);
         tracing::info!(%addr, token = admin.token.is_some(), "admin HTTP listening");
         crate::admin::series::register(&pipeline, &opts.node_id);
         let cluster = crate::admin::cluster::Cluster::start(&pipeline, admin_stop.clone());

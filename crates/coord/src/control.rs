@@ -1,6 +1,6 @@
 //! Operator control records in etcd: the halt, the pause, the chosen source
 //! server, the skips in force, operator requests and the audit history
-//! (DESIGN.md "Control plane" and invariant 11, "Halt, don't flap").
+//! (ARCHITECTURE.md invariant 8, "Halt, don't flap").
 //!
 //! ```text
 //! {root}control/halt                 HaltRecord: the definite error the pipeline halted on

@@ -10,7 +10,7 @@
 //! * [`PositionCache`] — the pipeline's acknowledgement point: in-order acks
 //!   in memory, flushed every second and on shutdown.
 //!
-//! # Invariants (DESIGN.md 1 and 2)
+//! # Invariants (ARCHITECTURE.md 1 and 2)
 //!
 //! * **No loss.** Positions are stored only from in-order, gap-free
 //!   acknowledgements of committed batches, and a stored position never

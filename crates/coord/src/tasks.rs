@@ -1,6 +1,6 @@
 //! The stage task board of distributed stages: one control record per batch
 //! in flight, claims under the claimer's lease, and the epoch that fences
-//! them (DESIGN.md "Stages are scheduled as distributed tasks").
+//! them (ARCHITECTURE.md, `distributed/` in "Where things live").
 //!
 //! ```text
 //! {root}epoch                    the leader's current epoch; its mod revision is the epoch's term

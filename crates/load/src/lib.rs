@@ -7,7 +7,7 @@
 //! target state ([`apply`]), and the target's metadata migrations and
 //! checkpoint ([`meta`]).
 //!
-//! Invariants this crate upholds (DESIGN.md):
+//! Invariants this crate upholds (ARCHITECTURE.md):
 //! * **Convergence** (3): keyed tables are written only as full-image upserts
 //!   and deletes by key, so a replayed batch converges.
 //! * **Order** (4): all operations on one key go to one connection, in the

@@ -17,7 +17,7 @@
 //!
 //! The stages are tokio tasks joined by [`channel`]s bounded in messages
 //! and bytes, so memory stays bounded however large a transaction is
-//! (DESIGN.md invariant 5). The key decision is that **only Load
+//! (ARCHITECTURE.md invariant 5). The key decision is that **only Load
 //! acknowledges, in order, after commit** — positions therefore never pass a
 //! change the target does not hold (invariant 1), and any failure anywhere
 //! else is handled by simply not acknowledging and replaying (invariant 3:

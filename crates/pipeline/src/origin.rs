@@ -1,4 +1,4 @@
-//! Recognising what a bidirectional pipeline's peer applied (DESIGN.md
+//! Recognising what a bidirectional pipeline's peer applied (ARCHITECTURE.md
 //! invariant 10, "no loop").
 //!
 //! The peer's loader tags every transaction it applies to this pipeline's

@@ -83,6 +83,7 @@ pub struct ChunkRead {
 /// A source connection for snapshot reads (MariaDB only).
 pub struct SnapshotReader {
     conn: Conn,
+    dialect: Dialect,
 }
 
 impl SnapshotReader {
@@ -93,7 +94,8 @@ impl SnapshotReader {
         timeout: Duration,
     ) -> Result<Self, BinlogError> {
         let mut conn = crate::connect::connect(url, tls, timeout).await?;
-        if Dialect::detect(&mut conn).await?.flavor() != Flavor::Mariadb {
+        let dialect = Dialect::detect(&mut conn).await?;
+        if dialect.flavor() != Flavor::Mariadb {
             return Err(BinlogError::Preflight(
                 "`snapshot.mode: initial` needs a MariaDB source: only MariaDB reports the exact binlog position of a consistent snapshot (binlog_snapshot_file/position); copy the tables another way and use `snapshot.mode: never`".into(),
             ));
@@ -107,34 +109,37 @@ impl SnapshotReader {
                 .await
                 .map_err(|e| BinlogError::source(format!("running `{sql}`"), e))?;
         }
-        Ok(SnapshotReader { conn })
+        Ok(SnapshotReader { conn, dialect })
     }
 
-    /// The source's current binlog end (`SHOW MASTER STATUS`, with
-    /// `@@gtid_binlog_pos`): where streaming starts, read before any chunk.
+    /// The source's current binlog end (`SHOW BINLOG STATUS` or the
+    /// spelling its version takes, with its GTID position): where streaming
+    /// starts, read before any chunk.
     pub async fn binlog_end(&mut self) -> Result<Position, BinlogError> {
+        let status = self.dialect.binlog_status();
         let row: Option<mysql_async::Row> = self
             .conn
-            .query_first("SHOW MASTER STATUS")
+            .query_first(status)
             .await
-            .map_err(|e| BinlogError::source("reading SHOW MASTER STATUS", e))?;
+            .map_err(|e| BinlogError::source(format!("reading {status}"), e))?;
         let Some(row) = row else {
-            return Err(BinlogError::Preflight(
-                "SHOW MASTER STATUS is empty: binary logging is off on the source".into(),
-            ));
+            return Err(BinlogError::Preflight(format!(
+                "{status} is empty: binary logging is off on the source"
+            )));
         };
         let file: Option<String> = row.get(0);
         let pos: Option<u64> = row.get(1);
         let (Some(file), Some(pos)) = (file, pos) else {
-            return Err(BinlogError::Preflight(
-                "SHOW MASTER STATUS has no file and position".into(),
-            ));
+            return Err(BinlogError::Preflight(format!(
+                "{status} has no file and position"
+            )));
         };
+        let executed = self.dialect.executed_gtids();
         let gtid: Option<String> = self
             .conn
-            .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+            .query_first(executed)
             .await
-            .map_err(|e| BinlogError::source("reading @@gtid_binlog_pos", e))?;
+            .map_err(|e| BinlogError::source(format!("reading `{executed}`"), e))?;
         let mut position = Position::new(file, pos);
         if let Some(g) = gtid.filter(|g| !g.is_empty()) {
             position.gtid = g.parse().ok();

@@ -2,7 +2,7 @@
 //! retry), pause, planned handover and manual source switch — all through
 //! records under the pipeline's etcd prefix ([`sluice_coord::control`]), so
 //! they work from any node, survive failover and leave an audit trail
-//! (DESIGN.md "Control plane", invariant 11 "Halt, don't flap").
+//! (ARCHITECTURE.md invariant 8, "Halt, don't flap").
 //!
 //! # Halt, don't flap
 //!

@@ -104,7 +104,10 @@ impl Resolver {
             };
             let Some(entry) = self.history.get_mut(&s.history_key) else {
                 tracing::warn!(request = %s.request, "the history entry of a skip is missing; the dropped change is only logged");
-                tracing::warn!(request = %s.request, change = ?change, "change dropped by an operator's skip");
+                // The record is lost, so the log line carries all of it, as the
+                // history would have: the JSON of the change and its images.
+                let record = serde_json::to_string(&change).unwrap_or_default();
+                tracing::warn!(request = %s.request, table = %change.table, kind = %change.kind, change = %record, "change dropped by an operator's skip");
                 continue;
             };
             tracing::info!(request = %s.request, table = %change.table, kind = %change.kind, "change dropped by an operator's skip");

@@ -123,7 +123,10 @@ pub(super) async fn run_node(
     };
     let node = NodeRecord {
         node_id: opts.node_id.clone(),
-        address: pipeline.admin.as_ref().map(|a| a.listen.to_string()),
+        address: pipeline
+            .admin
+            .as_ref()
+            .map(|a| opts.admin_address.unwrap_or(a.listen).to_string()),
         role: "standby".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         server_id: Some(opts.server_id.unwrap_or(pipeline.source.server_id)),

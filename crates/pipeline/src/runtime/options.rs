@@ -19,6 +19,10 @@ pub struct RunOptions {
     /// Live status for the admin endpoint, and where alarms go
     /// ([`crate::status`]).
     pub status: crate::status::NodeStatus,
+    /// The admin listener's bound address, published in the node record
+    /// (with `admin.listen` port 0 the configured address names no port);
+    /// `None` publishes `admin.listen` as configured.
+    pub admin_address: Option<std::net::SocketAddr>,
 }
 
 impl Default for RunOptions {
@@ -29,6 +33,7 @@ impl Default for RunOptions {
             progress_interval: Duration::from_secs(10),
             server_id: None,
             status: crate::status::NodeStatus::default(),
+            admin_address: None,
         }
     }
 }
