@@ -195,12 +195,28 @@ async fn target_ids(target: &MariaDb) -> Vec<i64> {
 /// else arrives.
 #[tokio::test]
 async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
-    let (source, target, etcd, _dir, config, mut a, mut b) = pair("halt").await?;
-    // Not halted: exit 0, `"halted": false`; resolutions are refused.
+    let (source, target, etcd, dir, config, mut a, mut b) = pair("halt").await?;
+    // Not halted: exit 0, `"halted": false`; every resolution is refused,
+    // with the same one message.
     let state = cli_json(&["errors"], &config).await;
     assert_eq!(state["halted"], false, "{state}");
+    let fix = dir.path().join("fix.sql");
+    std::fs::write(&fix, "INSERT INTO shop.events VALUES (20, 'fixed')")?;
+    let fix = fix.display().to_string();
     let why = refused(&["errors", "retry"], &config).await;
     assert!(why.contains("not halted"), "{why}");
+    for args in [
+        &["errors", "skip"][..],
+        &["errors", "skip", "--scope", "batch"],
+        &["errors", "replace", "--sql", &fix],
+    ] {
+        let other = refused(args, &config).await;
+        assert_eq!(
+            other.replace(args[1], "retry"),
+            why,
+            "{args:?}: the same refusal"
+        );
+    }
 
     let state = halt_on_a_long_value(&source, &target, &config, &[&a, &b]).await;
     let error = &state["error"];
@@ -411,6 +427,56 @@ async fn skip_transaction_drops_the_split_source_transaction() -> TestResult {
             "{id}: {skipped:?}"
         );
     }
+
+    // `--scope batch` drops the whole halted batch (at most `max_rows`
+    // rows around the failing one, whichever transactions they belong to)
+    // and nothing else.
+    source
+        .exec(
+            "INSERT INTO shop.events VALUES (60, 'ok');
+             INSERT INTO shop.events VALUES (61, 'much-too-long');
+             INSERT INTO shop.events VALUES (62, 'ok');
+             INSERT INTO shop.events VALUES (63, 'ok');",
+        )
+        .await?;
+    let state = wait_errors(&config, "halted again", &[&a, &b], |s| s["halted"] == true).await;
+    assert_eq!(state["error"]["failure"]["key"], "(id=61)", "{state:#}");
+    let out = cli_json(&["errors", "skip", "--scope", "batch"], &config).await;
+    assert_eq!(out["state"], "done", "{out:#}");
+    let state = wait_errors(&config, "batch skip done", &[&a], |s| {
+        s["history"][1]["state"] == "done"
+    })
+    .await;
+    let entry = &state["history"][1];
+    assert_eq!(entry["scope"], "batch", "{entry:#}");
+    let dropped: Vec<i64> = entry["skipped"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|c| c["after"][0]["value"]["Int"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("the batch skip dropped {dropped:?}");
+    assert!(dropped.contains(&61), "{entry:#}");
+    assert_eq!(
+        Some(dropped.len() as u64),
+        entry["error"]["batch"]["rows"].as_u64(),
+        "the halted batch's rows: {entry:#}"
+    );
+    assert!(
+        dropped.len() <= 2 && dropped.iter().all(|id| (60..=63).contains(id)),
+        "the halted batch only (max_rows: 2): {entry:#}"
+    );
+    let list = dropped
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let without = format!(
+        "SELECT id, v FROM shop.events WHERE id NOT BETWEEN 40 AND 44 AND id NOT IN ({list}) ORDER BY id"
+    );
+    wait_same(&source, &target, &without, all, Duration::from_secs(30), &a).await;
     for node in [&mut a, &mut b] {
         let status = node.terminate(Duration::from_secs(30)).await;
         assert!(status.success(), "{}", node.log_tail());
@@ -587,6 +653,24 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
             }
         };
         check("after the pause").await;
+        // `sluice status` shows the pause, in JSON and in text.
+        let status = cli_json(&["status"], &config).await;
+        assert_eq!(status["halted"], false, "{status:#}");
+        assert!(
+            status["paused"]["operator"]
+                .as_str()
+                .is_some_and(|o| o.contains('@')),
+            "{status:#}"
+        );
+        let human = cli(&["status"], &config).await;
+        assert!(human.status.success(), "{}", text(&human));
+        let human = String::from_utf8_lossy(&human.stdout).to_string();
+        assert!(
+            human
+                .lines()
+                .any(|l| l.trim_start().starts_with("paused") && l.contains("yes, by")),
+            "{human}"
+        );
         a.kill().await;
         wait_leader(&etcd, "pause", Some("node-b"), Duration::from_secs(20)).await;
         // node-b leads and confirms the pause.
@@ -628,6 +712,8 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
     assert_eq!(out["state"], "done");
     let all = "SELECT id, v FROM shop.events ORDER BY id";
     wait_same(&source, &target, all, all, Duration::from_secs(60), &b).await;
+    let status = cli_json(&["status"], &config).await;
+    assert!(status["paused"].is_null(), "{status:#}");
     let status = b.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{}", b.log_tail());
     Ok(())
