@@ -17,7 +17,7 @@ use crate::ops::{get, metric};
 use crate::pipeline::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
-use crate::support::ha::setup_with;
+use crate::support::ha::{setup_with, wait_load_applied};
 use crate::support::sql::number;
 
 const PAIR: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
@@ -823,13 +823,24 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
     };
     let handovers = async {
         let mut windows = Vec::new();
-        for (to, expect) in [
+        for (n, (to, expect)) in [
             (Some("node-b"), "node-b"),
             (Some("node-a"), "node-a"),
             (None, "node-b"),
-        ] {
-            // Part-way into the load, and between handovers.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Part-way into the load, and 250 of its rows applied between
+            // handovers.
+            wait_load_applied(
+                &target,
+                100,
+                250 * (n as u64 + 1),
+                Duration::from_secs(60),
+                &[&a, &b],
+            )
+            .await;
             let from_us = now_us();
             let mut args = vec!["handover"];
             if let Some(to) = to {
@@ -959,8 +970,8 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
     let mut conn = primary.conn().await?;
     let load = paced_load(&mut conn, 100..700, 10, Some(5));
     let switch = async {
-        // Part-way into the load.
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Part-way into the load: some of its rows replicated.
+        wait_load_applied(&target, 100, 80, Duration::from_secs(30), &[&a, &b]).await;
         let to = format!("127.0.0.1:{}", replica.port());
         let out = cli_json(&["source", "switch", "--to", &to], &path).await;
         assert!(
