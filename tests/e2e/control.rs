@@ -719,6 +719,130 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
     Ok(())
 }
 
+/// The ids of the source's binlog dump threads.
+async fn dump_threads(source: &MariaDb) -> Vec<u64> {
+    rows(
+        source,
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' ORDER BY ID",
+    )
+    .await
+    .into_iter()
+    .filter_map(|r| r[0].as_deref().and_then(|v| v.parse().ok()))
+    .collect()
+}
+
+/// A pause outlasting the source's `net_write_timeout`: while paused the
+/// node stops reading the dump (the bounded channels fill), so the source
+/// gives up on it and closes it. On `resume` the node reconnects from the
+/// last whole transaction: the target equals the source — a keyless table
+/// shows any repeat — and the log has no ERROR line.
+#[tokio::test]
+async fn pause_outlasting_the_source_timeout_resumes_without_loss() -> TestResult {
+    // Small batches and a window of two: the node buffers little, so a
+    // bounded load fills the buffers and the socket's.
+    let settings = PAIR.replace(
+        "batch: { max_delay: 5ms }",
+        "batch: { max_delay: 5ms, max_rows: 200, max_bytes: 256KiB, window: 2 }",
+    );
+    let (source, target, _etcd, _dir, config) = setup_with("longpause", &settings).await?;
+    // A dump the replica stops reading is dropped after 2 s (the dump
+    // session takes the global values when it connects, below).
+    source
+        .exec("SET GLOBAL net_write_timeout = 2; SET GLOBAL net_read_timeout = 2;")
+        .await?;
+    source
+        .exec("CREATE TABLE shop.pad (id BIGINT NOT NULL, pad TEXT)")
+        .await?;
+    let mut a = Sluice::start_node(&config, "node-a", Some(server_id()));
+    source
+        .exec("INSERT INTO shop.events VALUES (1, 'first'); INSERT INTO shop.pad VALUES (1, 'first');")
+        .await?;
+    let events = "SELECT id, v FROM shop.events ORDER BY id";
+    let pad = "SELECT id, MD5(pad) FROM shop.pad ORDER BY id, MD5(pad)";
+    wait_same(
+        &source,
+        &target,
+        events,
+        events,
+        Duration::from_secs(30),
+        &a,
+    )
+    .await;
+    wait_same(&source, &target, pad, pad, Duration::from_secs(30), &a).await;
+    let dumps = dump_threads(&source).await;
+    assert_eq!(dumps.len(), 1, "one dump: {dumps:?}");
+
+    let out = cli_json(&["pause"], &config).await;
+    assert_eq!(out["acknowledged_by"], "node-a", "{out:#}");
+    let held = (rows(&target, events).await, rows(&target, pad).await);
+    // Load until the source drops the dump it can no longer write to
+    // (bounded: at most 4,000 statements of 40 KB).
+    let mut conn = source.conn().await?;
+    let row = format!("REPEAT('{}', 2000)", 'x');
+    let mut id = 100i64;
+    let started = Instant::now();
+    loop {
+        let values = (0..20)
+            .map(|i| format!("({}, CONCAT({id}, '-', {i}, {row}))", id + i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.query_drop(format!(
+            "INSERT INTO shop.pad VALUES {values}; INSERT INTO shop.events VALUES ({id}, 'load')"
+        ))
+        .await?;
+        id += 20;
+        if id % 400 == 0 && !dump_threads(&source).await.contains(&dumps[0]) {
+            break;
+        }
+        assert!(
+            id < 100 + 20 * 4000,
+            "the source never dropped the dump of a paused node:\n{}",
+            a.log_tail()
+        );
+    }
+    println!(
+        "the source dropped the paused dump after {} MB of load, {:.1} s into the pause",
+        (id - 100) * 2 / 1000,
+        started.elapsed().as_secs_f64()
+    );
+    // A few rows more after the drop, and a pause well past the timeout.
+    for more in 0..20i64 {
+        conn.exec_drop(
+            "INSERT INTO shop.events VALUES (?, 'after the drop')",
+            (id + more,),
+        )
+        .await?;
+    }
+    assert_eq!(
+        (rows(&target, events).await, rows(&target, pad).await),
+        held,
+        "rows reached the target while paused"
+    );
+    assert!(a.is_running(), "{}", a.log_tail());
+
+    let out = cli_json(&["resume"], &config).await;
+    assert_eq!(out["state"], "done", "{out:#}");
+    wait_same(
+        &source,
+        &target,
+        events,
+        events,
+        Duration::from_secs(120),
+        &a,
+    )
+    .await;
+    wait_same(&source, &target, pad, pad, Duration::from_secs(120), &a).await;
+    let log = a.log_text();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "ERROR lines: {errors:#?}");
+    if std::env::var_os("SLUICE_TEST_DUMP").is_some() {
+        println!("{log}");
+    }
+    let status = a.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", a.log_tail());
+    Ok(())
+}
+
 /// The worst replication delay of rows created in `[from_us, to_us)`
 /// (Unix µs): target apply time minus source insert time.
 async fn max_delay_ms(target: &MariaDb, table: &str, from_us: u64, to_us: u64) -> f64 {
