@@ -1,8 +1,9 @@
 //! Operator control on an active/standby pair in etcd (issue 18): a
 //! definite error halts the pipeline in place and `sluice errors
-//! skip|replace|retry` resolve it; `pause` holds through a failover;
-//! `handover` switches the active node within a second without losing or
-//! repeating a row; `source switch` moves to a replica by GTID.
+//! skip|replace|retry` resolve it; `handover` switches the active node
+//! within a second without losing or repeating a row; `source switch`
+//! moves to a replica by GTID. `pause` is in [`crate::control_pause`],
+//! which shares the helpers here.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -17,15 +18,14 @@ use crate::ops::{get, metric};
 use crate::pipeline::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
-use crate::support::ha::setup_with;
-use crate::support::sql::number;
+use crate::support::ha::{setup_with, wait_load_applied};
 
-const PAIR: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
+pub(crate) const PAIR: &str = "ha: { lease_ttl: 3s, standby_delay: 1s }\n\
                     batch: { max_delay: 5ms }\n\
                     admin: { listen: \"127.0.0.1:0\" }\n";
 
 /// Runs `sluice ARGS --config CONFIG` to completion.
-async fn cli(args: &[&str], config: &Path) -> Output {
+pub(crate) async fn cli(args: &[&str], config: &Path) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.args(args).arg("--config").arg(config);
     tokio::time::timeout(Duration::from_secs(120), cmd.output())
@@ -34,7 +34,7 @@ async fn cli(args: &[&str], config: &Path) -> Output {
         .expect("run sluice")
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
@@ -44,7 +44,7 @@ fn text(out: &Output) -> String {
 }
 
 /// `sluice ARGS --json`, which must succeed, as JSON.
-async fn cli_json(args: &[&str], config: &Path) -> Value {
+pub(crate) async fn cli_json(args: &[&str], config: &Path) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = cli(&all, config).await;
@@ -54,7 +54,7 @@ async fn cli_json(args: &[&str], config: &Path) -> Value {
 
 /// `sluice ARGS`, which must be refused (exit 1, one line on stderr);
 /// returns that line.
-async fn refused(args: &[&str], config: &Path) -> String {
+pub(crate) async fn refused(args: &[&str], config: &Path) -> String {
     let out = cli(args, config).await;
     assert_eq!(
         out.status.code(),
@@ -69,7 +69,7 @@ async fn refused(args: &[&str], config: &Path) -> String {
 }
 
 /// The admin address a node logged.
-async fn admin(node: &Sluice) -> String {
+pub(crate) async fn admin(node: &Sluice) -> String {
     let started = Instant::now();
     loop {
         let log = node.log_text();
@@ -95,7 +95,7 @@ async fn admin(node: &Sluice) -> String {
 }
 
 /// Polls `sluice errors --json` until `check` holds.
-async fn wait_errors(
+pub(crate) async fn wait_errors(
     config: &Path,
     what: &str,
     nodes: &[&Sluice],
@@ -123,7 +123,7 @@ async fn wait_errors(
 /// Source with `shop.events`, target, etcd, a pipeline file for a pair
 /// with admin endpoints, and the pair: node-a active (a first row
 /// replicated), node-b standby.
-async fn pair(
+pub(crate) async fn pair(
     name: &str,
 ) -> Result<
     (
@@ -195,12 +195,28 @@ async fn target_ids(target: &MariaDb) -> Vec<i64> {
 /// else arrives.
 #[tokio::test]
 async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
-    let (source, target, etcd, _dir, config, mut a, mut b) = pair("halt").await?;
-    // Not halted: exit 0, `"halted": false`; resolutions are refused.
+    let (source, target, etcd, dir, config, mut a, mut b) = pair("halt").await?;
+    // Not halted: exit 0, `"halted": false`; every resolution is refused,
+    // with the same one message.
     let state = cli_json(&["errors"], &config).await;
     assert_eq!(state["halted"], false, "{state}");
+    let fix = dir.path().join("fix.sql");
+    std::fs::write(&fix, "INSERT INTO shop.events VALUES (20, 'fixed')")?;
+    let fix = fix.display().to_string();
     let why = refused(&["errors", "retry"], &config).await;
     assert!(why.contains("not halted"), "{why}");
+    for args in [
+        &["errors", "skip"][..],
+        &["errors", "skip", "--scope", "batch"],
+        &["errors", "replace", "--sql", &fix],
+    ] {
+        let other = refused(args, &config).await;
+        assert_eq!(
+            other.replace(args[1], "retry"),
+            why,
+            "{args:?}: the same refusal"
+        );
+    }
 
     let state = halt_on_a_long_value(&source, &target, &config, &[&a, &b]).await;
     let error = &state["error"];
@@ -411,6 +427,56 @@ async fn skip_transaction_drops_the_split_source_transaction() -> TestResult {
             "{id}: {skipped:?}"
         );
     }
+
+    // `--scope batch` drops the whole halted batch (at most `max_rows`
+    // rows around the failing one, whichever transactions they belong to)
+    // and nothing else.
+    source
+        .exec(
+            "INSERT INTO shop.events VALUES (60, 'ok');
+             INSERT INTO shop.events VALUES (61, 'much-too-long');
+             INSERT INTO shop.events VALUES (62, 'ok');
+             INSERT INTO shop.events VALUES (63, 'ok');",
+        )
+        .await?;
+    let state = wait_errors(&config, "halted again", &[&a, &b], |s| s["halted"] == true).await;
+    assert_eq!(state["error"]["failure"]["key"], "(id=61)", "{state:#}");
+    let out = cli_json(&["errors", "skip", "--scope", "batch"], &config).await;
+    assert_eq!(out["state"], "done", "{out:#}");
+    let state = wait_errors(&config, "batch skip done", &[&a], |s| {
+        s["history"][1]["state"] == "done"
+    })
+    .await;
+    let entry = &state["history"][1];
+    assert_eq!(entry["scope"], "batch", "{entry:#}");
+    let dropped: Vec<i64> = entry["skipped"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|c| c["after"][0]["value"]["Int"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("the batch skip dropped {dropped:?}");
+    assert!(dropped.contains(&61), "{entry:#}");
+    assert_eq!(
+        Some(dropped.len() as u64),
+        entry["error"]["batch"]["rows"].as_u64(),
+        "the halted batch's rows: {entry:#}"
+    );
+    assert!(
+        dropped.len() <= 2 && dropped.iter().all(|id| (60..=63).contains(id)),
+        "the halted batch only (max_rows: 2): {entry:#}"
+    );
+    let list = dropped
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let without = format!(
+        "SELECT id, v FROM shop.events WHERE id NOT BETWEEN 40 AND 44 AND id NOT IN ({list}) ORDER BY id"
+    );
+    wait_same(&source, &target, &without, all, Duration::from_secs(30), &a).await;
     for node in [&mut a, &mut b] {
         let status = node.terminate(Duration::from_secs(30)).await;
         assert!(status.success(), "{}", node.log_tail());
@@ -531,108 +597,6 @@ async fn errors_retry_after_fixing_the_target_loses_nothing() -> TestResult {
     Ok(())
 }
 
-/// `pause` under load: no row reaches the target while paused — also
-/// after SIGKILL of the active node, the standby taking over paused —;
-/// `resume` catches up and the target equals the source.
-#[tokio::test]
-async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
-    let (source, target, etcd, dir, config, mut a, mut b) = pair("pause").await?;
-    let why = refused(&["resume"], &config).await;
-    assert!(why.contains("not paused"), "{why}");
-    // Without etcd there is nothing to pause through.
-    let local = write_config(
-        dir.path(),
-        "local",
-        &source,
-        &target,
-        Coord::Local(&dir.path().join("state")),
-        "latest",
-        "",
-    );
-    let why = refused(&["pause"], &local).await;
-    assert!(why.contains("coordination.etcd"), "{why}");
-
-    let mut conn = source.conn().await?;
-    let load = paced_load(&mut conn, 100..800, 10, Some(7));
-    let b_addr = admin(&b).await;
-    let paused_and_failed_over = async {
-        // Part-way into the load: some of its rows reached the target.
-        sluice_testkit::wait_until_async(
-            "the load under way on the target",
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            || async {
-                let n = number(&target, "SELECT COUNT(*) FROM shop.events WHERE id >= 100").await;
-                n.is_some_and(|n| n >= 20).then_some(())
-            },
-        )
-        .await
-        .expect("the load reaches the target");
-        let out = cli_json(&["pause"], &config).await;
-        assert_eq!(out["acknowledged_by"], "node-a", "{out:#}");
-        let held = rows(&target, "SELECT id, v FROM shop.events ORDER BY id").await;
-        let why = refused(&["pause"], &config).await;
-        assert!(why.contains("already paused"), "{why}");
-        let check = |what: &'static str| {
-            let held = held.clone();
-            let target = &target;
-            async move {
-                let now = rows(target, "SELECT id, v FROM shop.events ORDER BY id").await;
-                assert!(
-                    now == held,
-                    "rows reached the target while paused ({what}): {} then {}",
-                    held.len(),
-                    now.len()
-                );
-            }
-        };
-        check("after the pause").await;
-        a.kill().await;
-        wait_leader(&etcd, "pause", Some("node-b"), Duration::from_secs(20)).await;
-        // node-b leads and confirms the pause.
-        wait_errors(&config, "acknowledged by node-b", &[&b], |s| {
-            s["paused"]["acknowledged"]["node"] == "node-b"
-        })
-        .await;
-        let (code, body) = get(&b_addr, "/readyz", None).await;
-        assert_eq!(code, 503, "{body}");
-        let body: Value = serde_json::from_str(&body).unwrap_or_default();
-        assert_eq!(body["reason"], "paused", "{body}");
-        let (_, metrics) = get(&b_addr, "/metrics", None).await;
-        assert_eq!(
-            metric(&metrics, "sluice_paused{pipeline=\"pause\"}"),
-            Some(1.0),
-            "{metrics}"
-        );
-        assert_eq!(
-            metric(&metrics, "sluice_halted{pipeline=\"pause\"}"),
-            Some(0.0),
-            "{metrics}"
-        );
-        check("after the failover").await;
-        held
-    };
-    let ((), held) = tokio::join!(load, paused_and_failed_over);
-    // The whole load is on the source; the target still holds what it held.
-    assert_eq!(
-        rows(&target, "SELECT id, v FROM shop.events ORDER BY id").await,
-        held
-    );
-    let behind = rows(&source, "SELECT COUNT(*) FROM shop.events").await;
-    println!(
-        "paused with {} rows on the target, {behind:?} on the source",
-        held.len()
-    );
-
-    let out = cli_json(&["resume"], &config).await;
-    assert_eq!(out["state"], "done");
-    let all = "SELECT id, v FROM shop.events ORDER BY id";
-    wait_same(&source, &target, all, all, Duration::from_secs(60), &b).await;
-    let status = b.terminate(Duration::from_secs(30)).await;
-    assert!(status.success(), "{}", b.log_tail());
-    Ok(())
-}
-
 /// The worst replication delay of rows created in `[from_us, to_us)`
 /// (Unix µs): target apply time minus source insert time.
 async fn max_delay_ms(target: &MariaDb, table: &str, from_us: u64, to_us: u64) -> f64 {
@@ -737,13 +701,24 @@ async fn handover_under_load_takes_over_within_a_second() -> TestResult {
     };
     let handovers = async {
         let mut windows = Vec::new();
-        for (to, expect) in [
+        for (n, (to, expect)) in [
             (Some("node-b"), "node-b"),
             (Some("node-a"), "node-a"),
             (None, "node-b"),
-        ] {
-            // Part-way into the load, and between handovers.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Part-way into the load, and 250 of its rows applied between
+            // handovers.
+            wait_load_applied(
+                &target,
+                100,
+                250 * (n as u64 + 1),
+                Duration::from_secs(60),
+                &[&a, &b],
+            )
+            .await;
             let from_us = now_us();
             let mut args = vec!["handover"];
             if let Some(to) = to {
@@ -873,8 +848,8 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
     let mut conn = primary.conn().await?;
     let load = paced_load(&mut conn, 100..700, 10, Some(5));
     let switch = async {
-        // Part-way into the load.
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Part-way into the load: some of its rows replicated.
+        wait_load_applied(&target, 100, 80, Duration::from_secs(30), &[&a, &b]).await;
         let to = format!("127.0.0.1:{}", replica.port());
         let out = cli_json(&["source", "switch", "--to", &to], &path).await;
         assert!(

@@ -13,6 +13,7 @@ mod binlog_live;
 mod config;
 mod console;
 mod control;
+mod control_pause;
 mod decode_start;
 mod deploy;
 mod fidelity;

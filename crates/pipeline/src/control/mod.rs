@@ -69,7 +69,12 @@
 //! channels and keep their connections), and the active node acknowledges
 //! the pause in the record once no batch is being applied any more — after
 //! that, no row reaches the target until `resume` deletes the record.
-//! `/readyz` answers 503 `paused` on every node.
+//! `/readyz` answers 503 `paused` on every node. A long pause under load
+//! may outlast the source's `net_write_timeout` (Select no longer reads
+//! the dump): the source closes it, and after `resume` Select reconnects
+//! from the last whole transaction like after any transient error — no
+//! keep-alive is needed, and reading on while paused would need unbounded
+//! buffers.
 //!
 //! # Handover and source switch
 //!
