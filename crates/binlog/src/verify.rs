@@ -161,17 +161,21 @@ impl SourceVerifier {
 
     /// Key ranges of about `chunk_rows` rows each covering the whole table,
     /// in key order (one range, open on both sides, for a keyless table or
-    /// an empty one).
+    /// an empty one), sent to `out` as they are found — so the comparison
+    /// of the first chunks overlaps the planning of the rest (on its own
+    /// session). Stops early, without an error, once `out`'s receiver is
+    /// gone; returns how many ranges it sent.
     pub async fn plan_chunks(
         &self,
         t: &VerifyTable,
         chunk_rows: u64,
-    ) -> Result<Vec<KeyRange>, BinlogError> {
+        out: &tokio::sync::mpsc::Sender<KeyRange>,
+    ) -> Result<u64, BinlogError> {
         if t.is_keyless() {
-            return Ok(vec![KeyRange::default()]);
+            return Ok(u64::from(out.send(KeyRange::default()).await.is_ok()));
         }
         let mut conn = self.conn().await?;
-        let mut out = Vec::new();
+        let mut sent = 0;
         let mut after: Option<Vec<BindValue>> = None;
         loop {
             let (stmt, binds) = sql::next_bound(t, after.as_deref(), chunk_rows.max(1));
@@ -183,21 +187,25 @@ impl SourceVerifier {
             )
             .await?;
             let Some(row) = rows.into_iter().next() else {
-                out.push(KeyRange {
+                let last = KeyRange {
                     after,
                     through: None,
-                });
-                return Ok(out);
+                };
+                return Ok(sent + u64::from(out.send(last).await.is_ok()));
             };
             let bound: Vec<BindValue> = t
                 .key_columns()
                 .zip(&row)
                 .map(|(c, v)| BindValue::from_canonical(c.kind, v))
                 .collect();
-            out.push(KeyRange {
+            let range = KeyRange {
                 after: after.take(),
                 through: Some(bound.clone()),
-            });
+            };
+            if out.send(range).await.is_err() {
+                return Ok(sent);
+            }
+            sent += 1;
             after = Some(bound);
         }
     }

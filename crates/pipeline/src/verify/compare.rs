@@ -79,30 +79,73 @@ fn strip_hash(mut row: BytesRow) -> BytesRow {
 }
 
 /// A window of chunks as the source read it in one snapshot.
-struct Window<'a> {
-    ranges: &'a [KeyRange],
+struct Window {
+    ranges: Vec<KeyRange>,
     sums: Vec<ChunkSum>,
     at: SnapshotPosition,
     /// How long the source took to read it.
     took: Duration,
 }
 
-impl Window<'_> {
+impl Window {
     fn rows(&self) -> u64 {
         self.sums.iter().map(|s| s.rows()).sum()
     }
 }
 
+/// The planner's ranges, handed out a window at a time: the first `skip`
+/// are dropped (chunks a resumed round already compared), except the last,
+/// which is always compared — one range behind the planner, so the last
+/// one is known as such.
+struct Planned {
+    rx: tokio::sync::mpsc::Receiver<KeyRange>,
+    held: Option<KeyRange>,
+    index: u64,
+    skip: u64,
+}
+
+impl Planned {
+    /// How many ranges were dropped as already compared.
+    fn skipped(&self) -> u64 {
+        self.index.min(self.skip)
+    }
+
+    /// Up to `n` ranges; empty once planning ended.
+    async fn window(&mut self, n: usize) -> Vec<KeyRange> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let next = self.rx.recv().await;
+            match (self.held.take(), next) {
+                (None, None) => break,
+                (None, Some(r)) => self.held = Some(r),
+                (Some(h), Some(r)) => {
+                    if self.index >= self.skip {
+                        out.push(h);
+                    }
+                    self.index += 1;
+                    self.held = Some(r);
+                }
+                (Some(h), None) => {
+                    out.push(h);
+                    self.index += 1;
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Checksums `ranges` in one source snapshot.
-async fn read_window<'a>(
+async fn read_window(
     source: &SourceVerifier,
     t: &VerifyTable,
-    ranges: &'a [KeyRange],
-) -> Result<Window<'a>, PipelineError> {
+    ranges: Vec<KeyRange>,
+) -> Result<Window, PipelineError> {
     let began = Instant::now();
     let mut snap = source.snapshot().await?;
     let mut sums = Vec::with_capacity(ranges.len());
-    for range in ranges {
+    for range in &ranges {
         sums.push(snap.checksum(t, range).await?);
     }
     let at = snap.position.clone();
@@ -122,12 +165,12 @@ async fn check_window(
     applied: &Applied,
     target: &TargetVerifier,
     t: &VerifyTable,
-    w: &Window<'_>,
+    w: &Window,
 ) -> Result<(Vec<KeyRange>, Duration, Duration), PipelineError> {
     let began = Instant::now();
     applied.wait_past(&w.at).await?;
     let waited = began.elapsed();
-    let sums = target.checksums(t, w.ranges).await?;
+    let sums = target.checksums(t, &w.ranges).await?;
     let differing = w
         .ranges
         .iter()
@@ -146,20 +189,18 @@ impl Verifier {
             return self.compare_keyless(t).await;
         }
         let began = Instant::now();
-        let ranges = self.source.plan_chunks(t, self.opts.chunk_rows).await?;
-        let planned = began.elapsed();
         let (mut source_took, mut waited, mut target_took) =
             (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         // A resumed continuous round: the chunks its previous leader did
         // (boundaries are re-planned, so this is by index).
-        let skip = usize::try_from(std::mem::take(&mut self.opts.skip_chunks))
-            .unwrap_or(usize::MAX)
-            .min(ranges.len().saturating_sub(1));
-        let mut done = skip as u64;
-        self.chunks_done.store(done, Ordering::Relaxed);
+        let skip = std::mem::take(&mut self.opts.skip_chunks);
         let mut rows = 0;
+        let mut compared = 0u64;
         let mut suspects = Vec::new();
-        // Two servers, two lanes: while the target checks one window, the
+        let window_chunks = self.opts.window_chunks.max(1);
+        let chunk_rows = self.opts.chunk_rows;
+        // Three lanes: the planner walks the key index on its own session,
+        // a window ahead at most; while the target checks one window, the
         // source reads the next (the target's check waits for the pipeline
         // to apply through that window's position, so the source never runs
         // more than one window ahead of it).
@@ -171,36 +212,56 @@ impl Verifier {
             chunks_done,
             ..
         } = self;
-        let mut windows = ranges[skip..].chunks(self.opts.window_chunks.max(1));
-        let mut read = match windows.next() {
-            Some(w) => Some(read_window(source, t, w).await?),
-            None => None,
+        let source: &SourceVerifier = source;
+        let (planned_tx, planned_rx) = tokio::sync::mpsc::channel(window_chunks * 2);
+        let planner = async move {
+            let began = Instant::now();
+            let planned = source.plan_chunks(t, chunk_rows, &planned_tx).await;
+            (planned, began.elapsed())
         };
-        while let Some(w) = read.take() {
-            rows += w.rows();
-            source_took += w.took;
-            throttle.take(w.rows()).await;
-            let next = windows.next();
-            let (checked, next) = tokio::join!(check_window(applied, target, t, &w), async {
-                match next {
-                    Some(n) => read_window(source, t, n).await.map(Some),
-                    None => Ok(None),
-                }
-            });
-            let (differing, w_waited, w_took) = checked?;
-            suspects.extend(differing);
-            (waited, target_took) = (waited + w_waited, target_took + w_took);
-            read = next?;
-            done += w.ranges.len() as u64;
-            chunks_done.store(done, Ordering::Relaxed);
-        }
-        // Where the time went (the two lanes overlap: the sum exceeds the
-        // wall time when both servers were busy at once).
+        let compare = async {
+            let mut chunks = Planned {
+                rx: planned_rx,
+                held: None,
+                index: 0,
+                skip,
+            };
+            chunks_done.store(skip, Ordering::Relaxed);
+            let mut read = match chunks.window(window_chunks).await {
+                w if w.is_empty() => None,
+                w => Some(read_window(source, t, w).await?),
+            };
+            while let Some(w) = read.take() {
+                rows += w.rows();
+                source_took += w.took;
+                throttle.take(w.rows()).await;
+                let (checked, next) = tokio::join!(check_window(applied, target, t, &w), async {
+                    match chunks.window(window_chunks).await {
+                        n if n.is_empty() => Ok(None),
+                        n => read_window(source, t, n).await.map(Some),
+                    }
+                });
+                let (differing, w_waited, w_took) = checked?;
+                suspects.extend(differing);
+                (waited, target_took) = (waited + w_waited, target_took + w_took);
+                read = next?;
+                compared += w.ranges.len() as u64;
+                chunks_done.store(chunks.skipped() + compared, Ordering::Relaxed);
+            }
+            Ok::<_, PipelineError>(())
+        };
+        let ((planned, plan_took), compared_all) = tokio::join!(planner, compare);
+        // A planner that failed ended the ranges early: its error is the
+        // outcome, whatever the comparison of the ranges it sent found.
+        planned?;
+        compared_all?;
+        // Where the time went (the lanes overlap: the sum exceeds the wall
+        // time when the servers were busy at once).
         tracing::info!(
             table = %t.source_name(),
-            chunks = ranges.len() - skip,
+            chunks = compared,
             suspects = suspects.len(),
-            plan_ms = planned.as_millis() as u64,
+            plan_ms = plan_took.as_millis() as u64,
             source_ms = source_took.as_millis() as u64,
             target_wait_ms = waited.as_millis() as u64,
             target_ms = target_took.as_millis() as u64,
@@ -212,7 +273,6 @@ impl Verifier {
             candidates.extend(self.narrow(t, range).await?);
         }
         let differences = self.persisting(t, candidates.into_iter().collect()).await?;
-        let compared = (ranges.len() - skip) as u64;
         Ok(TableOutcome::new(t, compared, rows, differences))
     }
 
