@@ -195,8 +195,20 @@ pub enum LoadError {
         batch_id: u64,
         table: String,
         key: String,
+        /// The key columns and values, by name: what `sluice errors skip
+        /// --scope change` needs to drop exactly this row.
+        key_values: Vec<(String, sluice_core::Value)>,
         target: String,
         before: String,
+    },
+    /// `conflicts: {newer_wins: COLUMN}` and a keyed table without that
+    /// column: its conflicts could not be decided, so the source would win
+    /// them silently.
+    #[error("batch {batch_id}: table {table} has no column `{column}`, which bidirectional.conflicts.newer_wins compares: add it to the table on both sides, or choose another policy")]
+    NewerWinsColumn {
+        batch_id: u64,
+        table: String,
+        column: String,
     },
     /// The target refused (or failed to run) a replicated DDL statement.
     #[error("batch {batch_id}: DDL failed on the target: {sql}: {source}")]
@@ -318,7 +330,8 @@ impl Classify for LoadError {
             | LoadError::Config { .. }
             | LoadError::FencedOut { .. }
             | LoadError::Tagging { .. }
-            | LoadError::Conflict { .. } => ErrorClass::Definite,
+            | LoadError::Conflict { .. }
+            | LoadError::NewerWinsColumn { .. } => ErrorClass::Definite,
         }
     }
 }
