@@ -6,18 +6,22 @@
 //!   sides end equal; each server's binlog holds, for the keys its own load
 //!   wrote, exactly that load's row changes, all under its own server id
 //!   (nothing came back, not even a no-op upsert), and the peer's copy
-//!   arrives under the peer's tag; a transaction split across batches is
-//!   not replicated back; and once the loads stop, both binlogs stop
-//!   growing (bytes and GTID positions sampled over 10 s).
-//! * `sluice verify` of both directions reports equal at the end.
+//!   arrives under the peer's tag; a transaction split across batches
+//!   (b2a's batch counter grows by two or more) is not replicated back; and
+//!   once the loads stop, both binlogs stop growing (bytes and GTID
+//!   positions sampled over 10 s).
+//! * `sluice verify` of both directions reports equal at the end; a
+//!   `verify --repair` on B is dropped by b2a (its writes carry the tag or
+//!   the marker row).
+//! * Conflict policies `stop` and `newer_wins` are in `bidi_conflicts`.
 //! * Tagging refusal: a target user that may not set its session
 //!   `server_id` is refused before anything is applied, with one message
 //!   naming the privilege.
 //! * Conflicts: rows updated on both sides while both pipelines were down,
 //!   with `source_wins` on a2b and `target_wins` on b2a (A is the home site),
 //!   end with A's values on both; every conflict is recorded in
-//!   `sluice_meta.conflicts` on the target that met it and counted in
-//!   `sluice_conflicts_total`.
+//!   `sluice_meta.conflicts` on the target that met it, counted in
+//!   `sluice_conflicts_total` and sent as a `conflict` event.
 //!
 //! Binlogs are read with sluice's own offline decoder
 //! (`sluice_binlog::file`).
@@ -430,6 +434,36 @@ async fn disjoint_loads(tagging: &str) -> TestResult {
         let doc = json_of(&run_sluice(&["verify", "--json"], config).await);
         assert_eq!(doc["equal"], true, "verify {name}: {doc}");
     }
+    // A repair's writes carry the tag (or the marker row) too: b2a drops
+    // the transaction that mends B instead of copying it to A.
+    let dropped = || async {
+        let (_, body) = get(&admin_ba, "/metrics", None).await;
+        metric(&body, "sluice_peer_transactions_dropped_total").unwrap_or(0.0)
+    };
+    let dropped_before = dropped().await;
+    pair.b
+        .exec("SET sql_log_bin = 0; UPDATE app.t SET v = 'drift' WHERE id = 0")
+        .await?;
+    let doc = json_of(&run_sluice(&["verify", "--repair", "--json"], &a2b).await);
+    assert_eq!(
+        number(
+            &pair.b,
+            "SELECT COUNT(*) FROM app.t WHERE id = 0 AND v = 'p'"
+        )
+        .await,
+        Some(1),
+        "repaired: {doc}"
+    );
+    // b2a read past the repair once a later row of B arrived on A.
+    probe(&pair.b, &pair.a, B_KEYS + 200_000, &node_ba).await;
+    sluice_testkit::wait_until_async(
+        "b2a to drop the repair",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async { (dropped().await - dropped_before >= 1.0).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", node_ba.log_tail()));
     for node in [&mut node_ab, &mut node_ba] {
         assert!(node.terminate(Duration::from_secs(30)).await.success());
     }
