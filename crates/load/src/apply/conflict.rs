@@ -70,7 +70,7 @@ use sqlx::Row as _;
 use super::catalog::{replication_key, TargetKeys};
 use super::options::{ConflictPolicy, ConflictRules, ConflictSeen};
 use super::partition::{Piece, PieceOp};
-use crate::error::LoadError;
+use crate::error::{ConflictRow, LoadError};
 use crate::key::{describe_key, key_bytes};
 use crate::merge::qualified;
 use crate::sql::{encode_value, push_ident};
@@ -327,17 +327,19 @@ async fn judge_row(
                 batch_id,
                 table: qualified(table),
                 key: key_text,
-                key_values: key
-                    .iter()
-                    .filter_map(|&k| {
-                        Some((table.columns.get(k)?.name.clone(), row.get(k)?.clone()))
-                    })
-                    .collect(),
-                target: target_json.unwrap_or_else(|| "none".into()),
-                before: match before {
-                    Some(_) => "a row".into(),
-                    None => "none (an insert)".into(),
-                },
+                row: Box::new(ConflictRow {
+                    key_values: key
+                        .iter()
+                        .filter_map(|&k| {
+                            Some((table.columns.get(k)?.name.clone(), row.get(k)?.clone()))
+                        })
+                        .collect(),
+                    target: target_json.unwrap_or_else(|| "none".into()),
+                    before: match before {
+                        Some(_) => "a row".into(),
+                        None => "none (an insert)".into(),
+                    },
+                }),
             })
         }
     };

@@ -109,15 +109,12 @@ fn failure(error: &PipelineError) -> Option<ChangeFailure> {
                 server: Some(server(s)),
             },
             LoadError::Conflict {
-                table,
-                key,
-                key_values,
-                ..
+                table, key, row, ..
             } => ChangeFailure {
                 table: Some(table.clone()),
                 key: Some(key.clone()),
                 key_values: Some(
-                    key_values
+                    row.key_values
                         .iter()
                         .map(|(column, value)| ColumnValue {
                             column: column.clone(),
@@ -226,10 +223,17 @@ mod tests {
             batch_id: 4,
             table: "`app`.`t`".into(),
             key: "(id=7)".into(),
-            key_values: vec![("id".into(), Value::Int(7))],
-            target: "{}".into(),
-            before: "a row".into(),
+            row: Box::new(sluice_load::ConflictRow {
+                key_values: vec![("id".into(), Value::Int(7))],
+                target: "{}".into(),
+                before: "a row".into(),
+            }),
         });
+        assert!(
+            e.to_string()
+                .contains("target row: {}, source before image: a row"),
+            "{e}"
+        );
         let h = halt_record(stage_of(&e), &e, None, "n", None, false);
         assert_eq!(h.stage, "load");
         let f = h.failure.expect("failure");
