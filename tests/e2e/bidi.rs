@@ -6,18 +6,22 @@
 //!   sides end equal; each server's binlog holds, for the keys its own load
 //!   wrote, exactly that load's row changes, all under its own server id
 //!   (nothing came back, not even a no-op upsert), and the peer's copy
-//!   arrives under the peer's tag; a transaction split across batches is
-//!   not replicated back; and once the loads stop, both binlogs stop
-//!   growing (bytes and GTID positions sampled over 10 s).
-//! * `sluice verify` of both directions reports equal at the end.
+//!   arrives under the peer's tag; a transaction split across batches
+//!   (b2a's batch counter grows by two or more) is not replicated back; and
+//!   once the loads stop, both binlogs stop growing (bytes and GTID
+//!   positions sampled over 10 s).
+//! * `sluice verify` of both directions reports equal at the end; a
+//!   `verify --repair` on B is dropped by b2a (its writes carry the tag or
+//!   the marker row).
+//! * Conflict policies `stop` and `newer_wins` are in `bidi_conflicts`.
 //! * Tagging refusal: a target user that may not set its session
 //!   `server_id` is refused before anything is applied, with one message
 //!   naming the privilege.
 //! * Conflicts: rows updated on both sides while both pipelines were down,
 //!   with `source_wins` on a2b and `target_wins` on b2a (A is the home site),
 //!   end with A's values on both; every conflict is recorded in
-//!   `sluice_meta.conflicts` on the target that met it and counted in
-//!   `sluice_conflicts_total`.
+//!   `sluice_meta.conflicts` on the target that met it, counted in
+//!   `sluice_conflicts_total` and sent as a `conflict` event.
 //!
 //! Binlogs are read with sluice's own offline decoder
 //! (`sluice_binlog::file`).
@@ -299,12 +303,13 @@ async fn disjoint_loads(tagging: &str) -> TestResult {
         &format!("{{ peer: b2a, tagging: {tagging} }}"),
         "",
     );
+    let admin_ba = format!("127.0.0.1:{}", free_port());
     let b2a = pair.config(
         "b2a",
         &pair.b,
         &pair.a,
         &format!("{{ peer: a2b, tagging: {tagging} }}"),
-        "",
+        &format!("admin: {{ listen: \"{admin_ba}\" }}\n"),
     );
     let mut node_ab = Sluice::start_node(&a2b, "node-ab", None);
     let mut node_ba = Sluice::start_node(&b2a, "node-ba", None);
@@ -312,11 +317,10 @@ async fn disjoint_loads(tagging: &str) -> TestResult {
     probe(&pair.a, &pair.b, 0, &node_ab).await;
     probe(&pair.b, &pair.a, B_KEYS, &node_ba).await;
 
-    // Disjoint loads at once; B ends with one transaction larger than four
-    // batches of b2a (max_rows 200), which b2a applies in slices.
-    let (from_a, from_b) = tokio::join!(
+    // Disjoint loads at once.
+    let (from_a, mut from_b) = tokio::join!(
         load(&pair.a, "A", 0, 150, 0),
-        load(&pair.b, "B", B_KEYS, 150, 900),
+        load(&pair.b, "B", B_KEYS, 150, 0),
     );
     let opts = CompareOpts::default();
     wait_until_same(
@@ -329,6 +333,32 @@ async fn disjoint_loads(tagging: &str) -> TestResult {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}\n-----\n{}", node_ab.log_tail(), node_ba.log_tail()));
+    // Then one transaction on B larger than four batches of b2a (max_rows
+    // 200), alone, so that b2a's batch counter shows it was split.
+    let batches = || async {
+        let (_, body) = get(&admin_ba, "/metrics", None).await;
+        metric(&body, "sluice_batches_total{stage=\"load\"}").unwrap_or(0.0)
+    };
+    let batches_before = batches().await;
+    from_b.extend(load(&pair.b, "B", B_KEYS + 100_000, 0, 900).await);
+    wait_until_same(
+        &pair.a,
+        "app",
+        &pair.b,
+        "app",
+        &opts,
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}\n-----\n{}", node_ab.log_tail(), node_ba.log_tail()));
+    sluice_testkit::wait_until_async(
+        "b2a to count the big transaction's batches",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async { (batches().await - batches_before >= 2.0).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: fewer than 2 batches\n{}", node_ba.log_tail()));
     // Idle is idle: no checkpoint, term or heartbeat write that the peer
     // would read and answer.
     wait_binlogs_quiet(
@@ -404,6 +434,36 @@ async fn disjoint_loads(tagging: &str) -> TestResult {
         let doc = json_of(&run_sluice(&["verify", "--json"], config).await);
         assert_eq!(doc["equal"], true, "verify {name}: {doc}");
     }
+    // A repair's writes carry the tag (or the marker row) too: b2a drops
+    // the transaction that mends B instead of copying it to A.
+    let dropped = || async {
+        let (_, body) = get(&admin_ba, "/metrics", None).await;
+        metric(&body, "sluice_peer_transactions_dropped_total").unwrap_or(0.0)
+    };
+    let dropped_before = dropped().await;
+    pair.b
+        .exec("SET sql_log_bin = 0; UPDATE app.t SET v = 'drift' WHERE id = 0")
+        .await?;
+    let doc = json_of(&run_sluice(&["verify", "--repair", "--json"], &a2b).await);
+    assert_eq!(
+        number(
+            &pair.b,
+            "SELECT COUNT(*) FROM app.t WHERE id = 0 AND v = 'p'"
+        )
+        .await,
+        Some(1),
+        "repaired: {doc}"
+    );
+    // b2a read past the repair once a later row of B arrived on A.
+    probe(&pair.b, &pair.a, B_KEYS + 200_000, &node_ba).await;
+    sluice_testkit::wait_until_async(
+        "b2a to drop the repair",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async { (dropped().await - dropped_before >= 1.0).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", node_ba.log_tail()));
     for node in [&mut node_ab, &mut node_ba] {
         assert!(node.terminate(Duration::from_secs(30)).await.success());
     }
@@ -546,6 +606,9 @@ async fn conflicting_updates_end_with_the_home_sites_values() -> TestResult {
         let (_, body) = get(admin, "/metrics", None).await;
         let series = format!("sluice_conflicts_total{{table=\"`app`.`t`\",winner=\"{winner}\"}}");
         assert_eq!(metric(&body, &series), Some(20.0), "{series} in\n{body}");
+        // And each one was sent as a `conflict` event.
+        let events = "sluice_events_total{kind=\"conflict\",state=\"event\"}";
+        assert_eq!(metric(&body, events), Some(20.0), "{events} in\n{body}");
     }
     for node in [&mut node_ab, &mut node_ba] {
         assert!(node.terminate(Duration::from_secs(30)).await.success());

@@ -7,6 +7,7 @@
 //! in [`support`].
 
 mod bidi;
+mod bidi_conflicts;
 mod bidi_switchover;
 mod binlog_fixtures;
 mod binlog_live;

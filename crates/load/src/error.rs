@@ -190,13 +190,21 @@ pub enum LoadError {
     Tagging { message: String },
     /// A conflict under `conflicts: stop` (see [`crate::apply::conflict`]):
     /// the target row is not what the source held before the change.
-    #[error("batch {batch_id}: table {table}, key {key}: conflict: the target row is not what the source held before the change (bidirectional.conflicts is stop); target row: {target}, source before image: {before}")]
+    #[error("batch {batch_id}: table {table}, key {key}: conflict: the target row is not what the source held before the change (bidirectional.conflicts is stop); target row: {}, source before image: {}", .row.target, .row.before)]
     Conflict {
         batch_id: u64,
         table: String,
         key: String,
-        target: String,
-        before: String,
+        row: Box<ConflictRow>,
+    },
+    /// `conflicts: {newer_wins: COLUMN}` and a keyed table without that
+    /// column: its conflicts could not be decided, so the source would win
+    /// them silently.
+    #[error("batch {batch_id}: table {table} has no column `{column}`, which bidirectional.conflicts.newer_wins compares: add it to the table on both sides, or choose another policy")]
+    NewerWinsColumn {
+        batch_id: u64,
+        table: String,
+        column: String,
     },
     /// The target refused (or failed to run) a replicated DDL statement.
     #[error("batch {batch_id}: DDL failed on the target: {sql}: {source}")]
@@ -207,6 +215,19 @@ pub enum LoadError {
         source: sqlx::Error,
         class: ErrorClass,
     },
+}
+
+/// What else [`LoadError::Conflict`] knows about the row (boxed: errors
+/// travel in `Result`s everywhere).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConflictRow {
+    /// The key columns and values, by name: what `sluice errors skip
+    /// --scope change` needs to drop exactly this row.
+    pub key_values: Vec<(String, sluice_core::Value)>,
+    /// The target row (JSON), or `none`.
+    pub target: String,
+    /// What the source held before the change, in words.
+    pub before: String,
 }
 
 /// What else [`LoadError::Rejected`] knows about the refused row (boxed:
@@ -318,7 +339,8 @@ impl Classify for LoadError {
             | LoadError::Config { .. }
             | LoadError::FencedOut { .. }
             | LoadError::Tagging { .. }
-            | LoadError::Conflict { .. } => ErrorClass::Definite,
+            | LoadError::Conflict { .. }
+            | LoadError::NewerWinsColumn { .. } => ErrorClass::Definite,
         }
     }
 }

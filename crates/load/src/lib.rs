@@ -35,7 +35,7 @@ pub use apply::{
     ConflictSeen, DdlOutcome, Loader, LoaderOptions, OriginTag, TermFence, UniqueConflict,
     ALREADY_APPLIED, SESSION_SQL_MODE,
 };
-pub use error::{LoadError, RejectedDetail, ServerError};
+pub use error::{ConflictRow, LoadError, RejectedDetail, ServerError};
 pub use meta::{
     migrate, read_checkpoint, record_checkpoint, record_intent, Checkpoint, META_SCHEMA, MIGRATOR,
 };

@@ -294,6 +294,15 @@ impl Loader {
             }
         }
         let repair = read().await?;
+        // Before the first write (the locks above are not logged): the peer
+        // of a bidirectional pipeline must not copy the repair back.
+        if !repair.delete_keys.is_empty()
+            || !repair.delete_hashes.is_empty()
+            || !repair.upserts.is_empty()
+        {
+            self.write_origin_marker(&mut tx, None, crate::apply::origin::REPAIR_WORKER)
+                .await?;
+        }
         for part in repair.delete_keys.chunks(KEYS_PER_STATEMENT) {
             let keys: Vec<Vec<BindValue>> = part.iter().map(|k| key_binds(t, k)).collect();
             let (predicate, binds) = sql::keys_predicate(t, Side::Target, &keys);

@@ -209,6 +209,37 @@ target: { url: \"mysql://root@127.0.0.1:13307\" }
     }
 
     #[test]
+    fn tags_must_differ_from_each_other_and_the_source() {
+        let e =
+            parsed("bidirectional: { peer: b2a, server_id: 7, peer_server_id: 7 }\n").unwrap_err();
+        assert!(
+            e.len() == 1 && e[0].contains("this pipeline's tag 7 equals its peer's"),
+            "{e:?}"
+        );
+        let e = parsed("bidirectional: { peer: b2a, peer_server_id: 4001 }\n").unwrap_err();
+        assert!(
+            e.len() == 1
+                && e[0]
+                    .contains("bidirectional.peer_server_id: tag 4001 equals `source.server_id`"),
+            "{e:?}"
+        );
+        let e = parsed("bidirectional: { peer: b2a, server_id: 0 }\n").unwrap_err();
+        assert!(e[0].contains("bidirectional.server_id"), "{e:?}");
+        let long = "c".repeat(65);
+        let e = parsed(&format!(
+            "bidirectional: {{ peer: b2a, conflicts: {{ newer_wins: {long} }} }}\n"
+        ))
+        .unwrap_err();
+        assert!(e[0].contains("at most"), "{e:?}");
+        let e =
+            parsed("bidirectional: { peer: b2a, conflicts: { newer_wins: '' } }\n").unwrap_err();
+        assert!(e[0].contains("bidirectional.conflicts.newer_wins"), "{e:?}");
+        let p =
+            parsed("load: { ddl: fail }\nbidirectional: { peer: b2a, tagging: marker }\n").unwrap();
+        assert_eq!(p.bidirectional.unwrap().tagging, Tagging::Marker);
+    }
+
+    #[test]
     fn marker_tagging_needs_ddl_skip_or_fail() {
         let e = parsed("bidirectional: { peer: b2a, tagging: marker }\n").unwrap_err();
         assert!(

@@ -28,6 +28,9 @@
 //! * `newer_wins: COLUMN`: the target row stays when its `COLUMN` is greater
 //!   (`>` on the server) than the source image's (the final image, or the
 //!   before image of a delete); else the source's change is applied;
+//!   A keyed table without `COLUMN` is refused with a definite
+//!   [`LoadError::NewerWinsColumn`] when a batch first touches it
+//!   ([`check_newer_wins`]), before anything of the batch is written;
 //! * `stop`: a definite [`LoadError::Conflict`] naming table and key; the
 //!   transaction rolls back and the pipeline halts.
 //!
@@ -36,10 +39,20 @@
 //! values as `0x…` hex; policy, winner, batch, time) and returned in
 //! [`ApplyStats::conflicts`](super::ApplyStats::conflicts) for the metrics
 //! and the `conflict` event. Keys of tables without a key are not checked
-//! (their deletes already match the whole before image). While a batch that
-//! was in flight at a crash is replayed the target may be ahead of it, so
-//! conflicts are not judged then (the replay's source images win, as for
-//! every replay).
+//! (their deletes already match the whole before image).
+//!
+//! Replays are judged too (a batch in flight at a crash, a batch retried
+//! after a `stop` halt): otherwise the source would win every conflict of
+//! the replayed batch silently. Rows a first attempt already committed equal
+//! the final state and pass. A known limit: when the replay cuts the
+//! in-flight range into smaller batches than the first attempt, a key
+//! changed in two of them holds the later state on the target while the
+//! earlier batch is replayed, which is judged a conflict. `target_wins` and
+//! `newer_wins` then keep that later state, which the later batch writes
+//! anyway, and `source_wins` rewrites it, so the rows converge; such a
+//! conflict is recorded like any other, and under `stop` halts the pipeline
+//! (`sluice errors skip --scope change` drops that row; its later change
+//! follows).
 //!
 //! The source-order fallback after a unique-key collision (see
 //! [`super`]) applies its rows without judging them: it rewrites each
@@ -48,7 +61,7 @@
 //!
 //! It costs one round trip per keyed row, only for bidirectional pipelines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sluice_core::{ChangeKind, Row, RowChange, TableSchema, Value};
 use sqlx::mysql::{MySqlArguments, MySqlConnection};
@@ -57,7 +70,7 @@ use sqlx::Row as _;
 use super::catalog::{replication_key, TargetKeys};
 use super::options::{ConflictPolicy, ConflictRules, ConflictSeen};
 use super::partition::{Piece, PieceOp};
-use crate::error::LoadError;
+use crate::error::{ConflictRow, LoadError};
 use crate::key::{describe_key, key_bytes};
 use crate::merge::qualified;
 use crate::sql::{encode_value, push_ident};
@@ -105,6 +118,43 @@ impl<'a> Expected<'a> {
             .get(&(table.schema.clone(), table.table.clone(), kb.to_vec()))
             .copied()
     }
+}
+
+/// The `newer_wins` column of `table` (column names compare as MySQL's
+/// do: without regard to case).
+fn newer_column(table: &TableSchema, name: &str) -> Option<usize> {
+    table
+        .columns
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(name))
+}
+
+/// Under `newer_wins: COLUMN`, every keyed table of `changes` has `COLUMN`
+/// (keyless tables are never judged); see the module docs.
+pub(super) fn check_newer_wins(
+    rules: &ConflictRules,
+    batch_id: u64,
+    changes: &[RowChange],
+    keys: &TargetKeys,
+) -> Result<(), LoadError> {
+    let ConflictPolicy::NewerWins(column) = &rules.policy else {
+        return Ok(());
+    };
+    let mut checked: HashSet<(&str, &str)> = HashSet::new();
+    for c in changes {
+        let t: &TableSchema = &c.table;
+        if !checked.insert((&t.schema, &t.table)) {
+            continue;
+        }
+        if replication_key(t, keys).is_some() && newer_column(t, column).is_none() {
+            return Err(LoadError::NewerWinsColumn {
+                batch_id,
+                table: qualified(t),
+                column: column.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Per transaction: keys already judged, and whether their changes go on.
@@ -212,7 +262,7 @@ async fn judge_row(
         }
     }
     let newer_col = match &rules.policy {
-        ConflictPolicy::NewerWins(name) => table.column_index(name),
+        ConflictPolicy::NewerWins(name) => newer_column(table, name),
         _ => None,
     };
     sql.push_str(", ");
@@ -277,11 +327,19 @@ async fn judge_row(
                 batch_id,
                 table: qualified(table),
                 key: key_text,
-                target: target_json.unwrap_or_else(|| "none".into()),
-                before: match before {
-                    Some(_) => "a row".into(),
-                    None => "none (an insert)".into(),
-                },
+                row: Box::new(ConflictRow {
+                    key_values: key
+                        .iter()
+                        .filter_map(|&k| {
+                            Some((table.columns.get(k)?.name.clone(), row.get(k)?.clone()))
+                        })
+                        .collect(),
+                    target: target_json.unwrap_or_else(|| "none".into()),
+                    before: match before {
+                        Some(_) => "a row".into(),
+                        None => "none (an insert)".into(),
+                    },
+                }),
             })
         }
     };

@@ -301,11 +301,18 @@ impl Loader {
         }
         let write = self.write_columns(batch_id, changes).await?;
         let keys = self.resolve_keys(batch_id, changes).await?;
+        if let Some(rules) = &self.opts.conflicts {
+            conflict::check_newer_wins(rules, batch_id, changes, &keys)?;
+        }
         let key_of = |t: &TableSchema| replication_key(t, &keys);
         let plans = merge(changes, key_of).map_err(|e| refused(batch_id, e))?;
-        // Conflicts are judged against the first before image of each key;
-        // not while replaying, when the target may be ahead (see `conflict`).
-        let expected_keys = (self.opts.conflicts.is_some() && conflicts == UniqueConflict::Fail)
+        // Conflicts are judged against the first before image of each key,
+        // replays included: a replayed conflict must not let the source win
+        // silently (see `conflict`).
+        let expected_keys = self
+            .opts
+            .conflicts
+            .is_some()
             .then(|| Expected::of(changes, &keys));
         let expected = expected_keys.as_ref();
         stats.tables = plans.len();
@@ -478,10 +485,9 @@ impl Loader {
             LoadError::target(Some(batch_id), "starting a transaction on the target", e)
         })?;
         self.check_term(&mut tx, Some(batch_id), true).await?;
-        if let Some(OriginTag::Marker { pipeline }) = &self.opts.origin {
-            // First write of the transaction: the peer recognises it there.
-            origin::write_marker(&mut tx, batch_id, pipeline, worker).await?;
-        }
+        // First write of the transaction: the peer recognises it there.
+        self.write_origin_marker(&mut tx, Some(batch_id), worker)
+            .await?;
         let mut applied = Applied::default();
         let mut judged = conflict::Judged::new();
         for piece in share {

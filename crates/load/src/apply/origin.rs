@@ -27,7 +27,9 @@
 //!   names the pipeline. One row per worker keeps parallel workers off each
 //!   other's row locks. Every worker transaction of every batch carries its
 //!   own marker, so a split source transaction (several batches) and
-//!   parallel workers are covered; the metadata-only transactions
+//!   parallel workers are covered; so do the operators' writes through the
+//!   pipeline's loader, `verify --repair` and `sluice errors replace`, under
+//!   rows of their own ([`REPAIR_WORKER`], [`REPLACE_WORKER`]); the metadata-only transactions
 //!   (checkpoint, batch in flight, term) carry none and need none, because
 //!   the peer never replicates `sluice_meta`. DDL cannot carry a marker
 //!   (it commits on its own), which is why the config refuses `tagging:
@@ -116,11 +118,37 @@ async fn check_server_id_tag(conn: &mut MySqlConnection, tag: u32) -> Result<(),
     }
 }
 
+/// The marker row of `verify --repair`'s transactions (batch workers use
+/// `0..workers`; a row of its own keeps a repair off their row locks).
+pub(crate) const REPAIR_WORKER: usize = 1_000_000;
+/// The marker row of `sluice errors replace`'s transactions.
+pub(crate) const REPLACE_WORKER: usize = 1_000_001;
+
+impl Loader {
+    /// With `tagging: marker`, the marker upsert for `worker`'s row; run it
+    /// before any other write of a target transaction that writes rows
+    /// (batches, repairs, replacements), so the peer drops the transaction.
+    /// A no-op otherwise (the session `server_id` tags every write).
+    pub(crate) async fn write_origin_marker(
+        &self,
+        conn: &mut MySqlConnection,
+        batch_id: Option<u64>,
+        worker: usize,
+    ) -> Result<(), LoadError> {
+        match &self.opts.origin {
+            Some(OriginTag::Marker { pipeline }) => {
+                write_marker(conn, batch_id, pipeline, worker).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The marker upsert run first in a row transaction of `pipeline`'s
 /// `worker`.
-pub(super) async fn write_marker(
+async fn write_marker(
     conn: &mut MySqlConnection,
-    batch_id: u64,
+    batch_id: Option<u64>,
     pipeline: &str,
     worker: usize,
 ) -> Result<(), LoadError> {
@@ -133,5 +161,5 @@ pub(super) async fn write_marker(
     .execute(&mut *conn)
     .await
     .map(|_| ())
-    .map_err(|e| LoadError::target(Some(batch_id), "writing the origin marker", e))
+    .map_err(|e| LoadError::target(batch_id, "writing the origin marker", e))
 }

@@ -43,6 +43,10 @@ impl Loader {
                     tx.rollback().await.map_err(failed)?;
                     return Ok(false);
                 }
+                // Before the operator's statements: the peer of a
+                // bidirectional pipeline must not copy them back.
+                self.write_origin_marker(&mut tx, None, super::origin::REPLACE_WORKER)
+                    .await?;
                 // Text protocol (no arguments): several statements at once.
                 (&mut *tx).execute(sql).await.map_err(failed)?;
                 sqlx::query("INSERT INTO `sluice_meta`.`replacement` (pipeline, request) VALUES (?, ?)")

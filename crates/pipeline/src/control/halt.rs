@@ -108,6 +108,22 @@ fn failure(error: &PipelineError) -> Option<ChangeFailure> {
                 statement: Some(detail.statement.clone()),
                 server: Some(server(s)),
             },
+            LoadError::Conflict {
+                table, key, row, ..
+            } => ChangeFailure {
+                table: Some(table.clone()),
+                key: Some(key.clone()),
+                key_values: Some(
+                    row.key_values
+                        .iter()
+                        .map(|(column, value)| ColumnValue {
+                            column: column.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
+                ),
+                ..ChangeFailure::default()
+            },
             LoadError::Refused { table, key, .. } => ChangeFailure {
                 table: Some(table.clone()),
                 key: Some(key.clone()),
@@ -199,6 +215,35 @@ mod tests {
         assert_eq!(f.key_values.expect("exact")[0].value, Value::Int(5));
         assert_eq!(f.server.expect("server").code, 1406);
         assert!(h.message.contains("Data too long"), "{}", h.message);
+    }
+
+    #[test]
+    fn a_conflict_names_its_row_exactly() {
+        let e = PipelineError::Load(LoadError::Conflict {
+            batch_id: 4,
+            table: "`app`.`t`".into(),
+            key: "(id=7)".into(),
+            row: Box::new(sluice_load::ConflictRow {
+                key_values: vec![("id".into(), Value::Int(7))],
+                target: "{}".into(),
+                before: "a row".into(),
+            }),
+        });
+        assert!(
+            e.to_string()
+                .contains("target row: {}, source before image: a row"),
+            "{e}"
+        );
+        let h = halt_record(stage_of(&e), &e, None, "n", None, false);
+        assert_eq!(h.stage, "load");
+        let f = h.failure.expect("failure");
+        assert_eq!(f.table.as_deref(), Some("`app`.`t`"));
+        assert_eq!(f.key.as_deref(), Some("(id=7)"));
+        let kv = f.key_values.expect("exact");
+        assert_eq!(
+            (kv[0].column.as_str(), &kv[0].value),
+            ("id", &Value::Int(7))
+        );
     }
 
     #[test]
