@@ -415,13 +415,7 @@ async fn finish(r: Running, failure: Option<PipelineError>) -> Result<RunSummary
         let _ = helper.await;
     }
     r.flusher_stop.cancel();
-    let flushed: Result<(), PipelineError> = match r.flusher.await {
-        Ok(outcome) => outcome.map_err(PipelineError::from),
-        Err(join) => Err(PipelineError::Stage {
-            stage: "position flusher",
-            message: join.to_string(),
-        }),
-    };
+    let flushed = flusher_outcome(r.flusher.await);
     r.loader.close().await;
     let summary = RunSummary {
         batches: r.stats.batches.load(Ordering::Relaxed),
@@ -429,6 +423,31 @@ async fn finish(r: Running, failure: Option<PipelineError>) -> Result<RunSummary
         ddl: r.stats.ddl.load(Ordering::Relaxed),
         acknowledged: r.cache.acknowledged().map(|a| (a.batch_id, a.position)),
     };
+    run_outcome(summary, failure, flushed)
+}
+
+/// What the flusher's end means for the run: a panic (or a cancelled task)
+/// is an error like a failed write, since the last position it should have
+/// stored is unknown.
+fn flusher_outcome(
+    joined: Result<Result<(), Arc<CoordError>>, tokio::task::JoinError>,
+) -> Result<(), PipelineError> {
+    match joined {
+        Ok(outcome) => outcome.map_err(PipelineError::from),
+        Err(join) => Err(PipelineError::Stage {
+            stage: "position flusher",
+            message: join.to_string(),
+        }),
+    }
+}
+
+/// The run's result: a stage's failure first (the flush failure is then
+/// only logged), else the flush's.
+fn run_outcome(
+    summary: RunSummary,
+    failure: Option<PipelineError>,
+    flushed: Result<(), PipelineError>,
+) -> Result<RunSummary, PipelineError> {
     if let Some(error) = failure {
         if let Err(flush) = flushed {
             tracing::error!(error = %flush, "final position flush failed; the next run replays from the last stored position");
@@ -455,4 +474,63 @@ async fn first_finished(
         std::task::Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panicked flusher ends the run with an error (never exit 0), and a
+    /// stage's failure still wins over it.
+    #[tokio::test]
+    async fn a_panicked_flusher_fails_the_run() {
+        let flusher: JoinHandle<Result<(), Arc<CoordError>>> =
+            tokio::spawn(async { panic!("flusher bug") });
+        let flushed = flusher_outcome(flusher.await);
+        let Err(PipelineError::Stage { stage, message }) = &flushed else {
+            panic!("a panicked flusher must be an error: {flushed:?}");
+        };
+        assert_eq!(*stage, "position flusher");
+        assert!(message.contains("panicked"), "{message}");
+
+        let run = run_outcome(RunSummary::default(), None, flushed);
+        assert!(
+            matches!(
+                run,
+                Err(PipelineError::Stage {
+                    stage: "position flusher",
+                    ..
+                })
+            ),
+            "{run:?}"
+        );
+
+        let flusher: JoinHandle<Result<(), Arc<CoordError>>> =
+            tokio::spawn(async { panic!("flusher bug") });
+        let stage = PipelineError::Stage {
+            stage: "load",
+            message: "refused".into(),
+        };
+        let run = run_outcome(
+            RunSummary::default(),
+            Some(stage),
+            flusher_outcome(flusher.await),
+        );
+        assert!(
+            matches!(run, Err(PipelineError::Stage { stage: "load", .. })),
+            "{run:?}"
+        );
+    }
+
+    /// A clean flush and no failure is the run's summary.
+    #[tokio::test]
+    async fn a_clean_flush_returns_the_summary() {
+        let flusher: JoinHandle<Result<(), Arc<CoordError>>> = tokio::spawn(async { Ok(()) });
+        let summary = RunSummary {
+            batches: 3,
+            ..RunSummary::default()
+        };
+        let run = run_outcome(summary, None, flusher_outcome(flusher.await));
+        assert_eq!(run.map(|s| s.batches).ok(), Some(3));
+    }
 }
