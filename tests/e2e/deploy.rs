@@ -1090,7 +1090,7 @@ async fn the_guides_etcd_user_and_role_work_for_a_pipeline() {
         Some(server_id()),
         &[("ETCD_PASSWORD", "sluice-pw-e2e")],
     );
-    let mut root = etcd_client::Client::connect(
+    let root = etcd_client::Client::connect(
         [etcd.endpoint()],
         Some(etcd_client::ConnectOptions::new().with_user("root", "root-pw-e2e")),
     )
@@ -1100,26 +1100,26 @@ async fn the_guides_etcd_user_and_role_work_for_a_pipeline() {
         .and_then(|l| l.pipeline("auth"))
         .expect("keys")
         .leader();
-    let started = std::time::Instant::now();
-    loop {
-        let got = root
-            .get(leader.as_str(), None)
-            .await
-            .expect("etcd get as root");
-        if got
-            .kvs()
-            .first()
-            .is_some_and(|kv| kv.value_str().unwrap_or("").contains("node-a"))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "node-a never led as etcd user `sluice`:\n{}",
-            node.log_tail()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let (root, leader) = (&root, leader.as_str());
+    sluice_testkit::wait_until_async(
+        "node-a to lead as etcd user `sluice`",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(100),
+        || async move {
+            // A clone per call: `get` needs the client mutably.
+            let got = root
+                .clone()
+                .get(leader, None)
+                .await
+                .expect("etcd get as root");
+            got.kvs()
+                .first()
+                .is_some_and(|kv| kv.value_str().unwrap_or("").contains("node-a"))
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_tail()));
     marker_latency(
         &source,
         &target,

@@ -66,21 +66,35 @@ impl Replication {
     /// (bytes; value by value for tables with VIRTUAL columns, see
     /// [`Self::differences`]), or fails with both reports and the sluice log.
     async fn converge(&self, schema: &str) {
-        let started = Instant::now();
         let timeout = Duration::from_secs(60);
-        let mut last = String::new();
-        while started.elapsed() < timeout {
-            match self.differences(schema).await {
-                Ok(None) => return,
-                Ok(Some(report)) => last = report,
-                Err(e) => last = format!("compare failed: {e:#}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(last) = self.wait_converged(schema, timeout).await {
+            panic!(
+                "target never matched the source within {timeout:?}:\n{last}\nsluice log:\n{}",
+                self.sluice.log_tail()
+            );
         }
-        panic!(
-            "target never matched the source within {timeout:?}:\n{last}\nsluice log:\n{}",
-            self.sluice.log_tail()
-        );
+    }
+
+    /// Polls [`Self::differences`] (every 100 ms) until there are none;
+    /// the last report if that does not happen within `timeout`.
+    async fn wait_converged(&self, schema: &str, timeout: Duration) -> Option<String> {
+        let last = std::sync::Mutex::new(String::new());
+        let converged = sluice_testkit::wait_until_async(
+            "the target to match the source",
+            timeout,
+            Duration::from_millis(100),
+            || async {
+                let report = match self.differences(schema).await {
+                    Ok(None) => return Some(()),
+                    Ok(Some(report)) => report,
+                    Err(e) => format!("compare failed: {e:#}"),
+                };
+                *last.lock().expect("report") = report;
+                None
+            },
+        )
+        .await;
+        converged.err().map(|_| last.into_inner().expect("report"))
     }
 
     /// `None` when source and target agree on `schema`, else a report.
@@ -832,15 +846,13 @@ async fn deletes_and_key_changes_match_in_every_charset() {
         .exec("DELETE FROM ck.c_latin1 WHERE b = 4")
         .await
         .expect("source delete");
-    let started = Instant::now();
-    while !r.sluice.log_text().contains("matched fewer target rows") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no report of the missed delete:\n{}",
-            r.sluice.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    r.sluice
+        .wait_log(
+            "the report of the missed delete",
+            Duration::from_secs(30),
+            |log| log.contains("matched fewer target rows").then_some(()),
+        )
+        .await;
     r.converge("ck").await;
 }
 
@@ -1275,15 +1287,5 @@ async fn property_random_tables_decode_and_replicate_exactly() {
 
 /// Waits (up to 60 s) for `schema` to converge; the last report if not.
 async fn wait_differences(r: &Replication, schema: &str) -> Option<String> {
-    let started = Instant::now();
-    let mut last = None;
-    while started.elapsed() < Duration::from_secs(60) {
-        match r.differences(schema).await {
-            Ok(None) => return None,
-            Ok(Some(report)) => last = Some(report),
-            Err(e) => last = Some(format!("compare failed: {e:#}")),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    last
+    r.wait_converged(schema, Duration::from_secs(60)).await
 }

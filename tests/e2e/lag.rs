@@ -5,10 +5,10 @@
 //! all of them, and 0 again once it is back.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use sluice_testkit::free_port;
+use sluice_testkit::{free_port, wait_until_async};
 
 use crate::ha::{marker_latency, setup, wait_leader};
 use crate::ops::{get, metric};
@@ -68,18 +68,18 @@ async fn wait_lags(
     node: &Sluice,
     check: impl Fn(&Lags) -> bool,
 ) -> Lags {
-    let started = Instant::now();
-    loop {
+    let found = wait_until_async(what, timeout, Duration::from_millis(300), || async {
         let lags = read_lags(admin, config).await;
-        if check(&lags) {
-            return lags;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "{what}: not within {timeout:?}; last seen {lags:?}\n{}",
+        check(&lags).then_some(lags)
+    })
+    .await;
+    match found {
+        Ok(lags) => lags,
+        Err(e) => panic!(
+            "{e}; last seen {:?}\n{}",
+            read_lags(admin, config).await,
             node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        ),
     }
 }
 
@@ -129,15 +129,12 @@ async fn idle_reads_zero_everywhere_and_a_silent_source_reads_growing_lag() -> T
     .await;
     assert_eq!(idle.basis, "active_node", "{idle:?}");
     // The progress log (every 2 s here) says so too.
-    let started = Instant::now();
-    while last_progress_lag(&node.log_text()) != Some(0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "progress log:\n{}",
-            node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    node.wait_log(
+        "a progress line with lag_s=0",
+        Duration::from_secs(10),
+        |log| (last_progress_lag(log) == Some(0)).then_some(()),
+    )
+    .await;
 
     // Stuck: the source stops answering (no heartbeats): lag grows, in
     // every place.

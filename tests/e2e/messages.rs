@@ -244,15 +244,10 @@ async fn log_lines_have_no_rust_option_debug() -> TestResult {
     let mut standby = Sluice::start_node(&config, "node-b", Some(server_id()));
     crate::ha::marker_latency(&source, &target, 1, Duration::from_secs(30), &[&node]).await;
     // Two progress lines (every 2 s here) after the marker.
-    let started = std::time::Instant::now();
-    while node.log_text().matches(" progress ").count() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{}",
-            node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    node.wait_log("two progress lines", Duration::from_secs(20), |log| {
+        (log.matches(" progress ").count() >= 2).then_some(())
+    })
+    .await;
     for n in [&mut standby, &mut node] {
         assert!(
             n.terminate(Duration::from_secs(30)).await.success(),

@@ -11,7 +11,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_testkit::free_port;
 
@@ -134,24 +134,24 @@ pub fn read(path: &Path) -> String {
 /// Polls `log` until a line contains `needle`; fails (with the log) when
 /// `child` exits first or after `timeout`.
 pub fn wait_for_line(child: &mut Child, log: &Path, needle: &str, timeout: Duration) {
-    let started = Instant::now();
-    loop {
-        if read(log).contains(needle) {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "quickstart.sh exited ({status}) before printing `{needle}`:\n{}",
-                read(log)
-            );
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "no `{needle}` within {timeout:?}:\n{}",
-            read(log)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sluice_testkit::wait_until(
+        &format!("`{needle}`"),
+        timeout,
+        Duration::from_millis(100),
+        || {
+            if read(log).contains(needle) {
+                return Some(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "quickstart.sh exited ({status}) before printing `{needle}`:\n{}",
+                    read(log)
+                );
+            }
+            None
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", read(log)));
 }
 
 /// SIGINT to the process group of `child` (what Ctrl-C in a terminal
@@ -162,17 +162,16 @@ pub fn ctrl_c(child: &mut Child, timeout: Duration) -> ExitStatus {
     // the one this test created for the script.
     let rc = unsafe { libc::kill(-pgid, libc::SIGINT) };
     assert_eq!(rc, 0, "kill -INT -{pgid}");
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            panic!("quickstart.sh still running {timeout:?} after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let exited = sluice_testkit::wait_until(
+        "quickstart.sh to exit after Ctrl-C",
+        timeout,
+        Duration::from_millis(100),
+        || child.try_wait().ok().flatten(),
+    );
+    exited.unwrap_or_else(|e| {
+        let _ = child.kill();
+        panic!("{e}: quickstart.sh still running");
+    })
 }
 
 /// Seconds since midnight of a log line's RFC 3339 timestamp

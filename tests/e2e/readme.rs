@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_testkit::free_port;
 
@@ -373,23 +373,25 @@ fn run_until(
         .spawn()
         .expect("spawn");
     let what = words[1..].join(" ");
-    let started = Instant::now();
-    while !ready(&out_path, &err_path) {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "`{what}` exited ({status}) early:\n{}{}",
-                read(&out_path),
-                read(&err_path)
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "`{what}` did not get going:\n{}{}",
-            read(&out_path),
-            read(&err_path)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sluice_testkit::wait_until(
+        &format!("`{what}` to get going"),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            if ready(&out_path, &err_path) {
+                return Some(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "`{what}` exited ({status}) early:\n{}{}",
+                    read(&out_path),
+                    read(&err_path)
+                );
+            }
+            None
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}{}", read(&out_path), read(&err_path)));
     let status = ctrl_c(&mut child, Duration::from_secs(30));
     let text = format!("{}{}", read(&out_path), read(&err_path));
     assert!(status.success(), "`{what}` after SIGINT: {status}\n{text}");
@@ -490,18 +492,20 @@ fn quick_start_and_command_line_run_as_written() {
             };
             let line = localise(command, &local, Some(pid_of(&read(&log), &active)));
             must_succeed(&line, &shell(&line, &local, &env));
-            let started = Instant::now();
-            while !read(&log)
-                .lines()
-                .any(|l| l.starts_with(&format!("[{other}]")) && l.contains("elected leader"))
-            {
-                assert!(
-                    started.elapsed() < Duration::from_secs(15),
-                    "{other} did not take over after `{line}`:\n{}",
+            sluice_testkit::wait_until(
+                &format!("{other} to take over after `{line}`"),
+                Duration::from_secs(15),
+                Duration::from_millis(100),
+                || {
                     read(&log)
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+                        .lines()
+                        .any(|l| {
+                            l.starts_with(&format!("[{other}]")) && l.contains("elected leader")
+                        })
+                        .then_some(())
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}:\n{}", read(&log)));
             continue;
         }
         let line = localise(command, &local, None);

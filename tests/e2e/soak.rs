@@ -173,34 +173,37 @@ async fn leader(
     nodes: &[Sluice; 2],
     seed: u64,
 ) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let mut client = etcd.client().await.expect("etcd client");
+    let client = etcd.client().await.expect("etcd client");
     let key = sluice_coord::KeyLayout::new("/e2e")
         .and_then(|l| l.pipeline(PIPELINE))
         .expect("keys")
         .leader();
-    loop {
-        if let Ok(got) = client.get(key.as_str(), None).await {
-            if let Some(kv) = got.kvs().first() {
-                let record: serde_json::Value =
-                    serde_json::from_slice(kv.value()).unwrap_or_default();
-                let id = record["node_id"].as_str().unwrap_or_default();
-                if let Some(i) = NODES.iter().position(|n| *n == id) {
-                    if want.is_none_or(|w| w == i) {
-                        return i;
-                    }
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "seed {seed}: no leader {:?} within 45 s\nnode-a:\n{}\nnode-b:\n{}",
+    let (client, key) = (&client, key.as_str());
+    sluice_testkit::wait_until_async(
+        "a leader",
+        Duration::from_secs(45),
+        Duration::from_millis(50),
+        || async move {
+            // A clone per call: `get` needs the client mutably.
+            let got = client.clone().get(key, None).await.ok()?;
+            let record: serde_json::Value =
+                serde_json::from_slice(got.kvs().first()?.value()).unwrap_or_default();
+            let id = record["node_id"].as_str().unwrap_or_default();
+            NODES
+                .iter()
+                .position(|n| *n == id)
+                .filter(|i| want.is_none_or(|w| w == *i))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "seed {seed}: no leader {:?}: {e}\nnode-a:\n{}\nnode-b:\n{}",
             want.map(|w| NODES[w]),
             nodes[0].log_tail(),
             nodes[1].log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        )
+    })
 }
 
 #[tokio::test]
@@ -340,27 +343,26 @@ async fn seeded_faults_of_every_kind_under_load() -> TestResult {
                     etcd.restart().await.expect("etcd restart");
                 }
                 Fault::KillDumpThread => {
-                    let started = Instant::now();
-                    loop {
-                        let ids: Vec<u64> = source
-                            .query(
-                                "SELECT ID FROM information_schema.PROCESSLIST \
-                                 WHERE COMMAND LIKE 'Binlog Dump%'",
-                            )
-                            .await
-                            .expect("processlist");
-                        if !ids.is_empty() {
-                            for id in ids {
-                                // The thread may end by itself meanwhile.
-                                let _ = source.exec(&format!("KILL {id}")).await;
-                            }
-                            break;
-                        }
-                        assert!(
-                            started.elapsed() < Duration::from_secs(30),
-                            "seed {seed}: no Binlog Dump thread on the source"
-                        );
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    let ids: Vec<u64> = sluice_testkit::wait_until_async(
+                        "a Binlog Dump thread on the source",
+                        Duration::from_secs(30),
+                        Duration::from_millis(50),
+                        || async {
+                            let ids: Vec<u64> = source
+                                .query(
+                                    "SELECT ID FROM information_schema.PROCESSLIST \
+                                     WHERE COMMAND LIKE 'Binlog Dump%'",
+                                )
+                                .await
+                                .expect("processlist");
+                            (!ids.is_empty()).then_some(ids)
+                        },
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                    for id in ids {
+                        // The thread may end by itself meanwhile.
+                        let _ = source.exec(&format!("KILL {id}")).await;
                     }
                 }
                 Fault::RestartSource => {

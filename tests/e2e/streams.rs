@@ -259,27 +259,29 @@ pub(crate) async fn wait_stored_past(
     timeout: Duration,
     nodes: &[&Sluice],
 ) {
-    let started = Instant::now();
-    loop {
-        let history = position_history(etcd, pipeline).await;
-        if let Some(last) = history.last() {
+    let reached = sluice_testkit::wait_until_async(
+        "the stored position",
+        timeout,
+        Duration::from_millis(100),
+        || async {
+            let history = position_history(etcd, pipeline).await;
+            let last = history.last()?;
             let order = sluice_core::cmp_binlog_file_names(&last.file, &want.0)
                 .map(|o| o.then(last.offset.cmp(&want.1)));
-            if matches!(order, Some(o) if o != std::cmp::Ordering::Less) {
-                return;
-            }
-        }
-        if started.elapsed() > timeout {
-            let logs: Vec<String> = nodes.iter().map(|n| n.log_tail()).collect();
-            panic!(
-                "the stored position never reached {}:{} (last {:?}); logs:\n{}",
-                want.0,
-                want.1,
-                history.last().map(ToString::to_string),
-                logs.join("\n-----\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            matches!(order, Some(o) if o != std::cmp::Ordering::Less).then_some(())
+        },
+    )
+    .await;
+    if let Err(e) = reached {
+        let history = position_history(etcd, pipeline).await;
+        let logs: Vec<String> = nodes.iter().map(|n| n.log_tail()).collect();
+        panic!(
+            "{e}: the stored position never reached {}:{} (last {:?}); logs:\n{}",
+            want.0,
+            want.1,
+            history.last().map(ToString::to_string),
+            logs.join("\n-----\n")
+        );
     }
 }
 
@@ -701,27 +703,18 @@ async fn statement_source() -> Result<MariaDb, sluice_testkit::KitError> {
 
 /// The admin address a node logged.
 async fn admin_addr(node: &Sluice) -> String {
-    let started = Instant::now();
-    loop {
-        let text = node.log_text();
-        if let Some(rest) = text
+    node.wait_log("the admin address logged", Duration::from_secs(30), |log| {
+        let (_, rest) = log
             .lines()
-            .find(|l| l.contains("admin HTTP listening"))
-            .and_then(|l| l.split_once("addr="))
-            .map(|(_, r)| r.to_string())
-        {
-            return rest
-                .chars()
+            .find(|l| l.contains("admin HTTP listening"))?
+            .split_once("addr=")?;
+        Some(
+            rest.chars()
                 .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no admin address logged:\n{}",
-            node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+                .collect(),
+        )
+    })
+    .await
 }
 
 /// `pt-table-checksum` (which writes `percona.checksums` with

@@ -1,5 +1,6 @@
 //! Errors of the binlog source, classified where they are created.
 
+use sluice_core::error::is_transient_server_code;
 use sluice_core::{Classify, ErrorClass};
 
 /// Where in a binlog something went wrong: `file:offset`.
@@ -90,31 +91,34 @@ impl Classify for BinlogError {
     }
 }
 
-/// Server error codes that retrying cannot fix.
-const DEFINITE_SERVER_CODES: &[u16] = &[
-    1045, // access denied
-    1227, // missing privilege
-    1236, // fatal error reading binlog (purged position, bad file name)
-    1044, // access denied to database
-    4052, // a replica with the same server_id is connected (MariaDB)
-];
-
-/// Classifies a driver error: server errors that need a human are definite,
-/// and so are TLS failures (an untrusted or misnamed certificate, a server
-/// without TLS when `source.tls` asks for it, unreadable key files): a retry
-/// meets the same certificate. Everything else about the connection is
-/// transient.
+/// Classifies a driver error by what a retry can do, with the rule of
+/// [`sluice_core::retry`]: only what is known to pass is transient, and
+/// everything else is definite, so an unforeseen failure stops the pipeline
+/// with its message instead of being retried forever.
+///
+/// Transient: a broken connection (I/O errors, the driver finding it closed
+/// or a packet out of place, which is what a stream cut mid-packet looks
+/// like) and the server errors of [`is_transient_server_code`] — the source
+/// shutting down or restarting (1053, 2006, 2013), KILL of the dump thread
+/// (1927), a net read/write timeout on the dump (1159–1161), read-only or
+/// lock waits and deadlocks for the queries around the dump. The Select
+/// reconnect loop depends on exactly these being transient. Definite: every
+/// other server error (a purged position, 1236; access denied; a server_id
+/// clash), a bad URL, TLS failures (an untrusted or misnamed certificate, a
+/// server without TLS when `source.tls` asks for it, unreadable key files:
+/// a retry meets the same certificate) and the driver's other errors.
 pub fn classify_mysql(err: &mysql_async::Error) -> ErrorClass {
     use mysql_async::{DriverError, Error, IoError};
     match err {
-        Error::Server(e) if DEFINITE_SERVER_CODES.contains(&e.code) => ErrorClass::Definite,
-        Error::Url(_) => ErrorClass::Definite,
-        Error::Io(IoError::Tls(_)) => ErrorClass::Definite,
-        Error::Io(IoError::Io(e)) if is_tls_failure(e) => ErrorClass::Definite,
-        Error::Driver(DriverError::NoClientSslFlagFromServer | DriverError::NoKeyFound) => {
-            ErrorClass::Definite
-        }
-        _ => ErrorClass::Transient,
+        Error::Server(e) if is_transient_server_code(e.code) => ErrorClass::Transient,
+        Error::Io(IoError::Io(e)) if !is_tls_failure(e) => ErrorClass::Transient,
+        Error::Driver(
+            DriverError::ConnectionClosed
+            | DriverError::PacketOutOfOrder
+            | DriverError::UnexpectedPacket { .. }
+            | DriverError::BadCompressedPacketHeader,
+        ) => ErrorClass::Transient,
+        _ => ErrorClass::Definite,
     }
 }
 
@@ -180,5 +184,87 @@ impl BinlogError {
             class: classify_mysql(&source),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::{DriverError, Error, IoError, ServerError};
+
+    fn server(code: u16) -> Error {
+        Error::Server(ServerError {
+            code,
+            message: format!("error {code}"),
+            state: "HY000".into(),
+        })
+    }
+
+    fn io(kind: std::io::ErrorKind) -> Error {
+        Error::Io(IoError::Io(std::io::Error::new(kind, "io")))
+    }
+
+    /// What the Select reconnect loop relies on: a lost, reset or timed-out
+    /// connection and a source restarting or killing the dump reconnect.
+    #[test]
+    fn known_transient_failures_are_transient() {
+        for code in [1040, 1053, 1159, 1161, 1205, 1213, 1290, 1927, 2006, 2013] {
+            assert_eq!(
+                classify_mysql(&server(code)),
+                ErrorClass::Transient,
+                "{code}"
+            );
+        }
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            assert_eq!(classify_mysql(&io(kind)), ErrorClass::Transient, "{kind:?}");
+        }
+        for driver in [DriverError::ConnectionClosed, DriverError::PacketOutOfOrder] {
+            assert_eq!(
+                classify_mysql(&Error::Driver(driver)),
+                ErrorClass::Transient
+            );
+        }
+        let timeout = BinlogError::Io {
+            what: "reading the binlog stream".into(),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "silent"),
+        };
+        assert_eq!(timeout.class(), ErrorClass::Transient);
+        let lost = BinlogError::source("binlog stream", server(2013));
+        assert_eq!(lost.class(), ErrorClass::Transient);
+    }
+
+    /// "Clear refusal": known refusals and anything the classifier does not
+    /// know are definite.
+    #[test]
+    fn known_refusals_and_unknown_errors_are_definite() {
+        for code in [1044, 1045, 1227, 1236, 4052, 1146, 1105, 1, 9999, u16::MAX] {
+            assert_eq!(
+                classify_mysql(&server(code)),
+                ErrorClass::Definite,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify_mysql(&Error::Other("unforeseen".into())),
+            ErrorClass::Definite
+        );
+        for driver in [
+            DriverError::NoKeyFound,
+            DriverError::NoClientSslFlagFromServer,
+            DriverError::MixedParams,
+        ] {
+            assert_eq!(classify_mysql(&Error::Driver(driver)), ErrorClass::Definite);
+        }
+        assert_eq!(
+            classify_mysql(&Error::Url(mysql_async::UrlError::Invalid)),
+            ErrorClass::Definite
+        );
+        let purged = BinlogError::source("requesting the binlog dump", server(1236));
+        assert_eq!(purged.class(), ErrorClass::Definite);
     }
 }

@@ -61,33 +61,14 @@ impl ServerError {
     }
 }
 
-/// Server error numbers after which the same statements can succeed later.
+/// Server error numbers after which the same statements can succeed later
+/// (the list shared with the source's classifier).
 ///
 /// Everything else the server says is definite: retrying a data error, a
 /// missing table or column, a privilege error or a constraint violation
 /// produces the same error again.
 pub fn is_transient_code(code: u16) -> bool {
-    matches!(
-        code,
-        1040 // ER_CON_COUNT_ERROR: too many connections
-            | 1053 // ER_SERVER_SHUTDOWN
-            | 1158
-            ..=1161 // net read/write errors and timeouts
-            | 1180 // ER_ERROR_DURING_COMMIT
-            | 1184 // ER_NEW_ABORTING_CONNECTION
-            | 1203 // ER_TOO_MANY_USER_CONNECTIONS
-            | 1205 // ER_LOCK_WAIT_TIMEOUT
-            | 1213 // ER_LOCK_DEADLOCK
-            | 1290 // ER_OPTION_PREVENTS_STATEMENT: --read-only, e.g. mid-failover
-            | 1317 // ER_QUERY_INTERRUPTED: KILL QUERY
-            | 1637 // ER_TOO_MANY_CONCURRENT_TRXS
-            | 1927 // ER_CONNECTION_KILLED (MariaDB): KILL CONNECTION
-            | 1969 // ER_STATEMENT_TIMEOUT (MariaDB max_statement_time)
-            | 2006 // CR_SERVER_GONE_ERROR
-            | 2013 // CR_SERVER_LOST
-            | 3024 // ER_QUERY_TIMEOUT (MySQL max_execution_time)
-            | 4031 // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+)
-    )
+    sluice_core::error::is_transient_server_code(code)
 }
 
 /// MySQL's error for a duplicate entry on a unique key.
@@ -376,6 +357,58 @@ mod tests {
         );
         assert_eq!(
             classify_sqlx(&sqlx::Error::Configuration("bad".into())),
+            ErrorClass::Definite
+        );
+    }
+
+    /// A database error sqlx cannot read as a MySQL one: the classifier
+    /// knows nothing about it.
+    #[derive(Debug)]
+    struct Unknown;
+    impl fmt::Display for Unknown {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("something no classifier knows")
+        }
+    }
+    impl std::error::Error for Unknown {}
+    impl sqlx::error::DatabaseError for Unknown {
+        fn message(&self) -> &str {
+            "something no classifier knows"
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// "Clear refusal": what the classifier does not know is definite, so
+    /// the applier stops and names it instead of retrying forever.
+    #[test]
+    fn unknown_errors_are_definite() {
+        for code in [1, 999, 1105, 3000, 9999, u16::MAX] {
+            assert!(
+                !is_transient_code(code),
+                "unknown {code} should be definite"
+            );
+        }
+        assert_eq!(
+            classify_sqlx(&sqlx::Error::Database(Box::new(Unknown))),
+            ErrorClass::Definite
+        );
+        assert_eq!(
+            classify_sqlx(&sqlx::Error::RowNotFound),
+            ErrorClass::Definite
+        );
+        assert_eq!(
+            classify_sqlx(&sqlx::Error::Decode("odd".into())),
             ErrorClass::Definite
         );
     }

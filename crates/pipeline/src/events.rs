@@ -33,6 +33,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sluice_config::Webhook;
+use sluice_core::retry::{Decision, RetryPolicy};
+use sluice_core::ErrorClass;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -374,6 +376,14 @@ async fn deliver(hook: Webhook, queue: Arc<HookQueue>, closed: CancellationToken
     }
 }
 
+/// How a webhook POST is retried (the module doc): doubling from 0.5 s to
+/// 30 s, [`MAX_ATTEMPTS`] attempts in all.
+const DELIVERY: RetryPolicy = RetryPolicy::bounded(
+    MAX_ATTEMPTS,
+    Duration::from_millis(500),
+    Duration::from_secs(30),
+);
+
 async fn post_with_retries(
     client: &reqwest::Client,
     hook: &Webhook,
@@ -381,7 +391,8 @@ async fn post_with_retries(
     body: &Arc<Vec<u8>>,
     closed: &CancellationToken,
 ) -> bool {
-    let mut wait = Duration::from_millis(500);
+    // Not `retry::retry`: that would drop a POST in flight when `closed`
+    // fires, and an event under way is still delivered on shutdown.
     for attempt in 1..=MAX_ATTEMPTS {
         let mut request = client
             .post(&hook.url)
@@ -390,30 +401,35 @@ async fn post_with_retries(
         for (name, value) in &hook.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let retry = match request.send().await {
+        let class = match request.send().await {
             Ok(response) if response.status().is_success() => return true,
             Ok(response) => {
                 let status = response.status();
-                let retry = status.is_server_error()
-                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
                 tracing::warn!(webhook = %shown, status = status.as_u16(), attempt, "webhook refused an event");
-                retry
+                // The receiver is overloaded or down for a moment; any other
+                // refusal repeats.
+                if status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                {
+                    ErrorClass::Transient
+                } else {
+                    ErrorClass::Definite
+                }
             }
             Err(error) => {
                 // `without_url`: the URL may carry the hook's secret.
                 tracing::warn!(webhook = %shown, error = %error.without_url(), attempt, "webhook delivery failed");
-                true
+                ErrorClass::Transient
             }
         };
-        if !retry || attempt == MAX_ATTEMPTS {
+        let Decision::RetryAfter(wait) = DELIVERY.decide(attempt, class) else {
             break;
-        }
+        };
         tokio::select! {
             () = closed.cancelled() => return false,
             () = tokio::time::sleep(wait) => {}
         }
-        wait = (wait * 2).min(Duration::from_secs(30));
     }
     tracing::warn!(webhook = %shown, "event not delivered; giving up on it");
     false

@@ -31,12 +31,14 @@
 //! transaction's start and skips its rows events up to `through`, so rows
 //! of tables without a key are not applied twice.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_binlog::error::At;
 use sluice_binlog::BinlogError;
 use sluice_config::Filter;
-use sluice_core::{Position, RowChange};
+use sluice_core::{Position, RowChange, TableSchema};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +94,35 @@ struct Pending {
     open: bool,
 }
 
+/// The table filter's verdict per table map. Matching builds the qualified
+/// name and runs the patterns, too much for every rows event; the decoder
+/// keeps one `Arc` per unchanged table, so the verdict is cached by the
+/// address of that `Arc`, and the entry holds it so the address stays
+/// unique to it (as Transform caches its mappings).
+#[derive(Default)]
+struct Included {
+    cache: HashMap<usize, (Arc<TableSchema>, bool)>,
+}
+
+/// Entries beyond which [`Included`] starts over (tables altered many
+/// times).
+const INCLUDED_LIMIT: usize = 4096;
+
+impl Included {
+    fn includes(&mut self, filter: &Filter, table: &Arc<TableSchema>) -> bool {
+        let key = Arc::as_ptr(table) as usize;
+        if let Some((_, verdict)) = self.cache.get(&key) {
+            return *verdict;
+        }
+        if self.cache.len() >= INCLUDED_LIMIT {
+            self.cache.clear();
+        }
+        let verdict = filter.includes(&table.schema, &table.table);
+        self.cache.insert(key, (Arc::clone(table), verdict));
+        verdict
+    }
+}
+
 impl Pending {
     fn new(start: Position) -> Self {
         Pending {
@@ -123,6 +154,7 @@ pub async fn run(
     let mut next_id = cfg.first_batch_id;
     let mut pending = Pending::new(cfg.start.clone());
     let mut skip = cfg.skip_through.clone();
+    let mut included = Included::default();
     let snap = cfg.snapshot.clone();
     let mut feed = snap.as_ref().and_then(|s| s.take_feed());
     // A transaction that must wait until a chunk before it has its rows.
@@ -161,7 +193,7 @@ pub async fn run(
                         Some(first) if f.blocks(&first) => deferred = Some(chunk),
                         _ => {
                             let ddl = ddl_tables(&cfg, &chunk);
-                            add_chunk(&cfg, chunk, &mut pending, &mut skip, &mut next_id, &tx, &stop, Some(&f.dropping)).await?;
+                            add_chunk(&cfg, chunk, &mut pending, &mut skip, &mut included, &mut next_id, &tx, &stop, Some(&f.dropping)).await?;
                             restart_copies(f, &ddl);
                             if !pending.open {
                                 let due = f.due(&pending.end.clone(), false);
@@ -216,6 +248,7 @@ pub async fn run(
                     chunk,
                     &mut pending,
                     &mut skip,
+                    &mut included,
                     &mut next_id,
                     &tx,
                     &stop,
@@ -376,6 +409,7 @@ async fn add_chunk(
     chunk: TxnChunk,
     pending: &mut Pending,
     skip: &mut Option<Position>,
+    included: &mut Included,
     next_id: &mut u64,
     tx: &Sender<Batch>,
     stop: &CancellationToken,
@@ -408,7 +442,7 @@ async fn add_chunk(
                     }
                 }
                 let table = &event.table;
-                if !cfg.filter.includes(&table.schema, &table.table) {
+                if !included.includes(&cfg.filter, table) {
                     continue;
                 }
                 if dropping.is_some_and(|d| {
@@ -564,5 +598,45 @@ async fn send(
             let _ = r;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_config::TablePattern;
+
+    fn table(schema: &str, name: &str) -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            schema: schema.into(),
+            table: name.into(),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            has_names: true,
+        })
+    }
+
+    /// The verdict is the filter's, decided once per table map and kept
+    /// for that `Arc`; another map of the same table is judged again.
+    #[test]
+    fn filter_verdicts_are_cached_per_table_map() {
+        let pattern = |p: &str| TablePattern::new(p).expect("pattern");
+        let filter = Filter::new(vec![pattern("shop.*")], vec![pattern("shop.audit")]);
+        let mut included = Included::default();
+        let (orders, audit, other) = (
+            table("shop", "orders"),
+            table("shop", "audit"),
+            table("crm", "users"),
+        );
+        for _ in 0..3 {
+            assert!(included.includes(&filter, &orders));
+            assert!(!included.includes(&filter, &audit));
+            assert!(!included.includes(&filter, &other));
+        }
+        assert_eq!(included.cache.len(), 3);
+        let orders_again = table("shop", "orders");
+        assert!(included.includes(&filter, &orders_again));
+        assert_eq!(included.cache.len(), 4);
+        assert!(!included.includes(&filter, &table("mysql", "user")));
     }
 }

@@ -30,6 +30,31 @@
 //! names the one batch it is in; that batch is left in the
 //! [`FailedSlot`](crate::control::FailedSlot) for the halt record.
 //!
+//! # Two retry levels, on purpose
+//!
+//! A transient failure is retried at two levels, each under a
+//! [`RetryPolicy`] and each deciding by the error's class alone; they retry
+//! different units, so the nesting is the design, not an accident:
+//!
+//! * **The loader** ([`sluice_load::default_retry`], bounded: 8 attempts,
+//!   0.1 s doubling to 5 s, about 11 s of waiting) retries *one worker's
+//!   transaction* of a batch. A deadlock or lock wait between two workers,
+//!   or one dropped connection, rolls back that share only; the other
+//!   shares have committed, and applying the whole batch again for it would
+//!   redo their work. It is bounded because the loader has no stop signal
+//!   and cannot report the target's state: a target that stays down must
+//!   come back up to the caller.
+//! * **The applier** ([`Applier::retry`], [`APPLY_RETRY`]: unbounded, 0.25 s
+//!   doubling to 5 s) applies *the whole batch* again (idempotent by key and
+//!   checkpoint) for as long as the target needs, reporting it down and up
+//!   ([`NodeStatus`]), counting retries, and stopping at once when the batch
+//!   is abandoned (shutdown, term lost): [`retry`] drops the attempt in
+//!   flight, inner retries included.
+//!
+//! So a target down for minutes costs one "target unavailable" warning per
+//! outer attempt (each after the inner ≈ 11 s), not a retry storm; a definite error passes
+//! both levels at once.
+//!
 //! # Operator control
 //!
 //! Every batch passes the pause [`Gate`](crate::control::Gate) before it is

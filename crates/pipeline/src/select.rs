@@ -38,7 +38,8 @@ use sluice_binlog::catalog::SourceCatalog;
 use sluice_binlog::stream::{ReplicaConfig, ReplicaStream, StartAt};
 use sluice_binlog::{BinlogError, EventKind};
 use sluice_config::Filter;
-use sluice_core::{Classify, Position};
+use sluice_core::retry::{Decision, RetryPolicy};
+use sluice_core::{Classify, ErrorClass, Position};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -94,6 +95,12 @@ pub struct SelectConfig {
 }
 
 impl SelectConfig {
+    /// Reconnects are retried until the error is definite or the pipeline
+    /// stops: a source down for an hour is waited out.
+    fn reconnect_policy(&self) -> RetryPolicy {
+        RetryPolicy::unbounded(self.reconnect_initial, self.reconnect_max)
+    }
+
     pub fn new(url: String, server_id: u32, start: StartAt) -> Self {
         SelectConfig {
             url,
@@ -195,16 +202,23 @@ pub async fn run(
                 if matches!(error, BinlogError::Purged(_)) {
                     cfg.status.start_purged(&error.to_string());
                 }
-                if !error.class().is_transient() && !own_ghost {
+                // Our own previous dump thread is waited out like a
+                // transient failure; otherwise the error's class decides.
+                let class = if own_ghost {
+                    ErrorClass::Transient
+                } else {
+                    error.class()
+                };
+                attempt += 1;
+                let Decision::RetryAfter(wait) = cfg.reconnect_policy().decide(attempt, class)
+                else {
                     return Err(error.into());
-                }
+                };
                 if !own_ghost {
                     cfg.status
                         .source_down(&sluice_core::redact_url(urls[current]), &error.to_string());
                 }
-                attempt += 1;
                 failing_since.get_or_insert_with(Instant::now);
-                let wait = backoff(&cfg, attempt);
                 tracing::warn!(%error, attempt, retry_in_ms = wait.as_millis() as u64, "cannot start the binlog dump; retrying");
                 tokio::select! {
                     () = stop.cancelled() => return Ok(()),
@@ -303,7 +317,8 @@ pub async fn run(
                 }
                 failing_since.get_or_insert_with(Instant::now);
                 attempt += 1;
-                let wait = backoff(&cfg, attempt);
+                // `Lost` is transient by construction (see `pump`).
+                let wait = cfg.reconnect_policy().backoff.delay(attempt);
                 tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "binlog dump interrupted; reconnecting after the last whole transaction");
                 cfg.status.transient_error("select", &error);
                 tokio::select! {
@@ -379,13 +394,6 @@ async fn switch_to(
     };
     crate::control::switch::wait_until_holds(url, &cfg.tls, set).await?;
     Ok(set.clone())
-}
-
-fn backoff(cfg: &SelectConfig, attempt: u32) -> Duration {
-    let factor = 1u32 << attempt.saturating_sub(1).min(16);
-    cfg.reconnect_initial
-        .saturating_mul(factor)
-        .min(cfg.reconnect_max)
 }
 
 enum Pump {

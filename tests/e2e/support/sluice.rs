@@ -199,6 +199,21 @@ impl Sluice {
     pub fn log_tail(&self) -> String {
         self.process.log_tail(40)
     }
+
+    /// Polls the log (every 100 ms) until `find` gives a value; fails with
+    /// `what` and the log's tail once `timeout` has passed.
+    pub async fn wait_log<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        sluice_testkit::wait_until_async(what, timeout, Duration::from_millis(100), || async {
+            find(&self.log_text())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.log_tail()))
+    }
 }
 
 /// Where positions live in a test.

@@ -120,8 +120,10 @@ impl Default for LoaderOptions {
 
 /// The loader's own retries of one worker transaction (or metadata write):
 /// bounded, because whoever called the loader decides what happens next
-/// (the pipeline applies the whole batch again under its own policy, a tool
-/// reports the error).
+/// (the pipeline applies the whole batch again under its own, unbounded
+/// policy, a tool reports the error). Why the two levels nest is in the
+/// pipeline's `load` module doc: this one retries a single worker's
+/// transaction, so the shares that committed are not applied again.
 pub fn default_retry() -> RetryPolicy {
     RetryPolicy::bounded(8, Duration::from_millis(100), Duration::from_secs(5))
 }

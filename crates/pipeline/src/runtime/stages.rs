@@ -99,46 +99,13 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     let (ext_tx, ext_rx) = channel::bounded(window, budget);
     let (tr_tx, tr_rx) = channel::bounded(window, budget);
 
-    let mut select_cfg = SelectConfig::new(
-        pipeline.source.url().expose().to_string(),
-        opts.server_id.unwrap_or(pipeline.source.server_id),
-        start,
-    );
-    select_cfg.fresh = fresh;
-    select_cfg.tls = pipeline.source.tls.clone();
-    select_cfg.fallback_urls = pipeline.source.urls[1..]
-        .iter()
-        .map(|u| u.expose().to_string())
-        .collect();
-    // `never`: only an operator switches.
-    select_cfg.switch_after = pipeline.source.switch_after.unwrap_or(Duration::MAX);
-    if let Some(tc) = &term.control {
-        select_cfg.switch = Some(tc.switch.clone());
-        // An operator's earlier switch, if it names this node's entry.
-        if let Some(choice) = &tc.state.source {
-            match pipeline.source.urls.get(choice.value.index) {
-                Some(u) if u.address() == choice.value.address => {
-                    select_cfg.start_index = choice.value.index;
-                }
-                _ => tracing::warn!(
-                    index = choice.value.index,
-                    address = %choice.value.address,
-                    "the operator's source choice is not an entry of this node's source.urls; starting on the first"
-                ),
-            }
-        }
-    }
+    let select_cfg = select_config(pipeline, opts, term, start, fresh, max_bytes);
+    let heartbeats = select_cfg.heartbeats.clone();
     let gate = term
         .control
         .as_ref()
         .map(|c| c.control.gate())
         .unwrap_or_default();
-    select_cfg.max_chunk_bytes = max_bytes;
-    select_cfg.status = opts.status.clone();
-    select_cfg.filter = pipeline.filter.clone();
-    select_cfg.peer = crate::open::peer(pipeline);
-    let heartbeats = crate::lag::Heartbeats::new(select_cfg.heartbeat);
-    select_cfg.heartbeats = heartbeats.clone();
     let queues = vec![
         ("select", sel_tx.probe()),
         ("extract", ext_tx.probe()),
@@ -303,6 +270,78 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             abandon.clone(),
         )),
     ];
+    helpers.extend(spawn_term_helpers(pipeline, opts, term, &cache, &abandon));
+    Running {
+        stages,
+        helpers,
+        flusher,
+        flusher_stop,
+        stop,
+        abandon,
+        stats,
+        cache,
+        loader,
+        gate,
+    }
+}
+
+/// Select's settings: the source's URLs and TLS, an operator's earlier
+/// switch, the filter and the bidirectional peer.
+fn select_config(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    term: &Term,
+    start: sluice_binlog::stream::StartAt,
+    fresh: bool,
+    max_bytes: usize,
+) -> SelectConfig {
+    let mut select_cfg = SelectConfig::new(
+        pipeline.source.url().expose().to_string(),
+        opts.server_id.unwrap_or(pipeline.source.server_id),
+        start,
+    );
+    select_cfg.fresh = fresh;
+    select_cfg.tls = pipeline.source.tls.clone();
+    select_cfg.fallback_urls = pipeline.source.urls[1..]
+        .iter()
+        .map(|u| u.expose().to_string())
+        .collect();
+    // `never`: only an operator switches.
+    select_cfg.switch_after = pipeline.source.switch_after.unwrap_or(Duration::MAX);
+    if let Some(tc) = &term.control {
+        select_cfg.switch = Some(tc.switch.clone());
+        // An operator's earlier switch, if it names this node's entry.
+        if let Some(choice) = &tc.state.source {
+            match pipeline.source.urls.get(choice.value.index) {
+                Some(u) if u.address() == choice.value.address => {
+                    select_cfg.start_index = choice.value.index;
+                }
+                _ => tracing::warn!(
+                    index = choice.value.index,
+                    address = %choice.value.address,
+                    "the operator's source choice is not an entry of this node's source.urls; starting on the first"
+                ),
+            }
+        }
+    }
+    select_cfg.max_chunk_bytes = max_bytes;
+    select_cfg.status = opts.status.clone();
+    select_cfg.filter = pipeline.filter.clone();
+    select_cfg.peer = crate::open::peer(pipeline);
+    select_cfg.heartbeats = crate::lag::Heartbeats::new(select_cfg.heartbeat);
+    select_cfg
+}
+
+/// The helpers that come with this node's configuration and term:
+/// continuous verification and the node-record publisher.
+fn spawn_term_helpers(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    term: &Term,
+    cache: &PositionCache<AnyPositionStore>,
+    abandon: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut helpers = Vec::new();
     if let Some(settings) = &pipeline.verify {
         // Continuous verification lives and dies with the term.
         let store = term.control.as_ref().map(|tc| {
@@ -331,18 +370,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             abandon.clone(),
         )));
     }
-    Running {
-        stages,
-        helpers,
-        flusher,
-        flusher_stop,
-        stop,
-        abandon,
-        stats,
-        cache,
-        loader,
-        gate,
-    }
+    helpers
 }
 
 /// Waits for every stage; the first error stops the others and is returned.
@@ -415,13 +443,7 @@ async fn finish(r: Running, failure: Option<PipelineError>) -> Result<RunSummary
         let _ = helper.await;
     }
     r.flusher_stop.cancel();
-    let flushed: Result<(), PipelineError> = match r.flusher.await {
-        Ok(outcome) => outcome.map_err(PipelineError::from),
-        Err(join) => Err(PipelineError::Stage {
-            stage: "position flusher",
-            message: join.to_string(),
-        }),
-    };
+    let flushed = flusher_outcome(r.flusher.await);
     r.loader.close().await;
     let summary = RunSummary {
         batches: r.stats.batches.load(Ordering::Relaxed),
@@ -429,6 +451,31 @@ async fn finish(r: Running, failure: Option<PipelineError>) -> Result<RunSummary
         ddl: r.stats.ddl.load(Ordering::Relaxed),
         acknowledged: r.cache.acknowledged().map(|a| (a.batch_id, a.position)),
     };
+    run_outcome(summary, failure, flushed)
+}
+
+/// What the flusher's end means for the run: a panic (or a cancelled task)
+/// is an error like a failed write, since the last position it should have
+/// stored is unknown.
+fn flusher_outcome(
+    joined: Result<Result<(), Arc<CoordError>>, tokio::task::JoinError>,
+) -> Result<(), PipelineError> {
+    match joined {
+        Ok(outcome) => outcome.map_err(PipelineError::from),
+        Err(join) => Err(PipelineError::Stage {
+            stage: "position flusher",
+            message: join.to_string(),
+        }),
+    }
+}
+
+/// The run's result: a stage's failure first (the flush failure is then
+/// only logged), else the flush's.
+fn run_outcome(
+    summary: RunSummary,
+    failure: Option<PipelineError>,
+    flushed: Result<(), PipelineError>,
+) -> Result<RunSummary, PipelineError> {
     if let Some(error) = failure {
         if let Err(flush) = flushed {
             tracing::error!(error = %flush, "final position flush failed; the next run replays from the last stored position");
@@ -455,4 +502,63 @@ async fn first_finished(
         std::task::Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panicked flusher ends the run with an error (never exit 0), and a
+    /// stage's failure still wins over it.
+    #[tokio::test]
+    async fn a_panicked_flusher_fails_the_run() {
+        let flusher: JoinHandle<Result<(), Arc<CoordError>>> =
+            tokio::spawn(async { panic!("flusher bug") });
+        let flushed = flusher_outcome(flusher.await);
+        let Err(PipelineError::Stage { stage, message }) = &flushed else {
+            panic!("a panicked flusher must be an error: {flushed:?}");
+        };
+        assert_eq!(*stage, "position flusher");
+        assert!(message.contains("panicked"), "{message}");
+
+        let run = run_outcome(RunSummary::default(), None, flushed);
+        assert!(
+            matches!(
+                run,
+                Err(PipelineError::Stage {
+                    stage: "position flusher",
+                    ..
+                })
+            ),
+            "{run:?}"
+        );
+
+        let flusher: JoinHandle<Result<(), Arc<CoordError>>> =
+            tokio::spawn(async { panic!("flusher bug") });
+        let stage = PipelineError::Stage {
+            stage: "load",
+            message: "refused".into(),
+        };
+        let run = run_outcome(
+            RunSummary::default(),
+            Some(stage),
+            flusher_outcome(flusher.await),
+        );
+        assert!(
+            matches!(run, Err(PipelineError::Stage { stage: "load", .. })),
+            "{run:?}"
+        );
+    }
+
+    /// A clean flush and no failure is the run's summary.
+    #[tokio::test]
+    async fn a_clean_flush_returns_the_summary() {
+        let flusher: JoinHandle<Result<(), Arc<CoordError>>> = tokio::spawn(async { Ok(()) });
+        let summary = RunSummary {
+            batches: 3,
+            ..RunSummary::default()
+        };
+        let run = run_outcome(summary, None, flusher_outcome(flusher.await));
+        assert_eq!(run.map(|s| s.batches).ok(), Some(3));
+    }
 }
