@@ -14,7 +14,7 @@ use serde_json::Value;
 use sluice_testkit::{Etcd, MariaDb};
 
 use crate::ha::{paced_load, wait_leader};
-use crate::ops::{get, metric};
+use crate::ops::{admin_addr, get, metric};
 use crate::pipeline::{
     rows, server_id, start_of_binlog, wait_same, write_config, Coord, Sluice, TestResult,
 };
@@ -66,32 +66,6 @@ pub(crate) async fn refused(args: &[&str], config: &Path) -> String {
     assert!(stderr.contains("refused"), "{}", text(&out));
     assert_eq!(stderr.lines().count(), 1, "one message: {}", text(&out));
     stderr
-}
-
-/// The admin address a node logged.
-pub(crate) async fn admin(node: &Sluice) -> String {
-    let started = Instant::now();
-    loop {
-        let log = node.log_text();
-        if let Some(addr) = log
-            .lines()
-            .find(|l| l.contains("admin HTTP listening"))
-            .and_then(|l| l.split("addr=").nth(1))
-            .map(|r| {
-                r.chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect::<String>()
-            })
-        {
-            return addr;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no admin address:\n{}",
-            node.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Polls `sluice errors --json` until `check` holds.
@@ -249,7 +223,7 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
         a.log_tail(),
         b.log_tail()
     );
-    let (a_addr, b_addr) = (admin(&a).await, admin(&b).await);
+    let (a_addr, b_addr) = (admin_addr(&a).await, admin_addr(&b).await);
     for addr in [&a_addr, &b_addr] {
         let started = Instant::now();
         loop {
@@ -290,15 +264,12 @@ async fn definite_error_halts_in_place_and_skip_resumes() -> TestResult {
     // The standby does not take over into the same error: it leads halted.
     a.kill().await;
     wait_leader(&etcd, "halt", Some("node-b"), Duration::from_secs(20)).await;
-    let started = Instant::now();
-    while !b.log_text().contains("pipeline halted: no stage runs") {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{}",
-            b.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    b.wait_log(
+        "the standby leading halted",
+        Duration::from_secs(20),
+        |log| log.contains("pipeline halted: no stage runs").then_some(()),
+    )
+    .await;
     let state = cli_json(&["errors"], &config).await;
     assert_eq!(state["halted"], true);
     assert_eq!(
@@ -829,7 +800,7 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
         .exec("INSERT INTO shop.events VALUES (1, 'first')")
         .await?;
     wait_same(&primary, &target, all, all, Duration::from_secs(30), &a).await;
-    let a_addr = admin(&a).await;
+    let a_addr = admin_addr(&a).await;
     let replica_port = format!(":{}", replica.port());
     let why = refused(&["source", "switch", "--to", "mysql://127.0.0.1:1"], &path).await;
     assert!(why.contains("not an entry of source.urls"), "{why}");
@@ -883,7 +854,7 @@ async fn source_switch_to_a_replica_continues_by_gtid() -> TestResult {
         .exec("INSERT INTO shop.events VALUES (5000, 'after failover')")
         .await?;
     wait_same(&primary, &target, all, all, Duration::from_secs(60), &b).await;
-    let b_addr = admin(&b).await;
+    let b_addr = admin_addr(&b).await;
     let (_, status) = get(&b_addr, "/status", None).await;
     let status: Value = serde_json::from_str(&status)?;
     assert!(

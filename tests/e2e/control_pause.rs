@@ -9,9 +9,9 @@ use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use sluice_testkit::MariaDb;
 
-use crate::control::{admin, cli, cli_json, pair, refused, text, wait_errors, PAIR};
+use crate::control::{cli, cli_json, pair, refused, text, wait_errors, PAIR};
 use crate::ha::{paced_load, wait_leader};
-use crate::ops::{get, metric};
+use crate::ops::{admin_addr, get, metric};
 use crate::pipeline::{rows, server_id, wait_same, write_config, Coord, Sluice, TestResult};
 use crate::support::ha::setup_with;
 use crate::support::sql::number;
@@ -39,7 +39,7 @@ async fn pause_holds_through_failover_and_resume_catches_up() -> TestResult {
 
     let mut conn = source.conn().await?;
     let load = paced_load(&mut conn, 100..800, 10, Some(7));
-    let b_addr = admin(&b).await;
+    let b_addr = admin_addr(&b).await;
     let paused_and_failed_over = async {
         // Part-way into the load: some of its rows reached the target.
         sluice_testkit::wait_until_async(

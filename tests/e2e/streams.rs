@@ -27,6 +27,7 @@ use sluice_binlog::stream::{ReplicaConfig, ReplicaStream, StartAt};
 use sluice_testkit::{Etcd, MariaDb};
 
 use crate::ha::{marker_latency, wait_leader};
+use crate::ops::admin_addr;
 use crate::pipeline::{server_id, start_of_binlog, write_config, Coord, Sluice, TestResult};
 use crate::workload::{wait_until_same, CompareOpts};
 
@@ -699,22 +700,6 @@ async fn statement_source() -> Result<MariaDb, sluice_testkit::KitError> {
         ))
         .await?;
     Ok(source)
-}
-
-/// The admin address a node logged.
-async fn admin_addr(node: &Sluice) -> String {
-    node.wait_log("the admin address logged", Duration::from_secs(30), |log| {
-        let (_, rest) = log
-            .lines()
-            .find(|l| l.contains("admin HTTP listening"))?
-            .split_once("addr=")?;
-        Some(
-            rest.chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect(),
-        )
-    })
-    .await
 }
 
 /// `pt-table-checksum` (which writes `percona.checksums` with

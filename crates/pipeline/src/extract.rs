@@ -31,7 +31,6 @@
 //! transaction's start and skips its rows events up to `through`, so rows
 //! of tables without a key are not applied twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{is_before, Batch, BatchBody, SelectMsg, Selected, TxnChunk};
 use crate::channel::{Receiver, Sender};
 use crate::error::PipelineError;
+use crate::table_cache::TableCache;
 
 #[derive(Debug, Clone)]
 pub struct ExtractConfig {
@@ -94,32 +94,18 @@ struct Pending {
     open: bool,
 }
 
-/// The table filter's verdict per table map. Matching builds the qualified
-/// name and runs the patterns, too much for every rows event; the decoder
-/// keeps one `Arc` per unchanged table, so the verdict is cached by the
-/// address of that `Arc`, and the entry holds it so the address stays
-/// unique to it (as Transform caches its mappings).
+/// The table filter's verdict per table map: matching builds the
+/// qualified name and runs the patterns, too much for every rows event.
 #[derive(Default)]
 struct Included {
-    cache: HashMap<usize, (Arc<TableSchema>, bool)>,
+    cache: TableCache<bool>,
 }
-
-/// Entries beyond which [`Included`] starts over (tables altered many
-/// times).
-const INCLUDED_LIMIT: usize = 4096;
 
 impl Included {
     fn includes(&mut self, filter: &Filter, table: &Arc<TableSchema>) -> bool {
-        let key = Arc::as_ptr(table) as usize;
-        if let Some((_, verdict)) = self.cache.get(&key) {
-            return *verdict;
-        }
-        if self.cache.len() >= INCLUDED_LIMIT {
-            self.cache.clear();
-        }
-        let verdict = filter.includes(&table.schema, &table.table);
-        self.cache.insert(key, (Arc::clone(table), verdict));
-        verdict
+        *self
+            .cache
+            .get_or_insert(table, |t| filter.includes(&t.schema, &t.table))
     }
 }
 

@@ -47,6 +47,7 @@ pub mod snapshot;
 pub mod statements;
 pub mod stats;
 pub mod status;
+mod table_cache;
 pub mod transform;
 pub mod verify;
 

@@ -14,7 +14,6 @@
 //! DDL gets its [`DdlDecision`] here ([`crate::ddl::route_ddl`]): whether
 //! it concerns a replicated table, and its text with routed names.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_config::{ColumnRules, Filter, Routes};
@@ -25,6 +24,7 @@ use crate::batch::{Batch, BatchBody};
 use crate::channel::{Receiver, Sender};
 use crate::ddl::route_ddl;
 use crate::error::PipelineError;
+use crate::table_cache::TableCache;
 
 #[derive(Debug, Clone, Default)]
 pub struct TransformConfig {
@@ -35,30 +35,24 @@ pub struct TransformConfig {
 
 /// A source table's target form.
 struct Mapping {
-    /// Keeps the pointer key of the cache valid.
-    _source: Arc<TableSchema>,
     target: Arc<TableSchema>,
     /// Source column indexes kept, in order; `None` keeps all.
     keep: Option<Vec<usize>>,
 }
 
-/// Per-table work cached across batches, keyed by the address of the
-/// source schema's `Arc` (held in the entry, so the address stays unique to
-/// it while the entry lives).
+/// Per-table work cached across batches, per table map
+/// ([`crate::table_cache`]).
 #[derive(Default)]
 pub struct Transformer {
     cfg: TransformConfig,
-    cache: HashMap<usize, Mapping>,
+    cache: TableCache<Mapping>,
 }
-
-/// Entries beyond which the cache is cleared (tables altered many times).
-const CACHE_LIMIT: usize = 4096;
 
 impl Transformer {
     pub fn new(cfg: TransformConfig) -> Self {
         Transformer {
             cfg,
-            cache: HashMap::new(),
+            cache: TableCache::default(),
         }
     }
 
@@ -82,17 +76,10 @@ impl Transformer {
     }
 
     fn transform_change(&mut self, change: &mut RowChange) -> Result<(), PipelineError> {
-        let key = Arc::as_ptr(&change.table) as usize;
-        if !self.cache.contains_key(&key) {
-            if self.cache.len() >= CACHE_LIMIT {
-                self.cache.clear();
-            }
-            let mapping = self.mapping(&change.table)?;
-            self.cache.insert(key, mapping);
-        }
-        let Some(mapping) = self.cache.get(&key) else {
-            return Ok(());
-        };
+        let cfg = &self.cfg;
+        let mapping = self
+            .cache
+            .get_or_try_insert(&change.table, |t| Self::mapping(cfg, t))?;
         change.table = Arc::clone(&mapping.target);
         if let Some(keep) = &mapping.keep {
             project(&mut change.before, keep);
@@ -101,9 +88,9 @@ impl Transformer {
         Ok(())
     }
 
-    fn mapping(&self, source: &Arc<TableSchema>) -> Result<Mapping, PipelineError> {
-        let (schema, table) = self.cfg.routes.route(&source.schema, &source.table);
-        let rule = self.cfg.columns.rule(&source.schema, &source.table);
+    fn mapping(cfg: &TransformConfig, source: &TableSchema) -> Result<Mapping, PipelineError> {
+        let (schema, table) = cfg.routes.route(&source.schema, &source.table);
+        let rule = cfg.columns.rule(&source.schema, &source.table);
         let mut keep = Vec::with_capacity(source.columns.len());
         let mut columns = Vec::with_capacity(source.columns.len());
         for (i, col) in source.columns.iter().enumerate() {
@@ -141,7 +128,6 @@ impl Transformer {
             has_names: source.has_names,
         };
         Ok(Mapping {
-            _source: Arc::clone(source),
             target: Arc::new(target),
             keep: (!all).then_some(keep),
         })
