@@ -13,9 +13,12 @@
 //!
 //! The statements themselves are `sluice_core::verify::sql`, shared with
 //! the target side so both hash the same canonical text. Chunk planning
-//! ([`SourceVerifier::plan_chunks`]) is one walk over the key index, needing
-//! no snapshot: chunk bounds only split the key space; what is compared is
-//! read later at exact positions.
+//! ([`SourceVerifier::plan_chunks`]) needs no snapshot: chunk bounds only
+//! split the key space; what is compared is read later at exact positions.
+//! A dense single integer key is cut by value from its `MIN` and `MAX` (two
+//! index dives, chunks never wider than `chunk_rows` keys); any other key by
+//! one walk over the key index (`LIMIT 1 OFFSET n-1` per chunk), which
+//! costs the source about as much as checksumming the rows.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -175,6 +178,9 @@ impl SourceVerifier {
             return Ok(u64::from(out.send(KeyRange::default()).await.is_ok()));
         }
         let mut conn = self.conn().await?;
+        if let Some(sent) = self.plan_by_value(&mut conn, t, chunk_rows, out).await? {
+            return Ok(sent);
+        }
         let mut sent = 0;
         let mut after: Option<Vec<BindValue>> = None;
         loop {
@@ -208,6 +214,69 @@ impl SourceVerifier {
             sent += 1;
             after = Some(bound);
         }
+    }
+
+    /// [`plan_chunks`](Self::plan_chunks) for a dense single integer key:
+    /// ranges of `chunk_rows` key values ([`sluice_core::verify::value_bounds`]),
+    /// from two index dives instead of a walk of the index. `None`: the key
+    /// is not one integer column, or too sparse; walk it.
+    async fn plan_by_value(
+        &self,
+        conn: &mut Conn,
+        t: &VerifyTable,
+        chunk_rows: u64,
+        out: &tokio::sync::mpsc::Sender<KeyRange>,
+    ) -> Result<Option<u64>, BinlogError> {
+        let Some(stmt) = sql::key_span(t) else {
+            return Ok(None);
+        };
+        let names = [
+            BindValue::Text(t.source_schema.clone()),
+            BindValue::Text(t.source_table.clone()),
+        ];
+        let what = format!("planning chunks of {}", t.source_name());
+        let rows = run(conn, &what, &stmt, &names).await?;
+        let num = |v: Option<&Option<Vec<u8>>>| -> Option<i128> {
+            std::str::from_utf8(v?.as_deref()?).ok()?.parse().ok()
+        };
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let (Some(min), Some(max)) = (num(row.first()), num(row.get(1))) else {
+            // An empty table: the walk's one open range.
+            return Ok(None);
+        };
+        let estimated = num(row.get(2)).map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        let Some(bounds) = sluice_core::verify::value_bounds(min, max, estimated, chunk_rows)
+        else {
+            return Ok(None);
+        };
+        let bind = |b: i128| match t.key_columns().next().map(|c| c.kind) {
+            Some(sluice_core::verify::ColumnKind::Unsigned) => {
+                u64::try_from(b).map(BindValue::UInt).ok()
+            }
+            _ => i64::try_from(b).map(BindValue::Int).ok(),
+        };
+        let mut sent = 0;
+        let mut after: Option<Vec<BindValue>> = None;
+        for b in bounds {
+            // Inside [min, max], so it fits the column's type.
+            let Some(v) = bind(b) else { break };
+            let range = KeyRange {
+                after: after.take(),
+                through: Some(vec![v.clone()]),
+            };
+            if out.send(range).await.is_err() {
+                return Ok(Some(sent));
+            }
+            sent += 1;
+            after = Some(vec![v]);
+        }
+        let last = KeyRange {
+            after,
+            through: None,
+        };
+        Ok(Some(sent + u64::from(out.send(last).await.is_ok())))
     }
 
     /// Opens a consistent snapshot and reads its exact binlog position.

@@ -228,6 +228,40 @@ pub struct KeyRange {
     pub through: Option<Vec<BindValue>>,
 }
 
+/// Chunk bounds by key *value* for a single integer key: the `through`
+/// bound of each chunk but the last (which is open), for keys from `min`
+/// to `max` with about `estimated_rows` rows; `None` when the keys are too
+/// sparse for it (then the planner walks the key index instead).
+///
+/// Why: walking the index (`LIMIT 1 OFFSET n-1` per chunk) reads every key
+/// once more on the source, as much work as checksumming the rows; two
+/// index dives (`MIN`, `MAX`) cost nothing. A chunk `(b-w, b]` of a unique
+/// integer key holds at most `w` rows whatever the data, so with `w =
+/// chunk_rows` no chunk is ever larger than the walk's (its checksum's
+/// `GROUP_CONCAT` stays bounded, a differing chunk narrows to at most
+/// `chunk_rows` rows). Sparse keys make chunks smaller, so the plan is used
+/// only when the key span is at most four times the rows (by the server's
+/// estimate, or `chunk_rows` when it estimates fewer): at most four times
+/// the walk's chunk count, however wrong the estimate.
+pub fn value_bounds(
+    min: i128,
+    max: i128,
+    estimated_rows: u64,
+    chunk_rows: u64,
+) -> Option<impl Iterator<Item = i128>> {
+    let width = i128::from(chunk_rows.max(1));
+    let span = max.checked_sub(min)?.checked_add(1)?;
+    let rows = i128::from(estimated_rows.max(chunk_rows));
+    if span <= 0 || span > rows.saturating_mul(4) {
+        return None;
+    }
+    let first = min.checked_add(width - 1)?;
+    Some(
+        std::iter::successors(Some(first), move |b| b.checked_add(width))
+            .take_while(move |b| *b < max),
+    )
+}
+
 /// A chunk's checksum as the server prints it, the row count first
 /// (`count:…`, see [`sql::checksum`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! every MySQL and MariaDB range optimizer turns into an index range (row
 //! constructors are not used by older MariaDB optimizers).
 
-use super::{BindValue, KeyRange, Side, VerifyColumn, VerifyTable};
+use super::{BindValue, ColumnKind, KeyRange, Side, VerifyColumn, VerifyTable};
 
 /// The system schemas, never verified (as never replicated).
 pub const SYSTEM_SCHEMAS: &str = "'mysql','sys','information_schema','performance_schema'";
@@ -287,6 +287,26 @@ pub fn next_bound(
         chunk_rows.saturating_sub(1)
     );
     (sql, binds)
+}
+
+/// For a single integer key (see [`super::value_bounds`]): the key's
+/// `MIN` and `MAX` and the server's row estimate, one row of text; `None`
+/// for any other key.
+pub fn key_span(t: &VerifyTable) -> Option<String> {
+    let mut keys = t.key_columns();
+    let (Some(k), None) = (keys.next(), keys.next()) else {
+        return None;
+    };
+    if !matches!(k.kind, ColumnKind::Signed | ColumnKind::Unsigned) {
+        return None;
+    }
+    let c = column_ident(k, Side::Source);
+    Some(format!(
+        "SELECT CAST(MIN({c}) AS CHAR), CAST(MAX({c}) AS CHAR), \
+         (SELECT CAST(IFNULL(MAX(TABLE_ROWS), 0) AS CHAR) FROM information_schema.TABLES \
+          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?) FROM {}",
+        table_ident(t, Side::Source)
+    ))
 }
 
 /// Writes `rows` whole rows (every compared column) to the target, keyed

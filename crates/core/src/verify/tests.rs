@@ -196,3 +196,27 @@ fn canonical_values_bind_as_their_kind() {
     );
     assert_eq!(ChunkSum("12:3:4".into()).rows(), 12);
 }
+
+#[test]
+fn value_bounds_cut_dense_integer_keys_into_chunks_no_wider_than_chunk_rows() {
+    let b: Vec<i128> = value_bounds(1, 10, 10, 3).unwrap().collect();
+    // (-inf,3] (3,6] (6,9] (9,+inf): the last range holds only 10.
+    assert_eq!(b, vec![3, 6, 9]);
+    let b: Vec<i128> = value_bounds(1, 9, 9, 3).unwrap().collect();
+    assert_eq!(b, vec![3, 6], "(6, +inf) holds 7..=9");
+    assert_eq!(
+        value_bounds(5, 5, 1, 1000).unwrap().count(),
+        0,
+        "one open range"
+    );
+    // Sparse (span over four times the rows): walk the index instead.
+    assert!(value_bounds(1, 1_000_000, 1_000, 100).is_none());
+    assert!(value_bounds(1, 400_000, 100_000, 100).is_some());
+    // A low estimate still allows four chunks' span.
+    assert_eq!(value_bounds(1, 4_000, 0, 1_000).unwrap().count(), 3);
+    // Unsigned BIGINT's whole range does not overflow, and is sparse.
+    assert!(value_bounds(0, i128::from(u64::MAX), u64::MAX, 1000)
+        .is_some_and(|mut b| b.next() == Some(999)));
+    assert!(value_bounds(i128::from(i64::MIN), i128::from(i64::MAX), 10, 10).is_none());
+    assert!(value_bounds(10, 1, 10, 10).is_none(), "max below min");
+}

@@ -199,7 +199,7 @@ impl Verifier {
         let mut suspects = Vec::new();
         let window_chunks = self.opts.window_chunks.max(1);
         let chunk_rows = self.opts.chunk_rows;
-        // Three lanes: the planner walks the key index on its own session,
+        // Three lanes: the planner cuts the key space on its own session,
         // a window ahead at most; while the target checks one window, the
         // source reads the next (the target's check waits for the pipeline
         // to apply through that window's position, so the source never runs
