@@ -83,7 +83,7 @@ pub async fn run(bin: &Path, rows: u64) -> anyhow::Result<Vec<Outcome>> {
     let verify_s = began.elapsed().as_secs_f64();
     // Where verify's time went (its own log line per table).
     for line in String::from_utf8_lossy(&out.stderr).lines() {
-        if line.contains("chunks compared") {
+        if line.contains("chunks compared") || line.contains("chunks cut") {
             eprintln!("  {line}");
         }
     }

@@ -276,7 +276,9 @@ impl SourceVerifier {
             after,
             through: None,
         };
-        Ok(Some(sent + u64::from(out.send(last).await.is_ok())))
+        let sent = sent + u64::from(out.send(last).await.is_ok());
+        tracing::debug!(table = %t.source_name(), min, max, estimated, chunks = sent, "chunks cut by key value");
+        Ok(Some(sent))
     }
 
     /// Opens a consistent snapshot and reads its exact binlog position.

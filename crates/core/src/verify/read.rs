@@ -17,6 +17,8 @@ pub struct DescribedColumn {
     pub column_type: String,
     /// Empty for non-text columns.
     pub collation: String,
+    /// `IS_NULLABLE` is not `NO`.
+    pub nullable: bool,
 }
 
 /// A table's columns (in order) and the key verify uses (column names).
@@ -43,6 +45,8 @@ pub fn described(cols: Vec<BytesRow>, keys: Vec<BytesRow>) -> DescribedTable {
                 data_type: it.next().unwrap_or_default(),
                 column_type: it.next().unwrap_or_default(),
                 collation: it.next().unwrap_or_default(),
+                // Unknown counts as nullable: the IFNULL form is always right.
+                nullable: it.next().is_none_or(|n| n != "NO"),
             }
         })
         .collect();

@@ -12,6 +12,7 @@ fn table(key: Vec<usize>) -> VerifyTable {
         kind,
         source_utf8mb4: false,
         target_utf8mb4: false,
+        nullable: true,
     };
     VerifyTable {
         source_schema: "shop".into(),
@@ -118,9 +119,33 @@ fn row_hash_uses_each_sides_names_and_marks_nulls() {
 
 #[test]
 fn a_keyed_chunk_hashes_its_row_hashes_in_key_order_and_a_keyless_one_sums_them() {
-    let keyed = super::sql::checksum(&table(vec![0]), Side::Source, "TRUE");
-    assert!(keyed.contains("SHA1(GROUP_CONCAT(SHA1("), "{keyed}");
+    let mut narrow = table(vec![0]);
+    let keyed = super::sql::checksum(&narrow, Side::Source, "TRUE");
+    assert!(super::sql::narrow(&narrow));
+    // Short row texts themselves, long values hashed, a NOT NULL column
+    // without its IFNULL.
+    assert!(
+        keyed.contains("SHA1(GROUP_CONCAT(CONCAT_WS(',', IFNULL(`a`, 'N')"),
+        "{keyed}"
+    );
+    assert!(
+        keyed.contains(
+            "IF(LENGTH(CONVERT(`b` USING utf8mb4)) > 40, SHA1(CONVERT(`b` USING utf8mb4))"
+        ),
+        "{keyed}"
+    );
+    assert!(keyed.contains("SEPARATOR ';'"), "{keyed}");
     assert!(!keyed.contains("CONV("), "{keyed}");
+    narrow.columns[0].nullable = false;
+    let keyed = super::sql::checksum(&narrow, Side::Source, "TRUE");
+    assert!(keyed.contains("CONCAT_WS(',', `a`, IFNULL("), "{keyed}");
+    // Wide rows: each row hashed first, 40 bytes a row in the concatenation.
+    let mut wide = table(vec![0]);
+    let text = wide.columns[1].clone();
+    wide.columns.extend(std::iter::repeat_n(text, 5));
+    assert!(!super::sql::narrow(&wide));
+    let keyed = super::sql::checksum(&wide, Side::Source, "TRUE");
+    assert!(keyed.contains("SHA1(GROUP_CONCAT(SHA1("), "{keyed}");
     let keyless = super::sql::checksum(&table(vec![]), Side::Target, "TRUE");
     assert!(
         keyless.contains("SUM(CAST(CONV(SUBSTRING(h, 17, 16)"),
@@ -214,7 +239,7 @@ fn value_bounds_cut_dense_integer_keys_into_chunks_no_wider_than_chunk_rows() {
     assert!(value_bounds(1, 400_000, 100_000, 100).is_some());
     // A low estimate still allows four chunks' span.
     assert_eq!(value_bounds(1, 4_000, 0, 1_000).unwrap().count(), 3);
-    // Unsigned BIGINT's whole range does not overflow, and is sparse.
+    // Unsigned BIGINT's whole range does not overflow.
     assert!(value_bounds(0, i128::from(u64::MAX), u64::MAX, 1000)
         .is_some_and(|mut b| b.next() == Some(999)));
     assert!(value_bounds(i128::from(i64::MIN), i128::from(i64::MAX), 10, 10).is_none());

@@ -76,6 +76,7 @@ pub fn map_table(
             kind: ColumnKind::from_type(&col.data_type, &col.column_type),
             source_utf8mb4: is_utf8mb4(&col.collation),
             target_utf8mb4: is_utf8mb4(&tcol.collation),
+            nullable: col.nullable || tcol.nullable,
         });
     }
     // Key columns in the key's own order (the index order ranges follow).
@@ -129,6 +130,7 @@ mod tests {
                     data_type: t.to_string(),
                     column_type: t.to_string(),
                     collation: c.to_string(),
+                    nullable: true,
                 })
                 .collect(),
             key: key.iter().map(|k| k.to_string()).collect(),
