@@ -269,6 +269,12 @@ pub struct Load {
     /// `apply` (default; rewritten for routes, applied after every earlier
     /// batch), `skip`, or `fail` (stop the pipeline before the DDL).
     pub ddl: DdlPolicy,
+    /// `load.statement_cache` (optional): prepared statements kept per
+    /// target connection, `0..=4096`. Default 256. Statements the cache
+    /// would not keep are sent as plain text with their values inline; `0`
+    /// sends every statement that way (for proxies that handle prepared
+    /// statements badly).
+    pub statement_cache: u64,
 }
 
 impl Default for Load {
@@ -276,6 +282,7 @@ impl Default for Load {
         Load {
             workers: 4,
             ddl: DdlPolicy::Apply,
+            statement_cache: 256,
         }
     }
 }

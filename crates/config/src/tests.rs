@@ -117,7 +117,8 @@ admin: { listen: "127.0.0.1:9090" }
         p.load,
         Load {
             workers: 4,
-            ddl: DdlPolicy::Apply
+            ddl: DdlPolicy::Apply,
+            statement_cache: 256,
         }
     );
     assert_eq!(p.ha.lease_ttl, Duration::from_secs(3));
@@ -213,7 +214,8 @@ fn the_repository_pipeline_yaml_parses() {
         p.load,
         Load {
             workers: 4,
-            ddl: DdlPolicy::Apply
+            ddl: DdlPolicy::Apply,
+            statement_cache: 256,
         }
     );
 
@@ -377,6 +379,7 @@ fn invalid_values() {
         ("batch: { max_rows: 0 }\n", "p.yaml:4:20: batch.max_rows: 0 is out of range (must be between 1 and 1000000)"),
         ("load: { ddl: ignore }\n", "p.yaml:4:14: load.ddl: `ignore` is not one of: apply, skip, fail"),
         ("load: { workers: 100 }\n", "p.yaml:4:18: load.workers: 100 is out of range (must be between 1 and 64)"),
+        ("load: { statement_cache: 5000 }\n", "p.yaml:4:26: load.statement_cache: 5000 is out of range (must be between 0 and 4096)"),
         ("ha: { lease_ttl: 2500ms }\ncoordination: { etcd: { endpoints: ['http://e:2379'] } }\n", "p.yaml:4:18: ha.lease_ttl: must be whole seconds (etcd leases have second granularity)"),
         ("coordination: { etcd: { endpoints: ['127.0.0.1:2379'] } }\n", "p.yaml:4:37: coordination.etcd.endpoints[0]: invalid etcd endpoint `127.0.0.1:2379`: not a URL: write http://127.0.0.1:2379 (https://127.0.0.1:2379 for TLS)"),
         ("coordination: { etcd: { endpoints: ['http://e:2379'], prefix: sluice } }\n", "p.yaml:4:63: coordination.etcd.prefix: invalid prefix `sluice`: must start with `/` (e.g. /sluice)"),

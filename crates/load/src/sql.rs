@@ -1,4 +1,5 @@
-//! SQL statements for the target, with every value a bound parameter.
+//! SQL statements for the target, with every value a bound parameter (or,
+//! for statements not worth preparing, an exact literal).
 //!
 //! # Shapes
 //!
@@ -66,6 +67,23 @@
 //! column's charset), and binary strings as bytes. `Absent` (a column missing
 //! from a MINIMAL image) and `JsonDiff` (a partial JSON update) cannot be
 //! written and are refused.
+//!
+//! # Inline values
+//!
+//! A statement the connection's prepared-statement cache will not keep
+//! (an odd row count, or a share touching more tables than the cache
+//! holds, see [`crate::apply`]) costs three round trips as a prepared
+//! statement (prepare, execute, close) and one as a plain query, for the
+//! same server work (measured: a multi-row `INSERT` of literals costs the
+//! server as much per row as the bound one). [`build_inline`] writes the
+//! same statement with each value as the literal the server reads back to
+//! exactly the value [`encode_value`] binds: numbers as digits, doubles
+//! (and floats, widened exactly) in shortest round-trip scientific form,
+//! every string the parameter would send as text as a `_utf8mb4` literal
+//! (converted to the column's charset like the parameter), binary strings
+//! and geometries as `_binary` literals; a string that is not plain
+//! printable ASCII (quotes and backslashes included) is written in hex
+//! (`_utf8mb4 X'…'`), so no escaping rule or `sql_mode` can change it.
 
 use sluice_core::value::format_timestamp;
 use sluice_core::{Row, TableSchema, Value};
@@ -355,21 +373,86 @@ pub fn wire_size(v: &Value) -> usize {
     }
 }
 
-/// Builds the statement for one chunk of `rows`.
+/// Builds the statement for one chunk of `rows`, every value a bound
+/// parameter.
 pub fn build<'a>(
     kind: Kind<'_>,
     target: impl Into<Target<'a>>,
     rows: &[&Row],
     chunk: Chunk,
 ) -> Result<Statement, EncodeError> {
-    let target = target.into();
+    let mut args = MySqlArguments::default();
+    let sql = build_with(kind, target.into(), rows, chunk, &mut Params(&mut args))?;
+    Ok(Statement { sql, args, chunk })
+}
+
+/// Builds the statement for one chunk of `rows` with every value written
+/// into the text as a literal (see "Inline values" in the module docs), to
+/// run as one plain query; `Ok(None)` when a value has no literal form
+/// (then send [`build`]'s).
+pub fn build_inline<'a>(
+    kind: Kind<'_>,
+    target: impl Into<Target<'a>>,
+    rows: &[&Row],
+    chunk: Chunk,
+) -> Result<Option<String>, EncodeError> {
+    let mut sink = Inline { unwritable: false };
+    let sql = build_with(kind, target.into(), rows, chunk, &mut sink)?;
+    Ok((!sink.unwritable).then_some(sql))
+}
+
+/// Where a statement's values go: bound parameters or literals.
+trait Values {
+    /// Writes `v`'s place in the text (`?` or the literal).
+    fn push(&mut self, sql: &mut String, v: &Value) -> Result<(), String>;
+}
+
+struct Params<'p>(&'p mut MySqlArguments);
+
+impl Values for Params<'_> {
+    fn push(&mut self, sql: &mut String, v: &Value) -> Result<(), String> {
+        sql.push('?');
+        encode_value(self.0, v)
+    }
+}
+
+struct Inline {
+    /// A value without a literal form was met.
+    unwritable: bool,
+}
+
+impl Values for Inline {
+    fn push(&mut self, sql: &mut String, v: &Value) -> Result<(), String> {
+        match push_literal(sql, v) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.unwritable = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn build_with(
+    kind: Kind<'_>,
+    target: Target<'_>,
+    rows: &[&Row],
+    chunk: Chunk,
+    values: &mut impl Values,
+) -> Result<String, EncodeError> {
     let table = target.table;
     let real = &rows[chunk.start..chunk.start + chunk.len];
     let last = real[real.len() - 1];
     let row_at = |n: usize| if n < real.len() { real[n] } else { last };
     let ncols = target.ncols();
     let mut sql = String::with_capacity(header_size(kind, target) + chunk.padded * (2 * ncols + 2));
-    let mut args = MySqlArguments::default();
+    let mut put = |sql: &mut String, row: &Row, i: usize| {
+        values.push(sql, &row[i]).map_err(|reason| EncodeError {
+            column: table.columns[i].name.clone(),
+            reason,
+        })
+    };
     let name = qualified_name(table);
     match kind {
         Kind::Upsert(_) | Kind::Insert | Kind::Replace => {
@@ -382,13 +465,18 @@ pub fn build<'a>(
             sql.push_str(" (");
             push_column_list(&mut sql, target);
             sql.push_str(") VALUES ");
-            let tuple = placeholders_tuple(ncols);
             for n in 0..chunk.padded {
                 if n > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&tuple);
-                encode_row(&mut args, table, row_at(n), target.cols())?;
+                sql.push('(');
+                for (c, i) in target.cols().enumerate() {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    put(&mut sql, row_at(n), i)?;
+                }
+                sql.push(')');
             }
             if let Kind::Upsert(key) = kind {
                 push_upsert_assignments(&mut sql, target, key);
@@ -398,30 +486,28 @@ pub fn build<'a>(
             sql.push_str("DELETE FROM ");
             sql.push_str(&name);
             sql.push_str(" WHERE ");
-            let mut tuple = String::from("(");
-            for (n, &i) in key.iter().enumerate() {
-                if n > 0 {
-                    tuple.push_str(" AND ");
-                }
-                push_ident(&mut tuple, &table.columns[i].name);
-                tuple.push_str("=?");
-            }
-            tuple.push(')');
             for n in 0..chunk.padded {
                 if n > 0 {
                     sql.push_str(" OR ");
                 }
-                sql.push_str(&tuple);
-                encode_row(&mut args, table, row_at(n), key.iter().copied())?;
+                sql.push('(');
+                for (c, &i) in key.iter().enumerate() {
+                    if c > 0 {
+                        sql.push_str(" AND ");
+                    }
+                    push_ident(&mut sql, &table.columns[i].name);
+                    sql.push('=');
+                    put(&mut sql, row_at(n), i)?;
+                }
+                sql.push(')');
             }
         }
         Kind::Delete(key) => {
             sql.push_str("DELETE FROM ");
             sql.push_str(&name);
             sql.push_str(" WHERE ");
-            let tuple = if key.len() == 1 {
+            if key.len() == 1 {
                 push_ident(&mut sql, &table.columns[key[0]].name);
-                "?".to_string()
             } else {
                 sql.push('(');
                 for (n, &i) in key.iter().enumerate() {
@@ -431,15 +517,24 @@ pub fn build<'a>(
                     push_ident(&mut sql, &table.columns[i].name);
                 }
                 sql.push(')');
-                placeholders_tuple(key.len())
-            };
+            }
             sql.push_str(" IN (");
             for n in 0..chunk.padded {
                 if n > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&tuple);
-                encode_row(&mut args, table, row_at(n), key.iter().copied())?;
+                if key.len() == 1 {
+                    put(&mut sql, row_at(n), key[0])?;
+                } else {
+                    sql.push('(');
+                    for (c, &i) in key.iter().enumerate() {
+                        if c > 0 {
+                            sql.push(',');
+                        }
+                        put(&mut sql, row_at(n), i)?;
+                    }
+                    sql.push(')');
+                }
             }
             sql.push(')');
         }
@@ -452,13 +547,13 @@ pub fn build<'a>(
                     sql.push_str(" AND ");
                 }
                 push_ident(&mut sql, &table.columns[i].name);
-                sql.push_str(" <=> ?");
+                sql.push_str(" <=> ");
+                put(&mut sql, last, i)?;
             }
             sql.push_str(" LIMIT 1");
-            encode_row(&mut args, table, last, target.cols())?;
         }
     }
-    Ok(Statement { sql, args, chunk })
+    Ok(sql)
 }
 
 /// ` ON DUPLICATE KEY UPDATE <guard>, <every other column>` (see the
@@ -535,34 +630,6 @@ fn push_column_list(sql: &mut String, target: Target<'_>) {
     }
 }
 
-fn placeholders_tuple(n: usize) -> String {
-    let mut s = String::with_capacity(2 * n + 1);
-    s.push('(');
-    for i in 0..n {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('?');
-    }
-    s.push(')');
-    s
-}
-
-fn encode_row(
-    args: &mut MySqlArguments,
-    table: &TableSchema,
-    row: &Row,
-    cols: impl Iterator<Item = usize>,
-) -> Result<(), EncodeError> {
-    for i in cols {
-        encode_value(args, &row[i]).map_err(|reason| EncodeError {
-            column: table.columns[i].name.clone(),
-            reason,
-        })?;
-    }
-    Ok(())
-}
-
 /// Adds one value as a bound parameter (see the module docs for the
 /// encoding of each family).
 pub fn encode_value(args: &mut MySqlArguments, v: &Value) -> Result<(), String> {
@@ -598,6 +665,110 @@ pub fn encode_value(args: &mut MySqlArguments, v: &Value) -> Result<(), String> 
         }
     };
     res.map_err(|e| format!("cannot be encoded: {e}"))
+}
+
+/// Writes `v` as a SQL literal that the server stores exactly as the
+/// parameter [`encode_value`] binds (see "Inline values" in the module
+/// docs); `Ok(false)` when it has none (a NaN or infinite float).
+pub fn push_literal(out: &mut String, v: &Value) -> Result<bool, String> {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match v {
+        Value::Null => {
+            out.push_str("NULL");
+            Ok(())
+        }
+        Value::Int(i) => write!(out, "{i}"),
+        Value::UInt(u) => write!(out, "{u}"),
+        Value::Float(f) => return Ok(push_float(out, f64::from(*f))),
+        Value::Double(d) => return Ok(push_float(out, *d)),
+        Value::Year(y) => write!(out, "{y}"),
+        Value::Bit { bits, .. } => write!(out, "{bits}"),
+        Value::Enum { index: 0, .. } => {
+            out.push('0');
+            Ok(())
+        }
+        Value::Enum { label: Some(l), .. } => {
+            push_text_literal(out, l);
+            Ok(())
+        }
+        Value::Enum { index, label: None } => write!(out, "{index}"),
+        Value::Set {
+            labels: Some(l), ..
+        } => {
+            push_text_literal(out, l);
+            Ok(())
+        }
+        Value::Set { bits, labels: None } => write!(out, "{bits}"),
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => {
+            push_text_literal(out, s);
+            Ok(())
+        }
+        Value::Bytes(b) | Value::Geometry(b) => {
+            push_bytes_literal(out, "_binary", b);
+            Ok(())
+        }
+        Value::Date { .. } | Value::DateTime(_) | Value::Timestamp { .. } | Value::Time(_) => {
+            push_text_literal(out, &temporal_text(v).unwrap_or_default());
+            Ok(())
+        }
+        Value::Absent => {
+            return Err(
+                "is not in the row image (the source must log binlog_row_image=FULL)".into(),
+            )
+        }
+        Value::JsonDiff(_) => {
+            return Err("is a partial JSON update without its document".into());
+        }
+    };
+    Ok(true)
+}
+
+/// A double as its shortest exact form in scientific notation (`1.5e0`),
+/// which MySQL reads as a DOUBLE literal rounding back to the same bits; a
+/// FLOAT's value widened to double is exact, and the column narrows it
+/// back exactly. MySQL stores neither NaN nor infinities.
+fn push_float(out: &mut String, d: f64) -> bool {
+    use std::fmt::Write as _;
+    if !d.is_finite() {
+        return false;
+    }
+    let _ = write!(out, "{d:e}");
+    true
+}
+
+/// Whether `b` may stand between single quotes as it is: printable ASCII
+/// but the quotes and the backslash, so neither `NO_BACKSLASH_ESCAPES` nor
+/// `ANSI_QUOTES` changes its meaning.
+fn plain(b: &[u8]) -> bool {
+    b.iter()
+        .all(|&c| (c == b' ' || c.is_ascii_graphic()) && !matches!(c, b'\'' | b'\\' | b'"' | b'`'))
+}
+
+/// A string in the connection charset (utf8mb4), as the bound text
+/// parameter is: the server converts it to the column's charset.
+fn push_text_literal(out: &mut String, s: &str) {
+    push_bytes_literal(out, "_utf8mb4", s.as_bytes());
+}
+
+/// `_cs'…'` for plain bytes, else `_cs X'…'` (hex: no escaping at all).
+fn push_bytes_literal(out: &mut String, introducer: &str, b: &[u8]) {
+    out.push_str(introducer);
+    if plain(b) {
+        out.push('\'');
+        // Plain bytes are ASCII.
+        out.push_str(std::str::from_utf8(b).unwrap_or_default());
+        out.push('\'');
+    } else {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        out.push_str(" X'");
+        out.reserve(2 * b.len() + 1);
+        for &c in b {
+            out.push(char::from(HEX[usize::from(c >> 4)]));
+            out.push(char::from(HEX[usize::from(c & 15)]));
+        }
+        out.push('\'');
+    }
 }
 
 /// The text form the server parses back to the same temporal value, with

@@ -39,6 +39,7 @@ pub async fn open_store(pipeline: &Pipeline) -> Result<AnyPositionStore, Pipelin
 pub async fn loader(pipeline: &Pipeline) -> Result<Loader, PipelineError> {
     let opts = LoaderOptions {
         workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
+        statement_cache: usize::try_from(pipeline.load.statement_cache).unwrap_or(256),
         tls: pipeline.target.tls.clone(),
         ..LoaderOptions::default()
     };
@@ -76,6 +77,7 @@ pub async fn loader_with_term(
     };
     let opts = LoaderOptions {
         workers: usize::try_from(pipeline.load.workers).unwrap_or(4),
+        statement_cache: usize::try_from(pipeline.load.statement_cache).unwrap_or(256),
         term,
         tls: pipeline.target.tls.clone(),
         origin,

@@ -41,7 +41,13 @@ pub(super) fn batch(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> 
 }
 
 pub(super) fn load(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> Option<Load> {
-    let mut map = section(cx, root, "load", field, &["workers", "ddl"])?;
+    let mut map = section(
+        cx,
+        root,
+        "load",
+        field,
+        &["workers", "ddl", "statement_cache"],
+    )?;
     let defaults = Load::default();
     let workers = match map.optional("workers") {
         Some(f) => cx.integer(f.node, "load.workers", 1, 64).map(|n| n as u64),
@@ -53,9 +59,16 @@ pub(super) fn load(cx: &mut Cx<'_>, root: &MapReader<'_>, field: Field<'_>) -> O
             .map(|i| [DdlPolicy::Apply, DdlPolicy::Skip, DdlPolicy::Fail][i]),
         None => Some(defaults.ddl),
     };
+    let statement_cache = match map.optional("statement_cache") {
+        Some(f) => cx
+            .integer(f.node, "load.statement_cache", 0, 4096)
+            .map(|n| n as u64),
+        None => Some(defaults.statement_cache),
+    };
     map.finish(cx);
     Some(Load {
         workers: workers?,
         ddl: ddl?,
+        statement_cache: statement_cache?,
     })
 }

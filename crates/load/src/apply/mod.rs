@@ -18,7 +18,10 @@
 //!    without a key and tables with a schema change inside the batch go
 //!    whole to one worker (see [`crate::key`]).
 //! 4. Each worker applies its share in **one transaction** with multi-row
-//!    statements ([`crate::sql`]), then commits. A transient failure
+//!    statements ([`crate::sql`]), then commits. Statements the
+//!    connection's prepared-statement cache would not keep (odd sizes, or a
+//!    share over more tables than the cache holds) go as plain text with
+//!    their values inline: one round trip instead of three. A transient failure
 //!    (connection lost, deadlock 1213, lock wait timeout 1205, server gone,
 //!    too many connections, …) rolls the worker's transaction back and
 //!    retries it from the start with exponential backoff, up to
@@ -151,7 +154,7 @@ impl Loader {
     /// to fail fast on a wrong address or credentials.
     pub async fn connect(url: &str, opts: LoaderOptions) -> Result<Self, LoadError> {
         let connect =
-            connect_options(url, &opts.tls)?.statement_cache_capacity(opts.statement_cache);
+            connect_options(url, &opts.tls)?.statement_cache_capacity(opts.statement_cache.max(1));
         Ok(Self::with_options(connect, opts))
     }
 
@@ -490,6 +493,10 @@ impl Loader {
             .await?;
         let mut applied = Applied::default();
         let mut judged = conflict::Judged::new();
+        // More tables than the connection caches statements for (about two
+        // shapes each): caching would only evict, so nothing is prepared.
+        let uncached = self.opts.statement_cache == 0
+            || share.len().saturating_mul(2) > self.opts.statement_cache;
         for piece in share {
             let judged_piece;
             let piece = match (&self.opts.conflicts, expected) {
@@ -521,20 +528,35 @@ impl Loader {
             };
             let piece_n = normal.as_ref().unwrap_or(piece);
             for chunk in sql::chunks(kind, piece_n.target(), &piece_n.rows, self.opts.limits) {
-                let stmt =
-                    sql::build(kind, piece_n.target(), &piece_n.rows, chunk).map_err(|e| {
-                        LoadError::Refused {
-                            batch_id,
-                            table: qualified(piece.table),
-                            key: piece_n.describe(chunk.start),
-                            reason: format!("column `{}` {}", e.column, e.reason),
-                        }
-                    })?;
-                let done = sqlx::query_with(&stmt.sql, stmt.args)
-                    .persistent(chunk.persistent)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| statement_error(batch_id, piece_n, chunk, &stmt.sql, e))?;
+                let refused = |e: sql::EncodeError| LoadError::Refused {
+                    batch_id,
+                    table: qualified(piece.table),
+                    key: piece_n.describe(chunk.start),
+                    reason: format!("column `{}` {}", e.column, e.reason),
+                };
+                // A statement the cache will not keep goes as plain text:
+                // one round trip instead of prepare, execute and close.
+                let inline = if !chunk.persistent || uncached {
+                    sql::build_inline(kind, piece_n.target(), &piece_n.rows, chunk)
+                        .map_err(refused)?
+                } else {
+                    None
+                };
+                let done = match inline {
+                    Some(text) => (&mut *tx)
+                        .execute(sqlx::raw_sql(&text))
+                        .await
+                        .map_err(|e| statement_error(batch_id, piece_n, chunk, &text, e))?,
+                    None => {
+                        let stmt = sql::build(kind, piece_n.target(), &piece_n.rows, chunk)
+                            .map_err(refused)?;
+                        sqlx::query_with(&stmt.sql, stmt.args)
+                            .persistent(chunk.persistent)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| statement_error(batch_id, piece_n, chunk, &stmt.sql, e))?
+                    }
+                };
                 applied.statements += 1;
                 if piece.counts_missing && done.rows_affected() < chunk.len as u64 {
                     applied.missed(

@@ -50,7 +50,9 @@ pub struct LoaderOptions {
     /// How long to wait for a connection (e.g. while the target restarts)
     /// before an attempt fails as transient.
     pub acquire_timeout: Duration,
-    /// Prepared statements cached per connection.
+    /// Prepared statements cached per connection; `0`: none, every
+    /// statement is sent as text with its values inline
+    /// ([`crate::sql::build_inline`]).
     pub statement_cache: usize,
     /// What to do when a row collides on a unique key other than its
     /// replication key even in source order.

@@ -373,3 +373,140 @@ fn absent_and_json_diff_are_refused() {
     assert!(encode_value(&mut args, &Value::Absent).is_err());
     assert!(encode_value(&mut args, &Value::UInt(u64::MAX)).is_ok());
 }
+
+/// The inline form is the bound form with each `?` replaced by a literal.
+#[test]
+fn inline_statements_have_the_bound_shape_with_literals() {
+    let t = table(&["id", "na`me"], vec![0]);
+    let data = vec![
+        vec![Value::Int(-1), Value::Text("it's".into())],
+        vec![Value::UInt(u64::MAX), Value::Null],
+    ];
+    let r = refs(&data);
+    let limits = Limits::default();
+    let c = chunks(Kind::Upsert(&[0]), &t, &r, limits)[0];
+    let s = build_inline(Kind::Upsert(&[0]), &t, &r, c)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s,
+        "INSERT INTO `sh``op`.`us``ers` (`id`,`na``me`) VALUES (-1,_utf8mb4 X'69742773'),\
+         (18446744073709551615,NULL) \
+         ON DUPLICATE KEY UPDATE `id`=IF(`id` <=> VALUES(`id`), VALUES(`id`), NULL),\
+         `na``me`=VALUES(`na``me`)"
+    );
+    let mut t2 = table(&["a", "b", "v"], vec![0, 1]);
+    t2.columns[0].type_code = tc::VARCHAR;
+    t2.columns[0].collation = Some(8);
+    let keys = vec![vec![Value::Text("x".into()), Value::Int(2), Value::Null]];
+    let rk = refs(&keys);
+    let c = chunks(Kind::Delete(&[0, 1]), &t2, &rk, limits)[0];
+    assert_eq!(
+        build_inline(Kind::Delete(&[0, 1]), &t2, &rk, c)
+            .unwrap()
+            .unwrap(),
+        "DELETE FROM `sh``op`.`us``ers` WHERE (`a`=_utf8mb4'x' AND `b`=2)"
+    );
+    let c = chunks(Kind::Delete(&[0]), &t, &r, limits)[0];
+    assert_eq!(
+        build_inline(Kind::Delete(&[0]), &t, &r, c)
+            .unwrap()
+            .unwrap(),
+        "DELETE FROM `sh``op`.`us``ers` WHERE `id` IN (-1,18446744073709551615)"
+    );
+    let c = chunks(Kind::DeleteOne, &t, &r, limits)[0];
+    assert_eq!(
+        build_inline(Kind::DeleteOne, &t, &r, c).unwrap().unwrap(),
+        "DELETE FROM `sh``op`.`us``ers` WHERE `id` <=> -1 AND `na``me` <=> _utf8mb4 X'69742773' LIMIT 1"
+    );
+    // A value without a literal: the caller binds instead.
+    let nan = vec![vec![Value::Int(1), Value::Double(f64::NAN)]];
+    let rn = refs(&nan);
+    let c = chunks(Kind::Insert, &t, &rn, limits)[0];
+    assert_eq!(build_inline(Kind::Insert, &t, &rn, c).unwrap(), None);
+    // Refusals are the same as when binding.
+    let absent = vec![vec![Value::Int(1), Value::Absent]];
+    let ra = refs(&absent);
+    let c = chunks(Kind::Insert, &t, &ra, limits)[0];
+    assert_eq!(
+        build_inline(Kind::Insert, &t, &ra, c).unwrap_err().column,
+        "na`me"
+    );
+}
+
+fn literal(v: &Value) -> String {
+    let mut s = String::new();
+    assert!(push_literal(&mut s, v).unwrap(), "{v:?} has a literal");
+    s
+}
+
+#[test]
+fn literals_read_back_as_the_bound_values() {
+    assert_eq!(literal(&Value::Int(i64::MIN)), "-9223372036854775808");
+    assert_eq!(literal(&Value::Year(0)), "0", "the zero year, not 2000");
+    assert_eq!(literal(&Value::Bit { bits: 5, width: 3 }), "5");
+    // Shortest round trip: parsing the text gives the same bits.
+    for d in [0.1, -0.0, 1e300, 5e-324, f64::MAX, 123.456] {
+        let s = literal(&Value::Double(d));
+        assert!(s.contains('e'), "{s} is a DOUBLE literal");
+        assert_eq!(s.parse::<f64>().unwrap().to_bits(), d.to_bits(), "{s}");
+    }
+    for f in [0.3f32, -0.3, f32::MAX, f32::MIN_POSITIVE, 1e-45] {
+        let s = literal(&Value::Float(f));
+        assert_eq!(
+            (s.parse::<f64>().unwrap() as f32).to_bits(),
+            f.to_bits(),
+            "{s}"
+        );
+    }
+    assert_eq!(
+        literal(&Value::Decimal("-12.3400".into())),
+        "_utf8mb4'-12.3400'"
+    );
+    assert_eq!(literal(&Value::Text(String::new())), "_utf8mb4''");
+    assert_eq!(literal(&Value::Text("a\\b".into())), "_utf8mb4 X'615C62'");
+    assert_eq!(literal(&Value::Text("é".into())), "_utf8mb4 X'C3A9'");
+    assert_eq!(
+        literal(&Value::Text("a\"b`c".into())),
+        "_utf8mb4 X'6122626063'"
+    );
+    assert_eq!(
+        literal(&Value::Text("tab\there".into())),
+        "_utf8mb4 X'7461620968657265'"
+    );
+    assert_eq!(literal(&Value::Bytes(vec![0, 0xff])), "_binary X'00FF'");
+    assert_eq!(literal(&Value::Bytes(b"ok".to_vec())), "_binary'ok'");
+    assert_eq!(literal(&Value::Geometry(vec![1, 2])), "_binary X'0102'");
+    assert_eq!(
+        literal(&Value::Json("{\"a\": 1}".into())),
+        "_utf8mb4 X'7B2261223A20317D'"
+    );
+    let label = |index, l: Option<&str>| Value::Enum {
+        index,
+        label: l.map(Into::into),
+    };
+    assert_eq!(
+        literal(&label(0, Some(""))),
+        "0",
+        "the error value by index"
+    );
+    assert_eq!(literal(&label(1, Some(""))), "_utf8mb4''");
+    assert_eq!(literal(&label(3, None)), "3");
+    let set = |bits, labels: Option<&str>| Value::Set {
+        bits,
+        labels: labels.map(Into::into),
+    };
+    assert_eq!(literal(&set(5, Some("a,c"))), "_utf8mb4'a,c'");
+    assert_eq!(literal(&set(5, None)), "5");
+    assert_eq!(
+        literal(&Value::Date {
+            year: 0,
+            month: 0,
+            day: 0
+        }),
+        "_utf8mb4'0000-00-00'"
+    );
+    let mut s = String::new();
+    assert!(!push_literal(&mut s, &Value::Float(f32::INFINITY)).unwrap());
+    assert!(push_literal(&mut s, &Value::Absent).is_err());
+}
