@@ -91,8 +91,8 @@ async fn verify(args: &VerifyArgs, pipeline: &sluice_config::Pipeline) -> anyhow
         .context("connecting to the target")?;
     let store = match &pipeline.coordination {
         Coordination::Etcd { .. } => Some(sluice_pipeline::open_store(pipeline).await?),
-        // The local store's directory is locked by the running node; the
-        // target's checkpoint says the same.
+        // The local store's directory is locked by the running node: its
+        // position file is read without the lock (`Applied::local`).
         Coordination::Local { .. } => None,
     };
     let target = TargetVerifier::new(&loader);
@@ -100,6 +100,7 @@ async fn verify(args: &VerifyArgs, pipeline: &sluice_config::Pipeline) -> anyhow
         loader,
         pipeline: pipeline.name.clone(),
         store,
+        local: sluice_pipeline::local_state_dir(pipeline),
         timeout: Duration::from_secs(args.wait),
         source: source.clone(),
     };

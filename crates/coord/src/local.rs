@@ -63,6 +63,19 @@ const HISTORY_FILE: &str = "history.jsonl";
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
 
+/// The record in `{dir}/position.json` as last written, read without the
+/// lock — for a reader beside the running node (`sluice verify`): every
+/// write replaces the file by a rename, so a read sees the old or the new
+/// record whole. `None` when nothing was written yet.
+pub fn peek(dir: &Path) -> Result<Option<StoredPosition>, CoordError> {
+    let path = dir.join(POSITION_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => StoredPosition::from_json(&bytes, &path.display().to_string()).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CoordError::io("reading", path)(e)),
+    }
+}
+
 /// A pipeline's position in `{dir}/position.json`; see the module docs.
 #[derive(Debug, Clone)]
 pub struct LocalPositionStore {
@@ -161,12 +174,7 @@ impl Inner {
     }
 
     fn read(&self) -> Result<Option<StoredPosition>, CoordError> {
-        let path = self.position_path();
-        match fs::read(&path) {
-            Ok(bytes) => StoredPosition::from_json(&bytes, &path.display().to_string()).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CoordError::io("reading", path)(e)),
-        }
+        peek(&self.dir)
     }
 
     /// temp + fsync + rename + fsync(dir); see the module docs.

@@ -53,6 +53,6 @@ pub mod verify;
 
 pub use error::PipelineError;
 pub use events::Events;
-pub use open::{loader, open_store};
+pub use open::{loader, local_state_dir, open_store};
 pub use runtime::{run, RunOptions, RunSummary};
 pub use status::NodeStatus;

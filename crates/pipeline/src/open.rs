@@ -33,6 +33,15 @@ pub async fn open_store(pipeline: &Pipeline) -> Result<AnyPositionStore, Pipelin
     })
 }
 
+/// With `coordination.local`, the pipeline's own state directory
+/// (`<dir>/<name>`), where its `position.json` lives.
+pub fn local_state_dir(pipeline: &Pipeline) -> Option<PathBuf> {
+    match &pipeline.coordination {
+        Coordination::Local { dir } => Some(dir.join(&pipeline.name)),
+        Coordination::Etcd { .. } => None,
+    }
+}
+
 /// The loader `pipeline` describes, for tools: without a term fence and
 /// without a bidirectional pipeline's origin tag (tools read, or write
 /// only `sluice_meta`, which no bidirectional pipeline replicates).

@@ -4,9 +4,14 @@
 //! alarm").
 //!
 //! "Applied through P" is read from the target's checkpoint row (written
-//! after every batch fully committed, `sluice_load::meta`) and, with etcd,
-//! the acknowledged position in the store; the further one counts. Both
-//! only ever name positions whose changes are all on the target. A
+//! after every batch fully committed, `sluice_load::meta`) and the
+//! acknowledged position in the store (etcd, or the running node's local
+//! `position.json`, read without its lock); the further one counts. Both
+//! only ever name positions whose changes are all on the target. The store
+//! matters where the binlog's last events write nothing to the target
+//! (tables outside the filter, skipped statements such as
+//! `pt-table-checksum`'s): such batches are acknowledged, and the stored
+//! position moves past them, without a checkpoint write. A
 //! position only moves with transactions, so after a binlog rotation on an
 //! idle source it names the old file's end while a snapshot names the new
 //! file: when the source's binlog holds nothing but rotation events
@@ -35,6 +40,10 @@ pub struct Applied {
     pub loader: Loader,
     pub pipeline: String,
     pub store: Option<AnyPositionStore>,
+    /// With `coordination.local`: the running node's state directory
+    /// (`<dir>/<pipeline>`), whose `position.json` is read without the lock
+    /// the node holds.
+    pub local: Option<std::path::PathBuf>,
     /// Longest wait for the pipeline to apply through one position.
     pub timeout: Duration,
     /// The source, asked whether anything but rotations lies between the
@@ -62,6 +71,11 @@ impl Applied {
         }
         if let Some(store) = &self.store {
             if let Some(stored) = store.load().await? {
+                out.push(stored.position);
+            }
+        }
+        if let Some(dir) = &self.local {
+            if let Some(stored) = sluice_coord::local::peek(dir)? {
                 out.push(stored.position);
             }
         }

@@ -189,6 +189,7 @@ impl Continuous {
             loader,
             pipeline: p.name.clone(),
             store,
+            local: crate::open::local_state_dir(p),
             timeout: APPLIED_TIMEOUT,
             source: source.clone(),
         };
