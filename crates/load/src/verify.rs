@@ -68,6 +68,33 @@ fn bytes_rows(rows: Vec<sqlx::mysql::MySqlRow>) -> Result<Vec<BytesRow>, sqlx::E
         .collect()
 }
 
+/// One target session checksumming chunks of a table, one statement each.
+pub struct ChecksumSession {
+    conn: sqlx::pool::PoolConnection<MySql>,
+    what: String,
+}
+
+impl ChecksumSession {
+    /// The checksum of the rows in `range`.
+    pub async fn checksum(
+        &mut self,
+        t: &VerifyTable,
+        range: &KeyRange,
+    ) -> Result<ChunkSum, LoadError> {
+        let (predicate, binds) = sql::range_predicate(t, Side::Target, range);
+        let stmt = sql::checksum(t, Side::Target, &predicate);
+        let fail = |e| LoadError::target(None, self.what.clone(), e);
+        let rows = bind_all(sqlx::query(&stmt), &binds)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(fail)?;
+        let rows = bytes_rows(rows).map_err(fail)?;
+        Ok(ChunkSum(text(
+            rows.into_iter().next().and_then(|mut r| r.pop().flatten()),
+        )))
+    }
+}
+
 /// Reads the target for verify.
 #[derive(Clone)]
 pub struct TargetVerifier {
@@ -115,20 +142,15 @@ impl TargetVerifier {
         Ok(Some(described(cols, keys)))
     }
 
-    /// The checksum of the rows in `range` (see [`TargetVerifier::checksums`]).
+    /// The checksum of the rows in `range`.
     pub async fn checksum(&self, t: &VerifyTable, range: &KeyRange) -> Result<ChunkSum, LoadError> {
-        let mut sums = self.checksums(t, std::slice::from_ref(range)).await?;
-        Ok(sums.pop().unwrap_or_default())
+        self.checksum_session(t).await?.checksum(t, range).await
     }
 
-    /// The checksums of the rows in each of `ranges`, on one session that
-    /// first makes room for a chunk's concatenated row hashes (the loader's
+    /// A session for chunk checksums of `t`, held across chunks: it first
+    /// makes room for a chunk's concatenated row texts (the loader's
     /// sessions keep the server's default `group_concat_max_len`).
-    pub async fn checksums(
-        &self,
-        t: &VerifyTable,
-        ranges: &[KeyRange],
-    ) -> Result<Vec<ChunkSum>, LoadError> {
+    pub async fn checksum_session(&self, t: &VerifyTable) -> Result<ChecksumSession, LoadError> {
         let what = format!("checksumming {} on the target", t.target_name());
         let fail = |e| LoadError::target(None, what.clone(), e);
         let mut conn = self.pool.acquire().await.map_err(fail)?;
@@ -136,20 +158,7 @@ impl TargetVerifier {
             .execute(&mut *conn)
             .await
             .map_err(fail)?;
-        let mut out = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            let (predicate, binds) = sql::range_predicate(t, Side::Target, range);
-            let stmt = sql::checksum(t, Side::Target, &predicate);
-            let rows = bind_all(sqlx::query(&stmt), &binds)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(fail)?;
-            let rows = bytes_rows(rows).map_err(fail)?;
-            out.push(ChunkSum(text(
-                rows.into_iter().next().and_then(|mut r| r.pop().flatten()),
-            )));
-        }
-        Ok(out)
+        Ok(ChecksumSession { conn, what })
     }
 
     /// `(key, row hash)` of the rows in `range`.

@@ -26,9 +26,8 @@ use sluice_core::verify::{
 };
 
 use sluice_binlog::verify::{SnapshotPosition, SourceVerifier};
-use sluice_load::verify::TargetVerifier;
 
-use super::{Applied, Finding, TableOutcome, Verifier};
+use super::{Finding, TableOutcome, Verifier};
 use crate::error::PipelineError;
 
 /// The rows/s cap on source reads (`--rate`, `verify.rate`).
@@ -78,25 +77,19 @@ fn strip_hash(mut row: BytesRow) -> BytesRow {
     row
 }
 
-/// A window of chunks as the source read it in one snapshot.
-struct Window {
-    ranges: Vec<KeyRange>,
-    sums: Vec<ChunkSum>,
+/// A chunk as the source read it: its index in the plan, its range, its
+/// checksum and the position of the snapshot it was read in.
+struct SourceChunk {
+    index: u64,
+    range: KeyRange,
+    sum: ChunkSum,
     at: SnapshotPosition,
-    /// How long the source took to read it.
-    took: Duration,
 }
 
-impl Window {
-    fn rows(&self) -> u64 {
-        self.sums.iter().map(|s| s.rows()).sum()
-    }
-}
-
-/// The planner's ranges, handed out a window at a time: the first `skip`
-/// are dropped (chunks a resumed round already compared), except the last,
-/// which is always compared — one range behind the planner, so the last
-/// one is known as such.
+/// The planner's ranges, handed out a window at a time with their index in
+/// the plan: the first `skip` are dropped (chunks a resumed round already
+/// compared), except the last, which is always compared — one range behind
+/// the planner, so the last one is known as such.
 struct Planned {
     rx: tokio::sync::mpsc::Receiver<KeyRange>,
     held: Option<KeyRange>,
@@ -105,13 +98,8 @@ struct Planned {
 }
 
 impl Planned {
-    /// How many ranges were dropped as already compared.
-    fn skipped(&self) -> u64 {
-        self.index.min(self.skip)
-    }
-
     /// Up to `n` ranges; empty once planning ended.
-    async fn window(&mut self, n: usize) -> Vec<KeyRange> {
+    async fn window(&mut self, n: usize) -> Vec<(u64, KeyRange)> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let next = self.rx.recv().await;
@@ -120,13 +108,13 @@ impl Planned {
                 (None, Some(r)) => self.held = Some(r),
                 (Some(h), Some(r)) => {
                     if self.index >= self.skip {
-                        out.push(h);
+                        out.push((self.index, h));
                     }
                     self.index += 1;
                     self.held = Some(r);
                 }
                 (Some(h), None) => {
-                    out.push(h);
+                    out.push((self.index, h));
                     self.index += 1;
                     break;
                 }
@@ -136,50 +124,14 @@ impl Planned {
     }
 }
 
-/// Checksums `ranges` in one source snapshot.
-async fn read_window(
-    source: &SourceVerifier,
-    t: &VerifyTable,
-    ranges: Vec<KeyRange>,
-) -> Result<Window, PipelineError> {
-    let began = Instant::now();
-    let mut snap = source.snapshot().await?;
-    let mut sums = Vec::with_capacity(ranges.len());
-    for range in &ranges {
-        sums.push(snap.checksum(t, range).await?);
-    }
-    let at = snap.position.clone();
-    snap.end().await;
-    Ok(Window {
-        ranges,
-        sums,
-        at,
-        took: began.elapsed(),
-    })
-}
-
-/// Once the pipeline applied through the window's position, the chunks
-/// whose target checksum differs; how long it waited for the pipeline and
-/// how long the target took.
-async fn check_window(
-    applied: &Applied,
-    target: &TargetVerifier,
-    t: &VerifyTable,
-    w: &Window,
-) -> Result<(Vec<KeyRange>, Duration, Duration), PipelineError> {
-    let began = Instant::now();
-    applied.wait_past(&w.at).await?;
-    let waited = began.elapsed();
-    let sums = target.checksums(t, &w.ranges).await?;
-    let differing = w
-        .ranges
-        .iter()
-        .zip(&w.sums)
-        .zip(sums)
-        .filter(|((_, source), target)| *source != target)
-        .map(|((range, _), _)| range.clone())
-        .collect();
-    Ok((differing, waited, began.elapsed() - waited))
+/// What the target lane found: the chunks whose checksums differ, how
+/// many it compared, how long it waited for the pipeline and how long the
+/// target took.
+struct Checked {
+    differing: Vec<KeyRange>,
+    compared: u64,
+    waited: Duration,
+    took: Duration,
 }
 
 impl Verifier {
@@ -189,21 +141,21 @@ impl Verifier {
             return self.compare_keyless(t).await;
         }
         let began = Instant::now();
-        let (mut source_took, mut waited, mut target_took) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         // A resumed continuous round: the chunks its previous leader did
         // (boundaries are re-planned, so this is by index).
         let skip = std::mem::take(&mut self.opts.skip_chunks);
-        let mut rows = 0;
-        let mut compared = 0u64;
-        let mut suspects = Vec::new();
         let window_chunks = self.opts.window_chunks.max(1);
         let chunk_rows = self.opts.chunk_rows;
-        // Three lanes: the planner cuts the key space on its own session,
-        // a window ahead at most; while the target checks one window, the
-        // source reads the next (the target's check waits for the pipeline
-        // to apply through that window's position, so the source never runs
-        // more than one window ahead of it).
+        // Three lanes joined by bounded queues. The planner cuts the key
+        // space on its own session. The source reads a window of chunks in
+        // one snapshot and hands each chunk on as soon as it is summed; the
+        // target lane waits, once per snapshot, until the pipeline applied
+        // through its position, then sums the same chunk. The target trails
+        // the source by about one chunk (not a window: the last window's
+        // target work would otherwise follow all of the source's), and the
+        // queue bounds the source to one window ahead of the target, so a
+        // lagging pipeline pauses verify instead of verify adding load to a
+        // busy source.
         let Verifier {
             source,
             target,
@@ -214,66 +166,116 @@ impl Verifier {
         } = self;
         let source: &SourceVerifier = source;
         let (planned_tx, planned_rx) = tokio::sync::mpsc::channel(window_chunks * 2);
+        let (read_tx, read_rx) = tokio::sync::mpsc::channel::<SourceChunk>(window_chunks);
         let planner = async move {
             let began = Instant::now();
             let planned = source.plan_chunks(t, chunk_rows, &planned_tx).await;
             (planned, began.elapsed())
         };
-        let compare = async {
+        let read = async move {
             let mut chunks = Planned {
                 rx: planned_rx,
                 held: None,
                 index: 0,
                 skip,
             };
-            chunks_done.store(skip, Ordering::Relaxed);
-            let mut read = match chunks.window(window_chunks).await {
-                w if w.is_empty() => None,
-                w => Some(read_window(source, t, w).await?),
-            };
-            while let Some(w) = read.take() {
-                rows += w.rows();
-                source_took += w.took;
-                throttle.take(w.rows()).await;
-                let (checked, next) = tokio::join!(check_window(applied, target, t, &w), async {
-                    match chunks.window(window_chunks).await {
-                        n if n.is_empty() => Ok(None),
-                        n => read_window(source, t, n).await.map(Some),
+            let (mut rows, mut took) = (0, Duration::ZERO);
+            loop {
+                let window = chunks.window(window_chunks).await;
+                if window.is_empty() {
+                    break;
+                }
+                let began = Instant::now();
+                let mut snap = source.snapshot().await?;
+                let mut busy = began.elapsed();
+                let mut window_rows = 0;
+                let mut open = true;
+                for (index, range) in window {
+                    let began = Instant::now();
+                    let sum = snap.checksum(t, &range).await?;
+                    busy += began.elapsed();
+                    window_rows += sum.rows();
+                    let at = snap.position.clone();
+                    let chunk = SourceChunk {
+                        index,
+                        range,
+                        sum,
+                        at,
+                    };
+                    // A closed queue: the target lane failed, its error is
+                    // the outcome.
+                    if read_tx.send(chunk).await.is_err() {
+                        open = false;
+                        break;
                     }
-                });
-                let (differing, w_waited, w_took) = checked?;
-                suspects.extend(differing);
-                (waited, target_took) = (waited + w_waited, target_took + w_took);
-                read = next?;
-                compared += w.ranges.len() as u64;
-                chunks_done.store(chunks.skipped() + compared, Ordering::Relaxed);
+                }
+                snap.end().await;
+                rows += window_rows;
+                took += busy;
+                if !open {
+                    break;
+                }
+                throttle.take(window_rows).await;
             }
-            Ok::<_, PipelineError>(())
+            Ok::<_, PipelineError>((rows, took))
         };
-        let ((planned, plan_took), compared_all) = tokio::join!(planner, compare);
+        let check = async {
+            // Owned here, so a target lane that fails closes the queue and
+            // the source lane stops instead of waiting on a full queue.
+            let mut read_rx = read_rx;
+            chunks_done.store(skip, Ordering::Relaxed);
+            let mut session = target.checksum_session(t).await?;
+            let mut reached: Option<SnapshotPosition> = None;
+            let mut out = Checked {
+                differing: Vec::new(),
+                compared: 0,
+                waited: Duration::ZERO,
+                took: Duration::ZERO,
+            };
+            while let Some(chunk) = read_rx.recv().await {
+                if reached.as_ref() != Some(&chunk.at) {
+                    let began = Instant::now();
+                    applied.wait_past(&chunk.at).await?;
+                    out.waited += began.elapsed();
+                    reached = Some(chunk.at.clone());
+                }
+                let began = Instant::now();
+                let sum = session.checksum(t, &chunk.range).await?;
+                out.took += began.elapsed();
+                if sum != chunk.sum {
+                    out.differing.push(chunk.range);
+                }
+                out.compared += 1;
+                chunks_done.store(chunk.index + 1, Ordering::Relaxed);
+            }
+            Ok::<_, PipelineError>(out)
+        };
+        let ((planned, plan_took), read, checked) = tokio::join!(planner, read, check);
         // A planner that failed ended the ranges early: its error is the
-        // outcome, whatever the comparison of the ranges it sent found.
+        // outcome, whatever the comparison of the ranges it sent found;
+        // then the source's, which ends the target lane early.
         planned?;
-        compared_all?;
+        let (rows, source_took) = read?;
+        let checked = checked?;
         // Where the time went (the lanes overlap: the sum exceeds the wall
         // time when the servers were busy at once).
         tracing::info!(
             table = %t.source_name(),
-            chunks = compared,
-            suspects = suspects.len(),
+            chunks = checked.compared,
+            suspects = checked.differing.len(),
             plan_ms = plan_took.as_millis() as u64,
             source_ms = source_took.as_millis() as u64,
-            target_wait_ms = waited.as_millis() as u64,
-            target_ms = target_took.as_millis() as u64,
+            target_wait_ms = checked.waited.as_millis() as u64,
+            target_ms = checked.took.as_millis() as u64,
             wall_ms = began.elapsed().as_millis() as u64,
             "chunks compared"
         );
         let mut candidates = BTreeSet::new();
-        for range in &suspects {
+        for range in &checked.differing {
             candidates.extend(self.narrow(t, range).await?);
         }
         let differences = self.persisting(t, candidates.into_iter().collect()).await?;
-        Ok(TableOutcome::new(t, compared, rows, differences))
+        Ok(TableOutcome::new(t, checked.compared, rows, differences))
     }
 
     /// The keys that differ in one chunk, by row hash.
