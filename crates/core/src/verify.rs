@@ -20,25 +20,28 @@
 //!   every verify session runs with `time_zone = '+00:00'`). FLOAT/DOUBLE
 //!   text is the server's shortest form of the stored value, equal for equal
 //!   values of the same column type;
-//! * a row's text is its columns' canonical values joined by `,`, `N` for
-//!   NULL, where text-like and binary values (which may hold `,`) carry
-//!   their byte length first (`LENGTH:value`) and numbers and temporal
-//!   values (whose text never holds `,` and is never `N`) do not —
-//!   unambiguous for a known column order and kinds, so no two different
-//!   rows share a text; a column NOT NULL on both sides goes without the
-//!   `IFNULL` (it cannot be `N`; the `IFNULL` was a third of the row text's
-//!   server work on the benchmark table);
+//! * a row's text is its columns' canonical values joined by `,`:
+//!   text-like and binary values (which may hold `,`) `QUOTE`d (`'…'`, with
+//!   `\`, `'`, NUL and Ctrl-Z escaped; NULL as the bare word `NULL`),
+//!   numbers and temporal values (whose text never holds `,` or `'` and is
+//!   never `N`) as they are, `N` for NULL — unambiguous for a known column
+//!   order and kinds, so no two different rows share a text; a column NOT
+//!   NULL on both sides goes without the `IFNULL` (it cannot be `N`; the
+//!   `IFNULL` was a third of the row text's server work on the benchmark
+//!   table), and quoting cost a tenth of the `LENGTH:value` prefix plus
+//!   `IFNULL` it replaced;
 //! * a row's hash is `SHA1` of that text (160 bits; cheaper than MD5 on
-//!   MariaDB 10.11, measured);
+//!   MariaDB 10.11 for short inputs, measured);
 //! * a keyed chunk's checksum is its row count and the `SHA1` of its rows'
 //!   hashes concatenated in key order (one pass, no derived table; ~4× faster
 //!   than summing hash pieces with `CONV`, measured on 1M rows): every row's
 //!   hash includes its key, so values swapped between rows change it (an XOR
 //!   of CRC32s cancels). For a table whose row text is short whatever its
-//!   values ([`sql::narrow`]: at most 256 bytes once text-like values over
-//!   40 bytes stand as their length and `SHA1`), the chunk hashes its rows'
-//!   texts joined by `;` instead of their hashes: as strong, without one
-//!   `SHA1` per row (0.75 s instead of 1.1 s for 1M five-column rows,
+//!   values ([`sql::narrow`]: at most 1,024 bytes, where a text-like value
+//!   that its declared length lets exceed 256 bytes stands as its `SHA1`
+//!   once it is over 40), the chunk hashes its rows' texts joined by `;`
+//!   instead of their hashes: as strong, without one `SHA1` per row (0.75 s
+//!   instead of 1.1 s for 1M five-column rows,
 //!   measured). A keyless chunk has no order to rely on: its checksum
 //!   is the count and the exact **sums** of two 64-bit pieces of its rows'
 //!   hashes, a multiset where duplicates count.
@@ -112,6 +115,18 @@ impl ColumnKind {
         )
     }
 
+    /// The most bytes of a canonical value of a column of this kind whose
+    /// `CHARACTER_MAXIMUM_LENGTH` is `max_length`: text is utf8mb4 there
+    /// (at most 4 bytes a character, whatever the column's charset), binary
+    /// strings their bytes; `None` for other kinds, which are not quoted.
+    pub fn max_bytes(self, max_length: Option<u64>) -> Option<u64> {
+        match self {
+            ColumnKind::Text | ColumnKind::Json => max_length?.checked_mul(4),
+            ColumnKind::Binary => max_length,
+            _ => None,
+        }
+    }
+
     /// The SQL expression of `ident`'s canonical value (see the module
     /// docs); `utf8mb4`: the column's charset on this side is utf8mb4, so
     /// its bytes already are the canonical text.
@@ -140,6 +155,10 @@ pub struct VerifyColumn {
     /// `IFNULL(…, 'N')` that keeps a NULL's place, which costs the servers
     /// about a third of the row text's work.
     pub nullable: bool,
+    /// The most bytes this column's canonical value can have on either
+    /// side, by its declared length ([`ColumnKind::max_bytes`]); `None`
+    /// when unbounded or unknown.
+    pub max_bytes: Option<u64>,
 }
 
 /// Whether a column of `collation` (`information_schema`'s name, empty for

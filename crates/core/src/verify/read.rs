@@ -19,6 +19,9 @@ pub struct DescribedColumn {
     pub collation: String,
     /// `IS_NULLABLE` is not `NO`.
     pub nullable: bool,
+    /// `CHARACTER_MAXIMUM_LENGTH`: characters (text) or bytes (binary);
+    /// `None` for other types and where the server reports none.
+    pub max_length: Option<u64>,
 }
 
 /// A table's columns (in order) and the key verify uses (column names).
@@ -47,6 +50,7 @@ pub fn described(cols: Vec<BytesRow>, keys: Vec<BytesRow>) -> DescribedTable {
                 collation: it.next().unwrap_or_default(),
                 // Unknown counts as nullable: the IFNULL form is always right.
                 nullable: it.next().is_none_or(|n| n != "NO"),
+                max_length: it.next().and_then(|n| n.parse().ok()),
             }
         })
         .collect();

@@ -13,6 +13,7 @@ fn table(key: Vec<usize>) -> VerifyTable {
         source_utf8mb4: false,
         target_utf8mb4: false,
         nullable: true,
+        max_bytes: None,
     };
     VerifyTable {
         source_schema: "shop".into(),
@@ -109,9 +110,10 @@ fn row_hash_uses_each_sides_names_and_marks_nulls() {
         src.starts_with("SHA1(CONCAT_WS(',', IFNULL(`a`, 'N'), "),
         "{src}"
     );
-    // Text carries its length (it may hold the separator); numbers do not.
+    // Text is quoted (it may hold the separator; QUOTE keeps NULL as the
+    // bare word NULL); numbers are not.
     assert!(
-        src.contains("IFNULL(CONCAT(LENGTH(CONVERT(`b` USING utf8mb4)), ':', CONVERT(`b` USING utf8mb4)), 'N')"),
+        src.contains(", QUOTE(CONVERT(`b` USING utf8mb4)), "),
         "{src}"
     );
     assert!(src.ends_with("IFNULL((`c` + 0), 'N')))"), "{src}");
@@ -130,19 +132,29 @@ fn a_keyed_chunk_hashes_its_row_hashes_in_key_order_and_a_keyless_one_sums_them(
     );
     assert!(
         keyed.contains(
-            "IF(LENGTH(CONVERT(`b` USING utf8mb4)) > 40, SHA1(CONVERT(`b` USING utf8mb4))"
+            "IF(LENGTH(CONVERT(`b` USING utf8mb4)) > 40, SHA1(CONVERT(`b` USING utf8mb4)), QUOTE(CONVERT(`b` USING utf8mb4)))"
         ),
         "{keyed}"
     );
+    // A column declared short enough stands quoted, whatever its values.
+    narrow.columns[1].max_bytes = Some(super::sql::INLINE_VALUE);
+    let keyed = super::sql::checksum(&narrow, Side::Source, "TRUE");
+    assert!(
+        keyed.contains(", QUOTE(CONVERT(`b` USING utf8mb4)), "),
+        "{keyed}"
+    );
+    assert!(!keyed.contains("SHA1(CONVERT"), "{keyed}");
+    narrow.columns[1].max_bytes = None;
     assert!(keyed.contains("SEPARATOR ';'"), "{keyed}");
     assert!(!keyed.contains("CONV("), "{keyed}");
     narrow.columns[0].nullable = false;
     let keyed = super::sql::checksum(&narrow, Side::Source, "TRUE");
-    assert!(keyed.contains("CONCAT_WS(',', `a`, IFNULL("), "{keyed}");
+    assert!(keyed.contains("CONCAT_WS(',', `a`, IF(LENGTH("), "{keyed}");
     // Wide rows: each row hashed first, 40 bytes a row in the concatenation.
     let mut wide = table(vec![0]);
-    let text = wide.columns[1].clone();
-    wide.columns.extend(std::iter::repeat_n(text, 5));
+    let mut text = wide.columns[1].clone();
+    text.max_bytes = Some(super::sql::INLINE_VALUE);
+    wide.columns.extend(std::iter::repeat_n(text, 2));
     assert!(!super::sql::narrow(&wide));
     let keyed = super::sql::checksum(&wide, Side::Source, "TRUE");
     assert!(keyed.contains("SHA1(GROUP_CONCAT(SHA1("), "{keyed}");

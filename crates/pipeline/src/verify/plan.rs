@@ -70,13 +70,21 @@ pub fn map_table(
                 out.len(),
             ));
         }
+        let kind = ColumnKind::from_type(&col.data_type, &col.column_type);
+        // The form of a value must be the same on both sides: bounded by
+        // the longer of the two declarations.
+        let max_bytes = kind
+            .max_bytes(col.max_length)
+            .zip(kind.max_bytes(tcol.max_length))
+            .map(|(s, t)| s.max(t));
         out.push(VerifyColumn {
             source: col.name.clone(),
             target: tcol.name.clone(),
-            kind: ColumnKind::from_type(&col.data_type, &col.column_type),
+            kind,
             source_utf8mb4: is_utf8mb4(&col.collation),
             target_utf8mb4: is_utf8mb4(&tcol.collation),
             nullable: col.nullable || tcol.nullable,
+            max_bytes,
         });
     }
     // Key columns in the key's own order (the index order ranges follow).
@@ -131,6 +139,7 @@ mod tests {
                     column_type: t.to_string(),
                     collation: c.to_string(),
                     nullable: true,
+                    max_length: None,
                 })
                 .collect(),
             key: key.iter().map(|k| k.to_string()).collect(),
