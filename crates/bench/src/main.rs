@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if let (true, Some(bin)) = (want("verify"), sluice_bin) {
-        outcomes.extend(verify::run(bin, rows).await?);
+        outcomes.extend(verify::run(bin, rows, runs).await?);
     }
     if let (true, Some(bin)) = (want("snapshot"), sluice_bin) {
         outcomes.extend(snapshot::run(bin, rows).await?);

@@ -197,3 +197,45 @@ pub async fn wait_replica(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits (at most `timeout`) until InnoDB on `server` has no background
+/// work left from the writes before: purge done (history list empty) and
+/// no dirty pages (flushed eagerly meanwhile, `innodb_max_dirty_pages_pct`
+/// 0, then restored). A scenario timing reads of an idle table calls it on
+/// every server first, so whichever tool runs first does not also compete
+/// with the purge and page flushing left by loading the table.
+pub async fn settle(server: &MariaDb, timeout: Duration) -> anyhow::Result<()> {
+    let mut conn = server.conn().await?;
+    let pct: f64 = conn
+        .query_first("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+        .await?
+        .context("reading innodb_max_dirty_pages_pct")?;
+    conn.query_drop("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        .await?;
+    let began = Instant::now();
+    let outcome = loop {
+        let dirty: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            .await?;
+        let history: Option<u64> = conn
+            .query_first(
+                "SELECT `count` FROM information_schema.INNODB_METRICS WHERE name = 'trx_rseg_history_len'",
+            )
+            .await?;
+        let (dirty, history) = (dirty.map_or(0, |d| d.1), history.unwrap_or(0));
+        if dirty == 0 && history == 0 {
+            break Ok(());
+        }
+        if began.elapsed() > timeout {
+            break Err(anyhow::anyhow!(
+                "server on port {} still busy after {timeout:?}: {dirty} dirty pages, history list {history}",
+                server.port()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    conn.query_drop(format!("SET GLOBAL innodb_max_dirty_pages_pct = {pct}"))
+        .await?;
+    let _ = conn.disconnect().await;
+    outcome
+}
