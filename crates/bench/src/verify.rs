@@ -22,7 +22,7 @@ use sluice_testkit::{find_binary, MariaDb, Role};
 
 use crate::bulk::median;
 use crate::report::Outcome;
-use crate::servers::{self, master_status};
+use crate::servers::{self, master_status, BinlogPos};
 use crate::sluice::{PipelineSpec, Sluice, Start};
 
 const DDL: &str = "CREATE DATABASE vb;
@@ -38,6 +38,26 @@ async fn checksum_table(server: &MariaDb) -> anyhow::Result<Duration> {
     let took = began.elapsed();
     let _ = conn.disconnect().await;
     Ok(took)
+}
+
+/// Waits until the node's stored position (`position.json` in `state`)
+/// reaches `end`.
+async fn wait_stored(state: &Path, end: &BinlogPos) -> anyhow::Result<()> {
+    let began = Instant::now();
+    loop {
+        let at = sluice_coord::local::peek(state)?.map(|s| BinlogPos {
+            file: s.position.file,
+            pos: s.position.offset,
+        });
+        if at.as_ref().is_some_and(|at| at >= end) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            began.elapsed() < Duration::from_secs(60),
+            "the pipeline's stored position did not reach {end} within 60 s (at {at:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub async fn run(bin: &Path, rows: u64, runs: u32) -> anyhow::Result<Vec<Outcome>> {
@@ -89,6 +109,34 @@ pub async fn run(bin: &Path, rows: u64, runs: u32) -> anyhow::Result<Vec<Outcome
     let (mut verify_t, mut pt_t, mut checksum_t) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
         let began = Instant::now();
+        let out = tokio::process::Command::new(&pt)
+            .arg(format!("h=127.0.0.1,P={},u=root", source.port()))
+            .args([
+                "--databases=vb",
+                "--tables=t",
+                "--recursion-method=none",
+                "--no-check-binlog-format",
+                "--no-check-replication-filters",
+                "--no-version-check",
+            ])
+            .output()
+            .await?;
+        pt_t.push(began.elapsed());
+        anyhow::ensure!(
+            out.status.success(),
+            "pt-table-checksum: {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Its statements move the pipeline's stored position, not the
+        // target's checkpoint (they write nothing there): verify would wait
+        // for the node's next flush (every second), so wait here first.
+        let mut conn = source.conn().await?;
+        let end = master_status(&mut conn).await?;
+        let _ = conn.disconnect().await;
+        wait_stored(&dir.path().join("state").join("bench_verify"), &end).await?;
+        let began = Instant::now();
         let out = tokio::process::Command::new(bin)
             .args([
                 "verify",
@@ -118,27 +166,6 @@ pub async fn run(bin: &Path, rows: u64, runs: u32) -> anyhow::Result<Vec<Outcome
 
         checksum_t.push(checksum_table(&source).await? + checksum_table(&target).await?);
 
-        let began = Instant::now();
-        let out = tokio::process::Command::new(&pt)
-            .arg(format!("h=127.0.0.1,P={},u=root", source.port()))
-            .args([
-                "--databases=vb",
-                "--tables=t",
-                "--recursion-method=none",
-                "--no-check-binlog-format",
-                "--no-check-replication-filters",
-                "--no-version-check",
-            ])
-            .output()
-            .await?;
-        pt_t.push(began.elapsed());
-        anyhow::ensure!(
-            out.status.success(),
-            "pt-table-checksum: {:?}\n{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
         eprintln!(
             "  run {run}: sluice verify {:.2}s, pt-table-checksum {:.2}s, CHECKSUM TABLE ×2 {:.2}s",
             verify_t[verify_t.len() - 1].as_secs_f64(),
