@@ -305,7 +305,8 @@ fn restart_copies(feed: &mut crate::snapshot::Feed, tables: &[(String, String)])
 }
 
 /// Emits snapshot chunks as batches right here in the stream (after what
-/// is pending, which is cut first), split at `max_rows`; Load learns which
+/// is pending, which is cut first), split at `side.max_rows` rows or
+/// `side.max_bytes`; Load learns which
 /// batches are chunks from `side.marks`.
 async fn emit_copies(
     side: &crate::snapshot::ExtractSide,
@@ -352,7 +353,14 @@ async fn emit_copies(
         }
         let mut first = true;
         loop {
-            let rest = rows.split_off(rows.len().min(side.max_rows));
+            // At most `max_rows` rows and about `max_bytes` (at least one row).
+            let mut cut_at = 0;
+            let mut size = 0;
+            while cut_at < rows.len().min(side.max_rows) && (cut_at == 0 || size < side.max_bytes) {
+                size += rows[cut_at].size_hint();
+                cut_at += 1;
+            }
+            let rest = rows.split_off(cut_at);
             let last = rest.is_empty();
             let part = std::mem::replace(&mut rows, rest);
             let bytes: usize = part.iter().map(RowChange::size_hint).sum();

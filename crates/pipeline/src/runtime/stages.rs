@@ -152,6 +152,7 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
             feed,
             copies.clone(),
             extract_cfg.max_rows,
+            extract_cfg.max_bytes,
         ));
         let initial = snapshot.as_ref().map(|plan| {
             crate::snapshot::announce(&opts.status, plan, pipeline.snapshot.chunk_rows);
