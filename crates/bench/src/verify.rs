@@ -40,6 +40,18 @@ async fn checksum_table(server: &MariaDb) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// Fails with `tool`'s exit status and output unless it succeeded.
+fn succeeded(tool: &str, out: &std::process::Output) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        out.status.success(),
+        "{tool}: {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// Waits until the node's stored position (`position.json` in `state`)
 /// reaches `end`.
 async fn wait_stored(state: &Path, end: &BinlogPos) -> anyhow::Result<()> {
@@ -122,13 +134,7 @@ pub async fn run(bin: &Path, rows: u64, runs: u32) -> anyhow::Result<Vec<Outcome
             .output()
             .await?;
         pt_t.push(began.elapsed());
-        anyhow::ensure!(
-            out.status.success(),
-            "pt-table-checksum: {:?}\n{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded("pt-table-checksum", &out)?;
         // Its statements move the pipeline's stored position, not the
         // target's checkpoint (they write nothing there): verify would wait
         // for the node's next flush (every second), so wait here first.
@@ -156,13 +162,7 @@ pub async fn run(bin: &Path, rows: u64, runs: u32) -> anyhow::Result<Vec<Outcome
                 eprintln!("  {line}");
             }
         }
-        anyhow::ensure!(
-            out.status.success(),
-            "sluice verify: {:?}\n{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded("sluice verify", &out)?;
 
         checksum_t.push(checksum_table(&source).await? + checksum_table(&target).await?);
 

@@ -363,7 +363,7 @@ async fn emit_copies(
             let rest = rows.split_off(cut_at);
             let last = rest.is_empty();
             let part = std::mem::replace(&mut rows, rest);
-            let bytes: usize = part.iter().map(RowChange::size_hint).sum();
+            let bytes = size;
             side.marks.insert(
                 *next_id,
                 crate::snapshot::CopyMark {

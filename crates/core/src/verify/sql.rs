@@ -183,7 +183,7 @@ pub fn narrow(t: &VerifyTable) -> bool {
                 ColumnKind::Year => 4,
                 // Quoted, every byte escaped at worst.
                 ColumnKind::Text | ColumnKind::Json | ColumnKind::Binary => match c.max_bytes {
-                    Some(m) if m <= INLINE_VALUE => 2 + 2 * m as usize,
+                    Some(m) if inline(c) => 2 + 2 * m as usize,
                     _ => 2 + 2 * SHORT_VALUE,
                 },
             }
