@@ -600,15 +600,39 @@ async fn conflicting_updates_end_with_the_home_sites_values() -> TestResult {
     let records = |winner: &str, pipeline: &str| {
         format!("SELECT COUNT(*) FROM sluice_meta.conflicts WHERE pipeline = '{pipeline}' AND winner = '{winner}' AND table_name = '`app`.`t`' AND target_row IS NOT NULL AND source_before IS NOT NULL")
     };
-    assert_eq!(number(&pair.b, &records("source", "a2b")).await, Some(20));
-    assert_eq!(number(&pair.a, &records("target", "b2a")).await, Some(20));
+    // The two sides can already be equal before b2a has applied B's
+    // updates (A's values win there, so applying them changes nothing):
+    // wait for each pipeline's records rather than reading them once.
+    for (db, winner, pipeline) in [(&pair.b, "source", "a2b"), (&pair.a, "target", "b2a")] {
+        let sql = records(winner, pipeline);
+        sluice_testkit::wait_until_async(
+            &format!("{pipeline}'s 20 conflict records"),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || async { (number(db, &sql).await == Some(20)).then_some(()) },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}\n-----\n{}", node_ab.log_tail(), node_ba.log_tail()));
+    }
     for (admin, winner) in [(&admin_ab, "source"), (&admin_ba, "target")] {
-        let (_, body) = get(admin, "/metrics", None).await;
         let series = format!("sluice_conflicts_total{{table=\"`app`.`t`\",winner=\"{winner}\"}}");
-        assert_eq!(metric(&body, &series), Some(20.0), "{series} in\n{body}");
         // And each one was sent as a `conflict` event.
         let events = "sluice_events_total{kind=\"conflict\",state=\"event\"}";
-        assert_eq!(metric(&body, events), Some(20.0), "{events} in\n{body}");
+        let counted = sluice_testkit::wait_until_async(
+            "the conflict metrics",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async {
+                let (_, body) = get(admin, "/metrics", None).await;
+                (metric(&body, &series) == Some(20.0) && metric(&body, events) == Some(20.0))
+                    .then_some(())
+            },
+        )
+        .await;
+        if let Err(e) = counted {
+            let (_, body) = get(admin, "/metrics", None).await;
+            panic!("{e}: {series} and {events} in\n{body}");
+        }
     }
     for node in [&mut node_ab, &mut node_ba] {
         assert!(node.terminate(Duration::from_secs(30)).await.success());
