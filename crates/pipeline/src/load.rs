@@ -20,6 +20,16 @@
 //! Each is still acknowledged, in order, after the combined apply committed;
 //! the checkpoint is the last one's.
 //!
+//! Snapshot chunk batches queued back to back are grouped the same way, up
+//! to 40,000 rows, but only with each other and only *plain* ones (nothing
+//! to do before them but their in-flight record; see [`plain_chunk`]):
+//! each one's in-flight record is written before the combined apply, and
+//! each one's progress after it, in order. That is the order applying them
+//! one by one would give, since nothing else lies between them in the
+//! stream; a crash after the commit but before a chunk's progress is the
+//! window a single chunk batch has too (the chunk is copied again, exact,
+//! and counted in `rows_recopied`).
+//!
 //! **Transient** failures (target down, deadlock, lock wait timeout) retry
 //! the same batch with backoff for as long as it takes, never acknowledging
 //! it: the pipeline waits for the target. **Definite** failures stop the
@@ -107,8 +117,9 @@ pub struct LoadStage {
     pub failed: crate::control::FailedSlot,
     /// An operator's resolution in force.
     pub resolver: Option<crate::control::resolve::Resolver>,
-    /// Which batches are snapshot chunks ([`crate::snapshot`]): they are
-    /// applied alone, and their progress is recorded after they commit.
+    /// Which batches are snapshot chunks ([`crate::snapshot`]): never
+    /// grouped with stream batches, and their progress is recorded after
+    /// they commit.
     pub copies: Option<crate::snapshot::Marks>,
 }
 
@@ -136,6 +147,23 @@ pub const APPLY_RETRY: RetryPolicy =
 
 /// Queued row batches are applied together up to this many rows.
 const COALESCE_MAX_ROWS: usize = 20_000;
+
+/// Queued plain chunk batches ([`plain_chunk`]) are applied together up to
+/// this many rows: four of Extract's chunk batches
+/// (`snapshot::COPY_BATCH_ROWS`). Applied alone, each chunk batch was a
+/// round of worker transactions whose slowest share idled the others, plus
+/// three metadata transactions, with the target's second core half idle
+/// (measured, 4 × 500k rows).
+const COPY_COALESCE_MAX_ROWS: usize = 40_000;
+
+/// A chunk batch that needs nothing before it but its in-flight record: not
+/// the first batch of a keyless table's copy (which clears the table), of
+/// a re-copied chunk (which deletes its range) or of a copy a DDL
+/// restarted. Such batches queued back to back are applied as one (see
+/// the module docs).
+fn plain_chunk(mark: &crate::snapshot::CopyMark) -> bool {
+    !mark.clear && !mark.restart && mark.range.is_none()
+}
 
 /// Gives every batch of a group its changes back from `combined` (the
 /// inverse of [`combine`]; `counts` are the batches' row counts).
@@ -218,27 +246,42 @@ impl LoadStage {
             // metadata writes. Their byte permits are held until applied.
             let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
             let copy = self.copies.as_ref().and_then(|c| c.get(msg.item.id));
-            let is_copy = |b: &Batch| self.copies.as_ref().is_some_and(|c| c.get(b.id).is_some());
+            let mark_of = |b: &Batch| self.copies.as_ref().and_then(|c| c.get(b.id));
             if !before_chunk(&self.applier, copy.as_ref(), &abandon).await? {
                 return Ok(());
             }
-            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving && copy.is_none() {
+            // The marks of the group's chunk batches after the first, in
+            // order (a group is all stream batches or all plain chunks).
+            let mut marks: Vec<crate::snapshot::CopyMark> = Vec::new();
+            let plain = copy.as_ref().map(plain_chunk);
+            if matches!(msg.item.body, BatchBody::Rows(_)) && !resolving && plain != Some(false) {
+                let limit = if plain.is_some() {
+                    COPY_COALESCE_MAX_ROWS
+                } else {
+                    COALESCE_MAX_ROWS
+                };
                 let mut rows = msg.item.rows();
-                while rows < COALESCE_MAX_ROWS {
-                    match rx.try_recv() {
-                        Some(next)
-                            if matches!(next.item.body, BatchBody::Rows(_))
-                                && !is_copy(&next.item) =>
-                        {
-                            rows += next.item.rows();
-                            group.push(next);
-                        }
-                        Some(other) => {
-                            stash = Some(other);
-                            break;
-                        }
-                        None => break,
+                while rows < limit {
+                    let Some(next) = rx.try_recv() else { break };
+                    let next_mark = mark_of(&next.item);
+                    let fits = matches!(next.item.body, BatchBody::Rows(_))
+                        && match (&next_mark, plain) {
+                            (None, None) => true,
+                            (Some(m), Some(true)) => plain_chunk(m),
+                            _ => false,
+                        };
+                    if !fits {
+                        stash = Some(next);
+                        break;
                     }
+                    if let Some(m) = next_mark {
+                        if !before_chunk(&self.applier, Some(&m), &abandon).await? {
+                            return Ok(());
+                        }
+                        marks.push(m);
+                    }
+                    rows += next.item.rows();
+                    group.push(next);
                 }
             }
             let applied = if group.is_empty() {
@@ -271,18 +314,32 @@ impl LoadStage {
                     Err(e) => {
                         tracing::info!(first = msg.item.id, last = combined.id, error = %e, "queued batches failed together; applying them one by one to find the failing batch");
                         uncombine(combined, &mut msg.item, &mut group, &counts);
-                        for batch in
-                            std::iter::once(msg.item).chain(group.into_iter().map(|b| b.item))
+                        let chunks = std::iter::once(copy.clone()).chain(
+                            marks
+                                .iter()
+                                .cloned()
+                                .map(Some)
+                                .chain(std::iter::repeat(None)),
+                        );
+                        for (batch, mark) in std::iter::once(msg.item)
+                            .chain(group.into_iter().map(|b| b.item))
+                            .zip(chunks)
                         {
                             let replaying = self.replaying(&batch);
                             match self.applier.apply(&batch, replaying, &abandon).await {
-                                Ok(true) => self.acknowledge(std::slice::from_ref(&&batch))?,
+                                Ok(true) => {}
                                 Ok(false) => return Ok(()),
                                 Err(e) => {
                                     self.failed.set(&batch);
                                     return Err(e);
                                 }
                             }
+                            if let Some(mark) = &mark {
+                                if !self.chunk_committed(batch.id, mark, &abandon).await? {
+                                    return Ok(());
+                                }
+                            }
+                            self.acknowledge(std::slice::from_ref(&&batch))?;
                         }
                         // All of them applied one by one.
                         continue;
@@ -292,12 +349,15 @@ impl LoadStage {
             if !applied {
                 return Ok(());
             }
-            if let (Some(mark), Some(marks)) = (&copy, &self.copies) {
-                if !after_chunk(&self.applier, mark, &abandon).await? {
+            if let Some(mark) = &copy {
+                if !self.chunk_committed(msg.item.id, mark, &abandon).await? {
                     return Ok(());
                 }
-                report_chunk(&self.applier.status, mark);
-                marks.remove(msg.item.id);
+            }
+            for (batch, mark) in group.iter().zip(&marks) {
+                if !self.chunk_committed(batch.item.id, mark, &abandon).await? {
+                    return Ok(());
+                }
             }
             let batches: Vec<&Batch> = std::iter::once(&msg.item)
                 .chain(group.iter().map(|b| &b.item))
@@ -309,6 +369,24 @@ impl LoadStage {
                 }
             }
         }
+    }
+
+    /// After chunk batch `batch_id` committed: its progress on the target,
+    /// its status, its mark forgotten. `Ok(false)`: abandoned.
+    async fn chunk_committed(
+        &self,
+        batch_id: u64,
+        mark: &crate::snapshot::CopyMark,
+        abandon: &CancellationToken,
+    ) -> Result<bool, PipelineError> {
+        if !after_chunk(&self.applier, mark, abandon).await? {
+            return Ok(false);
+        }
+        report_chunk(&self.applier.status, mark);
+        if let Some(marks) = &self.copies {
+            marks.remove(batch_id);
+        }
+        Ok(true)
     }
 
     /// Acknowledges `batches` (applied, in order).

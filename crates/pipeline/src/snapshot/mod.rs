@@ -27,8 +27,9 @@
 //!   parts of at most `chunk_rows` ([`feed`]), all at P; Extract holds the
 //!   stream at P until the last part is in and emits each part as its own
 //!   batches in order, only the very first with the clear. Load commits
-//!   batches strictly in batch-id order (in process, one at a time, chunk
-//!   batches never merged; with distributed stages loads are claimed in
+//!   batches strictly in batch-id order (in process one at a time, or
+//!   plain chunk batches queued back to back as one combined apply, never
+//!   with the clearing batch; with distributed stages loads are claimed in
 //!   `batch_id` order), so the clear precedes every part's inserts. Each
 //!   part is recorded as it commits, the table `done` only after the last,
 //!   so a failover mid-table copies it again whole, clear first. Memory is
@@ -192,7 +193,8 @@ pub struct ExtractSide {
 /// chunk is read whole before it is emitted, so cutting it at
 /// `batch.max_rows` (2,000) bounded no memory; it only multiplied the
 /// chunk's batches, each applied alone between its two progress writes on
-/// the target (three target transactions per 2,000 rows). Measured on the
+/// the target (three target transactions per 2,000 rows; Load now also
+/// applies queued chunk batches together, see `crate::load`). Measured on the
 /// 4 × 500k-row benchmark: 2,000 rows 24.6 s (133 MiB peak), 5,000 19.1 s
 /// (168 MiB), 10,000 13.1 s (195 MiB), 20,000 17.7 s (236 MiB) — one run
 /// each on a drifting machine. The bytes bound (`batch.max_bytes`) holds.
