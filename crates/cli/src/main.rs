@@ -103,6 +103,33 @@ enum Command {
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's default commits whole arenas eagerly, where freed pages are
+/// only reset and stay in the RSS: a 1M-row transaction peaked at 161 MiB
+/// of RSS for 82 MiB of live heap (heaptrack). Committing arenas on demand
+/// brought it to 127 MiB at the same CPU; also purging freed pages at once
+/// (`purge_delay` 0, or 2 ms) gave 105–111 MiB but cost a snapshot copy a
+/// quarter more CPU (madvise calls), so the delay stays at its default.
+/// The number is `mi_option_arena_eager_commit` of the mimalloc v3 header
+/// that libmimalloc-sys 0.1.49 vendors (it exposes no constants for it).
+///
+/// Run from `.init_array`, before `main`: the first Rust allocation (in the
+/// standard library's start-up) creates the first arena, whose commit mode
+/// is fixed then. mimalloc keeps an option set this way over its
+/// environment default.
+extern "C" fn tune_allocator() {
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    // SAFETY: a plain setter of the allocator's global options, before any
+    // thread exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::new(&cli.log);

@@ -95,7 +95,12 @@ fn spawn(pipeline: &Pipeline, opts: &RunOptions, term: &Term, p: Prepared) -> Ru
     let window = usize::try_from(pipeline.batch.window).unwrap_or(8);
     let max_bytes = usize::try_from(pipeline.batch.max_bytes).unwrap_or(4 << 20);
     let budget = max_bytes.saturating_mul(window);
-    let (sel_tx, sel_rx) = channel::bounded(4096, budget);
+    // Select's read-ahead of raw rows events: Extract decodes one chunk
+    // (at most `max_bytes`) while the next waits, which keeps it busy; a
+    // whole window of raw events on top of the decoded batches behind it
+    // was a quarter of the live heap replicating a 1M-row transaction
+    // (heaptrack: 27 of 82 MiB).
+    let (sel_tx, sel_rx) = channel::bounded(4096, max_bytes.saturating_mul(2));
     let (ext_tx, ext_rx) = channel::bounded(window, budget);
     let (tr_tx, tr_rx) = channel::bounded(window, budget);
 
