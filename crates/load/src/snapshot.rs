@@ -40,6 +40,20 @@ pub struct TableProgress {
     pub rows_recopied: u64,
 }
 
+/// One committed chunk batch, as [`Loader::snapshot_chunks_done`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkDone<'a> {
+    /// Source `schema.table`.
+    pub table: &'a str,
+    /// JSON of the chunk key of its last row (`None`: keep the stored one).
+    pub last_key: Option<&'a str>,
+    pub rows: u64,
+    /// The table's copy is complete with it.
+    pub complete: bool,
+    /// The last batch of its chunk: the chunk counts as done.
+    pub chunk_end: bool,
+}
+
 /// How a target table compares with the one a snapshot would create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableCheck {
@@ -160,57 +174,67 @@ impl Loader {
     }
 
     /// Notes that `rows` more rows of `table` are being written (a chunk may
-    /// span several batches; [`Self::snapshot_chunk_done`] resets it).
+    /// span several batches; [`Self::snapshot_chunks_done`] resets it), for
+    /// each `(table, rows)` in `chunks`, in one fenced transaction.
     pub async fn snapshot_inflight(
         &self,
         pipeline: &str,
-        table: &str,
-        rows: u64,
+        chunks: &[(&str, u64)],
     ) -> Result<(), LoadError> {
-        let rows = rows.to_string();
-        self.fenced(
-            "recording the snapshot chunk in flight",
-            "UPDATE `sluice_meta`.`snapshot_progress` SET inflight_rows = inflight_rows + ? \
-             WHERE pipeline = ? AND source_table = ?",
-            &[&rows, pipeline, table],
-        )
+        let what = "recording the snapshot chunk in flight";
+        let failed = |e| LoadError::target(None, what, e);
+        self.retrying(what, || async {
+            let mut tx = self.pool().begin().await.map_err(failed)?;
+            self.check_term(&mut tx, None, true).await?;
+            for (table, rows) in chunks {
+                sqlx::query(
+                    "UPDATE `sluice_meta`.`snapshot_progress` SET inflight_rows = inflight_rows + ? \
+                     WHERE pipeline = ? AND source_table = ?",
+                )
+                .bind(rows)
+                .bind(pipeline)
+                .bind(table)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            }
+            tx.commit().await.map_err(failed)
+        })
         .await
+        .0
     }
 
-    /// Records a chunk of `table` as committed: its last key (JSON), its
-    /// rows, and whether the table's copy is complete.
-    pub async fn snapshot_chunk_done(
+    /// Records each chunk in `chunks` as committed, in order, in one fenced
+    /// transaction: its last key (JSON), its rows, and whether its table's
+    /// copy is complete.
+    pub async fn snapshot_chunks_done(
         &self,
         pipeline: &str,
-        table: &str,
-        last_key: Option<&str>,
-        rows: u64,
-        complete: bool,
-        chunk_end: bool,
+        chunks: &[ChunkDone<'_>],
     ) -> Result<(), LoadError> {
-        let rows = rows.to_string();
-        let chunks = u64::from(chunk_end).to_string();
-        // An unfinished chunk keeps the state (`pending` or `recopy`).
-        let state = if complete { Some("done") } else { None };
         let what = "recording a snapshot chunk";
         let failed = |e| LoadError::target(None, what, e);
         self.retrying(what, || async {
             let mut tx = self.pool().begin().await.map_err(failed)?;
             self.check_term(&mut tx, None, true).await?;
-            sqlx::query(
-                "UPDATE `sluice_meta`.`snapshot_progress` SET last_key = COALESCE(?, last_key), \
-                 chunks_done = chunks_done + ?, rows_copied = rows_copied + ?, inflight_rows = 0, \
-                 state = COALESCE(?, state), updated_at = CURRENT_TIMESTAMP(6) WHERE pipeline = ? AND source_table = ?",
-            )
-            .bind(last_key)
-            .bind(&chunks)
-            .bind(&rows)
-            .bind(state)
-            .bind(pipeline)
-            .bind(table)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
+            for c in chunks {
+                // An unfinished chunk keeps the state (`pending` or `recopy`).
+                let state = if c.complete { Some("done") } else { None };
+                sqlx::query(
+                    "UPDATE `sluice_meta`.`snapshot_progress` SET last_key = COALESCE(?, last_key), \
+                     chunks_done = chunks_done + ?, rows_copied = rows_copied + ?, inflight_rows = 0, \
+                     state = COALESCE(?, state), updated_at = CURRENT_TIMESTAMP(6) WHERE pipeline = ? AND source_table = ?",
+                )
+                .bind(c.last_key)
+                .bind(u64::from(c.chunk_end))
+                .bind(c.rows)
+                .bind(state)
+                .bind(pipeline)
+                .bind(c.table)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            }
             tx.commit().await.map_err(failed)
         })
         .await

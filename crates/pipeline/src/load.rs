@@ -23,8 +23,8 @@
 //! Snapshot chunk batches queued back to back are grouped the same way, up
 //! to 40,000 rows, but only with each other and only *plain* ones (nothing
 //! to do before them but their in-flight record; see [`plain_chunk`]):
-//! each one's in-flight record is written before the combined apply, and
-//! each one's progress after it, in order. That is the order applying them
+//! their in-flight records are written before the combined apply, in one
+//! target transaction, and their progress after it, in order, in another. That is the order applying them
 //! one by one would give, since nothing else lies between them in the
 //! stream; a crash after the commit but before a chunk's progress is the
 //! window a single chunk batch has too (the chunk is copied again, exact,
@@ -247,9 +247,6 @@ impl LoadStage {
             let mut group: Vec<crate::channel::Sized<Batch>> = Vec::new();
             let copy = self.copies.as_ref().and_then(|c| c.get(msg.item.id));
             let mark_of = |b: &Batch| self.copies.as_ref().and_then(|c| c.get(b.id));
-            if !before_chunk(&self.applier, copy.as_ref(), &abandon).await? {
-                return Ok(());
-            }
             // The marks of the group's chunk batches after the first, in
             // order (a group is all stream batches or all plain chunks).
             let mut marks: Vec<crate::snapshot::CopyMark> = Vec::new();
@@ -274,15 +271,14 @@ impl LoadStage {
                         stash = Some(next);
                         break;
                     }
-                    if let Some(m) = next_mark {
-                        if !before_chunk(&self.applier, Some(&m), &abandon).await? {
-                            return Ok(());
-                        }
-                        marks.push(m);
-                    }
+                    marks.extend(next_mark);
                     rows += next.item.rows();
                     group.push(next);
                 }
+            }
+            let chunk_marks: Vec<&crate::snapshot::CopyMark> = copy.iter().chain(&marks).collect();
+            if !before_chunks(&self.applier, &chunk_marks, &abandon).await? {
+                return Ok(());
             }
             let applied = if group.is_empty() {
                 let replaying = self.replaying(&msg.item);
@@ -314,17 +310,12 @@ impl LoadStage {
                     Err(e) => {
                         tracing::info!(first = msg.item.id, last = combined.id, error = %e, "queued batches failed together; applying them one by one to find the failing batch");
                         uncombine(combined, &mut msg.item, &mut group, &counts);
-                        let chunks = std::iter::once(copy.clone()).chain(
-                            marks
-                                .iter()
-                                .cloned()
-                                .map(Some)
-                                .chain(std::iter::repeat(None)),
-                        );
-                        for (batch, mark) in std::iter::once(msg.item)
+                        for (i, batch) in std::iter::once(msg.item)
                             .chain(group.into_iter().map(|b| b.item))
-                            .zip(chunks)
+                            .enumerate()
                         {
+                            // A group of chunks has a mark for every batch.
+                            let mark = chunk_marks.get(i);
                             let replaying = self.replaying(&batch);
                             match self.applier.apply(&batch, replaying, &abandon).await {
                                 Ok(true) => {}
@@ -334,8 +325,8 @@ impl LoadStage {
                                     return Err(e);
                                 }
                             }
-                            if let Some(mark) = &mark {
-                                if !self.chunk_committed(batch.id, mark, &abandon).await? {
+                            if let Some(&mark) = mark {
+                                if !self.chunks_committed(&[(batch.id, mark)], &abandon).await? {
                                     return Ok(());
                                 }
                             }
@@ -349,15 +340,11 @@ impl LoadStage {
             if !applied {
                 return Ok(());
             }
-            if let Some(mark) = &copy {
-                if !self.chunk_committed(msg.item.id, mark, &abandon).await? {
-                    return Ok(());
-                }
-            }
-            for (batch, mark) in group.iter().zip(&marks) {
-                if !self.chunk_committed(batch.item.id, mark, &abandon).await? {
-                    return Ok(());
-                }
+            let ids = std::iter::once(msg.item.id).chain(group.iter().map(|b| b.item.id));
+            let committed: Vec<(u64, &crate::snapshot::CopyMark)> =
+                ids.zip(chunk_marks.iter().copied()).collect();
+            if !self.chunks_committed(&committed, &abandon).await? {
+                return Ok(());
             }
             let batches: Vec<&Batch> = std::iter::once(&msg.item)
                 .chain(group.iter().map(|b| &b.item))
@@ -371,20 +358,26 @@ impl LoadStage {
         }
     }
 
-    /// After chunk batch `batch_id` committed: its progress on the target,
-    /// its status, its mark forgotten. `Ok(false)`: abandoned.
-    async fn chunk_committed(
+    /// After chunk batches `(batch id, mark)` committed: their progress on
+    /// the target (one transaction), their status, their marks forgotten,
+    /// in order. `Ok(false)`: abandoned.
+    async fn chunks_committed(
         &self,
-        batch_id: u64,
-        mark: &crate::snapshot::CopyMark,
+        chunks: &[(u64, &crate::snapshot::CopyMark)],
         abandon: &CancellationToken,
     ) -> Result<bool, PipelineError> {
-        if !after_chunk(&self.applier, mark, abandon).await? {
+        if chunks.is_empty() {
+            return Ok(true);
+        }
+        let marks: Vec<&crate::snapshot::CopyMark> = chunks.iter().map(|(_, m)| *m).collect();
+        if !after_chunks(&self.applier, &marks, abandon).await? {
             return Ok(false);
         }
-        report_chunk(&self.applier.status, mark);
-        if let Some(marks) = &self.copies {
-            marks.remove(batch_id);
+        for (batch_id, mark) in chunks {
+            report_chunk(&self.applier.status, mark);
+            if let Some(copies) = &self.copies {
+                copies.remove(*batch_id);
+            }
         }
         Ok(true)
     }
@@ -709,36 +702,48 @@ pub(crate) async fn before_chunk(
     mark: Option<&crate::snapshot::CopyMark>,
     abandon: &tokio_util::sync::CancellationToken,
 ) -> Result<bool, crate::error::PipelineError> {
-    let Some(mark) = mark else {
+    before_chunks(applier, mark.as_slice(), abandon).await
+}
+
+/// [`before_chunk`] for chunk batches applied as one, in order: their
+/// in-flight records in one target transaction.
+async fn before_chunks(
+    applier: &crate::load::Applier,
+    marks: &[&crate::snapshot::CopyMark],
+    abandon: &tokio_util::sync::CancellationToken,
+) -> Result<bool, crate::error::PipelineError> {
+    if marks.is_empty() {
         return Ok(true);
-    };
+    }
     let loader = &applier.loader;
     let pipeline = applier.pipeline.as_str();
-    if mark.restart
-        && !with_retry(applier, abandon, || async {
+    for mark in marks.iter().filter(|m| m.restart) {
+        if !with_retry(applier, abandon, || async {
             loader.snapshot_restart(pipeline, &mark.table).await
         })
         .await?
-    {
-        return Ok(false);
-    }
-    with_retry(applier, abandon, || async {
-        loader
-            .snapshot_inflight(pipeline, &mark.table, mark.rows)
-            .await?;
-        if mark.clear {
-            loader.clear_table(&mark.target.0, &mark.target.1).await?;
+        {
+            return Ok(false);
         }
-        if let Some(r) = &mark.range {
-            loader
-                .delete_key_range(
-                    &mark.target.0,
-                    &mark.target.1,
-                    &r.columns,
-                    r.after.as_deref(),
-                    r.through.as_deref(),
-                )
-                .await?;
+    }
+    let inflight: Vec<(&str, u64)> = marks.iter().map(|m| (m.table.as_str(), m.rows)).collect();
+    with_retry(applier, abandon, || async {
+        loader.snapshot_inflight(pipeline, &inflight).await?;
+        for mark in marks {
+            if mark.clear {
+                loader.clear_table(&mark.target.0, &mark.target.1).await?;
+            }
+            if let Some(r) = &mark.range {
+                loader
+                    .delete_key_range(
+                        &mark.target.0,
+                        &mark.target.1,
+                        &r.columns,
+                        r.after.as_deref(),
+                        r.through.as_deref(),
+                    )
+                    .await?;
+            }
         }
         Ok(())
     })
@@ -753,22 +758,32 @@ pub(crate) async fn after_chunk(
     mark: &crate::snapshot::CopyMark,
     abandon: &tokio_util::sync::CancellationToken,
 ) -> Result<bool, crate::error::PipelineError> {
+    after_chunks(applier, &[mark], abandon).await
+}
+
+/// [`after_chunk`] for chunk batches applied as one: their records in
+/// order, in one target transaction.
+async fn after_chunks(
+    applier: &crate::load::Applier,
+    marks: &[&crate::snapshot::CopyMark],
+    abandon: &tokio_util::sync::CancellationToken,
+) -> Result<bool, crate::error::PipelineError> {
+    let done: Vec<sluice_load::snapshot::ChunkDone<'_>> = marks
+        .iter()
+        .map(|m| sluice_load::snapshot::ChunkDone {
+            table: &m.table,
+            last_key: m.last_key.as_deref(),
+            rows: m.rows,
+            complete: m.complete,
+            chunk_end: m.chunk_end,
+        })
+        .collect();
     let loader = &applier.loader;
     let pipeline = applier.pipeline.as_str();
-    let done = with_retry(applier, abandon, || async {
-        loader
-            .snapshot_chunk_done(
-                pipeline,
-                &mark.table,
-                mark.last_key.as_deref(),
-                mark.rows,
-                mark.complete,
-                mark.chunk_end,
-            )
-            .await
+    with_retry(applier, abandon, || async {
+        loader.snapshot_chunks_done(pipeline, &done).await
     })
-    .await?;
-    Ok(done)
+    .await
 }
 
 /// Shows a committed chunk's batch in this node's status (the active
