@@ -21,8 +21,9 @@
 //! the checkpoint is the last one's.
 //!
 //! Snapshot chunk batches queued back to back are grouped the same way, up
-//! to 40,000 rows, but only with each other and only *plain* ones (nothing
-//! to do before them but their in-flight record; see [`plain_chunk`]):
+//! to 40,000 rows, but only with each other, only *plain* ones (nothing
+//! to do before them but their in-flight record; see [`plain_chunk`]) and
+//! at most one chunk of each table (so no more of a table is in flight):
 //! their in-flight records are written before the combined apply, in one
 //! target transaction, and their progress after it, in order, in another. That is the order applying them
 //! one by one would give, since nothing else lies between them in the
@@ -258,18 +259,29 @@ impl LoadStage {
                     COALESCE_MAX_ROWS
                 };
                 let mut rows = msg.item.rows();
+                // Tables whose chunk ends in the group: at most one chunk
+                // per table is in flight, so a failover copies no more of a
+                // table again than one chunk batch alone would.
+                let mut ended: Vec<String> = copy
+                    .iter()
+                    .filter(|m| m.chunk_end)
+                    .map(|m| m.table.clone())
+                    .collect();
                 while rows < limit {
                     let Some(next) = rx.try_recv() else { break };
                     let next_mark = mark_of(&next.item);
                     let fits = matches!(next.item.body, BatchBody::Rows(_))
                         && match (&next_mark, plain) {
                             (None, None) => true,
-                            (Some(m), Some(true)) => plain_chunk(m),
+                            (Some(m), Some(true)) => plain_chunk(m) && !ended.contains(&m.table),
                             _ => false,
                         };
                     if !fits {
                         stash = Some(next);
                         break;
+                    }
+                    if let Some(m) = next_mark.as_ref().filter(|m| m.chunk_end) {
+                        ended.push(m.table.clone());
                     }
                     marks.extend(next_mark);
                     rows += next.item.rows();
